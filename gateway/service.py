@@ -1,0 +1,195 @@
+"""The gateway process: subscribe at QoS 1, store batches, acknowledge only after the commit."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from gateway.db import make_session_factory
+from gateway.ingest import BatchResult, Ingestor, RawMessage
+from gateway.models import utcnow
+from gateway.mqtt import connect, make_client
+from gateway.protocol import QOS, UPSTREAM_FILTER, shared_filter
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    generation: int  # connection number: a mid is only valid on the connection that delivered it
+    mid: int
+    qos: int
+    raw: RawMessage
+
+
+class GatewayService:
+    """One gateway process; several can share the load with `shared=True` (MQTT v5 only)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        shared: bool = False,
+        batch_size: int = 1000,
+        batch_wait_s: float = 0.1,
+        stats_every_s: float = 10.0,
+        ready_file: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.target = settings.mqtt()
+        if shared and self.target.protocol != "5":
+            raise ValueError("shared subscriptions need MQTT v5")
+        self.shared = shared
+        self.batch_size = batch_size
+        self.batch_wait_s = batch_wait_s
+        self.stats_every_s = stats_every_s
+        self.ready_file = ready_file
+        self.sessions = make_session_factory(engine)
+        self.ingestor = Ingestor(engine)
+        self.totals = BatchResult()
+        self.received = 0
+        self.connected = threading.Event()
+        self._inbox: queue.Queue[_Delivery] = queue.Queue()
+        self._generation = 0
+        # Shared-subscription members keep no session: a dead member's queue would strand messages.
+        self.session_expiry_s = 0 if shared else 7 * 24 * 3600
+        self.client = make_client(
+            self.target, settings.gateway_client_id, persistent=not shared, manual_ack=True
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+
+    def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the gateway: %s", reason)
+            return
+        topic = shared_filter(self.settings.gateway_group) if self.shared else UPSTREAM_FILTER
+        client.subscribe(topic, qos=QOS)
+        log.info("gateway connected to %s:%s, subscribed to %s", self.target.host, self.target.port, topic)
+
+    def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, reasons: Any, _props: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("broker refused the subscription: %s", reasons)
+            return
+        self.connected.set()
+        if self.ready_file is not None:
+            self.ready_file.touch()
+
+    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self._generation += 1
+        self.connected.clear()
+        log.warning("gateway disconnected (%s); unacknowledged messages will be redelivered", reason)
+
+    def _on_message(self, _c: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:
+        raw = RawMessage(message.topic, bytes(message.payload), utcnow())
+        self._inbox.put(_Delivery(self._generation, message.mid, message.qos, raw))
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set; the batch in hand is committed and acknowledged before returning."""
+        with self.sessions.begin() as session:
+            self.ingestor.refresh(session)
+        connect(self.client, self.target, session_expiry_s=self.session_expiry_s)
+        self.client.loop_start()
+        next_stats = time.monotonic() + self.stats_every_s
+        try:
+            while not stop.is_set():
+                batch = self._take_batch()
+                if batch:
+                    self._store(batch, stop)
+                if time.monotonic() >= next_stats:
+                    self._log_stats()
+                    next_stats = time.monotonic() + self.stats_every_s
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self._log_stats()
+
+    def _take_batch(self) -> list[_Delivery]:
+        try:
+            batch = [self._inbox.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _store(self, batch: list[_Delivery], stop: threading.Event) -> None:
+        """Commit the batch, then acknowledge it; while the database is down, retry and ack nothing."""
+        delay = 0.5
+        while True:
+            try:
+                with self.sessions.begin() as session:
+                    result = self.ingestor.process(session, [d.raw for d in batch])
+                break
+            except OperationalError as exc:
+                log.warning("database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay)
+                if stop.wait(delay):
+                    return  # unacknowledged: the broker redelivers to our next session
+                delay = min(delay * 2, 30.0)
+            except DBAPIError:
+                result = self._store_one_by_one(batch)
+                break
+        self._account(result, len(batch))
+        for delivery in batch:
+            if delivery.qos > 0 and delivery.generation == self._generation:
+                self.client.ack(delivery.mid, delivery.qos)
+
+    def _store_one_by_one(self, batch: list[_Delivery]) -> BatchResult:
+        """Isolate a message the database refuses, dead-letter it, and keep the rest."""
+        total = BatchResult()
+        for delivery in batch:
+            try:
+                with self.sessions.begin() as session:
+                    part = self.ingestor.process(session, [delivery.raw])
+            except SQLAlchemyError as exc:
+                log.error("store refused a message on %s: %s", delivery.raw.topic, exc.__class__.__name__)
+                with self.sessions.begin() as session:
+                    self.ingestor.dead_letter(
+                        session, delivery.raw, "store_rejected", str(getattr(exc, "orig", exc))[:500]
+                    )
+                part = BatchResult()
+                part.dead_letters["store_rejected"] += 1
+            _merge(total, part)
+        return total
+
+    def _account(self, result: BatchResult, size: int) -> None:
+        self.received += size
+        _merge(self.totals, result)
+
+    def _log_stats(self) -> None:
+        log.info(
+            "gateway: %s received, %s stored, %s duplicates, %s dead-lettered, %s state changes, %s queued",
+            self.received,
+            self.totals.stored,
+            self.totals.duplicates,
+            sum(self.totals.dead_letters.values()),
+            self.totals.state_changes,
+            self._inbox.qsize(),
+        )
+
+
+def _merge(total: BatchResult, part: BatchResult) -> None:
+    total.stored += part.stored
+    total.duplicates += part.duplicates
+    total.state_changes += part.state_changes
+    total.dead_letters.update(part.dead_letters)
