@@ -184,7 +184,8 @@ def _watch(supervisor: Supervisor, engine: Any, stop: threading.Event, exit_afte
             return 1
         with sessions() as session:
             readings = session.scalar(select(func.count()).select_from(Reading))
-            states = dict(session.execute(select(Device.state, func.count()).group_by(Device.state)).tuples())
+            by_state = session.execute(select(Device.state, func.count()).group_by(Device.state))
+            states = {state: n for state, n in by_state}
             communities = session.scalar(select(func.count()).select_from(Community))
         log.info("status: %s communities, %s readings stored, devices %s", communities, readings, states)
         if deadline is not None and time.monotonic() >= deadline:

@@ -86,7 +86,7 @@ class Ingestor:
             .join(Community, Site.community_id == Community.id)
         )
         self._devices = {slug: KnownDevice(did, sid, c, s) for slug, did, sid, c, s in rows}
-        self._goods = dict(session.execute(select(Good.slug, Good.id)).tuples())
+        self._goods = {slug: good_id for slug, good_id in session.execute(select(Good.slug, Good.id))}
 
     def process(self, session: Session, batch: list[RawMessage]) -> BatchResult:
         """Store every message of `batch` or dead-letter it; never raises for a bad message."""
@@ -167,7 +167,8 @@ class Ingestor:
             stmt = sqlite_insert(Reading).values(values).on_conflict_do_nothing()
         else:  # pragma: no cover - only SQLite and PostgreSQL are supported
             stmt = insert(Reading).values(values)
-        return session.execute(stmt).rowcount == 1
+        # RETURNING tells reliably whether the row was new (rowcount is driver-dependent with ON CONFLICT).
+        return session.execute(stmt.returning(Reading.id)).first() is not None
 
     def _newer_stock_report_exists(self, session: Session, device_id: int, seq: int) -> bool:
         """A late (store-and-forward) report must not overwrite a newer level."""

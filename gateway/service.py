@@ -45,6 +45,7 @@ class GatewayService:
         batch_wait_s: float = 0.1,
         stats_every_s: float = 10.0,
         ready_file: Path | None = None,
+        session_expiry_s: int = 7 * 24 * 3600,
     ) -> None:
         self.settings = settings
         self.target = settings.mqtt()
@@ -63,7 +64,8 @@ class GatewayService:
         self._inbox: queue.Queue[_Delivery] = queue.Queue()
         self._generation = 0
         # Shared-subscription members keep no session: a dead member's queue would strand messages.
-        self.session_expiry_s = 0 if shared else 7 * 24 * 3600
+        # A single gateway keeps its session (default a week) so an outage of the gateway loses nothing.
+        self.session_expiry_s = 0 if shared else session_expiry_s
         self.client = make_client(
             self.target, settings.gateway_client_id, persistent=not shared, manual_ack=True
         )

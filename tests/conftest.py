@@ -1,0 +1,235 @@
+"""Shared fixtures: the broker and database the integration tests run against.
+
+In CI (`.ci/run`) RHIZOME_TEST_MQTT_URL and RHIZOME_TEST_POSTGRES_URL point at the machine's real Mosquitto
+and PostgreSQL, and RHIZOME_TEST_REQUIRE_SERVICES=1 turns a missing service into a failure. Without them the
+same tests run against the embedded broker and SQLite, so `make test` passes on a bare machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from gateway.broker import BrokerAccount, EmbeddedBroker
+from gateway.db import make_engine
+from gateway.migrate import upgrade
+from gateway.protocol import MqttTarget
+
+MQTT_ENV = "RHIZOME_TEST_MQTT_URL"
+POSTGRES_ENV = "RHIZOME_TEST_POSTGRES_URL"
+REQUIRE_ENV = "RHIZOME_TEST_REQUIRE_SERVICES"
+
+
+def services_required() -> bool:
+    """True in CI: every integration test must run against the real services."""
+    return os.environ.get(REQUIRE_ENV) == "1"
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A broker the tests may use: URL (with credentials), protocol, and what runs it."""
+
+    url: str
+    protocol: str
+    kind: str
+
+    @property
+    def target(self) -> MqttTarget:
+        return MqttTarget.from_url(self.url, self.protocol)
+
+
+def _reachable(url: str) -> bool:
+    target = MqttTarget.from_url(url)
+    try:
+        with socket.create_connection((target.host, target.port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """The real Mosquitto when RHIZOME_TEST_MQTT_URL is set, else an embedded broker for this session."""
+    url = os.environ.get(MQTT_ENV)
+    if url:
+        if not _reachable(url):
+            pytest.fail(f"{MQTT_ENV}={url} is set but the broker is not reachable")
+        yield Broker(url, os.environ.get("RHIZOME_TEST_MQTT_PROTOCOL", "5"), "external")
+        return
+    if services_required():
+        pytest.fail(f"{REQUIRE_ENV}=1 but {MQTT_ENV} is not set")
+    account = BrokerAccount("rhizome-test", secrets.token_urlsafe(12))
+    with EmbeddedBroker(tmp_path_factory.mktemp("broker"), [account]) as embedded:
+        yield Broker(embedded.url(account), embedded.protocol, embedded.kind)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str | None:
+    """Admin URL of the real PostgreSQL, or None outside CI when it is not configured."""
+    url = os.environ.get(POSTGRES_ENV)
+    if url is None and services_required():
+        pytest.fail(f"{REQUIRE_ENV}=1 but {POSTGRES_ENV} is not set")
+    return url
+
+
+def _create_database(admin_url: str) -> str:
+    name = f"rhizome_test_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str | None) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (skipped only outside CI when unconfigured)."""
+    if postgres_admin_url is None:
+        pytest.skip(f"PostgreSQL not configured ({POSTGRES_ENV} unset, not in CI)")
+    url = _create_database(postgres_admin_url)
+    yield url
+    _drop_database(postgres_admin_url, url)
+
+
+@pytest.fixture
+def database_url(postgres_admin_url: str | None, tmp_path: Path) -> Iterator[str]:
+    """The store for integration tests: a fresh PostgreSQL database in CI, else a SQLite file."""
+    if postgres_admin_url is None:
+        yield f"sqlite:///{tmp_path / 'rhizome.db'}"
+        return
+    url = _create_database(postgres_admin_url)
+    yield url
+    _drop_database(postgres_admin_url, url)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated engine on the integration store."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite engine for fast unit tests of store logic."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'unit.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def tiny_region_data(tag: str = "") -> dict[str, Any]:
+    """Two communities, a pump, a storage hub and two goods: small enough to reason about by hand.
+
+    `tag` is appended to community and device slugs so tests on a shared broker use their own topics.
+    """
+    text = json.dumps(_TINY).replace("utuado", f"utuado{tag}").replace("jayuya", f"jayuya{tag}")
+    return json.loads(text)
+
+
+_TINY: dict[str, Any] = {
+    "format": "rhizome-region/1",
+    "name": "Tiny",
+    "goods": [
+        {
+            "slug": "water",
+            "name": "Water",
+            "unit": "L",
+            "sector": "water",
+            "essential": True,
+            "perishability_hours": None,
+            "weight_kg_per_unit": 1.0,
+        },
+        {
+            "slug": "rice",
+            "name": "Rice",
+            "unit": "kg",
+            "sector": "food",
+            "essential": True,
+            "perishability_hours": None,
+            "weight_kg_per_unit": 1.0,
+        },
+    ],
+    "communities": [
+        {
+            "slug": "utuado",
+            "name": "Utuado",
+            "lat": 18.27,
+            "lon": -66.7,
+            "population": 28000,
+            "sites": [
+                {
+                    "slug": "pump-1",
+                    "name": "Pump 1",
+                    "kind": "pump",
+                    "lat": 18.26,
+                    "lon": -66.71,
+                    "people_served": 2000,
+                    "devices": [{"slug": "utuado-pump-1-pump", "kind": "pump", "interval_s": 60}],
+                },
+                {
+                    "slug": "hub",
+                    "name": "Hub",
+                    "kind": "storage",
+                    "lat": 18.27,
+                    "lon": -66.7,
+                    "devices": [{"slug": "utuado-hub-stock", "kind": "stock", "interval_s": 300}],
+                    "stock": {"water": 500, "rice": 200},
+                },
+            ],
+            "needs": {"water": {"minimum": 1000, "target": 3000}},
+        },
+        {
+            "slug": "jayuya",
+            "name": "Jayuya",
+            "lat": 18.22,
+            "lon": -66.59,
+            "population": 14000,
+            "sites": [
+                {
+                    "slug": "hub",
+                    "name": "Hub",
+                    "kind": "storage",
+                    "lat": 18.22,
+                    "lon": -66.59,
+                    "devices": [{"slug": "jayuya-hub-stock", "kind": "stock", "interval_s": 300}],
+                    "stock": {"water": 9000},
+                }
+            ],
+            "needs": {"water": {"minimum": 1000, "target": 2000}},
+        },
+    ],
+    "members": [
+        {
+            "name": "Ana",
+            "community": "utuado",
+            "lat": 18.27,
+            "lon": -66.7,
+            "skills": ["pump-mechanic"],
+            "roles": ["crew", "driver"],
+            "hours_per_week": 4,
+            "vehicle": {"name": "Pickup", "kind": "pickup", "capacity_kg": 800},
+        },
+    ],
+}

@@ -1,0 +1,126 @@
+"""The gateway against a real broker and store: stores what devices publish, dead-letters the rest,
+and keeps its session so messages published while it is down arrive when it returns."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from gateway.db import make_session_factory
+from gateway.models import DeadLetter, Device, Reading
+from gateway.mqtt import make_client
+from gateway.protocol import QOS, StateMessage, Telemetry, encode
+from gateway.region import load_region
+from gateway.service import GatewayService
+from gateway.settings import Settings
+from tests.conftest import Broker, tiny_region_data
+
+pytestmark = pytest.mark.network
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+class Running:
+    """A gateway service running in a thread."""
+
+    def __init__(self, service: GatewayService) -> None:
+        self.service, self.stop = service, threading.Event()
+        self.thread = threading.Thread(target=service.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+        assert service.connected.wait(15)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def region(engine: Engine, tag: str) -> str:
+    with make_session_factory(engine).begin() as session:
+        load_region(session, tiny_region_data(tag))
+    return f"rhizome/v1/utuado{tag}/pump-1/utuado{tag}-pump-1-pump"
+
+
+@pytest.fixture
+def settings(broker: Broker, tag: str) -> Settings:
+    return Settings(mqtt_url=broker.url, mqtt_protocol=broker.protocol, gateway_client_id=f"test-gw-{tag}")
+
+
+@pytest.fixture
+def publisher(broker: Broker, tag: str) -> Iterator[mqtt.Client]:
+    client = make_client(broker.target, f"test-pub-{tag}")
+    client.connect(broker.target.host, broker.target.port)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish(client: mqtt.Client, topic: str, payload: bytes, retain: bool = False) -> None:
+    client.publish(topic, payload, qos=QOS, retain=retain).wait_for_publish(10)
+
+
+def count(engine: Engine, model: type) -> int:
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def reading(seq: int) -> bytes:
+    return encode(Telemetry(seq, datetime.now(UTC), {"flow_lpm": 30.0 + seq % 10, "running": True}))
+
+
+def test_stores_readings_and_dead_letters_bad_ones(
+    engine: Engine, region: str, settings: Settings, publisher: mqtt.Client
+) -> None:
+    running = Running(GatewayService(settings, engine, session_expiry_s=60))
+    try:
+        publish(publisher, f"{region}/state", encode(StateMessage("online", 1)), retain=True)
+        for seq in range(1, 201):
+            publish(publisher, f"{region}/telemetry", reading(seq))
+        publish(publisher, f"{region}/telemetry", b"not json")
+        publish(publisher, f"{region}/telemetry", reading(200))  # a duplicate
+        wait_until(lambda: count(engine, Reading) == 200 and count(engine, DeadLetter) >= 1)
+    finally:
+        running.close()
+        publish(publisher, f"{region}/state", b"", retain=True)  # clear the retained birth
+    with Session(engine) as session:
+        letters = session.scalars(select(DeadLetter).where(DeadLetter.topic == f"{region}/telemetry")).all()
+        assert [(d.reason, d.payload) for d in letters] == [("not_json", b"not json")]
+        device = session.scalars(select(Device).where(Device.slug == region.split("/")[-1])).one()
+        assert (device.state, device.last_seq, device.session) == ("online", 200, 1)
+    assert running.service.totals.duplicates == 1
+
+
+def test_messages_sent_while_the_gateway_is_down_arrive_later(
+    engine: Engine, region: str, settings: Settings, publisher: mqtt.Client
+) -> None:
+    first = Running(GatewayService(settings, engine, session_expiry_s=120))
+    publish(publisher, f"{region}/telemetry", reading(1))
+    wait_until(lambda: count(engine, Reading) == 1)
+    first.close()  # the broker keeps the session and queues for it
+    for seq in range(2, 302):
+        publish(publisher, f"{region}/telemetry", reading(seq))
+    second = Running(GatewayService(settings, engine, session_expiry_s=60))  # resumes the session
+    try:
+        wait_until(lambda: count(engine, Reading) == 301)
+    finally:
+        second.close()

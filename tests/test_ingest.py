@@ -1,0 +1,148 @@
+"""Ingestion fed raw (topic, payload) pairs, no broker: readings, stock ledger, device state, dead letters."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from gateway.db import make_session_factory
+from gateway.ingest import Ingestor, RawMessage
+from gateway.models import DeadLetter, Device, DeviceStateChange, Reading, Stock, StockLedgerEntry
+from gateway.protocol import StateMessage, StockReport, Telemetry, encode
+from gateway.region import load_region
+from tests.conftest import tiny_region_data
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+PUMP = "rhizome/v1/utuado/pump-1/utuado-pump-1-pump"
+HUB = "rhizome/v1/utuado/hub/utuado-hub-stock"
+
+
+@pytest.fixture
+def store(sqlite_engine: Engine) -> tuple[Engine, Ingestor]:
+    with make_session_factory(sqlite_engine).begin() as session:
+        load_region(session, tiny_region_data())
+        ingestor = Ingestor(sqlite_engine)
+        ingestor.refresh(session)
+    return sqlite_engine, ingestor
+
+
+def feed(engine: Engine, ingestor: Ingestor, *messages: tuple[str, bytes]):  # type: ignore[no-untyped-def]
+    with make_session_factory(engine).begin() as session:
+        return ingestor.process(session, [RawMessage(t, p, NOW) for t, p in messages])
+
+
+def telemetry(seq: int, **metrics: float | bool) -> bytes:
+    return encode(Telemetry(seq, NOW - timedelta(seconds=1), metrics or {"flow_lpm": 40.0}))
+
+
+def stock(seq: int, **levels: float) -> bytes:
+    return encode(StockReport(seq, NOW - timedelta(seconds=1), levels))
+
+
+def count(session: Session, model: type) -> int:
+    return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_readings_are_stored_once_even_when_redelivered(store: tuple[Engine, Ingestor]) -> None:
+    engine, ingestor = store
+    first = feed(engine, ingestor, (f"{PUMP}/telemetry", telemetry(1)), (f"{PUMP}/telemetry", telemetry(2)))
+    again = feed(engine, ingestor, (f"{PUMP}/telemetry", telemetry(2)))
+    assert (first.stored, again.stored, again.duplicates) == (2, 0, 1)
+    with Session(engine) as session:
+        assert count(session, Reading) == 2
+        device = session.scalars(select(Device).where(Device.slug == "utuado-pump-1-pump")).one()
+        assert (device.state, device.last_seq) == ("online", 2)
+
+
+def test_stock_report_updates_stock_and_appends_to_the_ledger(store: tuple[Engine, Ingestor]) -> None:
+    engine, ingestor = store
+    feed(engine, ingestor, (f"{HUB}/stock", stock(5, water=650, rice=200)))
+    feed(engine, ingestor, (f"{HUB}/stock", stock(4, water=999)))  # late store-and-forward report
+    with Session(engine) as session:
+        rows = session.execute(
+            text(
+                "SELECT g.slug, s.quantity FROM stock s JOIN goods g ON g.id = s.good_id "
+                "JOIN sites t ON t.id = s.site_id WHERE t.slug = 'hub' "
+                "AND t.community_id = (SELECT id FROM communities WHERE slug='utuado')"
+            )
+        )
+        levels = {slug: quantity for slug, quantity in rows}
+        assert levels == {"water": 650, "rice": 200}
+        sensor = session.scalars(select(StockLedgerEntry).where(StockLedgerEntry.source == "sensor")).all()
+        assert [(e.delta, e.quantity_after, e.seq) for e in sensor] == [
+            (150, 650, 5)
+        ]  # rice unchanged: no entry
+
+
+def test_the_ledger_is_append_only_in_the_database(store: tuple[Engine, Ingestor]) -> None:
+    engine, _ = store
+    for statement in ("UPDATE stock_ledger SET delta = 0", "DELETE FROM stock_ledger"):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
+            connection.execute(text(statement))
+
+
+def test_negative_stock_is_refused_by_the_database(store: tuple[Engine, Ingestor]) -> None:
+    engine, _ = store
+    with pytest.raises(DBAPIError), Session(engine) as session, session.begin():
+        session.scalars(select(Stock)).first().quantity = -1  # type: ignore[union-attr]
+
+
+def test_birth_and_will_are_paired_by_session(store: tuple[Engine, Ingestor]) -> None:
+    engine, ingestor = store
+    state = f"{PUMP}/state"
+    feed(engine, ingestor, (state, encode(StateMessage("online", 2))))
+    feed(engine, ingestor, (state, encode(StateMessage("offline", 1))))  # a late will of session 1: ignored
+    with Session(engine) as session:
+        assert (
+            session.scalars(select(Device.state).where(Device.slug == "utuado-pump-1-pump")).one() == "online"
+        )
+    feed(engine, ingestor, (state, encode(StateMessage("offline", 2))))
+    with Session(engine) as session:
+        assert (
+            session.scalars(select(Device.state).where(Device.slug == "utuado-pump-1-pump")).one()
+            == "offline"
+        )
+        reasons = session.scalars(select(DeviceStateChange.reason).order_by(DeviceStateChange.id)).all()
+        assert reasons == ["birth", "last will"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        (f"{PUMP}/telemetry", b"{", "not_json"),
+        ("rhizome/v1/utuado/pump-1/nobody/telemetry", telemetry(1), "unknown_device"),
+        ("rhizome/v1/jayuya/hub/utuado-pump-1-pump/telemetry", telemetry(1), "device_topic_mismatch"),
+        (f"{HUB}/stock", stock(1, flour=3), "unknown_good"),
+        ("garbage", b"\x00\x01", "topic_invalid"),
+    ],
+)
+def test_bad_messages_are_dead_lettered_byte_for_byte(
+    store: tuple[Engine, Ingestor], topic: str, payload: bytes, reason: str
+) -> None:
+    engine, ingestor = store
+    result = feed(engine, ingestor, (topic, payload), (f"{PUMP}/telemetry", telemetry(9)))
+    assert result.dead_letters == {reason: 1}
+    assert result.stored == 1  # the good message next to it is kept
+    with Session(engine) as session:
+        letter = session.scalars(select(DeadLetter)).one()
+        assert (letter.topic, letter.payload, letter.reason) == (topic, payload, reason)
+        assert letter.detail
+
+
+def test_a_device_provisioned_after_start_is_found(store: tuple[Engine, Ingestor]) -> None:
+    engine, ingestor = store
+    data = tiny_region_data()
+    data["communities"][1]["sites"][0]["devices"].append(  # type: ignore[index]
+        {"slug": "jayuya-hub-cold", "kind": "cold_room", "interval_s": 60}
+    )
+    with make_session_factory(engine).begin() as session:
+        load_region(session, data)
+    body = json.dumps(
+        {"v": 1, "seq": 1, "ts": (NOW - timedelta(seconds=1)).isoformat(), "metrics": {"temperature_c": 4.0}}
+    ).encode()
+    assert feed(engine, ingestor, ("rhizome/v1/jayuya/hub/jayuya-hub-cold/telemetry", body)).stored == 1
