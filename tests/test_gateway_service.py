@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from gateway.db import make_session_factory
-from gateway.models import DeadLetter, Device, Reading
+from gateway.models import DeadLetter, Device, OutboxMessage, Reading
 from gateway.mqtt import make_client
 from gateway.protocol import QOS, StateMessage, Telemetry, encode
 from gateway.region import load_region
@@ -124,3 +124,32 @@ def test_messages_sent_while_the_gateway_is_down_arrive_later(
         wait_until(lambda: count(engine, Reading) == 301)
     finally:
         second.close()
+
+
+def test_outbox_messages_are_published_once_the_broker_acknowledges(
+    engine: Engine, region: str, settings: Settings, broker: Broker, tag: str
+) -> None:
+    topic = f"rhizome/v1/alerts/utuado{tag}"
+    received: list[bytes] = []
+    listener = make_client(broker.target, f"test-listen-{tag}")
+    listener.on_message = lambda _c, _u, message: received.append(message.payload)
+    listener.connect(broker.target.host, broker.target.port)
+    listener.subscribe(topic, qos=1)
+    listener.loop_start()
+    with make_session_factory(engine).begin() as session:
+        session.add_all(OutboxMessage(topic=topic, payload=f"alert {i}".encode()) for i in range(3))
+    running = Running(GatewayService(settings, engine, session_expiry_s=0))
+    try:
+        wait_until(lambda: len(received) == 3)
+        wait_until(lambda: count_published(engine) == 3)
+    finally:
+        running.close()
+        listener.disconnect()
+        listener.loop_stop()
+    assert received == [b"alert 0", b"alert 1", b"alert 2"]
+
+
+def count_published(engine: Engine) -> int:
+    with Session(engine) as session:
+        query = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_not(None))
+        return session.scalar(query) or 0
