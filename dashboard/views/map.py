@@ -1,0 +1,46 @@
+"""The regional map page (/): what a community assembly looks at, served entirely by the app."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, current_app, render_template, url_for
+from markupsafe import Markup
+
+from dashboard import queries
+from dashboard.config import map_options
+from dashboard.mapview import build_map, render_map
+from dashboard.security import csp_nonce
+from dashboard.store import get_session
+
+log = logging.getLogger(__name__)
+bp = Blueprint("map", __name__)
+
+
+@bp.get("/")
+def index() -> str:
+    """The map of every community and site, with a no-script table of the same communities."""
+    started = time.perf_counter()
+    session = get_session()
+    communities = queries.community_summaries(session)
+    sites = queries.site_summaries(session)
+    fmap = build_map(communities, sites, map_options(current_app.config))
+    parts = render_map(fmap, lambda path: url_for("static", filename=path), csp_nonce())
+    log.debug(
+        "map of %s communities and %s sites built in %.3f s",
+        len(communities),
+        len(sites),
+        time.perf_counter() - started,
+    )
+    shortages = {level: sum(c.level == level for c in communities) for level in queries.LEVELS}
+    faults = sum(any(d.state == "fault" for d in s.devices) for s in sites)
+    return render_template(
+        "map.html",
+        map_header=Markup(parts.header),  # folium output: user text in it was escaped by mapview
+        map_html=Markup(parts.html),
+        map_script=Markup(parts.script),
+        communities=communities,
+        shortages=shortages,
+        sites_with_faults=faults,
+    )

@@ -1,0 +1,69 @@
+"""`rhizome dashboard`: flags, fast help, and a real server that stops cleanly when told to."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import gateway.cli
+from dashboard.cli import run_dashboard
+from gateway.cli import build_parser
+from gateway.db import make_engine
+from gateway.migrate import upgrade
+from gateway.settings import Settings
+
+
+def test_flags_override_settings() -> None:
+    args = build_parser().parse_args(["dashboard", "--host", "0.0.0.0", "--port", "8123"])
+    assert args.handler is run_dashboard and (args.host, args.port) == ("0.0.0.0", 8123)
+
+
+def test_registering_the_command_imports_no_web_stack() -> None:
+    code = "import sys, dashboard.cli; print(sorted({'flask', 'folium', 'sqlalchemy'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_bad_port_is_refused(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["dashboard", "--port", "70000"])
+    with pytest.raises(ValueError, match="port"):
+        run_dashboard(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"), args)
+
+
+def test_serves_until_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'rhizome.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    stop = threading.Event()
+    monkeypatch.setattr(gateway.cli, "stop_on_signals", lambda: stop)  # no signal handlers in a test thread
+    caplog.set_level(logging.INFO, logger="dashboard.cli")
+    args = build_parser().parse_args(["dashboard", "--host", "127.0.0.1", "--port", "0"])
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(run_dashboard(Settings(database_url=url), args)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (found := re.search(r"http://127\.0\.0\.1:(\d+)/", caplog.text)):
+            assert time.monotonic() < deadline and thread.is_alive(), caplog.text
+            time.sleep(0.05)
+        with urllib.request.urlopen(f"{found.group(0)}api/health", timeout=10) as response:
+            assert json.load(response)["status"] == "ok"
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive() and result == [0]
+    assert "dashboard stopped" in caplog.text
