@@ -1,0 +1,1 @@
+"""Planning for the network: surplus allocation now; routing and repair assignment build on it."""

@@ -1,0 +1,55 @@
+"""`rhizome plan`: propose deliveries from surplus to shortage, once or on a timer."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add the planner's subcommands; heavy imports wait for the handler so `rhizome --help` stays fast."""
+    plan = commands.add_parser(
+        "plan",
+        help="propose shipments from communities with surplus to communities below their minimum",
+        description="Allocate surplus to shortages (worst-off first) and store the result as the proposed "
+        "delivery plan, with an alert queued for each receiving community.",
+    )
+    plan.add_argument("--loop", action="store_true", help="re-plan every interval until SIGINT/SIGTERM")
+    plan.add_argument(
+        "--interval",
+        type=float,
+        metavar="S",
+        help="seconds between runs with --loop [RHIZOME_PLAN_INTERVAL_S, 60]",
+    )
+    plan.add_argument("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
+    plan.set_defaults(handler=_plan)
+
+
+def _plan(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.cli import stop_on_signals
+    from gateway.db import make_engine, make_session_factory
+    from logistics.errors import PlanningError
+    from logistics.service import format_summary, plan_once, run_loop
+
+    if args.time_limit <= 0 or (args.interval is not None and args.interval <= 0):
+        raise ValueError("--time-limit and --interval must be positive")
+    settings = settings.with_overrides(plan_interval_s=args.interval)
+    sessions = make_session_factory(make_engine(settings.effective_database_url))
+    if args.loop:
+        run_loop(sessions, settings.plan_interval_s, args.time_limit, stop_on_signals())
+        return 0
+    try:
+        run = plan_once(sessions, args.time_limit)
+    except PlanningError as exc:
+        print(f"no plan: {exc}")
+        return 1
+    except SQLAlchemyError as exc:
+        # The first line names the problem (no such table, connection refused); the SQL echo is noise here.
+        print(f"no plan: store error: {str(exc).splitlines()[0]} (schema current? `rhizome db upgrade`)")
+        return 1
+    print(format_summary(run))
+    return 0

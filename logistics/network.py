@@ -1,0 +1,63 @@
+"""Who can give, who is short, and the sparse set of lanes between them that the model may use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from logistics.allocation_data import AllocationInput
+from logistics.geo import distance_matrix_km, mutual_nearest_mask
+
+QUANTITY_EPS: Final = 1e-6  # below this a surplus or a shortage is noise, not something to ship
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A possible shipment of one good from a supplier to a community short of it."""
+
+    from_place: int
+    to_place: int
+    good_id: int
+    distance_km: float  # great-circle km times the detour factor
+
+
+@dataclass(frozen=True)
+class Network:
+    """Supplies, shortages and lanes of one problem, in a deterministic order."""
+
+    supply: Mapping[tuple[int, int], float]  # (place, good) -> quantity that can be given, > 0
+    demand: Mapping[tuple[int, int], float]  # (place, good) -> shortage up to the target, > 0
+    lanes: tuple[Lane, ...]
+
+
+def build_network(data: AllocationInput) -> Network:
+    """Keep, per good, each supplier's and demander's nearest partners that the good survives reaching."""
+    supply: dict[tuple[int, int], float] = {}
+    demand: dict[tuple[int, int], float] = {}
+    for h in sorted(data.holdings, key=lambda h: (h.good_id, h.place_id)):
+        if (s := h.supply(data.reserve_fraction)) > QUANTITY_EPS:
+            supply[(h.place_id, h.good_id)] = s
+        elif (d := h.demand) > QUANTITY_EPS:
+            demand[(h.place_id, h.good_id)] = d
+    places = {p.id: p for p in data.places}
+    lanes: list[Lane] = []
+    for good in sorted(data.goods, key=lambda g: g.id):
+        givers = [p for (p, g) in supply if g == good.id]
+        takers = [p for (p, g) in demand if g == good.id]
+        if not givers or not takers:
+            continue
+        dist = data.detour_factor * distance_matrix_km(
+            [places[p].lat for p in givers],
+            [places[p].lon for p in givers],
+            [places[p].lat for p in takers],
+            [places[p].lon for p in takers],
+        )
+        mask = mutual_nearest_mask(dist, data.max_neighbours)
+        if good.perishability_hours is not None:
+            mask &= dist <= good.perishability_hours * data.speed_kmh
+        for i, j in zip(*np.nonzero(mask), strict=True):
+            lanes.append(Lane(givers[i], takers[j], good.id, round(float(dist[i, j]), 3)))
+    return Network(supply=supply, demand=demand, lanes=tuple(lanes))

@@ -1,0 +1,233 @@
+"""The planner against a store: loading input, saving plans with shipments and alerts, `rhizome plan`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+import logistics.service
+from gateway.cli import main
+from gateway.db import make_engine, make_session_factory
+from gateway.models import (
+    Base,
+    Community,
+    DeliveryPlan,
+    Good,
+    NeedLevel,
+    OutboxMessage,
+    Shipment,
+    Site,
+    Stock,
+)
+from gateway.region import load_region
+from logistics.allocation import AllocationInput, AllocationPlan, PlannedShipment, solve_allocation
+from logistics.errors import PlanningError
+from logistics.loader import load_allocation_input, save_plan
+from logistics.service import plan_once, run_loop
+from tests.conftest import tiny_region_data
+
+# Supply 60 rice (80 held, target 20) against two shortages of 28 and 40: everyone gets 60/68 of the need.
+SHARE = 60 / 68
+Store = tuple[sessionmaker[Session], dict[str, int]]
+
+
+def fill(session: Session) -> dict[str, int]:
+    """Three communities with sites and one without; returns ids by name."""
+    rice = Good(slug="rice", name="Rice", unit="kg", sector="food", essential=True)
+    session.add(rice)
+    towns = {}
+    for slug, lat, sites in [
+        ("giver", 18.20, ["farm", "storage"]),
+        ("short-town", 18.25, ["clinic"]),
+        ("other-short", 18.30, ["pump", "storage"]),
+        ("siteless", 18.35, []),
+    ]:
+        town = Community(slug=slug, name=slug.title(), lat=lat, lon=-66.5)
+        town.sites = [Site(slug=k, name=k, kind=k, lat=lat, lon=-66.5) for k in sites]
+        session.add(town)
+        towns[slug] = town
+    session.flush()
+    ids = {slug: t.id for slug, t in towns.items()} | {"rice": rice.id}
+    ids |= {f"{slug}/{s.kind}": s.id for slug, t in towns.items() for s in t.sites}
+    session.add_all(
+        [
+            Stock(site_id=ids["giver/farm"], good_id=rice.id, quantity=30),
+            Stock(site_id=ids["giver/storage"], good_id=rice.id, quantity=50),
+            Stock(site_id=ids["short-town/clinic"], good_id=rice.id, quantity=2),
+            NeedLevel(community_id=ids["giver"], good_id=rice.id, minimum=10, target=20),
+            NeedLevel(community_id=ids["short-town"], good_id=rice.id, minimum=10, target=30),
+            NeedLevel(community_id=ids["other-short"], good_id=rice.id, minimum=10, target=40),
+            NeedLevel(community_id=ids["siteless"], good_id=rice.id, minimum=10, target=40),
+        ]
+    )
+    return ids
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    """An in-memory SQLite store with the schema and the rows of `fill`."""
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        ids = fill(session)
+    yield sessions, ids
+    engine.dispose()
+
+
+def count(session: Session, model: type[Base], *where: object) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def test_load_sums_stock_over_sites_and_skips_siteless_communities(
+    store: Store,
+) -> None:
+    sessions, ids = store
+    with sessions.begin() as session:
+        data = load_allocation_input(session)
+    assert [p.id for p in data.places] == [ids["giver"], ids["short-town"], ids["other-short"]]
+    levels = {h.place_id: (h.stock, h.minimum, h.target) for h in data.holdings}
+    assert levels == {
+        ids["giver"]: (80, 10, 20),
+        ids["short-town"]: (2, 10, 30),
+        ids["other-short"]: (0, 10, 40),
+    }
+    assert [(g.slug, g.sector, g.essential) for g in data.goods] == [("rice", "food", True)]
+
+
+def test_save_writes_shipments_from_hubs_and_one_alert_per_receiver(
+    store: Store,
+) -> None:
+    sessions, ids = store
+    with sessions.begin() as session:
+        plan = solve_allocation(load_allocation_input(session))
+        plan_id = save_plan(session, plan)
+    assert plan.min_coverage == pytest.approx(SHARE, abs=1e-6)
+    with sessions.begin() as session:
+        row = session.get_one(DeliveryPlan, plan_id)
+        assert (row.status, row.solver_status) == ("proposed", "Optimal")
+        assert row.summary["shipments"] == 2 and row.summary["min_coverage"] == pytest.approx(SHARE, abs=1e-6)
+        moves = {
+            (s.from_site_id, s.to_site_id): s.quantity
+            for s in session.scalars(select(Shipment).where(Shipment.plan_id == plan_id))
+        }
+        assert moves == {
+            (ids["giver/storage"], ids["short-town/clinic"]): pytest.approx(28 * SHARE, abs=1e-4),
+            (ids["giver/storage"], ids["other-short/storage"]): pytest.approx(40 * SHARE, abs=1e-4),
+        }
+        alerts = session.scalars(select(OutboxMessage).order_by(OutboxMessage.topic)).all()
+        assert [(a.topic, a.qos) for a in alerts] == [
+            ("rhizome/v1/alerts/other-short", 1),
+            ("rhizome/v1/alerts/short-town", 1),
+        ]
+        body = json.loads(alerts[1].payload)
+        assert (body["v"], body["event"], body["plan"], body["community"]) == (
+            1,
+            "shipments_planned",
+            plan_id,
+            "short-town",
+        )
+        assert [(s["good"], s["from"]) for s in body["shipments"]] == [("rice", "giver")]
+        assert body["totals"]["rice"] == pytest.approx(28 * SHARE, abs=1e-4)
+
+
+def test_a_new_plan_supersedes_the_proposed_one_and_an_equal_one_is_kept(
+    store: Store,
+) -> None:
+    sessions, ids = store
+    first = plan_once(sessions)
+    with sessions.begin() as session:
+        session.get_one(Stock, (ids["giver/storage"], ids["rice"])).quantity = 100  # now enough for everyone
+    second = plan_once(sessions)
+    again = plan_once(sessions)
+    assert (first.unchanged, second.unchanged, again.unchanged) == (False, False, True)
+    assert again.plan_id == second.plan_id and second.plan.min_coverage == 1.0
+    with sessions.begin() as session:
+        statuses = {i: status for i, status in session.execute(select(DeliveryPlan.id, DeliveryPlan.status))}
+        assert statuses == {first.plan_id: "superseded", second.plan_id: "proposed"}
+        assert count(session, OutboxMessage) == 4  # two per stored plan, none for the unchanged one
+
+
+def test_a_plan_for_a_siteless_community_is_refused_whole(store: Store) -> None:
+    sessions, ids = store
+    plan = AllocationPlan(
+        shipments=(PlannedShipment(ids["giver"], ids["siteless"], ids["rice"], 5.0, 20.0),),
+        coverage={(ids["siteless"], ids["rice"]): 0.125},
+        min_coverage=0.125,
+        status="Optimal",
+        objective=1.0,
+    )
+    with pytest.raises(ValueError, match="without a site"), sessions.begin() as session:
+        save_plan(session, plan)
+    with sessions.begin() as session:
+        assert (count(session, DeliveryPlan), count(session, Shipment), count(session, OutboxMessage)) == (
+            0,
+            0,
+            0,
+        )
+
+
+class StopAfter(threading.Event):
+    """A stop event that sets itself after `runs` waits, so the loop ends without signals or sleeping."""
+
+    def __init__(self, runs: int) -> None:
+        super().__init__()
+        self.runs = runs
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.runs -= 1
+        if self.runs <= 0:
+            self.set()
+        return self.is_set()
+
+
+def test_loop_plans_until_stopped(store: Store) -> None:
+    sessions, _ = store
+    assert run_loop(sessions, interval_s=60.0, time_limit_s=10.0, stop=StopAfter(2)) == 2
+    with sessions.begin() as session:
+        assert count(session, DeliveryPlan) == 1  # the second run found the same plan
+
+
+def test_a_failed_run_is_logged_and_the_loop_goes_on(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sessions, _ = store
+    real = logistics.service.solve_allocation
+    outcomes = iter([PlanningError("fairness", "Stopped", "time limit"), None])
+
+    def flaky(data: AllocationInput, time_limit_s: float = 30.0) -> AllocationPlan:
+        if (error := next(outcomes)) is not None:
+            raise error
+        return real(data, time_limit_s)
+
+    monkeypatch.setattr(logistics.service, "solve_allocation", flaky)
+    assert run_loop(sessions, interval_s=60.0, time_limit_s=10.0, stop=StopAfter(2)) == 1
+    assert "planning run failed: fairness: solver status 'Stopped': time limit" in caplog.text
+    with sessions.begin() as session:
+        assert count(session, DeliveryPlan) == 1
+
+
+def test_plan_command_on_a_migrated_store(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with make_session_factory(engine).begin() as session:
+        load_region(session, tiny_region_data())
+    assert main(["--db", database_url, "plan", "--time-limit", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "shipments     1 to 1 communities" in out and "min coverage  1.000" in out
+    with make_session_factory(engine).begin() as session:
+        shipment = session.scalars(select(Shipment)).one()
+        assert shipment.quantity == 2500.0  # Utuado: 500 L held, short up to its 3,000 L target
+        assert count(session, OutboxMessage, OutboxMessage.topic == "rhizome/v1/alerts/utuado") == 1
+
+
+def test_plan_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["plan", "--help"])
+    out = capsys.readouterr().out
+    assert all(flag in out for flag in ("--loop", "--interval", "--time-limit"))
