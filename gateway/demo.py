@@ -39,6 +39,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     demo.add_argument("--region", type=Path, help="region file [bundled Puerto Rico sample]")
     demo.add_argument("--port", type=int, help="dashboard port [8000, or a free one if taken]")
     demo.add_argument("--speed", type=float, default=60.0, help="simulated time per real second [60]")
+    demo.add_argument(
+        "--embedded-broker",
+        choices=("auto", "mosquitto", "amqtt"),
+        default="auto",
+        help="broker to start when no --mqtt is given [auto: mosquitto if installed, else amqtt]",
+    )
     demo.add_argument("--exit-after", type=float, metavar="S", help="stop cleanly after S seconds")
     demo.set_defaults(handler=run_demo)
 
@@ -118,7 +124,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if settings.mqtt_url is None:
             account = BrokerAccount("rhizome-demo", secrets.token_urlsafe(16))
-            broker = EmbeddedBroker(data_dir / "broker", [account])
+            broker = EmbeddedBroker(data_dir / "broker", [account], prefer=args.embedded_broker)
             broker.start()
             settings = settings.with_overrides(mqtt_url=broker.url(account), mqtt_protocol=broker.protocol)
             log.info(
@@ -139,9 +145,11 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         ready_file.unlink(missing_ok=True)
         supervisor.start("gateway", "gateway", "--ready-file", str(ready_file))
         _wait_for(lambda: ready_file.exists(), 30, "gateway subscription", supervisor)
-        supervisor.start(
-            "devices", "devices", "simulate", "--region", str(region_path), "--speed", str(args.speed)
-        )
+        simulate = ["devices", "simulate", "--region", str(region_path), "--speed", str(args.speed)]
+        if broker is not None and broker.kind == "amqtt":
+            # amqtt verifies an Argon2 hash per CONNECT: hundreds of device connections take it minutes.
+            simulate += ["--mode", "multiplexed", "--connections", "4"]
+        supervisor.start("devices", *simulate)
         supervisor.start("planner", "plan", "--loop")
         supervisor.start("dashboard", "dashboard", "--host", settings.dashboard_host, "--port", str(port))
         wait_for_port(settings.dashboard_host, port, 30)

@@ -4,13 +4,17 @@ was down when they were decided."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.models import OutboxMessage, utcnow
+from gateway.mqtt import connect, make_client
+from gateway.protocol import MqttTarget
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +52,37 @@ def publish_pending(
     if published:
         log.info("outbox: published %s messages", published)
     return published
+
+
+class OutboxPublisher:
+    """Publishes the outbox on its own connection, so waiting for the broker's PUBACK never stalls ingestion
+    (on one connection, a gateway waiting for a PUBACK while holding unacknowledged deliveries can deadlock a
+    broker that serialises a client's packets, as amqtt does)."""
+
+    def __init__(
+        self, target: MqttTarget, client_id: str, sessions: sessionmaker[Session], every_s: float = 1.0
+    ):
+        self.sessions = sessions
+        self.every_s = every_s
+        self.target = target
+        self.client = make_client(target, client_id)
+        self.client.on_connect = lambda *_: self.connected.set()
+        self.client.on_disconnect = lambda *_: self.connected.clear()
+        self.connected = threading.Event()
+        self.published = 0
+
+    def run(self, stop: threading.Event) -> None:
+        """Drain the outbox every `every_s` seconds until `stop` is set."""
+        connect(self.client, self.target)
+        self.client.loop_start()
+        try:
+            while not stop.wait(self.every_s):
+                if not self.connected.is_set():
+                    continue
+                try:
+                    self.published += publish_pending(self.sessions, self.client.publish)
+                except OperationalError as exc:
+                    log.warning("outbox not drained, database unavailable: %s", exc.__class__.__name__)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()

@@ -18,7 +18,7 @@ from gateway.db import make_session_factory
 from gateway.ingest import BatchResult, Ingestor, RawMessage
 from gateway.models import utcnow
 from gateway.mqtt import connect, make_client
-from gateway.outbox import publish_pending
+from gateway.outbox import OutboxPublisher
 from gateway.protocol import QOS, UPSTREAM_FILTER, shared_filter
 from gateway.settings import Settings
 
@@ -107,28 +107,22 @@ class GatewayService:
         connect(self.client, self.target, session_expiry_s=self.session_expiry_s)
         self.client.loop_start()
         next_stats = time.monotonic() + self.stats_every_s
-        next_outbox = time.monotonic()
+        outbox = OutboxPublisher(self.target, f"{self.settings.gateway_client_id}-outbox", self.sessions)
+        outbox_thread = threading.Thread(target=outbox.run, args=(stop,), name="outbox", daemon=True)
+        outbox_thread.start()
         try:
             while not stop.is_set():
                 batch = self._take_batch()
                 if batch:
                     self._store(batch, stop)
-                if self.connected.is_set() and time.monotonic() >= next_outbox:
-                    self._drain_outbox()
-                    next_outbox = time.monotonic() + 1.0
                 if time.monotonic() >= next_stats:
                     self._log_stats()
                     next_stats = time.monotonic() + self.stats_every_s
         finally:
             self.client.disconnect()
             self.client.loop_stop()
+            outbox_thread.join(10)
             self._log_stats()
-
-    def _drain_outbox(self) -> None:
-        try:
-            publish_pending(self.sessions, self.client.publish)
-        except OperationalError as exc:
-            log.warning("outbox not drained, database unavailable: %s", exc.__class__.__name__)
 
     def _take_batch(self) -> list[_Delivery]:
         try:

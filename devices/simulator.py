@@ -1,0 +1,194 @@
+"""The device simulator: the region's devices, their models and a schedule, published through a Fleet.
+
+Time model: a simulated clock starts at `sim_start` (default: now) and runs `speed` times faster than real
+time. It drives the physics (hour of day, tank levels, drying soil) and the schedule: a device with
+`interval_s` 60 publishes every 60 simulated seconds, i.e. every 60/speed real seconds. The `ts` of every
+message is the real wall clock at publishing, like a real device's RTC, so it can never be ahead of the
+gateway's clock (protocol.MAX_CLOCK_SKEW) whatever the speed or duration; at speed 60 a simulated day
+fits into 24 real minutes of readings. Readings depend only on (seed, device slug, sim_start): runs with
+the same `--seed` and `--start` produce the same values.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from devices.client import now_utc
+from devices.fleet import Fleet
+from devices.models import Model, device_rng, make_model
+from devices.regionfile import DeviceSpec
+from gateway.protocol import Body, StockReport, Telemetry
+
+log = logging.getLogger(__name__)
+CONNECT_WAIT_S: Final = 15.0
+STOP_TIMEOUT_S: Final = 5.0
+MAX_BACKLOG: Final = 5_000  # unacknowledged messages before the schedule waits for the broker
+
+
+class DeviceError(ConnectionError):
+    """The simulated devices could not reach the broker."""
+
+
+def make_body(kind: str, seq: int, ts: datetime, values: dict[str, float | bool]) -> Body:
+    """A telemetry or stock payload from a model's reading."""
+    if kind == "stock":
+        return StockReport(seq, ts, {good: float(qty) for good, qty in values.items()})
+    return Telemetry(seq, ts, values)
+
+
+class Schedule:
+    """Every device's readings in simulated-time order: first one at start, then every `interval_s`."""
+
+    def __init__(self, specs: Sequence[DeviceSpec], seed: int, sim_start: datetime) -> None:
+        """Build the models; each device gets a seeded phase so readings spread over the interval."""
+        self.sim_start = sim_start
+        self.models: list[Model] = [make_model(spec, seed) for spec in specs]
+        self._intervals = [spec.interval_s for spec in specs]
+        self._last = [0.0] * len(specs)
+        self._phase = [device_rng(seed, f"{spec.slug}/phase").uniform(0.5, 1.0) for spec in specs]
+        self._heap = [(0.0, i) for i in range(len(specs))]
+
+    def peek(self) -> float:
+        """Simulated seconds since start of the next reading (inf when there are no devices)."""
+        return self._heap[0][0] if self._heap else math.inf
+
+    def pop(self) -> tuple[int, datetime, dict[str, float | bool]]:
+        """Advance the next device's model to its reading time: (device index, simulated time, values)."""
+        offset, i = heapq.heappop(self._heap)
+        at = self.sim_start + timedelta(seconds=offset)
+        values = self.models[i].step(at, offset - self._last[i])
+        self._last[i] = offset
+        step = self._intervals[i] * (self._phase[i] if offset == 0.0 else 1.0)
+        heapq.heappush(self._heap, (offset + step, i))
+        return i, at, values
+
+
+@dataclass
+class RunStats:
+    """What a run did, for the final log line and for tests."""
+
+    published: int = 0
+    dropped: int = 0
+    skipped: int = 0  # readings with nothing to report (a stock device on a site without stock)
+    max_lag_s: float = 0.0
+    elapsed_s: float = 0.0
+
+
+class Simulator:
+    """Runs a Schedule in (accelerated) real time and publishes every reading through a Fleet."""
+
+    def __init__(
+        self,
+        specs: Sequence[DeviceSpec],
+        fleet: Fleet,
+        *,
+        seed: int = 1,
+        speed: float = 1.0,
+        sim_start: datetime | None = None,
+        log_every_s: float = 10.0,
+    ) -> None:
+        """Check the arguments; nothing connects until run()."""
+        if not speed > 0 or not math.isfinite(speed):
+            raise ValueError(f"--speed must be a positive number, got {speed}")
+        if len(fleet.channels) != len(specs):
+            raise ValueError("the fleet must have one channel per device")
+        self.specs = list(specs)
+        self.fleet = fleet
+        self.seed = seed
+        self.speed = speed
+        self.sim_start = sim_start
+        self.log_every_s = log_every_s
+        self.stats = RunStats()
+
+    def run(self, stop: threading.Event, duration: float | None = None) -> RunStats:
+        """Publish until `stop` is set or `duration` real seconds passed, then stop every device cleanly."""
+        self.fleet.start()
+        connected = self._wait_connected(stop)
+        if connected == 0 and self.specs and not stop.is_set():
+            self.fleet.stop(1.0)
+            raise DeviceError(
+                f"no device could connect to the broker: {self.fleet.last_error() or 'timeout'}"
+            )
+        if connected < len(self.specs):
+            log.warning("%s of %s devices connected; the others keep retrying", connected, len(self.specs))
+        schedule = Schedule(self.specs, self.seed, self.sim_start or now_utc())
+        log.info("simulating %s devices at speed %s from %s", len(self.specs), self.speed, schedule.sim_start)
+        try:
+            self._loop(schedule, stop, duration)
+        finally:
+            log.info("stopping: publishing offline for %s devices", len(self.specs))
+            self.fleet.stop(STOP_TIMEOUT_S)
+        stats = self.stats
+        log.info(
+            "published %s messages in %.1f s (%s dropped, max lag %.1f s)",
+            stats.published,
+            stats.elapsed_s,
+            stats.dropped,
+            stats.max_lag_s,
+        )
+        return stats
+
+    def _loop(self, schedule: Schedule, stop: threading.Event, duration: float | None) -> None:
+        stats, channels = self.stats, self.fleet.channels
+        started = time.monotonic()
+        end = started + duration if duration is not None else math.inf
+        next_log, last_count = started + self.log_every_s, 0
+        while not stop.is_set():
+            now = time.monotonic()
+            stats.elapsed_s = now - started
+            if now >= end:
+                return
+            if now >= next_log:
+                self._progress(schedule, now - started, stats.published - last_count, now - next_log)
+                next_log, last_count = now + self.log_every_s, stats.published
+            due = started + schedule.peek() / self.speed
+            if due > now:
+                stop.wait(min(due, end, next_log) - now)
+                continue
+            if stats.published % 64 == 0:
+                self._throttle(stop, end)
+            stats.max_lag_s = max(stats.max_lag_s, now - due)
+            index, _at, values = schedule.pop()
+            if not values:
+                stats.skipped += 1
+                continue
+            channel = channels[index]
+            body = make_body(schedule.models[index].kind, channel.next_seq(), now_utc(), values)
+            if channel.publish(body):
+                stats.published += 1
+            else:
+                stats.dropped += 1
+
+    def _wait_connected(self, stop: threading.Event) -> int:
+        """Give every device a chance to connect (bounded, interruptible) before the clock starts."""
+        deadline = time.monotonic() + CONNECT_WAIT_S
+        while self.fleet.connected() < len(self.specs) and time.monotonic() < deadline:
+            if stop.wait(0.05):
+                break
+        return self.fleet.connected()
+
+    def _throttle(self, stop: threading.Event, end: float) -> None:
+        """Let the broker catch up rather than queue without bound when the speed is beyond its reach."""
+        while self.fleet.backlog() > MAX_BACKLOG and not stop.is_set() and time.monotonic() < end:
+            stop.wait(0.02)
+
+    def _progress(self, schedule: Schedule, elapsed: float, recent: int, late: float) -> None:
+        window = self.log_every_s + max(0.0, late)
+        sim_now = schedule.sim_start + timedelta(seconds=min(schedule.peek(), elapsed * self.speed))
+        log.info(
+            "%s messages published (%.0f/s), %s/%s devices connected, %s awaiting ack, simulated time %s",
+            self.stats.published,
+            recent / window,
+            self.fleet.connected(),
+            len(self.specs),
+            self.fleet.backlog(),
+            sim_now.isoformat(timespec="minutes"),
+        )

@@ -1,0 +1,132 @@
+"""`rhizome demo` from nothing: ready in under 30 s, the map shows every community, devices report, the
+gateway stores, and Ctrl-C leaves no process behind and every device offline."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.db import make_engine
+from gateway.models import Device, Reading
+from gateway.procutil import free_port
+from gateway.region import read_region, sample_region_path
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+READY = re.compile(r"ready in ([\d.]+) s: open (http://\S+)")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for a parent that never reaps it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        return response.read()
+
+
+@pytest.mark.parametrize("setup", ["embedded-auto", "embedded-amqtt", "services"])
+def test_demo_starts_serves_and_stops_cleanly(
+    setup: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    args = ["--data-dir", str(tmp_path / "var"), "demo", "--port", str(free_port())]
+    db_url = f"sqlite:///{tmp_path / 'var' / 'rhizome.db'}"
+    if setup == "embedded-amqtt":
+        args += ["--embedded-broker", "amqtt"]
+    elif setup == "services":
+        real = request.getfixturevalue("broker")
+        if real.kind != "external":
+            pytest.skip("no real broker configured (RHIZOME_TEST_MQTT_URL unset, not in CI)")
+        db_url = request.getfixturevalue("postgres_url")
+        args = ["--mqtt", real.url, "--mqtt-protocol", real.protocol, "--db", db_url, *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RHIZOME_")}
+    started = time.monotonic()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", *args],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            output.append(line)
+            if match := READY.search(line):
+                break
+            assert time.monotonic() - started < 30, "".join(output)
+        else:
+            pytest.fail("demo exited before it was ready:\n" + "".join(output))
+        assert float(match.group(1)) < 30
+        url = match.group(2)
+        processes = descendants(demo.pid)
+        assert len(processes) >= 4  # gateway, devices, planner, dashboard (+ the embedded broker)
+
+        page = get(url).decode()
+        region = read_region(sample_region_path())
+        missing = [
+            c["name"] for c in region["communities"] if html.escape(c["name"], quote=False) not in page
+        ]
+        assert not missing, f"communities missing from the map: {missing}"
+        engine = make_engine(db_url)
+        deadline = time.monotonic() + 30
+        while True:
+            with Session(engine) as session:
+                stored = session.scalar(select(func.count()).select_from(Reading)) or 0
+            if stored >= 100 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert stored >= 100, "the gateway stored fewer than 100 readings in 30 s"
+        health = json.loads(get(url + "api/health"))
+        assert health["status"] == "ok"
+
+        demo.send_signal(signal.SIGINT)  # what Ctrl-C does
+        rest, _ = demo.communicate(timeout=60)
+        output.append(rest)
+        assert demo.returncode == 0, "".join(output)[-3000:]
+        time.sleep(0.5)
+        assert not [pid for pid in processes if alive(pid)], "processes left behind"
+        with Session(engine) as session:
+            states = session.execute(select(Device.state, func.count()).group_by(Device.state)).all()
+        engine.dispose()
+        devices = sum(len(s["devices"]) for c in region["communities"] for s in c["sites"])
+        assert dict(states) == {"offline": devices}
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
