@@ -122,7 +122,12 @@ def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
 
     settings = settings.with_overrides(gateway_group=args.group, gateway_client_id=args.client_id)
     engine = make_engine(settings.effective_database_url)
-    GatewayService(settings, engine, shared=args.shared, ready_file=args.ready_file).run(stop_on_signals())
+    try:
+        GatewayService(settings, engine, shared=args.shared, ready_file=args.ready_file).run(
+            stop_on_signals()
+        )
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -130,7 +135,11 @@ def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.db import make_engine
     from gateway.migrate import upgrade
 
-    upgrade(make_engine(settings.effective_database_url), args.revision)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        upgrade(engine, args.revision)
+    finally:
+        engine.dispose()
     print(f"database at {args.revision}: {_safe_url(settings.effective_database_url)}")
     return 0
 
@@ -141,8 +150,12 @@ def _region_load(settings: Settings, args: argparse.Namespace) -> int:
 
     path = sample_region_path() if str(args.file) == "sample" else args.file
     data = read_region(path)
-    with make_session_factory(make_engine(settings.effective_database_url)).begin() as session:
-        summary = load_region(session, data)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            summary = load_region(session, data)
+    finally:
+        engine.dispose()
     print(
         f"loaded {path.name}: {summary.communities} communities, {summary.sites} sites, "
         f"{summary.devices} devices, {summary.goods} goods, {summary.members} members"

@@ -121,6 +121,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     broker: EmbeddedBroker | None = None
     supervisor: Supervisor | None = None
+    engine = None
     try:
         if settings.mqtt_url is None:
             account = BrokerAccount("rhizome-demo", secrets.token_urlsafe(16))
@@ -162,6 +163,8 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             supervisor.stop_all()
         if broker is not None:
             broker.stop()
+        if engine is not None:
+            engine.dispose()
         log.info("demo stopped")
 
 

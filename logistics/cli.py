@@ -38,11 +38,12 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
     if args.time_limit <= 0 or (args.interval is not None and args.interval <= 0):
         raise ValueError("--time-limit and --interval must be positive")
     settings = settings.with_overrides(plan_interval_s=args.interval)
-    sessions = make_session_factory(make_engine(settings.effective_database_url))
-    if args.loop:
-        run_loop(sessions, settings.plan_interval_s, args.time_limit, stop_on_signals())
-        return 0
+    engine = make_engine(settings.effective_database_url)
+    sessions = make_session_factory(engine)
     try:
+        if args.loop:
+            run_loop(sessions, settings.plan_interval_s, args.time_limit, stop_on_signals())
+            return 0
         run = plan_once(sessions, args.time_limit)
     except PlanningError as exc:
         print(f"no plan: {exc}")
@@ -51,5 +52,7 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
         # The first line names the problem (no such table, connection refused); the SQL echo is noise here.
         print(f"no plan: store error: {str(exc).splitlines()[0]} (schema current? `rhizome db upgrade`)")
         return 1
+    finally:
+        engine.dispose()
     print(format_summary(run))
     return 0
