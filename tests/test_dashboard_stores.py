@@ -33,8 +33,6 @@ def test_same_answers_on_the_integration_store(engine: Engine, database_url: str
 
 def test_sample_region_map(engine: Engine, database_url: str) -> None:
     path = sample_region_path()
-    if not path.exists():
-        pytest.skip("no bundled sample region")
     data = read_region(path)
     with make_session_factory(engine).begin() as session:
         load_region(session, data)

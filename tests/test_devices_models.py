@@ -236,8 +236,6 @@ def test_bad_region_documents_raise_value_error(doc: dict[str, Any]) -> None:
 
 def test_bundled_sample_region_generates_valid_payloads() -> None:
     path = sample_region_path()
-    if not path.exists():
-        pytest.skip("sample region not bundled yet")
     specs = read_devices(path)
     assert len(specs) > 100 and {s.kind for s in specs} == {"pump", "soil", "cold_room", "stock"}
     now = datetime.now(UTC)
