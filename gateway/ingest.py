@@ -6,6 +6,7 @@ Pure store logic with no MQTT in it, so tests feed raw (topic, payload) pairs st
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from gateway.bulk import PendingReading, insert_readings, record_activity, revive_devices
 from gateway.models import (
     DeadLetter,
     Device,
@@ -30,6 +32,8 @@ from gateway.models.region import Community
 from gateway.protocol import Message, ProtocolError, StateMessage, StockReport, Telemetry, parse_message
 
 log = logging.getLogger(__name__)
+ACTIVITY_EVERY_S = 2.0  # last_seen lags by at most this; stale detection allows far more
+MISS_TTL_S = 5.0  # how long an unknown device slug is not looked up again
 
 
 @dataclass(frozen=True)
@@ -77,36 +81,93 @@ class Ingestor:
         self._dialect = engine.dialect.name
         self._devices: dict[str, KnownDevice] = {}
         self._goods: dict[str, int] = {}
-
-    def refresh(self, session: Session) -> None:
-        """Reload the device and goods registries (call at start and when an unknown one appears)."""
-        rows = session.execute(
+        self._misses: dict[str, float] = {}
+        self._activity: dict[int, tuple[int, datetime]] = {}
+        self._activity_written = time.monotonic()
+        self._device_query = (
             select(Device.slug, Device.id, Site.id, Community.slug, Site.slug)
             .join(Site, Device.site_id == Site.id)
             .join(Community, Site.community_id == Community.id)
         )
+
+    def refresh(self, session: Session) -> None:
+        """Reload the device and goods registries (call at start and when an unknown one appears)."""
+        rows = session.execute(self._device_query)
         self._devices = {slug: KnownDevice(did, sid, c, s) for slug, did, sid, c, s in rows}
         self._goods = {slug: good_id for slug, good_id in session.execute(select(Good.slug, Good.id))}
 
     def process(self, session: Session, batch: list[RawMessage]) -> BatchResult:
-        """Store every message of `batch` or dead-letter it; never raises for a bad message."""
+        """Store every message of `batch` or dead-letter it; never raises for a bad message.
+
+        Telemetry, the bulk of the traffic, goes in one INSERT per run of consecutive telemetry messages;
+        stock and state messages are applied one by one, in arrival order, between those runs.
+        """
         result = BatchResult()
+        pending: list[PendingReading] = []
         for raw in batch:
             try:
                 message = parse_message(raw.topic, raw.payload, now=raw.received_at)
                 device = self._device_for(session, message)
+                if isinstance(message.body, Telemetry):
+                    body = message.body
+                    pending.append(
+                        PendingReading(
+                            device.id, body.seq, "telemetry", body.ts, raw.received_at, body.to_dict()
+                        )
+                    )
+                    continue
+                self._flush(session, pending, result)
                 self._apply(session, message, device, raw, result)
             except (ProtocolError, StoreRejected) as exc:
                 self.dead_letter(session, raw, exc.reason, exc.detail)
                 result.dead_letters[exc.reason] += 1
+        self._flush(session, pending, result)
+        if time.monotonic() - self._activity_written >= ACTIVITY_EVERY_S:
+            self.flush_activity(session)
         return result
+
+    def _flush(self, session: Session, pending: list[PendingReading], result: BatchResult) -> None:
+        if not pending:
+            return
+        new = insert_readings(session, pending)
+        result.stored += len(new)
+        result.duplicates += len(pending) - len(new)
+        seen: dict[int, tuple[int, datetime]] = {}
+        for row in pending:
+            if (row.device_id, row.seq) in new:
+                best = seen.get(row.device_id)
+                seen[row.device_id] = (max(row.seq, best[0]) if best else row.seq, row.received_at)
+        result.state_changes += revive_devices(session, seen)
+        for device_id, (seq, at) in seen.items():
+            known = self._activity.get(device_id)
+            self._activity[device_id] = (max(seq, known[0]) if known else seq, at)
+        pending.clear()
+
+    def flush_activity(self, session: Session) -> None:
+        """Write accumulated last-seen times and seqs (batched: one UPDATE per device every few seconds)."""
+        record_activity(session, self._activity)
+        self._activity = {}
+        self._activity_written = time.monotonic()
+
+    def _lookup(self, session: Session, slug: str) -> KnownDevice | None:
+        """Find a device provisioned since the last refresh; misses are remembered briefly (spam)."""
+        now = time.monotonic()
+        if now - self._misses.get(slug, -MISS_TTL_S) < MISS_TTL_S:
+            return None
+        row = session.execute(self._device_query.where(Device.slug == slug)).first()
+        if row is None:
+            if len(self._misses) > 10_000:
+                self._misses.clear()
+            self._misses[slug] = now
+            return None
+        self._devices[slug] = device = KnownDevice(*row[1:])
+        return device
 
     def _device_for(self, session: Session, message: Message) -> KnownDevice:
         topic = message.topic
         device = self._devices.get(topic.device)
         if device is None:
-            self.refresh(session)  # provisioned since we started?
-            device = self._devices.get(topic.device)
+            device = self._lookup(session, topic.device)
         if device is None:
             raise StoreRejected("unknown_device", topic.device)
         if (device.community, device.site) != (topic.community, topic.site):

@@ -121,8 +121,16 @@ class GatewayService:
         finally:
             self.client.disconnect()
             self.client.loop_stop()
+            self._flush_activity()
             outbox_thread.join(10)
             self._log_stats()
+
+    def _flush_activity(self) -> None:
+        try:
+            with self.sessions.begin() as session:
+                self.ingestor.flush_activity(session)
+        except OperationalError as exc:
+            log.warning("last-seen times not saved, database unavailable: %s", exc.__class__.__name__)
 
     def _take_batch(self) -> list[_Delivery]:
         try:

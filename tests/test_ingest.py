@@ -33,7 +33,9 @@ def store(sqlite_engine: Engine) -> tuple[Engine, Ingestor]:
 
 def feed(engine: Engine, ingestor: Ingestor, *messages: tuple[str, bytes]):  # type: ignore[no-untyped-def]
     with make_session_factory(engine).begin() as session:
-        return ingestor.process(session, [RawMessage(t, p, NOW) for t, p in messages])
+        result = ingestor.process(session, [RawMessage(t, p, NOW) for t, p in messages])
+        ingestor.flush_activity(session)  # normally every few seconds
+        return result
 
 
 def telemetry(seq: int, **metrics: float | bool) -> bytes:
