@@ -131,6 +131,7 @@ def drain_gateway(url: str, target_url: str, client_id: str, count: int, engine:
     elapsed = time.perf_counter() - start
     stop.set()
     thread.join(30)
+    print(f"  {service.received} received in {service.batches} batches", file=sys.stderr)
     return n / elapsed, stored(engine)
 
 
@@ -167,11 +168,16 @@ def main() -> int:
     topics = device_topics(region)
     rows: list[tuple[str, float, int]] = []
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "broker", [ACCOUNT], prefer="mosquitto") as broker:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedBroker(Path(tmp) / "broker", [ACCOUNT], prefer="mosquitto") as broker,
+    ):
         target_url = broker.url(ACCOUNT)
         target = MqttTarget.from_url(target_url)
         tag = uuid.uuid4().hex[:6]
-        print(f"{len(topics)} devices, {args.messages} messages per run, broker {broker.kind}", file=sys.stderr)
+        print(
+            f"{len(topics)} devices, {args.messages} messages per run, broker {broker.kind}", file=sys.stderr
+        )
 
         make_session(target, f"bare-{tag}")
         preload(target, topics, args.messages, f"a{tag}")
@@ -181,7 +187,9 @@ def main() -> int:
         sqlite_engine = fresh_store(f"sqlite:///{tmp}/bench.db", region)
         make_session(target, f"gw-sqlite-{tag}")
         preload(target, topics, args.messages, f"b{tag}")
-        rate, n = drain_gateway(f"sqlite:///{tmp}/bench.db", target_url, f"gw-sqlite-{tag}", args.messages, sqlite_engine)
+        rate, n = drain_gateway(
+            f"sqlite:///{tmp}/bench.db", target_url, f"gw-sqlite-{tag}", args.messages, sqlite_engine
+        )
         results["sqlite_rate"], sqlite_ok = rate, n == args.messages
         rows.append(("gateway -> SQLite", rate, n))
         sqlite_engine.dispose()

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Text, bindparam, case, func, insert, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -24,26 +22,61 @@ class PendingReading:
     kind: str
     device_ts: datetime
     received_at: datetime
-    payload: dict[str, Any]
+    payload: str  # the validated message as received, JSON text: stored without re-encoding
 
 
 def insert_readings(session: Session, rows: Sequence[PendingReading]) -> set[tuple[int, int]]:
-    """Insert readings idempotently in one statement; return the (device_id, seq) pairs that were new."""
+    """Insert readings idempotently; return the (device_id, seq) pairs that were new."""
     if not rows:
         return set()
-    dialect = session.get_bind().dialect.name
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy_readings(session, rows)
     table = Reading.__table__
-    if dialect == "postgresql":
-        stmt: Any = pg_insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(table).on_conflict_do_nothing()
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        stmt = insert(table)
     # An executemany with RETURNING: SQLAlchemy packs it into multi-row INSERTs ("insertmanyvalues") from a
     # cached compilation, and RETURNING says which rows were new (rowcount is unreliable with ON CONFLICT).
-    stmt = stmt.returning(table.c.device_id, table.c.seq)
+    stmt = (
+        sqlite_insert(table)
+        .values({c: bindparam(c) for c in _COLUMNS} | {"payload": bindparam("payload", type_=Text())})
+        .on_conflict_do_nothing()
+        .returning(table.c.device_id, table.c.seq)
+    )
     result = session.connection().execute(stmt, [row.__dict__ for row in rows])
     return {(device_id, seq) for device_id, seq in result}
+
+
+_COLUMNS = ("device_id", "seq", "kind", "device_ts", "received_at")
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS readings_in (
+    device_id bigint, seq bigint, kind text, device_ts timestamptz, received_at timestamptz, payload jsonb
+) ON COMMIT DELETE ROWS
+"""
+_MERGE = """
+INSERT INTO readings (device_id, seq, kind, device_ts, received_at, payload)
+SELECT device_id, seq, kind, device_ts, received_at, payload FROM readings_in
+ON CONFLICT (device_id, seq) DO NOTHING
+RETURNING device_id, seq
+"""
+
+
+def _copy_readings(session: Session, rows: Sequence[PendingReading]) -> set[tuple[int, int]]:
+    """PostgreSQL: COPY into a per-connection staging table, then one INSERT ... ON CONFLICT DO NOTHING.
+
+    COPY skips building and parsing a statement with thousands of parameters, the slow part of a
+    multi-row INSERT from Python.
+    """
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor:
+        cursor.execute(_STAGING)
+        columns = "device_id, seq, kind, device_ts, received_at, payload"
+        with cursor.copy(f"COPY readings_in ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    (row.device_id, row.seq, row.kind, row.device_ts, row.received_at, row.payload)
+                )
+        cursor.execute(_MERGE)
+        new = {(device_id, seq) for device_id, seq in cursor.fetchall()}
+        cursor.execute("DELETE FROM readings_in")  # the transaction goes on; keep the next batch clean
+    return new
 
 
 def record_activity(session: Session, seen: dict[int, tuple[int, datetime]]) -> None:

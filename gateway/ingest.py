@@ -83,6 +83,7 @@ class Ingestor:
         self._goods: dict[str, int] = {}
         self._misses: dict[str, float] = {}
         self._activity: dict[int, tuple[int, datetime]] = {}
+        self._not_online: set[int] = set()
         self._activity_written = time.monotonic()
         self._device_query = (
             select(Device.slug, Device.id, Site.id, Community.slug, Site.slug)
@@ -94,6 +95,7 @@ class Ingestor:
         """Reload the device and goods registries (call at start and when an unknown one appears)."""
         rows = session.execute(self._device_query)
         self._devices = {slug: KnownDevice(did, sid, c, s) for slug, did, sid, c, s in rows}
+        self._not_online = set(session.scalars(select(Device.id).where(Device.state != "online")))
         self._goods = {slug: good_id for slug, good_id in session.execute(select(Good.slug, Good.id))}
 
     def process(self, session: Session, batch: list[RawMessage]) -> BatchResult:
@@ -110,10 +112,9 @@ class Ingestor:
                 device = self._device_for(session, message)
                 if isinstance(message.body, Telemetry):
                     body = message.body
+                    text = raw.payload.decode()  # validated UTF-8 JSON: stored as received
                     pending.append(
-                        PendingReading(
-                            device.id, body.seq, "telemetry", body.ts, raw.received_at, body.to_dict()
-                        )
+                        PendingReading(device.id, body.seq, body.kind, body.ts, raw.received_at, text)
                     )
                     continue
                 self._flush(session, pending, result)
@@ -137,7 +138,11 @@ class Ingestor:
             if (row.device_id, row.seq) in new:
                 best = seen.get(row.device_id)
                 seen[row.device_id] = (max(row.seq, best[0]) if best else row.seq, row.received_at)
-        result.state_changes += revive_devices(session, seen)
+        # Only devices not known to be online need the UPDATE; the set is reloaded every few seconds, so a
+        # state set by another gateway process is seen soon.
+        waking = {d: v for d, v in seen.items() if d in self._not_online}
+        result.state_changes += revive_devices(session, waking)
+        self._not_online.difference_update(waking)
         for device_id, (seq, at) in seen.items():
             known = self._activity.get(device_id)
             self._activity[device_id] = (max(seq, known[0]) if known else seq, at)
@@ -148,6 +153,7 @@ class Ingestor:
         record_activity(session, self._activity)
         self._activity = {}
         self._activity_written = time.monotonic()
+        self._not_online = set(session.scalars(select(Device.id).where(Device.state != "online")))
 
     def _lookup(self, session: Session, slug: str) -> KnownDevice | None:
         """Find a device provisioned since the last refresh; misses are remembered briefly (spam)."""
@@ -271,6 +277,7 @@ class Ingestor:
         device.last_seq = max(seq, device.last_seq or 0)
         if device.state in ("unknown", "offline", "stale"):
             result.state_changes += _set_state(session, device, "online", now, "data received")
+            self._not_online.discard(device.id)
 
     def _apply_state(self, session: Session, known: KnownDevice, body: StateMessage, now: datetime) -> int:
         device = session.get(Device, known.id)
@@ -281,10 +288,12 @@ class Ingestor:
                 return 0  # a retained birth from an older session
             device.session = body.session
             device.last_seen_at = now
+            self._not_online.discard(device.id)
             return _set_state(session, device, "online", now, "birth")
         if current is not None and body.session != current:
             return 0  # the will of an older session arriving late: the device is already back
         reason = "clean stop" if body.clean else "last will"
+        self._not_online.add(device.id)
         return _set_state(session, device, "offline", now, reason)
 
     def dead_letter(self, session: Session, raw: RawMessage, reason: str, detail: str) -> None:

@@ -6,6 +6,7 @@ on the wire must satisfy lives here; `docs/mqtt.md` is the prose version of the 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -100,10 +101,7 @@ class Topic:
     @classmethod
     def parse(cls, topic: str) -> Topic:
         """Parse a topic string or raise ProtocolError('topic_invalid')."""
-        parts = topic.split("/")
-        if len(parts) != 6 or "/".join(parts[:2]) != ROOT:
-            raise ProtocolError("topic_invalid", f"expected {ROOT}/<community>/<site>/<device>/<kind>")
-        return cls(parts[2], parts[3], parts[4], parts[5])
+        return _parse_topic(topic)
 
     def __str__(self) -> str:
         return f"{ROOT}/{self.community}/{self.site}/{self.device}/{self.kind}"
@@ -145,6 +143,14 @@ class MqttTarget:
             protocol=protocol,
             ca_file=ca_file,
         )
+
+
+@functools.lru_cache(maxsize=65536)  # a device uses the same few topics all its life
+def _parse_topic(topic: str) -> Topic:
+    parts = topic.split("/")
+    if len(parts) != 6 or "/".join(parts[:2]) != ROOT:
+        raise ProtocolError("topic_invalid", f"expected {ROOT}/<community>/<site>/<device>/<kind>")
+    return Topic(parts[2], parts[3], parts[4], parts[5])
 
 
 # Subscriptions and downstream topics.

@@ -61,6 +61,7 @@ class GatewayService:
         self.ingestor = Ingestor(engine)
         self.totals = BatchResult()
         self.received = 0
+        self.batches = 0
         self.connected = threading.Event()
         self._inbox: queue.Queue[_Delivery] = queue.Queue()
         self._generation = 0
@@ -189,6 +190,7 @@ class GatewayService:
 
     def _account(self, result: BatchResult, size: int) -> None:
         self.received += size
+        self.batches += 1
         _merge(self.totals, result)
 
     def _log_stats(self) -> None:
