@@ -28,16 +28,16 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.broker import BrokerAccount, EmbeddedBroker  # noqa: E402
-from gateway.db import make_engine, make_session_factory  # noqa: E402
-from gateway.migrate import upgrade  # noqa: E402
-from gateway.models import Reading  # noqa: E402
-from gateway.mqtt import connect, make_client  # noqa: E402
-from gateway.protocol import QOS, UPSTREAM_FILTER, MqttTarget, Telemetry, encode  # noqa: E402
-from gateway.region import load_region  # noqa: E402
-from gateway.region_gen import generate_region  # noqa: E402
-from gateway.service import GatewayService  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
+from gateway.broker import BrokerAccount, EmbeddedBroker
+from gateway.db import make_engine, make_session_factory
+from gateway.migrate import upgrade
+from gateway.models import Reading
+from gateway.mqtt import connect, make_client
+from gateway.protocol import QOS, UPSTREAM_FILTER, MqttTarget, Telemetry, encode
+from gateway.region import load_region
+from gateway.region_gen import generate_region
+from gateway.service import GatewayService
+from gateway.settings import Settings
 
 ACCOUNT = BrokerAccount("bench", "bench-password")
 
@@ -65,7 +65,7 @@ def make_session(target: MqttTarget, client_id: str) -> None:
 
 
 def preload(target: MqttTarget, topics: list[str], count: int, tag: str) -> None:
-    """Publish `count` telemetry messages at QoS 1, round-robin over the devices, seq increasing per device."""
+    """Publish `count` telemetry messages at QoS 1, round-robin over the devices, seq rising per device."""
     client = make_client(target, f"bench-pub-{tag}")
     client.max_inflight_messages_set(1000)
     connect(client, target)
@@ -184,7 +184,7 @@ def main() -> int:
         results["baseline_rate"] = drain_bare(target, f"bare-{tag}", args.messages)
         rows.append(("bare paho + json.loads", results["baseline_rate"], args.messages))
 
-        sqlite_engine = fresh_store(f"sqlite:///{tmp}/bench.db", region)
+        sqlite_engine = fresh_store(f"sqlite:///{tmp}/bench.db", region)  # a fresh file per run
         make_session(target, f"gw-sqlite-{tag}")
         preload(target, topics, args.messages, f"b{tag}")
         rate, n = drain_gateway(
