@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 from sqlalchemy.orm import Session
 
-from dashboard import queries
+from dashboard import exports, mapdata, progress, queries
 from dashboard.queries import CommunitySummary, DeviceRow, GoodLevel
 from dashboard.store import get_session
 from gateway.models import Community, Good
@@ -83,6 +83,107 @@ def devices() -> Response:
     rows = queries.device_rows(session, community_slug, kind, state, limit, offset)
     items = [_device(d) | {"community": d.community} for d in rows]
     return jsonify(devices=items, count=len(items), limit=limit, offset=offset)
+
+
+@bp.get("/shortages")
+def shortages() -> Response:
+    """Goods below a community's minimum, essential first."""
+    _params(())
+    items = [exports.shortage_record(s) for s in progress.shortages(get_session())]
+    return jsonify(shortages=items, count=len(items))
+
+
+@bp.get("/shortages.csv")
+def shortages_csv() -> Response:
+    """The shortages as a CSV download."""
+    _params(())
+    body = exports.shortages_csv(progress.shortages(get_session()))
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="rhizome-shortages.csv"'},
+    )
+
+
+@bp.get("/shortages.geojson")
+def shortages_geojson() -> Response:
+    """The shortages as GeoJSON points (a map layer)."""
+    _params(())
+    response = jsonify(exports.shortages_geojson(progress.shortages(get_session())))
+    response.mimetype = "application/geo+json"
+    response.headers["Content-Disposition"] = 'attachment; filename="rhizome-shortages.geojson"'
+    return response
+
+
+@bp.get("/sectors")
+def sectors() -> Response:
+    """Collective progress per sector this month (never per person)."""
+    _params(())
+    items = [
+        {
+            "sector": p.sector,
+            "goals": p.goals,
+            "met": p.met,
+            "percent": p.percent,
+            "deliveries": p.deliveries,
+            "text": p.sentence,
+        }
+        for p in progress.sector_progress(get_session())
+    ]
+    return jsonify(sectors=items)
+
+
+@bp.get("/tasks")
+def tasks() -> Response:
+    """Open repair tasks, most urgent first."""
+    params = _params(("community",))
+    session = get_session()
+    community_slug = _known(session, params, "community", Community)
+    items = [
+        {
+            "id": t.id,
+            "title": t.title,
+            "status": t.status,
+            "urgency": t.urgency,
+            "site": t.site,
+            "community": t.community,
+            "lat": t.lat,
+            "lon": t.lon,
+            "assignee": t.assignee,
+            "created_at": _iso(t.created_at),
+        }
+        for t in mapdata.open_tasks(session, community_slug)
+    ]
+    return jsonify(tasks=items, count=len(items))
+
+
+@bp.get("/flows.geojson")
+def flows_geojson() -> Response:
+    """Planned and moving deliveries as GeoJSON lines, one per (from site, to site), heaviest first."""
+    _params(())
+    flows = sorted(mapdata.flows(get_session()), key=lambda f: -f.weight_kg)
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {
+                "type": "LineString",
+                "coordinates": [[f.from_lon, f.from_lat], [f.to_lon, f.to_lat]],
+            },
+            "properties": {
+                "from": f.from_name,
+                "to": f.to_name,
+                "weight_kg": f.weight_kg,
+                "goods": [
+                    {"name": g.name, "quantity": g.quantity, "unit": g.unit, "status": g.status}
+                    for g in f.goods
+                ],
+            },
+        }
+        for f in flows
+    ]
+    response = jsonify(type="FeatureCollection", features=features)
+    response.mimetype = "application/geo+json"
+    return response
 
 
 def _community(c: CommunitySummary) -> dict[str, Any]:

@@ -6,19 +6,30 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
-from dashboard import api, compression, config, errors, security, store
+from dashboard import api, auth, compression, config, csrf, errors, security, store
+from dashboard.accounts import AccountStore, FileAccountStore
+from dashboard.views import coordinator, crew, places, routes, tables
 from dashboard.views import map as map_view
 from gateway.settings import Settings, from_env
 
 log = logging.getLogger(__name__)
+ACCOUNTS_FILE = "dashboard-accounts.json"
 
 
-def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] | None = None) -> Flask:
-    """The dashboard for `settings` (default: RHIZOME_* variables); `test_config` replaces env config."""
+def create_app(
+    settings: Settings | None = None,
+    test_config: Mapping[str, Any] | None = None,
+    accounts: AccountStore | None = None,
+) -> Flask:
+    """The dashboard for `settings` (default: RHIZOME_* variables); `test_config` replaces env config.
+
+    `accounts` defaults to the JSON file ACCOUNTS_FILE (or <data dir>/dashboard-accounts.json).
+    """
     if settings is None:
         settings = from_env()
     app = Flask(__name__)
@@ -33,12 +44,16 @@ def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] 
     else:
         app.config.from_mapping(test_config)
     config.map_options(app.config)  # fail at startup, not on the first page view
+    if accounts is None:
+        accounts = FileAccountStore(Path(app.config["ACCOUNTS_FILE"] or settings.data_dir / ACCOUNTS_FILE))
 
     store.init_app(app, settings.effective_database_url)
     errors.init_app(app)
     security.init_app(app)
+    csrf.init_app(app)
+    auth.init_app(app, accounts)
     compression.init_app(app)
 
-    app.register_blueprint(map_view.bp)
-    app.register_blueprint(api.bp)
+    for blueprint in (map_view.bp, places.bp, tables.bp, crew.bp, routes.bp, coordinator.bp, api.bp):
+        app.register_blueprint(blueprint)
     return app

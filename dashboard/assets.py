@@ -30,6 +30,15 @@ CDN_ASSETS: Mapping[str, str | None] = {
     "https://cdnjs.cloudflare.com/ajax/libs/Leaflet.awesome-markers/2.0.2/leaflet.awesome-markers.css": (
         "vendor/leaflet.awesome-markers/leaflet.awesome-markers.css"
     ),
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/leaflet.markercluster.js": (
+        "vendor/leaflet.markercluster/leaflet.markercluster.js"
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/MarkerCluster.css": (
+        "vendor/leaflet.markercluster/MarkerCluster.css"
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/MarkerCluster.Default.css": (
+        "vendor/leaflet.markercluster/MarkerCluster.Default.css"
+    ),
     # Bootstrap 3 glyphicons only serve folium.Icon(prefix="glyphicon"): use prefix="fa" for icons instead.
     "https://netdna.bootstrapcdn.com/bootstrap/3.0.0/css/bootstrap-glyphicons.css": None,
     # Only serves folium.Icon(angle=...) (classes fa-rotate-<n>), which the dashboard does not use.

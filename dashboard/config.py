@@ -1,4 +1,4 @@
-"""Dashboard configuration beyond gateway Settings: the optional map tile source, read at the entry point."""
+"""Dashboard configuration beyond gateway Settings (tiles, public map, accounts, cookies), read at start."""
 
 from __future__ import annotations
 
@@ -11,7 +11,30 @@ from dashboard.mapview import MapOptions
 
 # Absolute http(s) or same-origin path; no quotes, spaces or angle brackets (it lands in a script).
 _TILE_URL = re.compile(r"^(?:https?://[^\s\"'<>`\\]+|/[^\s\"'<>`\\]*)$")
-DEFAULTS: Mapping[str, Any] = {"TILE_URL": None, "TILE_ATTRIBUTION": "Base map tiles", "MAP_MAX_ZOOM": 18}
+DEFAULTS: Mapping[str, Any] = {
+    "TILE_URL": None,
+    "TILE_ATTRIBUTION": "Base map tiles",
+    "MAP_MAX_ZOOM": 18,
+    "PUBLIC_MAP": True,  # assembly screens see the map and read-only pages without an account
+    "ACCOUNTS_FILE": None,  # default: <data dir>/dashboard-accounts.json
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_WINDOW_S": 900.0,
+    "SSE_POLL_S": 0.5,  # how often an open alert stream looks for new rows
+    "SSE_MAX_S": 300.0,  # a stream ends after this and the browser reconnects (frees the worker thread)
+    "SESSION_COOKIE_NAME": "rhizome_session",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,  # set RHIZOME_COOKIE_SECURE=1 behind HTTPS
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ValueError(f"{name}={raw!r}: must be 1/0, true/false, yes/no or on/off")
+    return value in _TRUE
 
 
 def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -21,6 +44,14 @@ def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
         config["TILE_URL"] = environ["RHIZOME_TILE_URL"]
     if environ.get("RHIZOME_TILE_ATTRIBUTION"):
         config["TILE_ATTRIBUTION"] = environ["RHIZOME_TILE_ATTRIBUTION"]
+    if environ.get("RHIZOME_ACCOUNTS_FILE"):
+        config["ACCOUNTS_FILE"] = environ["RHIZOME_ACCOUNTS_FILE"]
+    for variable, key in (
+        ("RHIZOME_PUBLIC_MAP", "PUBLIC_MAP"),
+        ("RHIZOME_COOKIE_SECURE", "SESSION_COOKIE_SECURE"),
+    ):
+        if environ.get(variable):
+            config[key] = _flag(variable, environ[variable])
     return config
 
 

@@ -1,27 +1,44 @@
-"""The regional map: communities sized by population, coloured by their worst shortage; sites by sensor state.
+"""The regional map: communities by worst shortage, sites by sensor state, repair tasks, delivery flows.
 
-Builds a folium map from query results (never the ORM) and renders it into parts for a page template, with
-every asset served by the app. Folium 0.20 puts popup and tooltip text raw into JavaScript template literals,
-so every user-supplied string goes through `escape_text` first.
+Folium draws the frame (map, tiles, legend, layer control); the four data layers are JSON handed to the
+app's own `static/js/map.js`, which builds markers in the browser (sites clustered) and popups only when
+opened. That keeps a 50,000-device page small and fast, and keeps names out of markup entirely: they travel
+as JSON (with <, >, & and ' escaped for the inline script) and reach the DOM only as text. Folium 0.20 puts
+popup and tooltip text raw into JavaScript template literals, so any text folium itself renders goes through
+`escape_text`.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import folium
 from branca.element import MacroElement
+from folium.elements import JSCSSMixin
+from folium.map import Layer
 from folium.template import Template
 from markupsafe import escape
 
 from dashboard.assets import add_nonce, external_asset_urls, localize_assets
-from dashboard.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary, GoodLevel, SiteSummary
+from dashboard.mapdata import Flow, TaskPoint
+from dashboard.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary, SiteSummary
 
 LEVEL_COLOURS = {CRITICAL: "#d62728", SHORT: "#ff7f0e", OK: "#2ca02c"}
 STATE_COLOURS = {"online": "#2ca02c", "fault": "#d62728"}  # offline, stale, unknown, no sensor: grey
 GREY = "#7f7f7f"
+SITE_STATES = ("online", "fault", "offline", "stale", "unknown", "no sensor")  # indexes shared with map.js
+FLOW_COLOUR = "#1f5fa8"
+MIN_FLOW_WIDTH, MAX_FLOW_WIDTH = 1.5, 9.0
+# At this zoom the site layer stops clustering: every site is drawn (streets-level view).
+DISABLE_CLUSTERING_AT_ZOOM = 15
+MARKERCLUSTER_JS = (
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/leaflet.markercluster.js"
+)
+MARKERCLUSTER_CSS = "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/MarkerCluster.css"
 MIN_RADIUS, MAX_RADIUS = 5.0, 26.0
 # Backtick, dollar and backslash would end or interpolate folium's JS template literals; as HTML entities
 # they are inert in JavaScript and still display as themselves.
@@ -35,6 +52,18 @@ class MapOptions:
     tile_url: str | None = None
     tile_attribution: str = "Base map tiles"
     max_zoom: int = 18  # with tiles=None Leaflet has no max zoom, which marker clustering needs
+
+
+@dataclass(frozen=True)
+class MapData:
+    """Everything the map shows, as plain query results."""
+
+    communities: Sequence[CommunitySummary]
+    sites: Sequence[SiteSummary]
+    tasks: Sequence[TaskPoint] = ()
+    flows: Sequence[Flow] = ()
+    device_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    community_url: Callable[[str], str] = lambda slug: f"/communities/{slug}"
 
 
 @dataclass(frozen=True)
@@ -69,52 +98,163 @@ def site_state(site: SiteSummary) -> str:
     return "online"
 
 
-def _number(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+def flow_width(weight_kg: float, heaviest_kg: float) -> float:
+    """Line width in pixels: area-like (square-root) scale of the flow's weight against the heaviest."""
+    if heaviest_kg <= 0:
+        return MIN_FLOW_WIDTH
+    share = math.sqrt(max(weight_kg, 0.0) / heaviest_kg)
+    return round(MIN_FLOW_WIDTH + (MAX_FLOW_WIDTH - MIN_FLOW_WIDTH) * share, 2)
 
 
-def community_popup(community: CommunitySummary) -> str:
-    """Popup HTML: name, population and the stock-vs-need table, shortages first; all text escaped."""
-    needed = sorted(
-        (g for g in community.goods if g.minimum is not None),
-        key=lambda g: (LEVELS.index(g.level), g.ratio, g.good),
-    )
-    rows = "".join(_need_row(g) for g in needed) or '<tr><td colspan="4">no need levels set</td></tr>'
+def script_json(value: Any) -> str:
+    """JSON safe inside an inline <script>: no character of it can close the tag or start markup."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return (
-        f'<div class="rz-popup"><strong>{escape_text(community.name)}</strong>'
-        f"<div>population {_number(community.population)}</div>"
-        '<table class="rz-table"><tr><th>good</th><th>stock</th><th>min</th><th>target</th></tr>'
-        f"{rows}</table></div>"
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("'", "\\u0027")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
     )
 
 
-def _need_row(good: GoodLevel) -> str:
-    return (
-        f'<tr class="rz-{good.level}"><td>{escape_text(good.name)}</td>'
-        f"<td>{_number(good.quantity)} {escape_text(good.unit)}</td>"
-        f"<td>{_number(good.minimum)}</td><td>{_number(good.target)}</td></tr>"
-    )
+def community_rows(data: MapData) -> list[dict[str, Any]]:
+    """Communities for map.js: position, radius, level, and the popup's goods, sensors and open tasks."""
+    largest = max((c.population for c in data.communities), default=0)
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    for task in data.tasks:
+        tasks.setdefault(task.community, []).append(
+            {"title": task.title, "status": task.status, "urgency": task.urgency}
+        )
+    rows = []
+    for c in sorted(data.communities, key=lambda c: -c.population):  # small circles drawn on top
+        needed = sorted(
+            (g for g in c.goods if g.minimum is not None),
+            key=lambda g: (LEVELS.index(g.level), g.ratio, g.good),
+        )
+        rows.append(
+            {
+                "slug": c.slug,
+                "name": c.name,
+                "lat": c.lat,
+                "lon": c.lon,
+                "population": c.population,
+                "radius": round(radius(c.population, largest), 2),
+                "level": c.level,
+                "goods": [
+                    {
+                        "name": g.name,
+                        "unit": g.unit,
+                        "quantity": g.quantity,
+                        "minimum": g.minimum,
+                        "target": g.target,
+                        "level": g.level,
+                    }
+                    for g in needed
+                ],
+                "devices": dict(data.device_counts.get(c.slug, {})),
+                "tasks": tasks.get(c.slug, []),
+                "url": data.community_url(c.slug),
+            }
+        )
+    return rows
 
 
-def site_popup(site: SiteSummary) -> str:
-    """Popup HTML: site, community and each sensor's state and last message; all text escaped."""
-    rows = "".join(
-        f"<tr><td>{escape_text(d.slug)}</td><td>{escape_text(d.kind)}</td><td>{escape_text(d.state)}</td>"
-        f"<td>{d.last_seen_at.strftime('%Y-%m-%d %H:%M UTC') if d.last_seen_at else 'never'}</td></tr>"
-        for d in site.devices
+def site_rows(sites: Sequence[SiteSummary]) -> list[list[Any]]:
+    """Sites for map.js as compact arrays (the layer that reaches 50,000 rows)."""
+    index = {state: i for i, state in enumerate(SITE_STATES)}
+    return [
+        [
+            s.lat,
+            s.lon,
+            index[site_state(s)],
+            s.name,
+            s.kind,
+            s.community_name,
+            [
+                [
+                    d.slug,
+                    d.kind,
+                    index.get(d.state, index["unknown"]),
+                    d.last_seen_at.strftime("%Y-%m-%d %H:%M UTC") if d.last_seen_at else None,
+                ]
+                for d in s.devices
+            ],
+        ]
+        for s in sites
+    ]
+
+
+def task_rows(tasks: Sequence[TaskPoint]) -> list[dict[str, Any]]:
+    """Open repair tasks for map.js."""
+    return [
+        {
+            "id": t.id,
+            "title": t.title,
+            "status": t.status,
+            "urgency": t.urgency,
+            "site_name": t.site_name,
+            "community_name": t.community_name,
+            "lat": t.lat,
+            "lon": t.lon,
+            "assignee": t.assignee,
+        }
+        for t in tasks
+    ]
+
+
+def flow_rows(flows: Sequence[Flow]) -> list[dict[str, Any]]:
+    """Delivery flows for map.js, each with its width from its weight."""
+    heaviest = max((f.weight_kg for f in flows), default=0.0)
+    return [
+        {
+            "from_name": f.from_name,
+            "to_name": f.to_name,
+            "from_lat": f.from_lat,
+            "from_lon": f.from_lon,
+            "to_lat": f.to_lat,
+            "to_lon": f.to_lon,
+            "width": flow_width(f.weight_kg, heaviest),
+            "moving": any(g.status == "picked_up" for g in f.goods),
+            "goods": [
+                {"name": g.name, "quantity": g.quantity, "unit": g.unit, "status": g.status} for g in f.goods
+            ],
+        }
+        for f in flows
+    ]
+
+
+class DataLayer(JSCSSMixin, Layer):
+    """A layer built in the browser by `RhizomeMap.<kind>(data, options)` from static/js/map.js."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = RhizomeMap.{{ this.kind }}({{ this.data_json }}, {{ this.options_json }});
+        RhizomeMap.register({{ this.kind|tojson }}, {{ this.get_name() }}, {{ this._parent.get_name() }});
+        {% endmacro %}
+        """
     )
-    table = (
-        '<table class="rz-table"><tr><th>sensor</th><th>kind</th><th>state</th><th>last seen</th></tr>'
-        f"{rows}</table>"
-        if rows
-        else "<div>no sensors</div>"
-    )
-    return (
-        f'<div class="rz-popup"><strong>{escape_text(site.name)}</strong>'
-        f"<div>{escape_text(site.kind)} · {escape_text(site.community_name)}</div>{table}</div>"
-    )
+
+    def __init__(
+        self,
+        kind: str,
+        data: Any,
+        name: str,
+        *,
+        options: Mapping[str, Any] | None = None,
+        clustered: bool = False,
+        show: bool = True,
+    ) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "RhizomeLayer"
+        self.kind = kind
+        self.data_json = script_json(data)
+        self.options_json = script_json(dict(options or {}))
+        # The plugin's CDN URLs, rewritten to the vendored copies like folium's own (dashboard/assets.py).
+        self.default_js = [("markerclusterjs", MARKERCLUSTER_JS)] if clustered else []
+        self.default_css = [("markerclustercss", MARKERCLUSTER_CSS)] if clustered else []
 
 
 class Legend(MacroElement):
@@ -151,22 +291,24 @@ class Legend(MacroElement):
                 swatch.format(STATE_COLOURS["online"], "sensors online"),
                 swatch.format(STATE_COLOURS["fault"], "sensor fault"),
                 swatch.format(GREY, "offline, stale, unknown or no sensor"),
+                "<div><small>numbered circles: groups of sites, red if one has a fault</small></div>",
+                '<div><i class="rz-ring"></i>open repair task</div>',
+                f'<div><i class="rz-line" style="background:{FLOW_COLOUR}"></i>delivery; width: weight,'
+                " arrow: direction</div>",
             ]
         )
 
 
-def build_map(
-    communities: Sequence[CommunitySummary], sites: Sequence[SiteSummary], options: MapOptions
-) -> folium.Map:
-    """The regional map with a community layer, a site layer, a legend and a layer control."""
-    points = [(c.lat, c.lon) for c in communities] or [(s.lat, s.lon) for s in sites]
+def build_map(data: MapData, options: MapOptions) -> folium.Map:
+    """The regional map: community, site, repair-task and flow layers, a legend and a layer control."""
+    points = [(c.lat, c.lon) for c in data.communities] or [(s.lat, s.lon) for s in data.sites]
     fmap = folium.Map(
         location=points[0] if len(points) == 1 else None,
         zoom_start=12 if len(points) == 1 else 2,
         tiles=None,
-        prefer_canvas=True,  # thousands of circles draw faster on one canvas than as SVG nodes
+        prefer_canvas=True,  # thousands of circles and lines draw faster on one canvas than as SVG nodes
         control_scale=True,
-        maxZoom=options.max_zoom,
+        maxZoom=options.max_zoom,  # with tiles=None Leaflet has no max zoom, and clustering needs one
         zoomSnap=0.25,  # fit the region to the screen more tightly than whole zoom levels allow
     )
     if options.tile_url:
@@ -180,37 +322,16 @@ def build_map(
         lats, lons = [p[0] for p in points], [p[1] for p in points]
         fmap.fit_bounds([[min(lats), min(lons)], [max(lats), max(lons)]], padding=(20, 20))
 
-    community_layer = folium.FeatureGroup(name="Communities (worst shortage)").add_to(fmap)
-    largest = max((c.population for c in communities), default=0)
-    for community in sorted(communities, key=lambda c: -c.population):  # small circles drawn on top
-        colour = LEVEL_COLOURS[community.level]
-        folium.CircleMarker(
-            location=(community.lat, community.lon),
-            radius=radius(community.population, largest),
-            color=colour,
-            weight=1,
-            fill=True,
-            fill_color=colour,
-            fill_opacity=0.6,
-            popup=folium.Popup(community_popup(community), max_width=360),
-            tooltip=folium.Tooltip(escape_text(community.name)),
-        ).add_to(community_layer)
-
-    site_layer = folium.FeatureGroup(name="Sites and sensors").add_to(fmap)
-    for site in sites:
-        colour = STATE_COLOURS.get(site_state(site), GREY)
-        folium.CircleMarker(
-            location=(site.lat, site.lon),
-            radius=4,
-            color="#333333",
-            weight=1,
-            fill=True,
-            fill_color=colour,
-            fill_opacity=0.9,
-            popup=folium.Popup(site_popup(site), max_width=420),
-            tooltip=folium.Tooltip(escape_text(site.name)),
-        ).add_to(site_layer)
-
+    DataLayer("flows", flow_rows(data.flows), "Deliveries (planned and moving)").add_to(fmap)
+    DataLayer("communities", community_rows(data), "Communities (worst shortage)").add_to(fmap)
+    DataLayer(
+        "sites",
+        site_rows(data.sites),
+        "Sites and sensors",
+        options={"disableClusteringAtZoom": min(DISABLE_CLUSTERING_AT_ZOOM, options.max_zoom)},
+        clustered=True,
+    ).add_to(fmap)
+    DataLayer("tasks", task_rows(data.tasks), "Open repair tasks").add_to(fmap)
     Legend().add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     return fmap

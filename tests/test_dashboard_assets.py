@@ -13,11 +13,20 @@ from pathlib import Path
 import folium
 import folium.folium
 import pytest
-from folium.plugins import MarkerCluster
+from folium.plugins import Fullscreen, MarkerCluster
 
 from dashboard import vendor
 from dashboard.assets import CDN_ASSETS, UnmappedAssetError, external_asset_urls, localize_assets
-from dashboard.mapview import MapOptions, build_map, escape_text, radius, render_map, site_state
+from dashboard.mapview import (
+    MapData,
+    MapOptions,
+    build_map,
+    escape_text,
+    radius,
+    render_map,
+    script_json,
+    site_state,
+)
 from dashboard.queries import CommunitySummary, DeviceRow, GoodLevel, SiteSummary
 
 STATIC = Path(vendor.__file__).with_name("static")
@@ -41,14 +50,19 @@ def test_manifest_pins_every_package_of_the_script() -> None:
     assert listed == {(p.name, p.version, p.integrity) for p in vendor.PACKAGES}
     for record in manifest["packages"]:
         paths = [f["path"] for f in record["files"]]
-        assert any(p.upper().startswith("LICENSE") for p in paths), record["package"]
+        assert any("LICEN" in p.upper() for p in paths), record["package"]
         assert not any(p.endswith(".map") for p in paths), record["package"]
     total = sum(f["bytes"] for p in manifest["packages"] for f in p["files"])
     assert total < 3_000_000
 
 
+def one_community_map(name: str = "A") -> folium.Map:
+    return build_map(MapData([community("a", name, 10)], []), MapOptions())
+
+
 def test_every_url_folium_links_is_mapped() -> None:
-    emitted = {url for _, url in folium.folium._default_js + folium.folium._default_css}
+    plugins = MarkerCluster.default_js + MarkerCluster.default_css
+    emitted = {url for _, url in folium.folium._default_js + folium.folium._default_css + plugins}
     assert emitted == set(CDN_ASSETS), "folium's CDN links changed: update dashboard/assets.py and vendor.py"
     for local in filter(None, CDN_ASSETS.values()):
         assert (STATIC / local).is_file(), local
@@ -86,15 +100,15 @@ def test_an_unmapped_external_asset_fails_loudly(tag: str) -> None:
 
 
 def test_a_plugin_with_unvendored_assets_fails_the_render() -> None:
-    fmap = build_map([community("a", "A", 10)], [], MapOptions())
-    MarkerCluster().add_to(fmap)
-    with pytest.raises(UnmappedAssetError, match="markercluster"):
+    fmap = one_community_map()
+    Fullscreen().add_to(fmap)
+    with pytest.raises(UnmappedAssetError, match="fullscreen"):
         render_map(fmap, static_url, "n")
 
 
 def test_rendering_leaves_folium_class_defaults_alone() -> None:
     before = (list(folium.Map.default_js), list(folium.Map.default_css))
-    parts = render_map(build_map([community("a", "A", 10)], [], MapOptions()), static_url, "n0nce")
+    parts = render_map(one_community_map(), static_url, "n0nce")
     assert (list(folium.Map.default_js), list(folium.Map.default_css)) == before
     assert external_asset_urls(parts.header) == [] and "/static/vendor/leaflet/leaflet.js" in parts.header
     assert all('nonce="n0nce"' in tag for tag in re.findall(r"<script\b[^>]*>", parts.header))
@@ -118,11 +132,25 @@ def test_hostile_names_stay_text_in_popups_and_tooltips() -> None:
     hostile = "</script><img src=x onerror=alert(1)>`${x}`"
     good = GoodLevel("w", hostile, "<b>L</b>", True, 1.0, 5.0, 9.0)
     site = SiteSummary("s", hostile, "pump", 18.0, -66.0, "a", hostile, ())
-    parts = render_map(build_map([community("a", hostile, 10, good)], [site], MapOptions()), static_url, "n")
+    data = MapData([community("a", hostile, 10, good)], [site])
+    parts = render_map(build_map(data, MapOptions()), static_url, "n")
     assert "<img" not in parts.header + parts.html
     assert "<img" not in parts.script and "</script>" not in parts.script  # it is inlined in a <script>
-    assert "${x}" not in parts.script and "<b>L" not in parts.script
-    assert parts.script.count("&lt;img src=x onerror=alert(1)&gt;") >= 4  # 2 popups, 2 tooltips
+    assert "<b>L" not in parts.script
+    # Names travel as JSON (double-quoted strings, where ` and ${} are inert) for map.js to set as text.
+    layers = dict(re.findall(r"RhizomeMap\.(\w+)\((.*?), \{", parts.script))
+    assert json.loads(layers["communities"])[0]["name"] == hostile
+    assert json.loads(layers["communities"])[0]["goods"][0]["unit"] == "<b>L</b>"
+    assert json.loads(layers["sites"])[0][3] == hostile
+
+
+@pytest.mark.parametrize(
+    "value", ["</script><script>x()</script>", "a'b&c<!--", "\u2028line\u2029", "`${x}`"]
+)
+def test_script_json_cannot_end_the_script_and_round_trips(value: str) -> None:
+    encoded = script_json({"name": value})
+    assert not set("<>&'\u2028\u2029") & set(encoded)
+    assert json.loads(encoded) == {"name": value}
 
 
 def test_levels_and_worst_shortage() -> None:

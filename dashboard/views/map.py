@@ -8,9 +8,10 @@ import time
 from flask import Blueprint, current_app, render_template, url_for
 from markupsafe import Markup
 
-from dashboard import queries
+from dashboard import mapdata, progress, queries
+from dashboard.auth import viewer_required
 from dashboard.config import map_options
-from dashboard.mapview import build_map, render_map
+from dashboard.mapview import MapData, build_map, render_map, site_state
 from dashboard.security import csp_nonce
 from dashboard.store import get_session
 
@@ -19,13 +20,22 @@ bp = Blueprint("map", __name__)
 
 
 @bp.get("/")
+@viewer_required
 def index() -> str:
-    """The map of every community and site, with a no-script table of the same communities."""
+    """The map of every community, site, open task and flow, with a no-script table of the communities."""
     started = time.perf_counter()
     session = get_session()
     communities = queries.community_summaries(session)
-    sites = queries.site_summaries(session)
-    fmap = build_map(communities, sites, map_options(current_app.config))
+    sites = mapdata.site_summaries(session)
+    data = MapData(
+        communities=communities,
+        sites=sites,
+        tasks=mapdata.open_tasks(session),
+        flows=mapdata.flows(session),
+        device_counts=mapdata.device_state_counts(session),
+        community_url=lambda slug: url_for("places.community", slug=slug),
+    )
+    fmap = build_map(data, map_options(current_app.config))
     parts = render_map(fmap, lambda path: url_for("static", filename=path), csp_nonce())
     log.debug(
         "map of %s communities and %s sites built in %.3f s",
@@ -34,7 +44,7 @@ def index() -> str:
         time.perf_counter() - started,
     )
     shortages = {level: sum(c.level == level for c in communities) for level in queries.LEVELS}
-    faults = sum(any(d.state == "fault" for d in s.devices) for s in sites)
+    faults = sum(site_state(s) == "fault" for s in sites)
     return render_template(
         "map.html",
         map_header=Markup(parts.header),  # folium output: user text in it was escaped by mapview
@@ -43,4 +53,5 @@ def index() -> str:
         communities=communities,
         shortages=shortages,
         sites_with_faults=faults,
+        sectors=progress.sector_progress(session),
     )

@@ -1,0 +1,75 @@
+"""The driver view (/routes/<id>): ordered stops, the route on a map, GPX, picked up / delivered buttons."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+
+from dashboard import deliveries
+from dashboard.auth import current_account, role_required
+from dashboard.store import get_session, get_store
+from gateway.models import Member
+
+bp = Blueprint("routes", __name__, url_prefix="/routes")
+
+
+def _route(route_id: int) -> deliveries.RouteView:
+    """The route if the signed-in driver drives it (coordinators see every route); 404 otherwise."""
+    route = deliveries.load_route(get_session(), route_id)
+    account = current_account()
+    assert account is not None  # role_required ran first
+    if route is None or (account.role != "coordinator" and route.member_id != account.member_id):
+        abort(404, description="no such route among yours")
+    return route
+
+
+@bp.get("")
+@role_required("driver")
+def mine() -> str:
+    """My routes not yet done (every route for a coordinator)."""
+    account = current_account()
+    assert account is not None
+    member_id = None if account.role == "coordinator" else account.member_id
+    return render_template("routes.html", routes=deliveries.member_routes(get_session(), member_id))
+
+
+@bp.get("/<int:route_id>")
+@role_required("driver")
+def show(route_id: int) -> str:
+    """The route's stops in order, each with its action, and a map of the route."""
+    route = _route(route_id)
+    driver = get_session().get(Member, route.member_id) if route.member_id is not None else None
+    data = {
+        "stops": [
+            {"n": s.position + 1, "lat": s.lat, "lon": s.lon, "site": s.site_name, "status": s.status}
+            for s in route.stops
+        ]
+    }
+    return render_template("route.html", route=route, driver=driver, map_data=data)
+
+
+@bp.get("/<int:route_id>.gpx")
+@role_required("driver")
+def gpx(route_id: int) -> Response:
+    """The route as GPX 1.1, for OsmAnd, Organic Maps and other navigation apps."""
+    route = _route(route_id)
+    return Response(
+        deliveries.gpx(route, f"Rhizome route {route.id}"),
+        mimetype="application/gpx+xml",
+        headers={"Content-Disposition": f'attachment; filename="rhizome-route-{route.id}.gpx"'},
+    )
+
+
+@bp.post("/<int:route_id>/stops/<int:stop_id>/<outcome>")
+@role_required("driver")
+def record(route_id: int, stop_id: int, outcome: str) -> Response:
+    """Picked up / delivered (outcome done) or failed with a reason."""
+    _route(route_id)
+    try:
+        with get_store().sessions.begin() as session:
+            stop = deliveries.record_stop(session, route_id, stop_id, outcome, request.form.get("reason", ""))
+            done = {"pickup": "Picked up.", "delivery": "Delivered."}[stop.action]
+            message = done if outcome == "done" else "Failed delivery recorded; it will be re-planned."
+    except deliveries.DeliveryError as exc:
+        abort(exc.status, description=str(exc))
+    flash(message, "ok")
+    return redirect(url_for("routes.show", route_id=route_id) + f"#stop-{stop_id}")

@@ -1,0 +1,23 @@
+"""The shortages table (sortable and filterable in the browser) and sector progress."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from dashboard import progress
+from dashboard.auth import viewer_required
+from dashboard.store import get_session
+
+bp = Blueprint("tables", __name__)
+
+
+@bp.get("/shortages")
+@viewer_required
+def shortages() -> str:
+    """Every good below a community's minimum, with sector progress and download links."""
+    session = get_session()
+    return render_template(
+        "shortages.html",
+        shortages=progress.shortages(session),
+        sectors=progress.sector_progress(session),
+    )

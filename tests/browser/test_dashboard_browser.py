@@ -1,0 +1,244 @@
+"""The dashboard in a real browser (Playwright + Debian's Chromium) against the app on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from dashboard.store import get_store
+from gateway.models import OutboxMessage
+from gateway.protocol import member_alerts_topic
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "map.png"
+OTHER_LAYERS = ("Sites and sensors", "Open repair tasks", "Deliveries (planned and moving)")
+
+
+def js_number(value: float) -> str:
+    """A number as map.js shows it (one decimal at most, thousands separated)."""
+    rounded = round(value * 10) / 10
+    return f"{rounded:,.0f}" if float(rounded).is_integer() else f"{rounded:,.1f}"
+
+
+def show_only_communities(page: Any) -> None:
+    """Untick the other overlays in the layer control, as a person would to reach a community circle."""
+    for name in OTHER_LAYERS:
+        box = page.locator(".leaflet-control-layers-overlays label", has_text=name).locator("input")
+        if box.is_checked():
+            box.click()
+
+
+def open_community(page: Any, slug: str) -> str:
+    """Zoom to a community, click its circle and return the popup's text."""
+    point = page.evaluate(
+        """(slug) => {
+            const r = RhizomeMap.registry;
+            const marker = r.layers.communities.getLayers().find(m => m.options.rzCommunity === slug);
+            r.map.setView(marker.getLatLng(), 13, {animate: false});
+            const p = r.map.latLngToContainerPoint(marker.getLatLng());
+            const box = r.map.getContainer().getBoundingClientRect();
+            return {x: box.left + p.x, y: box.top + p.y};
+        }""",
+        slug,
+    )
+    page.mouse.move(point["x"], point["y"])
+    page.mouse.click(point["x"], point["y"])
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    return popup.inner_text()
+
+
+def test_map_shows_every_community(
+    page: Any, drawn_map: Callable[[], dict[str, Any]], scenario: Any, traffic: Any
+) -> None:
+    state = drawn_map()
+    assert state["communities"] == {
+        "total": scenario.communities,
+        "on_map": True,
+        "visible": scenario.communities,
+    }
+    assert state["sites"]["total"] > scenario.communities and state["sites"]["on_map"]
+    assert state["flows"]["total"] > 0 and state["tasks"]["total"] > 0
+    assert page.locator(".rz-cluster-icon").count() > 0  # sites drawn as clusters at region zoom
+    assert page.locator(".rz-legend").is_visible()
+    assert page.js_errors == [] and traffic.outside == []
+
+
+def test_community_popup_shows_its_stock(
+    page: Any, drawn_map: Callable[[], dict[str, Any]], scenario: Any
+) -> None:
+    drawn_map()
+    detail = page.request.get(f"/api/communities/{scenario.destination}").json()
+    show_only_communities(page)
+    text = open_community(page, scenario.destination)
+    assert detail["name"] in text
+    needed = [g for g in detail["goods"] if g["minimum"] is not None]
+    assert needed
+    for good in needed:
+        assert f"{good['name']}\t{js_number(good['quantity'])} {good['unit']}" in text, text
+    assert page.js_errors == []
+
+
+def test_hostile_names_render_as_text(
+    page: Any, drawn_map: Callable[[], dict[str, Any]], traffic: Any, hostile_names: tuple[str, str]
+) -> None:
+    drawn_map()
+    show_only_communities(page)
+    for slug, name in zip(("hostile-0", "hostile-1"), hostile_names, strict=True):
+        text = open_community(page, slug)
+        assert text.splitlines()[0] == name  # the name, character for character, as text
+        assert page.locator(".leaflet-popup-content img, .leaflet-popup-content script").count() == 0
+        tooltip = page.locator(".leaflet-tooltip")
+        tooltip.wait_for()
+        assert tooltip.inner_text() == name
+        page.locator(".leaflet-popup-close-button").click()
+        page.mouse.move(1, 1)  # away: the tooltip closes
+        tooltip.wait_for(state="detached")
+    page.goto("/shortages")
+    for name in hostile_names:
+        assert page.get_by_role("link", name=name, exact=True).is_visible()
+    page.goto("/communities/hostile-0")
+    assert page.get_by_role("heading", name=hostile_names[0], exact=True).is_visible()
+    assert page.locator("main img").count() == 0
+    assert page.js_errors == [] and traffic.outside == []  # no alert() dialog, no script error
+
+
+def test_no_request_leaves_localhost(
+    page: Any, login: Callable[[str], None], scenario: Any, traffic: Any
+) -> None:
+    login("coord")
+    pages = [
+        "/",
+        "/shortages",
+        f"/communities/{scenario.destination}",
+        f"/crew?member={scenario.crew_member}",
+        f"/routes/{scenario.route}",
+        "/coordinator",
+        "/coordinator/dead-letters",
+    ]
+    for url in pages:
+        response = page.goto(url)
+        assert response is not None and response.status == 200, url
+        page.wait_for_load_state("networkidle")
+    hosts = {url.split("/")[2] for url in traffic.requested if url.startswith("http")}
+    assert hosts == {page.url.split("/")[2]}
+    assert traffic.outside == [] and traffic.failed == []
+    assert len(traffic.requested) > 20 and page.js_errors == []
+
+
+def test_crew_accepts_a_task_and_sees_a_new_alert_without_reload(
+    page: Any, login: Callable[[str], None], scenario: Any, app: Flask
+) -> None:
+    login("crew")
+    page.goto("/crew")
+    task = page.locator(f"#task-{scenario.crew_task}")
+    task.get_by_role("button", name="Accept").click()
+    page.wait_for_load_state()
+    assert "accepted" in page.locator(f"#task-{scenario.crew_task}").inner_text()
+    assert page.locator(f"#task-{scenario.crew_task}").get_by_role("button", name="Start").is_visible()
+    page.evaluate("() => { window.__sameDocument = true; }")
+    page.wait_for_timeout(500)  # the event stream is open
+    text = "Fault at Pump 3: pressure 0 kPa <b>now</b>"
+    with get_store(app).sessions.begin() as session:
+        session.add(
+            OutboxMessage(
+                topic=member_alerts_topic(scenario.crew_member), payload=json.dumps({"text": text}).encode()
+            )
+        )
+    raised = time.monotonic()
+    page.locator("#rz-alerts li", has_text=text).wait_for(timeout=5000)
+    elapsed = time.monotonic() - raised
+    assert elapsed < 2.0, f"alert took {elapsed:.2f} s"
+    assert page.evaluate("() => window.__sameDocument") is True  # no reload happened
+    assert page.locator("#rz-alerts b").count() == 0 and page.js_errors == []
+
+
+def test_driver_marks_a_delivery_and_the_stock_changes_on_the_map(
+    page: Any,
+    login: Callable[[str], None],
+    drawn_map: Callable[[], dict[str, Any]],
+    scenario: Any,
+) -> None:
+    login("driver")
+    before = page.request.get(f"/api/communities/{scenario.destination}").json()
+    good = next(g for g in before["goods"] if g["name"] == scenario.good_name)
+    page.goto(f"/routes/{scenario.route}")
+    page.locator(f"#stop-{scenario.pickup_stop}").get_by_role("button", name="Picked up").click()
+    page.wait_for_load_state()
+    page.locator(f"#stop-{scenario.delivery_stop}").get_by_role("button", name="Delivered").click()
+    page.wait_for_load_state()
+    assert "Done" in page.locator(f"#stop-{scenario.delivery_stop}").inner_text()
+    drawn_map()
+    show_only_communities(page)
+    text = open_community(page, scenario.destination)
+    expected = f"{scenario.good_name}\t{js_number(good['quantity'] + scenario.quantity)} {good['unit']}"
+    assert expected in text, text
+    assert page.js_errors == []
+
+
+def test_driver_page_fits_360px_and_records_a_failed_delivery(
+    page: Any, login: Callable[[str], None], scenario: Any
+) -> None:
+    page.set_viewport_size({"width": 360, "height": 740})
+    login("driver")
+    page.goto(f"/routes/{scenario.route}")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    buttons = page.locator(".rz-button")
+    assert buttons.count() >= 3
+    for i in range(buttons.count()):
+        box = buttons.nth(i).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360 and box["height"] >= 44, box
+    stop = page.locator(f"#stop-{scenario.failing_stop}")
+    stop.locator("input[name=reason]").fill("bridge closed by the flood")
+    stop.get_by_role("button", name="Could not deliver").click()
+    page.wait_for_load_state()
+    assert "Failed: bridge closed by the flood" in page.locator(f"#stop-{scenario.failing_stop}").inner_text()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    gpx = page.request.get(f"/routes/{scenario.route}.gpx")
+    assert gpx.status == 200 and gpx.headers["content-type"].startswith("application/gpx+xml")
+
+
+def test_shortages_table_sorts_and_filters(page: Any) -> None:
+    page.goto("/shortages")
+    rows = page.locator("#rz-shortages tbody tr")
+    total = rows.count()
+    assert total > 10
+    page.get_by_role("columnheader", name="gap").click()
+    gaps = page.eval_on_selector_all(
+        "#rz-shortages tbody tr td:nth-child(7)", "cells => cells.map(c => parseFloat(c.dataset.value))"
+    )
+    assert gaps == sorted(gaps)
+    page.fill("#rz-filter", "insulin")
+    visible = page.locator("#rz-shortages tbody tr:not([hidden])")
+    assert 0 < visible.count() < total
+    assert all("Insulin" in t for t in visible.all_inner_texts())
+
+
+def test_readme_screenshot_of_the_sample_region(
+    page: Any, drawn_map: Callable[[], dict[str, Any]], scenario: Any
+) -> None:
+    drawn_map()
+    page.evaluate(
+        """() => {  // frame the sample region itself, not the two test communities offshore
+            const r = RhizomeMap.registry;
+            const real = r.layers.communities.getLayers()
+                .filter(m => !m.options.rzCommunity.startsWith("hostile"));
+            r.map.fitBounds(L.featureGroup(real).getBounds(), {padding: [20, 20], animate: false});
+        }"""
+    )
+    page.wait_for_selector(".rz-cluster-icon")
+    page.wait_for_timeout(500)  # let the canvas finish its last frame
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    data = SCREENSHOT.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (1400, 800)
+    assert len(data) > 30_000 and page.js_errors == []
