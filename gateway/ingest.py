@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,22 +18,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from gateway.bulk import PendingReading, insert_readings, record_activity, revive_devices
-from gateway.models import (
-    DeadLetter,
-    Device,
-    DeviceStateChange,
-    Good,
-    Reading,
-    Site,
-    Stock,
-    StockLedgerEntry,
-)
+from gateway.bulk import PendingReading, insert_readings
+from gateway.health import DeviceHealth, Stored
+from gateway.incidents import set_state
+from gateway.models import DeadLetter, Device, Good, Reading, Site, Stock, StockLedgerEntry
 from gateway.models.region import Community
 from gateway.protocol import Message, ProtocolError, StateMessage, StockReport, Telemetry, parse_message
+from gateway.rules import Rule
 
 log = logging.getLogger(__name__)
-ACTIVITY_EVERY_S = 2.0  # last_seen lags by at most this; stale detection allows far more
 MISS_TTL_S = 5.0  # how long an unknown device slug is not looked up again
 
 
@@ -53,6 +47,7 @@ class KnownDevice:
     site_id: int
     community: str
     site: str
+    kind: str
 
 
 @dataclass
@@ -62,6 +57,7 @@ class BatchResult:
     stored: int = 0
     duplicates: int = 0
     state_changes: int = 0
+    incidents: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
 
 
@@ -77,26 +73,23 @@ class StoreRejected(Exception):
 class Ingestor:
     """Applies batches of raw messages to the store in the caller's transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, rules: Sequence[Rule] | None = None) -> None:
         self._dialect = engine.dialect.name
         self._devices: dict[str, KnownDevice] = {}
         self._goods: dict[str, int] = {}
         self._misses: dict[str, float] = {}
-        self._activity: dict[int, tuple[int, datetime]] = {}
-        self._not_online: set[int] = set()
-        self._activity_written = time.monotonic()
+        self.health = DeviceHealth(rules)
         self._device_query = (
-            select(Device.slug, Device.id, Site.id, Community.slug, Site.slug)
+            select(Device.slug, Device.id, Site.id, Community.slug, Site.slug, Device.kind)
             .join(Site, Device.site_id == Site.id)
             .join(Community, Site.community_id == Community.id)
         )
 
     def refresh(self, session: Session) -> None:
-        """Reload the device and goods registries (call at start and when an unknown one appears)."""
-        rows = session.execute(self._device_query)
-        self._devices = {slug: KnownDevice(did, sid, c, s) for slug, did, sid, c, s in rows}
-        self._not_online = set(session.scalars(select(Device.id).where(Device.state != "online")))
+        """Reload the device and goods registries and device health (at start and after a rollback)."""
+        self._devices = {row[0]: KnownDevice(*row[1:]) for row in session.execute(self._device_query)}
         self._goods = {slug: good_id for slug, good_id in session.execute(select(Good.slug, Good.id))}
+        self.health.reload(session)
 
     def process(self, session: Session, batch: list[RawMessage]) -> BatchResult:
         """Store every message of `batch` or dead-letter it; never raises for a bad message.
@@ -105,7 +98,7 @@ class Ingestor:
         stock and state messages are applied one by one, in arrival order, between those runs.
         """
         result = BatchResult()
-        pending: list[PendingReading] = []
+        pending: list[tuple[PendingReading, KnownDevice, Telemetry]] = []
         for raw in batch:
             try:
                 message = parse_message(raw.topic, raw.payload, now=raw.received_at)
@@ -113,9 +106,8 @@ class Ingestor:
                 if isinstance(message.body, Telemetry):
                     body = message.body
                     text = raw.payload.decode()  # validated UTF-8 JSON: stored as received
-                    pending.append(
-                        PendingReading(device.id, body.seq, body.kind, body.ts, raw.received_at, text)
-                    )
+                    row = PendingReading(device.id, body.seq, body.kind, body.ts, raw.received_at, text)
+                    pending.append((row, device, body))
                     continue
                 self._flush(session, pending, result)
                 self._apply(session, message, device, raw, result)
@@ -123,37 +115,34 @@ class Ingestor:
                 self.dead_letter(session, raw, exc.reason, exc.detail)
                 result.dead_letters[exc.reason] += 1
         self._flush(session, pending, result)
-        if time.monotonic() - self._activity_written >= ACTIVITY_EVERY_S:
-            self.flush_activity(session)
+        if self.health.activity_due():
+            self.health.flush_activity(session)
         return result
 
-    def _flush(self, session: Session, pending: list[PendingReading], result: BatchResult) -> None:
+    def _flush(
+        self,
+        session: Session,
+        pending: list[tuple[PendingReading, KnownDevice, Telemetry]],
+        result: BatchResult,
+    ) -> None:
         if not pending:
             return
-        new = insert_readings(session, pending)
+        new = insert_readings(session, [row for row, _, _ in pending])
         result.stored += len(new)
         result.duplicates += len(pending) - len(new)
-        seen: dict[int, tuple[int, datetime]] = {}
-        for row in pending:
-            if (row.device_id, row.seq) in new:
-                best = seen.get(row.device_id)
-                seen[row.device_id] = (max(row.seq, best[0]) if best else row.seq, row.received_at)
-        # Only devices not known to be online need the UPDATE; the set is reloaded every few seconds, so a
-        # state set by another gateway process is seen soon.
-        waking = {d: v for d, v in seen.items() if d in self._not_online}
-        result.state_changes += revive_devices(session, waking)
-        self._not_online.difference_update(waking)
-        for device_id, (seq, at) in seen.items():
-            known = self._activity.get(device_id)
-            self._activity[device_id] = (max(seq, known[0]) if known else seq, at)
+        stored = (
+            Stored(d.id, d.kind, b.seq, b.ts, row.received_at, dict(b.metrics), b.faults)
+            for row, d, b in pending
+            if (row.device_id, row.seq) in new
+        )
+        changes, incidents = self.health.after_telemetry(session, stored)
+        result.state_changes += changes
+        result.incidents += incidents
         pending.clear()
 
     def flush_activity(self, session: Session) -> None:
-        """Write accumulated last-seen times and seqs (batched: one UPDATE per device every few seconds)."""
-        record_activity(session, self._activity)
-        self._activity = {}
-        self._activity_written = time.monotonic()
-        self._not_online = set(session.scalars(select(Device.id).where(Device.state != "online")))
+        """Write accumulated last-seen times now (normally every few seconds)."""
+        self.health.flush_activity(session)
 
     def _lookup(self, session: Session, slug: str) -> KnownDevice | None:
         """Find a device provisioned since the last refresh; misses are remembered briefly (spam)."""
@@ -276,8 +265,8 @@ class Ingestor:
         device.last_seen_at = now
         device.last_seq = max(seq, device.last_seq or 0)
         if device.state in ("unknown", "offline", "stale"):
-            result.state_changes += _set_state(session, device, "online", now, "data received")
-            self._not_online.discard(device.id)
+            result.state_changes += set_state(session, device, "online", now, "data received")
+            self.health.went_online(device.id)
 
     def _apply_state(self, session: Session, known: KnownDevice, body: StateMessage, now: datetime) -> int:
         device = session.get(Device, known.id)
@@ -288,13 +277,13 @@ class Ingestor:
                 return 0  # a retained birth from an older session
             device.session = body.session
             device.last_seen_at = now
-            self._not_online.discard(device.id)
-            return _set_state(session, device, "online", now, "birth")
+            self.health.went_online(device.id)
+            return set_state(session, device, "online", now, "birth")
         if current is not None and body.session != current:
             return 0  # the will of an older session arriving late: the device is already back
         reason = "clean stop" if body.clean else "last will"
-        self._not_online.add(device.id)
-        return _set_state(session, device, "offline", now, reason)
+        self.health.went_offline(device.id)
+        return set_state(session, device, "offline", now, reason)
 
     def dead_letter(self, session: Session, raw: RawMessage, reason: str, detail: str) -> None:
         """Keep a rejected message byte for byte with its reason."""
@@ -307,11 +296,3 @@ class Ingestor:
                 detail=detail[:500],
             )
         )
-
-
-def _set_state(session: Session, device: Device, state: str, now: datetime, reason: str) -> int:
-    if device.state == state:
-        return 0
-    device.state, device.state_changed_at = state, now
-    session.add(DeviceStateChange(device_id=device.id, state=state, at=now, reason=reason))
-    return 1

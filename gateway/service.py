@@ -13,6 +13,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from gateway.db import make_session_factory
 from gateway.ingest import BatchResult, Ingestor, RawMessage
@@ -47,6 +48,7 @@ class GatewayService:
         stats_every_s: float = 10.0,
         ready_file: Path | None = None,
         session_expiry_s: int = 7 * 24 * 3600,
+        sweep_every_s: float = 5.0,
     ) -> None:
         self.settings = settings
         self.target = settings.mqtt()
@@ -57,6 +59,8 @@ class GatewayService:
         self.batch_wait_s = batch_wait_s
         self.stats_every_s = stats_every_s
         self.ready_file = ready_file
+        self.sweep_every_s = sweep_every_s
+        self._dirty = False  # in-memory device health must be reloaded from the store
         self.sessions = make_session_factory(engine)
         self.ingestor = Ingestor(engine)
         self.totals = BatchResult()
@@ -108,6 +112,7 @@ class GatewayService:
         connect(self.client, self.target, session_expiry_s=self.session_expiry_s)
         self.client.loop_start()
         next_stats = time.monotonic() + self.stats_every_s
+        next_sweep = time.monotonic() + self.sweep_every_s
         outbox = OutboxPublisher(self.target, f"{self.settings.gateway_client_id}-outbox", self.sessions)
         outbox_thread = threading.Thread(target=outbox.run, args=(stop,), name="outbox", daemon=True)
         outbox_thread.start()
@@ -116,6 +121,9 @@ class GatewayService:
                 batch = self._take_batch()
                 if batch:
                     self._store(batch, stop)
+                if time.monotonic() >= next_sweep:
+                    self._sweep()
+                    next_sweep = time.monotonic() + self.sweep_every_s
                 if time.monotonic() >= next_stats:
                     self._log_stats()
                     next_stats = time.monotonic() + self.stats_every_s
@@ -125,6 +133,24 @@ class GatewayService:
             self._flush_activity()
             outbox_thread.join(10)
             self._log_stats()
+
+    def _refresh_if_dirty(self, session: Session) -> None:
+        """After a rolled-back transaction, in-memory device health may be ahead of the store: reload it."""
+        if self._dirty:
+            self.ingestor.refresh(session)
+            self._dirty = False
+
+    def _sweep(self) -> None:
+        try:
+            with self.sessions.begin() as session:
+                self._refresh_if_dirty(session)
+                changed = self.ingestor.health.sweep(session, utcnow())
+        except OperationalError as exc:
+            self._dirty = True
+            log.warning("stale sweep skipped, database unavailable: %s", exc.__class__.__name__)
+            return
+        if changed:
+            log.info("%s devices went stale", changed)
 
     def _flush_activity(self) -> None:
         try:
@@ -155,14 +181,17 @@ class GatewayService:
         while True:
             try:
                 with self.sessions.begin() as session:
+                    self._refresh_if_dirty(session)
                     result = self.ingestor.process(session, [d.raw for d in batch])
                 break
             except OperationalError as exc:
+                self._dirty = True
                 log.warning("database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay)
                 if stop.wait(delay):
                     return  # unacknowledged: the broker redelivers to our next session
                 delay = min(delay * 2, 30.0)
             except DBAPIError:
+                self._dirty = True
                 result = self._store_one_by_one(batch)
                 break
         self._account(result, len(batch))
@@ -176,8 +205,10 @@ class GatewayService:
         for delivery in batch:
             try:
                 with self.sessions.begin() as session:
+                    self._refresh_if_dirty(session)
                     part = self.ingestor.process(session, [delivery.raw])
             except SQLAlchemyError as exc:
+                self._dirty = True
                 log.error("store refused a message on %s: %s", delivery.raw.topic, exc.__class__.__name__)
                 with self.sessions.begin() as session:
                     self.ingestor.dead_letter(
