@@ -152,9 +152,12 @@ class Detector:
     def _step(
         self, device_id: int, rule: Rule, watch: _Watch, ts: datetime, abnormal: bool, details: dict[str, Any]
     ) -> Event | None:
+        # rate and stuck rules measured their duration already: the incident began where the window began
         if rule.kind == "stuck" and abnormal:
             first = min(watch.unchanged[m][1] for m in details["metrics"])
             watch.abnormal_since = watch.abnormal_since or first
+        elif rule.kind == "rate" and abnormal:
+            watch.abnormal_since = watch.abnormal_since or watch.samples[0][0]
         if abnormal:
             watch.normal_since = None
             if watch.abnormal_since is None:
