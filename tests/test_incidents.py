@@ -1,0 +1,138 @@
+"""From readings to repair work, fed through ingestion with no broker: a pump failure opens one critical
+fault, one repair task and its alerts; normal readings close the task; a silent pump goes stale."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from gateway.db import make_session_factory
+from gateway.ingest import Ingestor, RawMessage
+from gateway.models import Device, Fault, OutboxMessage, RepairTask, TaskEvent
+from gateway.protocol import INTERNAL_EVENTS, Telemetry, encode
+from gateway.region import load_region
+from tests.conftest import tiny_region_data
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+TOPIC = "rhizome/v1/utuado/pump-1/utuado-pump-1-pump/telemetry"
+OK = {
+    "running": True,
+    "flow_lpm": 40.0,
+    "pressure_kpa": 300.0,
+    "tank_level_pct": 60.0,
+    "motor_current_a": 8.0,
+}
+BROKEN = {**OK, "flow_lpm": 0.0, "pressure_kpa": 15.0}
+
+
+@pytest.fixture
+def store(sqlite_engine: Engine) -> tuple[Engine, Ingestor]:
+    with make_session_factory(sqlite_engine).begin() as session:
+        load_region(session, tiny_region_data())
+        ingestor = Ingestor(sqlite_engine)
+        ingestor.refresh(session)
+    return sqlite_engine, ingestor
+
+
+class Pump:
+    """Publishes readings of the tiny region's pump, one every 10 s of device time."""
+
+    def __init__(self, engine: Engine, ingestor: Ingestor) -> None:
+        self.engine, self.ingestor, self.seq, self.clock = engine, ingestor, 0, T0
+
+    def run(self, seconds: int, metrics: dict[str, float | bool]) -> None:
+        batch = []
+        for _ in range(seconds // 10):
+            self.seq += 1
+            self.clock += timedelta(seconds=10)
+            batch.append(RawMessage(TOPIC, encode(Telemetry(self.seq, self.clock, metrics)), self.clock))
+        with make_session_factory(self.engine).begin() as session:
+            self.ingestor.process(session, batch)
+            self.ingestor.flush_activity(session)
+
+
+def test_pump_failure_opens_one_fault_one_task_and_alerts_then_the_data_closes_it(
+    store: tuple[Engine, Ingestor],
+) -> None:
+    engine, ingestor = store
+    pump = Pump(engine, ingestor)
+    pump.run(120, OK)
+    pump.run(600, BROKEN)  # ten minutes of a broken pump: still ONE incident
+    with Session(engine) as session:
+        fault = session.scalars(select(Fault)).one()
+        task = session.scalars(select(RepairTask)).one()
+        device = session.scalars(select(Device).where(Device.slug == "utuado-pump-1-pump")).one()
+        assert (fault.kind, fault.severity, fault.status) == ("pump_failure", "critical", "open")
+        assert fault.first_abnormal_at == T0 + timedelta(seconds=130)
+        assert (task.status, task.fault_id, task.required_skills) == ("open", fault.id, ["pump-mechanic"])
+        assert task.urgency == 100 + 33  # critical, and the pump serves 2,000 people
+        assert device.state == "fault"
+        alerts = {m.topic: json.loads(m.payload) for m in session.scalars(select(OutboxMessage))}
+        assert alerts["rhizome/v1/alerts/utuado"]["type"] == "fault"
+        assert alerts["rhizome/v1/alerts/utuado"]["task_id"] == task.id
+        assert alerts[INTERNAL_EVENTS] == {"type": "task_created", "task_id": task.id, "fault_id": fault.id}
+
+    pump.run(200, OK)  # not yet five minutes of normal flow: the task stays open
+    with Session(engine) as session:
+        assert session.scalars(select(RepairTask.status)).one() == "open"
+    pump.run(200, OK)
+    with Session(engine) as session:
+        task = session.scalars(select(RepairTask)).one()
+        assert task.status == "closed"
+        events = session.scalars(
+            select(TaskEvent.event).where(TaskEvent.task_id == task.id).order_by(TaskEvent.id)
+        )
+        assert list(events) == ["created", "confirmed", "closed"]
+        assert session.scalars(select(Fault.status)).one() == "cleared"
+        assert (
+            session.scalars(select(Device.state).where(Device.slug == "utuado-pump-1-pump")).one() == "online"
+        )
+
+
+def test_a_silent_pump_goes_stale_within_twice_its_interval_and_data_clears_it(
+    store: tuple[Engine, Ingestor],
+) -> None:
+    engine, ingestor = store
+    pump = Pump(engine, ingestor)
+    pump.run(30, OK)
+    last = pump.clock
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        assert ingestor.health.sweep(session, last + timedelta(seconds=89)) == 0  # interval 60 s: not yet
+    with sessions.begin() as session:
+        assert ingestor.health.sweep(session, last + timedelta(seconds=91)) == 1  # 1.5 x 60 s: stale
+    with Session(engine) as session:
+        assert (
+            session.scalars(select(Device.state).where(Device.slug == "utuado-pump-1-pump")).one() == "stale"
+        )
+        fault = session.scalars(select(Fault)).one()
+        assert (fault.kind, fault.severity) == ("pump_silent", "high")
+        assert session.scalars(select(RepairTask.status)).one() == "open"
+    pump.clock = last + timedelta(seconds=300)
+    pump.run(10, OK)
+    with Session(engine) as session:
+        assert (
+            session.scalars(select(Device.state).where(Device.slug == "utuado-pump-1-pump")).one() == "online"
+        )
+        assert session.scalars(select(RepairTask.status)).one() == "closed"
+
+
+def test_a_gateway_restart_keeps_the_open_incident(
+    store: tuple[Engine, Ingestor], sqlite_engine: Engine
+) -> None:
+    engine, ingestor = store
+    pump = Pump(engine, ingestor)
+    pump.run(120, BROKEN)
+    restarted = Ingestor(engine)
+    with make_session_factory(engine).begin() as session:
+        restarted.refresh(session)
+    pump.ingestor = restarted
+    pump.run(120, BROKEN)  # still broken after the restart: no second fault
+    pump.run(400, OK)
+    with Session(engine) as session:
+        assert [f.status for f in session.scalars(select(Fault))] == ["cleared"]
+        assert session.scalars(select(RepairTask.status)).one() == "closed"
