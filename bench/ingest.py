@@ -131,7 +131,8 @@ def drain_gateway(url: str, target_url: str, client_id: str, count: int, engine:
     elapsed = time.perf_counter() - start
     stop.set()
     thread.join(30)
-    print(f"  {service.received} received in {service.batches} batches", file=sys.stderr)
+    m = service.metrics
+    print(f"  {m.received} received in {m.batch_count} batches", file=sys.stderr)
     return n / elapsed, stored(engine)
 
 

@@ -77,6 +77,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     gw.add_argument("--shared", action="store_true", help="join the shared subscription group (MQTT v5)")
     gw.add_argument("--group", help="shared subscription group name [gateways]")
     gw.add_argument("--client-id", help="MQTT client id; unique per gateway process [rhizome-gateway]")
+    gw.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on 127.0.0.1:PORT [off]"
+    )
     gw.add_argument("--ready-file", type=Path, help="touch this file once subscribed (for supervisors)")
     gw.set_defaults(handler=_run_gateway)
 

@@ -70,14 +70,21 @@ class OutboxPublisher:
         self.client.on_disconnect = lambda *_: self.connected.clear()
         self.connected = threading.Event()
         self.published = 0
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Drain now instead of at the next poll (the ingest loop just wrote alerts)."""
+        self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
         """Drain the outbox every `every_s` seconds until `stop` is set."""
         connect(self.client, self.target)
         self.client.loop_start()
         try:
-            while not stop.wait(self.every_s):
-                if not self.connected.is_set():
+            while not stop.is_set():
+                self._wake.wait(self.every_s)
+                self._wake.clear()
+                if stop.is_set() or not self.connected.is_set():
                     continue
                 try:
                     self.published += publish_pending(self.sessions, self.client.publish)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db import make_session_factory
 from gateway.ingest import BatchResult, Ingestor, RawMessage
+from gateway.metrics import GatewayMetrics, serve_metrics
 from gateway.models import utcnow
 from gateway.mqtt import connect, make_client
 from gateway.outbox import OutboxPublisher
@@ -24,6 +25,7 @@ from gateway.protocol import QOS, UPSTREAM_FILTER, shared_filter
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+IDLE_GAP_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class GatewayService:
         ready_file: Path | None = None,
         session_expiry_s: int = 7 * 24 * 3600,
         sweep_every_s: float = 5.0,
+        metrics_port: int | None = None,
     ) -> None:
         self.settings = settings
         self.target = settings.mqtt()
@@ -60,12 +63,12 @@ class GatewayService:
         self.stats_every_s = stats_every_s
         self.ready_file = ready_file
         self.sweep_every_s = sweep_every_s
+        self.metrics_port = metrics_port
         self._dirty = False  # in-memory device health must be reloaded from the store
         self.sessions = make_session_factory(engine)
         self.ingestor = Ingestor(engine)
-        self.totals = BatchResult()
-        self.received = 0
-        self.batches = 0
+        self.metrics = GatewayMetrics()
+        self.outbox = OutboxPublisher(self.target, f"{settings.gateway_client_id}-outbox", self.sessions)
         self.connected = threading.Event()
         self._inbox: queue.Queue[_Delivery] = queue.Queue()
         self._generation = 0
@@ -113,8 +116,10 @@ class GatewayService:
         self.client.loop_start()
         next_stats = time.monotonic() + self.stats_every_s
         next_sweep = time.monotonic() + self.sweep_every_s
-        outbox = OutboxPublisher(self.target, f"{self.settings.gateway_client_id}-outbox", self.sessions)
-        outbox_thread = threading.Thread(target=outbox.run, args=(stop,), name="outbox", daemon=True)
+        outbox_thread = threading.Thread(target=self.outbox.run, args=(stop,), name="outbox", daemon=True)
+        server = None
+        if self.metrics_port is not None:
+            server = serve_metrics(self.metrics, self.sessions, "127.0.0.1", self.metrics_port)
         outbox_thread.start()
         try:
             while not stop.is_set():
@@ -132,6 +137,9 @@ class GatewayService:
             self.client.loop_stop()
             self._flush_activity()
             outbox_thread.join(10)
+            if server is not None:
+                server.shutdown()
+                server.server_close()
             self._log_stats()
 
     def _refresh_if_dirty(self, session: Session) -> None:
@@ -170,13 +178,16 @@ class GatewayService:
             if remaining <= 0:
                 break
             try:
-                batch.append(self._inbox.get(timeout=remaining))
+                # Keep collecting while messages keep coming; a quiet gap ends the batch, so a lone fault
+                # reading is stored (and alerted) within milliseconds instead of waiting for a full batch.
+                batch.append(self._inbox.get(timeout=min(remaining, IDLE_GAP_S)))
             except queue.Empty:
                 break
         return batch
 
     def _store(self, batch: list[_Delivery], stop: threading.Event) -> None:
         """Commit the batch, then acknowledge it; while the database is down, retry and ack nothing."""
+        started = time.perf_counter()
         delay = 0.5
         while True:
             try:
@@ -194,7 +205,9 @@ class GatewayService:
                 self._dirty = True
                 result = self._store_one_by_one(batch)
                 break
-        self._account(result, len(batch))
+        self._account(result, len(batch), time.perf_counter() - started)
+        if result.incidents:
+            self.outbox.wake()  # alerts were just written: publish them now, not at the next poll
         for delivery in batch:
             if delivery.qos > 0 and delivery.generation == self._generation:
                 self.client.ack(delivery.mid, delivery.qos)
@@ -219,19 +232,24 @@ class GatewayService:
             _merge(total, part)
         return total
 
-    def _account(self, result: BatchResult, size: int) -> None:
-        self.received += size
-        self.batches += 1
-        _merge(self.totals, result)
+    def _account(self, result: BatchResult, size: int, seconds: float) -> None:
+        m = self.metrics
+        m.received += size
+        m.stored += result.stored
+        m.duplicates += result.duplicates
+        m.incidents += result.incidents
+        m.dead_letters.update(result.dead_letters)
+        m.observe_batch(seconds)
 
     def _log_stats(self) -> None:
+        m = self.metrics
         log.info(
-            "gateway: %s received, %s stored, %s duplicates, %s dead-lettered, %s state changes, %s queued",
-            self.received,
-            self.totals.stored,
-            self.totals.duplicates,
-            sum(self.totals.dead_letters.values()),
-            self.totals.state_changes,
+            "gateway: %s received, %s stored, %s duplicates, %s dead-lettered, %s incidents, %s queued",
+            m.received,
+            m.stored,
+            m.duplicates,
+            sum(m.dead_letters.values()),
+            m.incidents,
             self._inbox.qsize(),
         )
 
@@ -240,4 +258,5 @@ def _merge(total: BatchResult, part: BatchResult) -> None:
     total.stored += part.stored
     total.duplicates += part.duplicates
     total.state_changes += part.state_changes
+    total.incidents += part.incidents
     total.dead_letters.update(part.dead_letters)

@@ -107,7 +107,7 @@ def test_stores_readings_and_dead_letters_bad_ones(
         assert [(d.reason, d.payload) for d in letters] == [("not_json", b"not json")]
         device = session.scalars(select(Device).where(Device.slug == region.split("/")[-1])).one()
         assert (device.state, device.last_seq, device.session) == ("online", 200, 1)
-    assert running.service.totals.duplicates == 1
+    assert running.service.metrics.duplicates == 1
 
 
 def test_messages_sent_while_the_gateway_is_down_arrive_later(
@@ -153,3 +153,27 @@ def count_published(engine: Engine) -> int:
     with Session(engine) as session:
         query = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_not(None))
         return session.scalar(query) or 0
+
+
+def test_metrics_endpoint_speaks_prometheus(
+    engine: Engine, region: str, settings: Settings, publisher: mqtt.Client
+) -> None:
+    import urllib.request
+
+    from gateway.procutil import free_port
+
+    port = free_port()
+    running = Running(GatewayService(settings, engine, session_expiry_s=0, metrics_port=port))
+    try:
+        publish(publisher, f"{region}/telemetry", reading(1))
+        publish(publisher, f"{region}/telemetry", b"{}")
+        wait_until(lambda: running.service.metrics.received >= 2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        running.close()
+    assert "rhizome_readings_stored_total 1" in text
+    assert 'rhizome_dead_letters_total{reason="field_missing"} 1' in text
+    assert 'rhizome_batch_seconds_bucket{le="+Inf"}' in text
+    assert 'rhizome_devices{state="online"}' in text
+    assert "rhizome_outbox_backlog" in text
