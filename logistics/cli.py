@@ -25,6 +25,26 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     plan.add_argument("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
     plan.set_defaults(handler=_plan)
+    sub = plan.add_subparsers(dest="plan_command", metavar="{vrp,repairs}")
+    vrp = sub.add_parser(
+        "vrp",
+        help="solve a CVRPLIB (.vrp) or Li & Lim (.txt) instance file and print its routes",
+        description="Route a benchmark instance with the planner's routing engine (ruin-and-recreate search "
+        "and PuLP set partitioning). Costs follow the file's own distance convention.",
+    )
+    vrp.add_argument("file", help="instance file")
+    vrp.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="wall-clock limit [10]")
+    vrp.add_argument("--seed", type=int, default=1, help="random seed [1]")
+    vrp.add_argument("--json", action="store_true", help="end with one JSON line: cost, routes, runtime_s")
+    vrp.set_defaults(handler=_vrp)
+    repairs = sub.add_parser(
+        "repairs",
+        help="assign open repair tasks to crew members once",
+        description="Match every open repair task to a qualified, available crew member (most urgent first, "
+        "rotating work towards those with fewer recent hours) and alert them; escalate what nobody can take.",
+    )
+    repairs.add_argument("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
+    repairs.set_defaults(handler=_repairs)
 
 
 def _plan(settings: Settings, args: argparse.Namespace) -> int:
@@ -55,4 +75,37 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(format_summary(run))
+    return 0
+
+
+def _vrp(settings: Settings, args: argparse.Namespace) -> int:
+    from logistics.vrp_command import run_vrp
+
+    return run_vrp(args.file, args.time_limit, args.seed, args.json)
+
+
+def _repairs(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.db import make_engine, make_session_factory
+    from logistics.errors import PlanningError
+    from logistics.service import assign_once, format_assignments
+
+    if args.time_limit <= 0:
+        raise ValueError("--time-limit must be positive")
+    engine = make_engine(settings.effective_database_url)
+    sessions = make_session_factory(engine)
+    try:
+        run = assign_once(sessions, args.time_limit)
+    except PlanningError as exc:
+        print(f"no assignment: {exc}")
+        return 1
+    except SQLAlchemyError as exc:
+        print(
+            f"no assignment: store error: {str(exc).splitlines()[0]} (schema current? `rhizome db upgrade`)"
+        )
+        return 1
+    finally:
+        engine.dispose()
+    print(format_assignments(run))
     return 0

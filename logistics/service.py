@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,7 +14,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from logistics.allocation import solve_allocation
 from logistics.allocation_data import AllocationPlan
 from logistics.errors import PlanningError
-from logistics.loader import current_proposal_id, load_allocation_input, save_plan
+from logistics.loader import (
+    current_proposal_id,
+    decline_task,
+    load_allocation_input,
+    load_repair_input,
+    open_tasks_marker,
+    save_plan,
+    save_repair_plan,
+)
+from logistics.repair_data import RepairPlan
+from logistics.repairs import solve_repairs
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +51,70 @@ def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0) -> Pl
     return PlanRun(plan_id, plan, time.perf_counter() - started, unchanged=plan_id == previous)
 
 
+@dataclass(frozen=True)
+class AssignRun:
+    """One repair assignment run: the plan, what was written, and the wall time it took."""
+
+    plan: RepairPlan
+    assigned: int
+    escalated: int
+    seconds: float
+
+
+def assign_once(
+    sessions: sessionmaker[Session],
+    time_limit_s: float = 30.0,
+    baselines: Mapping[str, Mapping[str, float]] | None = None,
+) -> AssignRun:
+    """Load open tasks and crew, solve outside any transaction, write assignments and alerts."""
+    started = time.perf_counter()
+    with sessions.begin() as session:
+        data = load_repair_input(session, baselines=baselines)
+    plan = solve_repairs(data, time_limit_s=time_limit_s)
+    with sessions.begin() as session:
+        assigned, escalated = save_repair_plan(session, plan)
+    return AssignRun(plan, assigned, escalated, time.perf_counter() - started)
+
+
+def decline_and_replan(
+    sessions: sessionmaker[Session],
+    task_id: int,
+    member_id: int,
+    reason: str = "",
+    time_limit_s: float = 30.0,
+) -> AssignRun:
+    """A member declines: record it and re-plan at once, so the task goes to the next best person."""
+    with sessions.begin() as session:
+        decline_task(session, task_id, member_id, reason)
+    return assign_once(sessions, time_limit_s)
+
+
+def format_assignments(run: AssignRun) -> str:
+    """A short report of one assignment run for the terminal."""
+    lines = [f"repairs: {run.assigned} assigned, {run.escalated} newly escalated, {run.seconds:.2f} s"]
+    lines += [f"  task {a.task_id} -> member {a.member_id}: {a.explanation}" for a in run.plan.assignments]
+    lines += [f"  task {u.task_id} unassigned: {u.reason}" for u in run.plan.unassigned]
+    return "\n".join(lines)
+
+
 def run_loop(
-    sessions: sessionmaker[Session], interval_s: float, time_limit_s: float, stop: threading.Event
+    sessions: sessionmaker[Session],
+    interval_s: float,
+    time_limit_s: float,
+    stop: threading.Event,
+    poll_s: float = 2.0,
 ) -> int:
-    """Re-plan every `interval_s` s until `stop` is set; a failed run is logged, not fatal. Returns runs."""
+    """Re-plan every `interval_s` s until `stop` is set; failures are logged, not fatal. Returns runs.
+
+    Each run allocates surplus and assigns open repair tasks. Between runs the store is polled every
+    `poll_s` s, so a new fault's task or a decline is assigned within seconds, not at the next run.
+    """
     runs = 0
+    marker: tuple[object, ...] | None = None
     while not stop.is_set():
         started = time.monotonic()
+        _assign_logged(sessions, time_limit_s, stop)
+        marker = _task_marker(sessions)
         try:
             run = plan_once(sessions, time_limit_s)
         except (PlanningError, SQLAlchemyError) as exc:
@@ -71,8 +139,43 @@ def run_loop(
                 summary["unreachable"],
                 round(run.seconds, 2),
             )
-        stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
+        while True:
+            left = interval_s - (time.monotonic() - started)
+            if stop.wait(min(poll_s, max(0.0, left))) or left <= poll_s:
+                break
+            if (now := _task_marker(sessions)) != marker:
+                _assign_logged(sessions, time_limit_s, stop)
+                marker = _task_marker(sessions)
+                log.debug("tasks changed (%s): assigned between runs", now)
     return runs
+
+
+def _assign_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event) -> None:
+    """One repair assignment run inside the loop: logged, never fatal."""
+    try:
+        run = assign_once(sessions, time_limit_s)
+    except (PlanningError, SQLAlchemyError) as exc:
+        if not stop.is_set():
+            log.error("repair assignment failed: %s", exc)
+        return
+    if run.assigned or run.escalated or run.plan.unassigned:
+        log.info(
+            "repairs: %s assigned, %s newly escalated, %s waiting, %s s",
+            run.assigned,
+            run.escalated,
+            len(run.plan.unassigned),
+            round(run.seconds, 2),
+        )
+
+
+def _task_marker(sessions: sessionmaker[Session]) -> tuple[object, ...] | None:
+    """What the open tasks look like now (None if the store cannot say); a change wakes the assigner."""
+    try:
+        with sessions.begin() as session:
+            return open_tasks_marker(session)
+    except SQLAlchemyError as exc:
+        log.debug("could not poll tasks: %s", exc)
+        return None
 
 
 def format_summary(run: PlanRun) -> str:

@@ -188,7 +188,7 @@ class StopAfter(threading.Event):
 
 def test_loop_plans_until_stopped(store: Store) -> None:
     sessions, _ = store
-    assert run_loop(sessions, interval_s=60.0, time_limit_s=10.0, stop=StopAfter(2)) == 2
+    assert run_loop(sessions, interval_s=60.0, time_limit_s=10.0, stop=StopAfter(2), poll_s=60.0) == 2
     with sessions.begin() as session:
         assert count(session, DeliveryPlan) == 1  # the second run found the same plan
 
@@ -206,7 +206,7 @@ def test_a_failed_run_is_logged_and_the_loop_goes_on(
         return real(data, time_limit_s)
 
     monkeypatch.setattr(logistics.service, "solve_allocation", flaky)
-    assert run_loop(sessions, interval_s=60.0, time_limit_s=10.0, stop=StopAfter(2)) == 1
+    assert run_loop(sessions, interval_s=60.0, time_limit_s=10.0, stop=StopAfter(2), poll_s=60.0) == 1
     assert "planning run failed: fairness: solver status 'Stopped': time limit" in caplog.text
     with sessions.begin() as session:
         assert count(session, DeliveryPlan) == 1

@@ -1,0 +1,57 @@
+"""`rhizome plan vrp FILE`: route a benchmark instance and print it (last line JSON with --json)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+from logistics.errors import PlanningError
+from logistics.routing import solve_routing
+from logistics.vrpfile import Instance, read_instance
+
+log = logging.getLogger(__name__)
+
+
+def run_vrp(path: str, time_limit_s: float, seed: int = 1, as_json: bool = False) -> int:
+    """Solve the file's instance; print routes in the file's node numbers and the cost. Exit code."""
+    if not time_limit_s > 0:
+        raise ValueError("--time-limit must be positive")
+    instance = read_instance(path)
+    started = time.perf_counter()
+    last_report = [started]
+
+    def progress(fraction: float, best: float) -> None:
+        now = time.perf_counter()
+        if now - last_report[0] >= 2.0:  # a line every 2 s on stderr; stdout stays the result
+            last_report[0] = now
+            print(f"  {fraction:4.0%} of the time used, best cost {best:.2f}", file=sys.stderr)
+
+    try:
+        plan = solve_routing(instance.data, time_limit_s, seed=seed, progress=progress)
+    except PlanningError as exc:
+        print(f"no routes: {exc}")
+        return 1
+    runtime = time.perf_counter() - started
+    routes = [[instance.label(n) for n in r.nodes] for r in plan.routes]
+    print(f"{instance.data.name}: {len(routes)} routes, cost {plan.cost:.2f}, {runtime:.2f} s")
+    for k, route in enumerate(routes, 1):
+        print(f"Route #{k}: {' '.join(map(str, route))}")
+    for u in plan.unassigned:
+        print(f"unassigned {_request_label(instance, u.request)}: {u.reason}")
+    if as_json:
+        body: dict[str, object] = {
+            "cost": round(plan.cost, 6),
+            "routes": routes,
+            "runtime_s": round(runtime, 3),
+        }
+        if plan.unassigned:
+            body["unassigned"] = [_request_label(instance, u.request) for u in plan.unassigned]
+        print(json.dumps(body, separators=(",", ":")))
+    return 0 if not plan.unassigned else 1
+
+
+def _request_label(instance: Instance, request: int) -> int:
+    r = instance.data.requests[request]
+    return instance.label(r.delivery if r.pickup is None else r.pickup)

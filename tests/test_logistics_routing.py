@@ -1,0 +1,341 @@
+"""Delivery routing on tiny named instances with known optima (fixed seeds, iteration caps)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.cli import main
+from logistics.routing import (
+    PlannedRoute,
+    Request,
+    RoutingInput,
+    RoutingPlan,
+    Stop,
+    VehicleSpec,
+    check_plan,
+    solve_routing,
+)
+from logistics.routing_sp import PoolColumn, build_partition_model, solve_partition
+from logistics.vrpfile import parse_cvrplib, parse_lilim, read_instance
+
+FAST = {"time_limit_s": 5.0, "seed": 1, "max_iterations": 3000}
+
+
+def line(points: list[float]) -> np.ndarray:
+    """Distances between points on a line."""
+    xs = np.array(points)
+    return np.abs(xs[:, None] - xs[None, :])
+
+
+def euclid(points: list[tuple[float, float]]) -> np.ndarray:
+    xy = np.array(points, dtype=float)
+    return np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2))
+
+
+def brute_force_cvrp(dist: np.ndarray, demand: list[float], capacity: float) -> float:
+    """Optimal CVRP cost by enumerating set partitions of the customers and every order of each part."""
+    customers = list(range(1, len(demand) + 1))
+
+    def best_route(part: tuple[int, ...]) -> float:
+        if sum(demand[c - 1] for c in part) > capacity:
+            return math.inf
+        return min(
+            dist[0, p[0]] + sum(dist[a, b] for a, b in itertools.pairwise(p)) + dist[p[-1], 0]
+            for p in itertools.permutations(part)
+        )
+
+    def partitions(items: list[int]) -> list[list[tuple[int, ...]]]:
+        if not items:
+            return [[]]
+        first, rest = items[0], items[1:]
+        result = []
+        for size in range(len(rest) + 1):
+            for others in itertools.combinations(rest, size):
+                remaining = [x for x in rest if x not in others]
+                for tail in partitions(remaining):
+                    result.append([(first, *others), *tail])
+        return result
+
+    return min(sum(best_route(part) for part in parts) for parts in partitions(customers))
+
+
+# --- CVRP -------------------------------------------------------------------------------------------------
+
+
+def test_two_sided_line_needs_two_routes() -> None:
+    """Depot at 0, customers at -2, -1, 1, 2 with capacity 2: optimum is two out-and-back routes, cost 8."""
+    dist = line([0, -2, -1, 1, 2])
+    data = RoutingInput(
+        dist,
+        [Request(delivery=i, load=1) for i in range(1, 5)],
+        [VehicleSpec(start=0, end=0, capacity=2, count=None)],
+    )
+    plan = solve_routing(data, **FAST)
+    assert plan.status == "Complete"
+    assert plan.cost == pytest.approx(8.0)
+    assert sorted(sorted(r.nodes) for r in plan.routes) == [[1, 2], [3, 4]]
+    assert check_plan(data, plan) == []
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_random_seven_customer_cvrp_matches_brute_force(seed: int) -> None:
+    rng = random.Random(seed)
+    points = [(50.0, 50.0)] + [(rng.uniform(0, 100), rng.uniform(0, 100)) for _ in range(7)]
+    demand = [float(rng.randint(1, 5)) for _ in range(7)]
+    dist = euclid(points)
+    data = RoutingInput(
+        dist,
+        [Request(delivery=i + 1, load=q) for i, q in enumerate(demand)],
+        [VehicleSpec(start=0, end=0, capacity=10, count=None)],
+    )
+    plan = solve_routing(data, **FAST)
+    assert plan.cost == pytest.approx(brute_force_cvrp(dist, demand, 10), rel=1e-9)
+    assert check_plan(data, plan) == []
+
+
+# --- pickup and delivery ----------------------------------------------------------------------------------
+
+
+def test_pickup_before_delivery_on_one_route() -> None:
+    """Two shipments along a line 0 -> 1 -> 2 -> 3 -> 4: one sweep out and back, cost 8."""
+    dist = line([0, 1, 2, 3, 4])
+    data = RoutingInput(
+        dist,
+        [Request(pickup=1, delivery=3, load=5), Request(pickup=2, delivery=4, load=5)],
+        [VehicleSpec(start=0, end=0, capacity=10)],
+    )
+    plan = solve_routing(data, **FAST)
+    assert plan.cost == pytest.approx(8.0)
+    order = plan.routes[0].nodes
+    assert order[:2] == (1, 2) and set(order[2:]) == {3, 4}  # both picked up before either is dropped
+    assert plan.routes[0].peak_load == pytest.approx(10.0)
+    assert check_plan(data, plan) == []
+
+
+def test_capacity_forces_deliver_before_next_pickup() -> None:
+    """Same line, capacity 5: the first load must be dropped before the second is picked up."""
+    dist = line([0, 1, 2, 3, 4])
+    data = RoutingInput(
+        dist,
+        [Request(pickup=1, delivery=2, load=5), Request(pickup=3, delivery=4, load=5)],
+        [VehicleSpec(start=0, end=0, capacity=5)],
+    )
+    plan = solve_routing(data, **FAST)
+    assert plan.routes[0].nodes == (1, 2, 3, 4)
+    assert plan.cost == pytest.approx(8.0)
+
+
+def test_time_windows_order_the_stops_and_driver_start_end_differ() -> None:
+    """Driver from node 0 to node 5; node 3 must be served early, so the route visits it first."""
+    dist = line([0, 2, 4, 1, 3, 6])
+    stops = [Stop(), Stop(), Stop(), Stop(0, 1.5), Stop(), Stop()]
+    data = RoutingInput(
+        dist,
+        [Request(pickup=3, delivery=2, load=1), Request(pickup=1, delivery=4, load=1)],
+        [VehicleSpec(start=0, end=5, capacity=10, shift_end=100)],
+        stops=stops,
+    )
+    plan = solve_routing(data, **FAST)
+    assert plan.routes[0].nodes[0] == 3
+    assert plan.cost == pytest.approx(6.0)  # 0 -> 1 (node 3) -> 2 (node 1) -> 3 (node 4) -> 4 (node 2) -> 6
+    assert check_plan(data, plan) == []
+
+
+# --- unassignable shipments are reported, never dropped ---------------------------------------------------
+
+
+def test_unassignable_requests_come_with_their_reason() -> None:
+    """One driver with 60 time units: too heavy, too far, and two trips of 50 that cannot both fit."""
+    dist = line([0, 1, 2, 50, 3, 20, 25, -20, -25])
+    data = RoutingInput(
+        dist,
+        [
+            Request(pickup=1, delivery=2, load=500, label="too heavy"),
+            Request(pickup=3, delivery=4, load=1, label="too far"),
+            Request(pickup=5, delivery=6, load=1, label="east"),
+            Request(pickup=7, delivery=8, load=1, label="west"),
+        ],
+        [VehicleSpec(start=0, end=0, capacity=10, count=1, max_duration=60)],
+    )
+    plan = solve_routing(data, **FAST)
+    reasons = {u.request: u.reason for u in plan.unassigned}
+    assert plan.status == "Incomplete"
+    assert "exceeds every vehicle's capacity" in reasons[0]
+    assert "driver's hours" in reasons[1]
+    assert len(plan.routes) == 1 and plan.cost == pytest.approx(50.0)
+    assert len(reasons) == 3 and "no driver has room" in reasons[({2, 3} & reasons.keys()).pop()]
+    assert check_plan(data, plan) == []
+
+
+def test_check_plan_catches_a_broken_plan() -> None:
+    dist = line([0, 1, 2])
+    data = RoutingInput(dist, [Request(pickup=1, delivery=2, load=5)], [VehicleSpec(0, 0, capacity=4)])
+    broken = RoutingPlan(
+        routes=(PlannedRoute(vehicle=0, nodes=(2, 1), distance=3.0, duration=0, peak_load=5),),
+        unassigned=(),
+        cost=3.0,
+        status="Complete",
+    )
+    problems = check_plan(data, broken)
+    assert any("before its pickup" in p for p in problems)
+    assert any("distance" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"distance": np.ones((2, 3))}, "square"),
+        ({"distance": -line([0, 1, 2])}, ">= 0"),
+        ({"requests": [Request(delivery=0, load=1)]}, "depot"),
+        ({"requests": [Request(delivery=1, load=1), Request(delivery=1, load=1)]}, "more than one"),
+        ({"requests": [Request(delivery=9, load=1)]}, "outside"),
+        ({"vehicles": []}, "no vehicles"),
+        ({"stops": [Stop()]}, "stops given"),
+    ],
+)
+def test_bad_routing_input_is_rejected(kwargs: dict[str, object], message: str) -> None:
+    base: dict[str, object] = {
+        "distance": line([0, 1, 2]),
+        "requests": [Request(delivery=1, load=1)],
+        "vehicles": [VehicleSpec(0, 0, capacity=1)],
+    }
+    with pytest.raises(ValueError, match=message):
+        RoutingInput(**(base | kwargs))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Stop(earliest=5, latest=1),
+        lambda: VehicleSpec(0, 0, capacity=0),
+        lambda: VehicleSpec(0, 0, capacity=1, count=0),
+        lambda: Request(delivery=1, load=-1),
+        lambda: Request(delivery=1, pickup=1, load=1),
+    ],
+)
+def test_bad_parts_are_rejected(make: object) -> None:
+    with pytest.raises(ValueError):
+        make()  # type: ignore[operator]
+
+
+# --- set partitioning -------------------------------------------------------------------------------------
+
+
+def test_set_partitioning_picks_the_cheapest_exact_cover() -> None:
+    columns = [
+        PoolColumn(0, (1, 2), 10.0, frozenset({0, 1})),
+        PoolColumn(0, (3,), 4.0, frozenset({2})),
+        PoolColumn(0, (1,), 3.0, frozenset({0})),
+        PoolColumn(0, (2, 3), 5.0, frozenset({1, 2})),
+    ]
+    problem, _, _ = build_partition_model(columns, [0, 1, 2], {0: 2}, penalty=100.0)
+    assert {c.name for c in problem.constraints()} == {"serve_0", "serve_1", "serve_2", "fleet_0"}
+    result = solve_partition(columns, [0, 1, 2], {0: 2}, penalty=100.0, time_limit_s=5)
+    assert {c.nodes for c in result.chosen} == {(1,), (2, 3)}
+    assert result.proven and result.objective == pytest.approx(8.0)
+    # One vehicle only: no pair of routes is allowed, so two requests stay unserved at the penalty.
+    single = solve_partition(columns, [0, 1, 2], {0: 1}, penalty=100.0, time_limit_s=5)
+    assert len(single.chosen) == 1 and len(single.unserved) == 1
+
+
+# --- benchmark files and the CLI ---------------------------------------------------------------------------
+
+CVRP_TEXT = """NAME : tiny-n5
+TYPE : CVRP
+DIMENSION : 5
+EDGE_WEIGHT_TYPE : EUC_2D
+CAPACITY : 2
+NODE_COORD_SECTION
+1 0 0
+2 -2 0
+3 -1 0
+4 1 0
+5 2 0
+DEMAND_SECTION
+1 0
+2 1
+3 1
+4 1
+5 1
+DEPOT_SECTION
+1
+-1
+EOF
+"""
+
+LILIM_TEXT = """2 10 1
+0 0 0 0 0 100 0 0 0
+1 1 0 5 0 100 1 0 3
+2 2 0 5 0 100 1 0 4
+3 3 0 -5 0 100 1 1 0
+4 4 0 -5 0 100 1 2 0
+"""
+
+
+def test_cvrplib_parser_numbers_nodes_as_the_file() -> None:
+    instance = parse_cvrplib(CVRP_TEXT)
+    assert instance.data.name == "tiny-n5"
+    assert [instance.label(r.delivery) for r in instance.data.requests] == [2, 3, 4, 5]
+    assert instance.data.distance[0, 1] == 2.0
+
+
+def test_explicit_lower_row_matrix() -> None:
+    text = CVRP_TEXT.replace("EUC_2D", "EXPLICIT\nEDGE_WEIGHT_FORMAT : LOWER_ROW").replace(
+        "NODE_COORD_SECTION\n1 0 0\n2 -2 0\n3 -1 0\n4 1 0\n5 2 0\n",
+        "EDGE_WEIGHT_SECTION\n2\n1 1\n1 3 2\n2 4 3 1\n",
+    )
+    matrix = parse_cvrplib(text).data.distance
+    assert matrix[4, 1] == matrix[1, 4] == 4.0 and matrix[2, 0] == 1.0
+
+
+def test_lilim_parser_pairs_pickups_with_deliveries() -> None:
+    instance = parse_lilim(LILIM_TEXT)
+    assert [(r.pickup, r.delivery, r.load) for r in instance.data.requests] == [(1, 3, 5), (2, 4, 5)]
+    assert instance.data.vehicles[0].count == 2
+    assert instance.data.stop(3).service == 1
+
+
+@pytest.mark.parametrize(
+    ("parser", "text"),
+    [
+        (parse_cvrplib, "NAME : x\nDIMENSION : 3\n"),
+        (parse_cvrplib, CVRP_TEXT.replace("EUC_2D", "GEO")),
+        (parse_cvrplib, CVRP_TEXT.replace("5 2 0\n", "")),
+        (parse_lilim, "oops"),
+        (parse_lilim, LILIM_TEXT.replace("4 4 0 -5 0 100 1 2 0", "4 4 0 -5 0 100 1 1 0")),
+        (parse_lilim, LILIM_TEXT.replace("0 3\n", "0 4\n")),
+    ],
+)
+def test_malformed_instance_files_are_rejected(parser: object, text: str) -> None:
+    with pytest.raises(ValueError):
+        parser(text)  # type: ignore[operator]
+
+
+def test_plan_vrp_prints_routes_and_a_last_json_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tiny-n5.vrp"
+    path.write_text(CVRP_TEXT)
+    assert main(["plan", "vrp", str(path), "--time-limit", "1", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    body = json.loads(out[-1])
+    assert body["cost"] == 8.0
+    assert sorted(sorted(r) for r in body["routes"]) == [[2, 3], [4, 5]]
+    assert body["runtime_s"] > 0
+    assert read_instance(path).kind == "cvrp"
+
+
+def test_plan_vrp_on_a_lilim_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "tiny.txt"
+    path.write_text(LILIM_TEXT)
+    assert main(["plan", "vrp", str(path), "--time-limit", "1", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert body["cost"] == 8.0 and len(body["routes"]) == 1
+    assert body["routes"][0][:2] == [1, 2] and sorted(body["routes"][0][2:]) == [3, 4]
