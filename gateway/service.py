@@ -26,6 +26,7 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 IDLE_GAP_S = 0.005
+SHARED_SESSION_EXPIRY_S = 120
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,14 @@ class GatewayService:
         self.connected = threading.Event()
         self._inbox: queue.Queue[_Delivery] = queue.Queue()
         self._generation = 0
-        # Shared-subscription members keep no session: a dead member's queue would strand messages.
-        # A single gateway keeps its session (default a week) so an outage of the gateway loses nothing.
-        self.session_expiry_s = 0 if shared else session_expiry_s
+        # A single gateway keeps its session (default a week): an outage of the gateway loses nothing.
+        # A shared-subscription member keeps a SHORT session: Mosquitto drops what is in flight to a member
+        # whose session ends (expiry 0 lost ~11% of a stream when a member was killed), while a long session
+        # strands the messages queued for a dead member. With a short one, a member restarted by its
+        # supervisor within the expiry gets everything back; see docs/gateway.md.
+        self.session_expiry_s = SHARED_SESSION_EXPIRY_S if shared else session_expiry_s
         self.client = make_client(
-            self.target, settings.gateway_client_id, persistent=not shared, manual_ack=True
+            self.target, settings.gateway_client_id, persistent=True, manual_ack=True
         )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
