@@ -1,0 +1,287 @@
+"""Repair assignment: tiny named crews with known best choices, then the store round trip and the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.cli import main
+from gateway.db import make_engine, make_session_factory
+from gateway.models import (
+    Base,
+    Community,
+    ContributedHours,
+    Member,
+    MemberSkill,
+    OutboxMessage,
+    RepairTask,
+    Site,
+    TaskEvent,
+)
+from gateway.protocol import community_alerts_topic, member_alerts_topic
+from logistics.loader import load_repair_input
+from logistics.repair_data import CrewMember, RepairInput, RepairJob, hours_until_available
+from logistics.repairs import solve_repairs
+from logistics.service import assign_once, decline_and_replan
+
+TOWNS = {1: (18.20, -66.50), 2: (18.30, -66.50), 3: (18.60, -66.50)}  # 2 is 11 km from 1, 3 is 44 km
+
+
+def member(
+    id: int, town: int = 1, skills: tuple[str, ...] = ("pump-mechanic",), lat: float = 18.21, **kw: object
+) -> CrewMember:
+    return CrewMember(id, f"m{id}", town, lat, -66.50, frozenset(skills), **({"free_slots": 1} | kw))  # type: ignore[arg-type]
+
+
+def task(id: int, urgency: int = 1, skills: tuple[str, ...] = ("pump-mechanic",), **kw: object) -> RepairJob:
+    return RepairJob(id, f"task {id}", 1, 18.20, -66.50, frozenset(skills), urgency=urgency, **kw)  # type: ignore[arg-type]
+
+
+def solve(tasks: list[RepairJob], crew: list[CrewMember], **kw: object) -> dict[int, int]:
+    plan = solve_repairs(RepairInput(tasks, crew, TOWNS, **kw), time_limit_s=10)  # type: ignore[arg-type]
+    return {a.task_id: a.member_id for a in plan.assignments}
+
+
+def test_critical_task_gets_the_only_free_mechanic_even_if_farther() -> None:
+    far_critical = RepairJob(1, "pump dead", 1, 18.25, -66.50, frozenset({"pump-mechanic"}), urgency=5)
+    plan = solve_repairs(RepairInput([far_critical, task(2, urgency=1)], [member(10)], TOWNS))
+    assert {a.task_id: a.member_id for a in plan.assignments} == {1: 10}
+    assert plan.unassigned[0].task_id == 2 and "busy" in plan.unassigned[0].reason
+
+
+def test_work_rotates_to_whoever_gave_fewer_hours_lately() -> None:
+    tired = member(10, recent_hours={"maintenance": 18.0})
+    rested = member(11, recent_hours={"maintenance": 2.0})
+    plan = solve_repairs(RepairInput([task(1)], [tired, rested], TOWNS))
+    (a,) = plan.assignments
+    assert a.member_id == 11
+    assert "pump-mechanic" in a.explanation and "km away" in a.explanation
+    assert "2 h in maintenance" in a.explanation and "baseline 20 h/yr" in a.explanation
+
+
+def test_nearer_member_wins_when_hours_are_equal() -> None:
+    assert solve([task(1)], [member(10, lat=18.29), member(11, lat=18.21)]) == {1: 11}
+
+
+def test_every_required_skill_must_be_covered() -> None:
+    crew = [member(10, skills=("electrician",)), member(11, skills=("electrician", "solar"), lat=18.28)]
+    assert solve([task(1, skills=("electrician", "solar"))], crew) == {1: 11}
+
+
+def test_concurrency_cap_limits_each_member() -> None:
+    plan = solve_repairs(RepairInput([task(1), task(2), task(3)], [member(10, free_slots=2)], TOWNS))
+    assert len(plan.assignments) == 2 and len(plan.unassigned) == 1
+
+
+def test_a_member_who_declined_is_not_asked_again() -> None:
+    crew = [member(10, lat=18.20), member(11, lat=18.28)]
+    assert solve([task(1, declined_by=frozenset({10}))], crew) == {1: 11}
+
+
+def test_someone_free_now_beats_someone_free_tomorrow() -> None:
+    crew = [member(10, lat=18.20, available_in_h=20.0), member(11, lat=18.22)]
+    assert solve([task(1)], crew) == {1: 11}
+    assert solve([task(1)], [member(10, available_in_h=None)]) == {}
+
+
+def test_nobody_local_escalates_to_the_nearest_neighbours() -> None:
+    plan = solve_repairs(
+        RepairInput([task(1)], [member(20, town=2, lat=18.30)], TOWNS, escalation_neighbours=1)
+    )
+    (a,) = plan.assignments
+    assert a.member_id == 20 and a.escalated and "neighbouring community" in a.explanation
+    # Town 3 is not among the single nearest neighbour, so its member is not asked.
+    far = solve_repairs(
+        RepairInput([task(1)], [member(30, town=3, lat=18.6)], TOWNS, escalation_neighbours=1)
+    )
+    assert far.assignments == ()
+    assert far.unassigned[0].widened_to == (2,)
+    assert far.unassigned[0].reason == "no crew member in the community or its neighbours"
+
+
+@pytest.mark.parametrize(
+    ("crew", "reason"),
+    [
+        ([member(10, skills=("plumbing",))], "nobody nearby has every skill needed (pump-mechanic)"),
+        ([member(10, available_in_h=None)], "no qualified member is available soon"),
+    ],
+)
+def test_unassignable_tasks_say_why(crew: list[CrewMember], reason: str) -> None:
+    plan = solve_repairs(RepairInput([task(1)], crew, TOWNS))
+    assert plan.unassigned[0].reason == reason
+    declined = solve_repairs(RepairInput([task(1, declined_by=frozenset({10}))], [member(10)], TOWNS))
+    assert "declined" in declined.unassigned[0].reason
+
+
+def test_baseline_is_configurable_per_community() -> None:
+    plan = solve_repairs(
+        RepairInput(
+            [task(1)],
+            [member(10, recent_hours={"maintenance": 5})],
+            TOWNS,
+            baselines={1: {"maintenance": 40}},
+        )
+    )
+    assert "baseline 40 h/yr" in plan.assignments[0].explanation
+    with pytest.raises(ValueError, match="baseline"):
+        RepairInput([], [], TOWNS, baselines={1: {"maintenance": 0}})
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RepairInput([task(1), task(1)], [], TOWNS),
+        lambda: RepairInput([], [member(1), member(1)], TOWNS),
+        lambda: RepairInput([task(1)], [member(1, town=9)], TOWNS),
+        lambda: task(1, urgency=-1),
+        lambda: member(1, free_slots=-1),
+        lambda: RepairJob(1, "x", 1, 95.0, 0.0, frozenset()),
+    ],
+)
+def test_bad_repair_input_is_rejected(make: object) -> None:
+    with pytest.raises(ValueError):
+        make()  # type: ignore[operator]
+
+
+MONDAY_10 = datetime(2026, 3, 2, 10, 0)  # a Monday
+
+
+@pytest.mark.parametrize(
+    ("windows", "expected"),
+    [
+        (None, 0.0),
+        ([{"day": 0, "start": "08:00", "end": "12:00"}], 0.0),
+        ([{"day": 0, "start": "14:00", "end": "18:00"}], 4.0),
+        ([{"day": 1, "start": "08:00", "end": "12:00"}], 22.0),
+        ([{"day": 4, "start": "08:00", "end": "12:00"}], None),
+        ([], None),
+    ],
+)
+def test_hours_until_available(windows: list[dict[str, object]] | None, expected: float | None) -> None:
+    assert hours_until_available(windows, MONDAY_10, horizon_h=24) == expected
+
+
+@pytest.mark.parametrize("window", [{"day": 7, "start": "08:00", "end": "12:00"}, {"day": 0, "start": "9"}])
+def test_malformed_availability_is_rejected(window: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        hours_until_available([window], MONDAY_10, horizon_h=24)
+
+
+# --- against the store ------------------------------------------------------------------------------------
+
+Store = tuple[sessionmaker[Session], dict[str, int]]
+
+
+def fill(session: Session) -> dict[str, int]:
+    """Two towns 11 km apart; Ana (rested) and Beto (tired) in the first, a pump with an open task."""
+    ids: dict[str, int] = {}
+    for slug, (lat, lon) in [("lares", TOWNS[1]), ("utuado", TOWNS[2])]:
+        town = Community(slug=slug, name=slug.title(), lat=lat, lon=lon)
+        town.sites = [Site(slug="pump", name="Pump", kind="pump", lat=lat, lon=lon)]
+        session.add(town)
+        session.flush()
+        ids[slug] = town.id
+        ids[f"{slug}/pump"] = town.sites[0].id
+    for name, hours in [("Ana", 2.0), ("Beto", 12.0)]:
+        person = Member(name=name, community_id=ids["lares"], lat=18.21, lon=-66.5, is_crew=True)
+        person.skills = [MemberSkill(skill="pump-mechanic")]
+        session.add(person)
+        session.flush()
+        session.add(
+            ContributedHours(
+                member_id=person.id, sector="maintenance", period_start=date.today(), hours=hours
+            )
+        )
+        ids[name] = person.id
+    broken = RepairTask(
+        site_id=ids["lares/pump"], title="Pump 1 dry run", urgency=3, required_skills=["pump-mechanic"]
+    )
+    session.add(broken)
+    session.flush()
+    ids["task"] = broken.id
+    return ids
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        ids = fill(session)
+    yield sessions, ids
+    engine.dispose()
+
+
+def alerts(session: Session, topic: str) -> list[dict[str, object]]:
+    rows = session.scalars(select(OutboxMessage.payload).where(OutboxMessage.topic == topic)).all()
+    return [json.loads(p) for p in rows]
+
+
+def events(session: Session, task_id: int) -> list[tuple[str, int | None]]:
+    rows = session.execute(select(TaskEvent.event, TaskEvent.member_id).where(TaskEvent.task_id == task_id))
+    return [(e, m) for e, m in rows]
+
+
+def test_loader_reads_tasks_crew_hours_and_declines(store: Store) -> None:
+    sessions, ids = store
+    with sessions.begin() as session:
+        data = load_repair_input(session, baselines={"lares": {"maintenance": 30}})
+        assert [t.required_skills for t in data.tasks] == [frozenset({"pump-mechanic"})]
+        assert {m.name: m.recent_hours["maintenance"] for m in data.crew} == {"Ana": 2.0, "Beto": 12.0}
+        assert all(m.free_slots == 2 and m.available_in_h == 0.0 for m in data.crew)
+        assert data.baseline(ids["lares"], "maintenance") == 30
+        with pytest.raises(ValueError, match="unknown communities"):
+            load_repair_input(session, baselines={"atlantis": {"maintenance": 30}})
+
+
+def test_assign_decline_reassign_then_escalate(store: Store) -> None:
+    sessions, ids = store
+    run = assign_once(sessions, time_limit_s=10)
+    assert run.assigned == 1
+    with sessions.begin() as session:
+        row = session.get(RepairTask, ids["task"])
+        assert row is not None and (row.status, row.assigned_member_id) == ("assigned", ids["Ana"])
+        assert row.explanation is not None and "Ana: has pump-mechanic" in row.explanation
+        assert events(session, ids["task"]) == [("assigned", ids["Ana"])]
+        (alert,) = alerts(session, member_alerts_topic(ids["Ana"]))
+        assert alert["event"] == "task_assigned" and alert["task"] == ids["task"] and alert["urgency"] == 3
+
+    decline_and_replan(sessions, ids["task"], ids["Ana"], "away this week", time_limit_s=10)
+    with sessions.begin() as session:
+        row = session.get(RepairTask, ids["task"])
+        assert row is not None and row.assigned_member_id == ids["Beto"]
+        assert ("declined", ids["Ana"]) in events(session, ids["task"])
+        assert len(alerts(session, member_alerts_topic(ids["Beto"]))) == 1
+
+    run = decline_and_replan(sessions, ids["task"], ids["Beto"], "no parts", time_limit_s=10)
+    assert run.escalated == 1
+    with sessions.begin() as session:
+        row = session.get(RepairTask, ids["task"])
+        assert row is not None and (row.status, row.assigned_member_id) == ("escalated", None)
+        assert events(session, ids["task"])[-1][0] == "escalated"
+        (notice,) = alerts(session, community_alerts_topic("utuado"))
+        assert notice["event"] == "task_escalated" and "declined" in str(notice["reason"])
+    # A later run keeps trying but does not announce the escalation again.
+    assert assign_once(sessions, time_limit_s=10).escalated == 0
+    with sessions.begin() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 3
+
+
+def test_declining_a_task_not_assigned_to_you_is_refused(store: Store) -> None:
+    sessions, ids = store
+    with pytest.raises(ValueError, match="not assigned"):
+        decline_and_replan(sessions, ids["task"], ids["Beto"])
+
+
+def test_plan_repairs_command(engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with make_session_factory(engine).begin() as session:
+        ids = fill(session)
+    assert main(["--db", database_url, "plan", "repairs", "--time-limit", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "repairs: 1 assigned" in out and f"-> member {ids['Ana']}" in out
