@@ -3,19 +3,24 @@
 Birth and will are paired by `session` (Sparkplug's bdSeq): the retained will `offline` is registered before
 every connect, the retained birth `online` is published after every connect, and a clean stop publishes a
 retained `offline` with `clean: true` itself, because a clean DISCONNECT makes the broker discard the will.
+Telemetry and stock go through a bounded on-disk spool (store and forward, devices/spool.py): they leave it,
+in order, when the broker acknowledges them, so neither a reboot nor a long outage loses a reading.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from devices.link import Link
+from devices.forwarder import Forwarder
+from devices.link import BACKOFF_MAX_S, Link
 from devices.netloop import NetworkLoop
+from devices.spool import DEFAULT_MAX_MESSAGES, DropReport, Spool
 from devices.state import DEFAULT_BLOCK, DeviceState
 from gateway.protocol import (
     Body,
@@ -38,14 +43,27 @@ def now_utc() -> datetime:
 
 
 class DeviceChannel:
-    """One device identity on a Link, which it may share (multiplexed mode) or own (DeviceClient)."""
+    """One device identity on a Link, which it may share (multiplexed mode) or own (DeviceClient).
 
-    def __init__(self, community: str, site: str, device: str, state: DeviceState, link: Link) -> None:
+    Data messages go through the Forwarder's spool; state messages (birth, offline) straight to the link.
+    """
+
+    def __init__(
+        self,
+        community: str,
+        site: str,
+        device: str,
+        state: DeviceState,
+        link: Link,
+        forwarder: Forwarder,
+    ) -> None:
         """Validate the identity (slugs) and remember where to publish."""
         self.topic = Topic(community, site, device, "state")
         self.state = state
         self.link = link
+        self.forwarder = forwarder
         self._topics = {kind: str(self.topic.sibling(kind)) for kind in ("telemetry", "stock", "state")}
+        forwarder.route(device, link)
 
     @property
     def device(self) -> str:
@@ -67,17 +85,30 @@ class DeviceChannel:
         body = StateMessage("online", self.session, now_utc())
         return self.link.publish(self._topics["state"], encode(body), retain=True)
 
-    def offline(self) -> bool:
-        """Publish the retained clean `offline` that replaces the will on a clean stop."""
-        body = StateMessage("offline", self.session, now_utc(), clean=True)
+    def offline(self, *, clean: bool = True) -> bool:
+        """Publish the retained clean `offline` that replaces the will on a clean stop.
+
+        `clean=False` publishes what the broker would publish as the will (a simulated lost link on a
+        shared connection, which has no will per device).
+        """
+        body = StateMessage("offline", self.session, now_utc(), clean=clean)
         return self.link.publish(self._topics["state"], encode(body), retain=True)
+
+    def will(self) -> tuple[str, bytes]:
+        """The retained last will for this session: topic and payload (no ts: it is set before connecting)."""
+        return self._topics["state"], encode(StateMessage("offline", self.session))
+
+    def restart(self) -> None:
+        """Start over as a rebooted device process would: state re-read from its file, the next session."""
+        old = self.state
+        self.state = DeviceState(old.path, old.device, block=old.block, durable=old.durable)
 
     def next_seq(self) -> int:
         """Reserve the seq of the next telemetry or stock message (unique across restarts)."""
         return self.state.take()
 
     def publish(self, body: Body, *, validate: bool = False) -> bool:
-        """Publish telemetry or a stock report at QoS 1; False if the outgoing queue is full.
+        """Spool telemetry or a stock report for sending at QoS 1; False if a full spool dropped it.
 
         With `validate`, a payload the gateway would dead-letter raises ProtocolError (a ValueError) here.
         """
@@ -90,7 +121,7 @@ class DeviceChannel:
         payload = encode(body)
         if validate:
             parse_payload(self.topic.sibling(body.kind), payload)
-        return self.link.publish(self._topics[body.kind], payload)
+        return self.forwarder.put(self.device, body.kind, body.seq, self._topics[body.kind], payload)
 
 
 class DeviceClient:
@@ -110,8 +141,15 @@ class DeviceClient:
         seq_block: int = DEFAULT_BLOCK,
         durable: bool = True,
         max_queued: int = 10_000,
+        spool_max: int = DEFAULT_MAX_MESSAGES,
+        forwarder: Forwarder | None = None,
+        max_backoff: float = BACKOFF_MAX_S,
     ) -> None:
-        """Load (and bump) the persisted session, set up the will; nothing connects until start()."""
+        """Load (and bump) the persisted session, open the spool, set up the will; nothing connects yet.
+
+        The spool is `<state_dir>/<device>.spool.sqlite` holding at most `spool_max` messages, unless a
+        `forwarder` (with its own spool, shared by a fleet) is given.
+        """
         # Build the topic first: it rejects bad slugs before any state file is written.
         state_topic = str(Topic(community, site, device, "state"))
         state = DeviceState(Path(state_dir) / f"{device}.json", device, block=seq_block, durable=durable)
@@ -125,9 +163,14 @@ class DeviceClient:
             will=will,
             keepalive=keepalive,
             max_queued=max_queued,
+            max_backoff=max_backoff,
         )
-        self.channel = DeviceChannel(community, site, device, state, link)
-        link.on_connected(self.channel.birth)
+        link.on_connected(lambda: self.channel.birth())  # first: the birth goes out before any replay
+        self._own_spool = forwarder is None
+        if forwarder is None:
+            spool = Spool(Path(state_dir) / f"{device}.spool.sqlite", max_messages=spool_max, durable=durable)
+            forwarder = Forwarder(spool, self._loop)
+        self.channel = DeviceChannel(community, site, device, state, link, forwarder)
         self._started = False
         self._stopped = False
 
@@ -148,8 +191,24 @@ class DeviceClient:
 
     @property
     def pending(self) -> int:
-        """Messages not yet acknowledged by the broker."""
-        return self.channel.link.pending
+        """Messages not yet acknowledged by the broker: spooled data plus state messages in flight."""
+        link, forwarder = self.channel.link, self.channel.forwarder
+        return self.queued + max(0, link.pending - forwarder.in_flight(link))
+
+    @property
+    def queued(self) -> int:
+        """Telemetry and stock messages in the spool (sent or not) that the broker has not acknowledged."""
+        return self.channel.forwarder.spool.count(self.device)
+
+    @property
+    def dropped(self) -> int:
+        """Messages the full spool ever dropped for this device (reported in the log on reconnect)."""
+        return self.channel.forwarder.spool.dropped(self.device)
+
+    def on_drops(self, hook: Callable[[DropReport], object]) -> None:
+        """Call `hook(report)` when the client reports drops on (re)connect; runs on the network thread."""
+        device = self.device
+        self.channel.forwarder.on_drops(lambda report: hook(report) if report.device == device else None)
 
     def start(self, wait: float | None = 10.0) -> bool:
         """Start connecting (retried with backoff); with `wait`, block until connected; True if connected."""
@@ -181,8 +240,11 @@ class DeviceClient:
         return self.publish(StockReport(self.next_seq(), now_utc(), levels))
 
     def flush(self, timeout: float = STOP_TIMEOUT_S) -> bool:
-        """Wait until the broker acknowledged everything published so far."""
-        return self.channel.link.flush(timeout)
+        """Wait until the broker acknowledged everything published so far (data and state messages)."""
+        deadline = time.monotonic() + timeout
+        if not self.channel.forwarder.wait_empty(timeout, self.device):
+            return False
+        return self.channel.link.flush(max(0.0, deadline - time.monotonic()))
 
     def announce_offline(self) -> bool:
         """First half of a clean stop: queue the retained clean `offline` (only if connected to send it)."""
@@ -198,6 +260,10 @@ class DeviceClient:
         self.channel.state.close()
         if self._own_loop:
             self._loop.stop(timeout)
+        if self._own_spool:
+            if self.queued:
+                log.info("%s: %s messages stay in the spool for the next start", self.device, self.queued)
+            self.channel.forwarder.spool.close()
         return clean
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -21,9 +23,9 @@ BACKOFF_MAX_S: Final = 60.0
 _QUEUED = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)  # NO_CONN: sent on reconnect
 
 
-def backoff_delay(attempt: int, rng: random.Random) -> float:
+def backoff_delay(attempt: int, rng: random.Random, max_s: float = BACKOFF_MAX_S) -> float:
     """Exponential backoff with 'equal jitter', so devices cut off together do not return in lockstep."""
-    cap = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2.0 ** min(attempt, 16))
+    cap = min(max_s, BACKOFF_MIN_S * 2.0 ** min(attempt, 16))
     return cap / 2 + rng.uniform(0, cap / 2)
 
 
@@ -48,7 +50,11 @@ def make_paho_client(
 
 
 class Link:
-    """A connection that stays up: open() once, publish at QoS 1 any time, close() to leave cleanly."""
+    """A connection that stays up: open() once, publish at QoS 1 any time, close() to leave cleanly.
+
+    drop() and resume() are for simulating a lost link: the socket dies without DISCONNECT (the broker
+    publishes the will) and no reconnect is tried until resume().
+    """
 
     def __init__(
         self,
@@ -60,6 +66,7 @@ class Link:
         keepalive: int = 30,
         max_inflight: int = 20,
         max_queued: int = 10_000,
+        max_backoff: float = BACKOFF_MAX_S,
         rng: random.Random | None = None,
     ) -> None:
         """Configure the client (and its retained last will, which must be set before connecting)."""
@@ -67,6 +74,7 @@ class Link:
         self.client_id = client_id
         self.loop = loop
         self.keepalive = keepalive
+        self.max_backoff = max_backoff
         self.client = make_paho_client(target, client_id, max_inflight=max_inflight, max_queued=max_queued)
         if will is not None:
             self.client.will_set(will[0], will[1], qos=QOS, retain=True)
@@ -76,8 +84,11 @@ class Link:
         self._rng = rng or random.Random()
         self._cond = threading.Condition()
         self._hooks: list[Callable[[], object]] = []
+        self._ack_hooks: list[Callable[[int, bool], object]] = []
         self._connected = False
         self._closing = False
+        self._suspended = False
+        self._generation = 0  # bumped by resume(): retries scheduled before it are void
         self._closed = threading.Event()
         self._attempt_no = 0
         self._admitted = False
@@ -101,12 +112,44 @@ class Link:
         """Run `hook` on the loop thread after every successful (re)connect, e.g. to publish a birth."""
         self._hooks.append(hook)
 
+    def on_acked(self, hook: Callable[[int, bool], object]) -> None:
+        """Run `hook(mid, rejected)` on the loop thread when the broker acknowledges a message."""
+        self._ack_hooks.append(hook)
+
     def open(self) -> None:
         """Start connecting in the background; failures are retried with backoff until close()."""
         kwargs: dict[str, Any] = {"clean_start": True} if self.target.protocol == "5" else {}
         self.client.connect_async(self.target.host, self.target.port, keepalive=self.keepalive, **kwargs)
         self.loop.attach(self.client)
-        self.loop.call_soon(self._attempt)
+        self._schedule_attempt(0.0)
+
+    def set_will(self, topic: str, payload: bytes) -> None:
+        """Replace the retained last will; it takes effect on the next connect."""
+        self.client.will_set(topic, payload, qos=QOS, retain=True)
+
+    def drop(self) -> None:
+        """Lose the connection abruptly (no DISCONNECT: the broker publishes the will); stay down."""
+
+        def _drop() -> None:
+            self._suspended = True
+            sock = self.client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # paho reads EOF next and reports the loss
+
+        self.loop.call_soon(_drop)
+
+    def resume(self) -> None:
+        """Reconnect at once after drop() (a fresh backoff sequence)."""
+
+        def _resume() -> None:
+            self._suspended = False
+            self._generation += 1
+            self._attempt_no = 0
+            if not self._connected and not self._admitted:
+                self._attempt(self._generation)
+
+        self.loop.call_soon(_resume)
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected or `timeout` seconds passed."""
@@ -115,13 +158,17 @@ class Link:
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """Queue a QoS 1 message (sent now, or after the next reconnect); False if the queue is full."""
+        return self.send(topic, payload, retain=retain) is not None
+
+    def send(self, topic: str, payload: bytes, *, retain: bool = False) -> int | None:
+        """Like publish(), but return the message id that on_acked hooks will see (None: queue full)."""
         info = self.client.publish(topic, payload, qos=QOS, retain=retain)
         if info.rc not in _QUEUED:
             log.warning("%s dropped a message to %s: %s", self.client_id, topic, mqtt.error_string(info.rc))
-            return False
+            return None
         with self._cond:
             self._pending += 1
-        return True
+        return info.mid
 
     def flush(self, timeout: float) -> bool:
         """Wait until the broker acknowledged every queued message; False on timeout."""
@@ -151,13 +198,17 @@ class Link:
         self.begin_close()
         return self.wait_closed(timeout)
 
-    def _attempt(self) -> None:
-        if not self._closing:
+    def _schedule_attempt(self, delay: float) -> None:
+        generation = self._generation
+        self.loop.call_later(delay, lambda: self._attempt(generation))
+
+    def _attempt(self, generation: int) -> None:
+        if not self._closing and not self._suspended and generation == self._generation:
             self.loop.admit(self._connect)
 
     def _connect(self) -> None:
         self._admitted = True
-        if self._closing:
+        if self._closing or self._suspended:
             self._release()
             return
         try:
@@ -173,7 +224,9 @@ class Link:
 
     def _failed(self, why: str) -> None:
         self.last_error = why
-        delay = backoff_delay(self._attempt_no, self._rng)
+        if self._suspended:
+            return  # dropped on purpose: resume() reconnects
+        delay = backoff_delay(self._attempt_no, self._rng, self.max_backoff)
         self._attempt_no += 1
         level = (
             self.event_level if self._attempt_no in (1, 5) or self._attempt_no % 20 == 0 else logging.DEBUG
@@ -181,7 +234,7 @@ class Link:
         log.log(
             level, "%s cannot connect (%s), retry %s in %.1f s", self.client_id, why, self._attempt_no, delay
         )
-        self.loop.call_later(delay, self._attempt)
+        self._schedule_attempt(delay)
 
     def _on_connect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self._release()
@@ -206,7 +259,9 @@ class Link:
         if self._closing:
             self._closed.set()
             return
-        if was_connected:
+        if self._suspended:
+            log.debug("%s: link dropped on purpose (%s)", self.client_id, reason)
+        elif was_connected:
             log.log(self.event_level, "%s lost its connection (%s), reconnecting", self.client_id, reason)
             self._failed(f"connection lost: {reason}")
         else:
@@ -220,3 +275,5 @@ class Link:
             self._cond.notify_all()
         if reason.is_failure:
             log.warning("%s: broker rejected message %s: %s", self.client_id, mid, reason)
+        for hook in self._ack_hooks:
+            hook(mid, bool(reason.is_failure))
