@@ -52,7 +52,15 @@ def register(commands: Any) -> None:
         default=DEFAULT_CONNECTIONS,
         help=f"multiplexed connections [{DEFAULT_CONNECTIONS}]",
     )
-    sim.add_argument("--state-dir", type=Path, metavar="DIR", help="seq/session files [<data dir>/devices]")
+    sim.add_argument(
+        "--state-dir", type=Path, metavar="DIR", help="seq/session files and the spool [<data dir>/devices]"
+    )
+    sim.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="fault scenario (rhizome-scenario/1 JSON, see docs/scenarios.md) [none]",
+    )
     sim.set_defaults(handler=simulate)
 
 
@@ -78,6 +86,7 @@ def simulate(settings: DeviceSettings, args: argparse.Namespace) -> int:
     """Handler of `rhizome devices simulate`."""
     from devices.fleet import Fleet, MultiplexedFleet, PerDeviceFleet
     from devices.regionfile import read_devices, sample_region_path, select
+    from devices.scenario import load_scenario
     from devices.simulator import Simulator
     from gateway.protocol import MqttTarget
 
@@ -89,6 +98,7 @@ def simulate(settings: DeviceSettings, args: argparse.Namespace) -> int:
     if args.duration is not None and not args.duration > 0:
         raise ValueError("--duration must be positive")
     target = MqttTarget.from_url(settings.mqtt_url, settings.mqtt_protocol, settings.mqtt_ca_file)
+    scenario = load_scenario(args.scenario) if args.scenario else None
     region = args.region or sample_region_path()
     specs = select(read_devices(region), community=args.community, limit=args.limit)
     if not specs:
@@ -103,5 +113,8 @@ def simulate(settings: DeviceSettings, args: argparse.Namespace) -> int:
         fleet = PerDeviceFleet(target, specs, state_dir)
     else:
         fleet = MultiplexedFleet(target, specs, state_dir, args.connections)
-    Simulator(specs, fleet, seed=args.seed, speed=args.speed, sim_start=args.start).run(stop, args.duration)
+    simulator = Simulator(
+        specs, fleet, seed=args.seed, speed=args.speed, sim_start=args.start, scenario=scenario
+    )
+    simulator.run(stop, args.duration)
     return 0

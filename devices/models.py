@@ -77,7 +77,11 @@ class Model(Protocol):
 
 
 class PumpModel:
-    """A well pump filling a tank: hysteresis control sets the duty cycle, use follows the hour of day."""
+    """A well pump filling a tank: hysteresis control sets the duty cycle, use follows the hour of day.
+
+    Faults (devices/faults.py) set `powered` (off: the pump stops) and `fill_factor` (the share of its
+    normal output that reaches the tank: 0 for a failed or dry-running pump).
+    """
 
     kind: Literal["telemetry"] = "telemetry"
 
@@ -90,15 +94,17 @@ class PumpModel:
         self.running = self.level < self.low
         self.pressure, self.flow = rng.uniform(290, 350), rng.uniform(40, 70)
         self.current, self.rssi = rng.uniform(7, 10), rng.uniform(-95, -60)
+        self.powered, self.fill_factor = True, 1.0
 
     def step(self, at: datetime, dt_s: float) -> dict[str, float | bool]:
         for hours, offset in _substeps(at, dt_s):
             hour = solar_hour(at + timedelta(seconds=offset), self.lon)
             use = self.use_pct_h * demand(hour) * self.rng.uniform(0.7, 1.3)
-            self.level = _clamp(
-                self.level + (self.fill_pct_h if self.running else 0.0) * hours - use * hours, 0, 100
-            )
-            if self.level <= self.low:
+            fill = self.fill_pct_h * self.fill_factor if self.running else 0.0
+            self.level = _clamp(self.level + fill * hours - use * hours, 0, 100)
+            if not self.powered:
+                self.running = False
+            elif self.level <= self.low:
                 self.running = True
             elif self.level >= self.high:
                 self.running = False
@@ -151,26 +157,32 @@ class SoilModel:
 
 
 class ColdRoomModel:
-    """A cold room held at ~4 C; door openings (mostly in working hours) warm it briefly."""
+    """A cold room held at ~4 C; door openings (mostly in working hours) warm it briefly.
+
+    Without `cooling` (a failed compressor, no power) the room warms towards the ambient temperature.
+    """
 
     kind: Literal["telemetry"] = "telemetry"
     RECOVERY_S = 600.0  # time constant of the compressor pulling the temperature back
+    WARMING_S = 4 * 3600.0  # time constant of an insulated room warming up without cooling
+    AMBIENT_C = 27.0
 
     def __init__(self, rng: random.Random, lon: float | None) -> None:
         self.rng, self.lon = rng, lon
         self.setpoint = rng.uniform(3.6, 4.4)
         self.temperature = self.setpoint
         self.rssi = rng.uniform(-90, -55)
+        self.cooling = True
 
     def step(self, at: datetime, dt_s: float) -> dict[str, float | bool]:
         rng = self.rng
-        self.temperature = self.setpoint + (self.temperature - self.setpoint) * math.exp(
-            -dt_s / self.RECOVERY_S
-        )
+        target, tau = (self.setpoint, self.RECOVERY_S) if self.cooling else (self.AMBIENT_C, self.WARMING_S)
+        self.temperature = target + (self.temperature - target) * math.exp(-dt_s / tau)
         hour = solar_hour(at, self.lon)
         door_open = rng.random() < (0.08 if 7 <= hour < 18 else 0.01)
-        if door_open:
-            self.temperature = min(self.temperature + rng.uniform(0.3, 1.0), self.setpoint + 2.5)
+        if door_open:  # a warm breath, never above what the room held anyway
+            warmed = min(self.temperature + rng.uniform(0.3, 1.0), self.setpoint + 2.5)
+            self.temperature = max(self.temperature, warmed)
         return {
             "temperature_c": round(self.temperature + rng.gauss(0, 0.1), 2),
             "humidity_pct": round(_clamp(85 + rng.gauss(0, 2) + (5 if door_open else 0), 60, 99), 1),

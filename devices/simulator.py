@@ -7,6 +7,9 @@ message is the real wall clock at publishing, like a real device's RTC, so it ca
 gateway's clock (protocol.MAX_CLOCK_SKEW) whatever the speed or duration; at speed 60 a simulated day
 fits into 24 real minutes of readings. Readings depend only on (seed, device slug, sim_start): runs with
 the same `--seed` and `--start` produce the same values.
+
+A scenario (devices/scenario.py, devices/faults.py) adds events to the same simulated timeline: faults
+change readings, and faults of power and link act on the Fleet when their time comes.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 from devices.client import now_utc
+from devices.faults import FaultEngine, Transition, check_scenario
 from devices.fleet import Fleet
 from devices.models import Model, device_rng, make_model
 from devices.regionfile import DeviceSpec
+from devices.scenario import Scenario
 from gateway.protocol import Body, StockReport, Telemetry
 
 log = logging.getLogger(__name__)
@@ -44,31 +49,55 @@ def make_body(kind: str, seq: int, ts: datetime, values: dict[str, float | bool]
     return Telemetry(seq, ts, values)
 
 
-class Schedule:
-    """Every device's readings in simulated-time order: first one at start, then every `interval_s`."""
+class Reading(NamedTuple):
+    """One device's reading at a simulated time; `values` is None while the device has no power."""
 
-    def __init__(self, specs: Sequence[DeviceSpec], seed: int, sim_start: datetime) -> None:
+    index: int
+    at: datetime
+    values: dict[str, float | bool] | None
+
+
+class Schedule:
+    """Every device's readings in simulated-time order: first one at start, then every `interval_s`.
+
+    With a scenario, its events are interleaved: pop() returns a Transition when an event comes first
+    (an event and a reading at the same time: the event first, so the reading shows it).
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[DeviceSpec],
+        seed: int,
+        sim_start: datetime,
+        scenario: Scenario | None = None,
+    ) -> None:
         """Build the models; each device gets a seeded phase so readings spread over the interval."""
         self.sim_start = sim_start
         self.models: list[Model] = [make_model(spec, seed) for spec in specs]
+        self.faults = FaultEngine(scenario, specs, self.models, seed, sim_start) if scenario else None
         self._intervals = [spec.interval_s for spec in specs]
         self._last = [0.0] * len(specs)
-        self._phase = [device_rng(seed, f"{spec.slug}/phase").uniform(0.5, 1.0) for spec in specs]
+        self._phase = [device_rng(seed, f"{spec.slug}/phase").uniform(0.01, 1.0) for spec in specs]
         self._heap = [(0.0, i) for i in range(len(specs))]
 
     def peek(self) -> float:
-        """Simulated seconds since start of the next reading (inf when there are no devices)."""
-        return self._heap[0][0] if self._heap else math.inf
+        """Simulated seconds since start of the next reading or event (inf when there is none)."""
+        reading = self._heap[0][0] if self._heap else math.inf
+        return min(reading, self.faults.peek()) if self.faults else reading
 
-    def pop(self) -> tuple[int, datetime, dict[str, float | bool]]:
-        """Advance the next device's model to its reading time: (device index, simulated time, values)."""
+    def pop(self) -> Reading | Transition:
+        """The next event, or the next reading: the device's model advanced to its reading time."""
+        if self.faults is not None and self.faults.peek() <= (self._heap[0][0] if self._heap else math.inf):
+            return self.faults.pop()
         offset, i = heapq.heappop(self._heap)
         at = self.sim_start + timedelta(seconds=offset)
-        values = self.models[i].step(at, offset - self._last[i])
+        values: dict[str, float | bool] | None = self.models[i].step(at, offset - self._last[i])
+        if self.faults is not None:
+            values = self.faults.apply(i, offset, values)  # type: ignore[arg-type]
         self._last[i] = offset
         step = self._intervals[i] * (self._phase[i] if offset == 0.0 else 1.0)
         heapq.heappush(self._heap, (offset + step, i))
-        return i, at, values
+        return Reading(i, at, values)
 
 
 @dataclass
@@ -78,6 +107,8 @@ class RunStats:
     published: int = 0
     dropped: int = 0
     skipped: int = 0  # readings with nothing to report (a stock device on a site without stock)
+    silent: int = 0  # readings not taken: the device had no power (scenario)
+    events: int = 0  # scenario events that took effect
     max_lag_s: float = 0.0
     elapsed_s: float = 0.0
 
@@ -94,6 +125,7 @@ class Simulator:
         speed: float = 1.0,
         sim_start: datetime | None = None,
         log_every_s: float = 10.0,
+        scenario: Scenario | None = None,
     ) -> None:
         """Check the arguments; nothing connects until run()."""
         if not speed > 0 or not math.isfinite(speed):
@@ -106,6 +138,9 @@ class Simulator:
         self.speed = speed
         self.sim_start = sim_start
         self.log_every_s = log_every_s
+        self.scenario = scenario
+        if scenario is not None:  # a bad event fails here, before anything connects
+            check_scenario(scenario, self.specs, sim_start, warn=False)
         self.stats = RunStats()
 
     def run(self, stop: threading.Event, duration: float | None = None) -> RunStats:
@@ -119,7 +154,7 @@ class Simulator:
             )
         if connected < len(self.specs):
             log.warning("%s of %s devices connected; the others keep retrying", connected, len(self.specs))
-        schedule = Schedule(self.specs, self.seed, self.sim_start or now_utc())
+        schedule = Schedule(self.specs, self.seed, self.sim_start or now_utc(), self.scenario)
         log.info("simulating %s devices at speed %s from %s", len(self.specs), self.speed, schedule.sim_start)
         try:
             self._loop(schedule, stop, duration)
@@ -128,11 +163,12 @@ class Simulator:
             self.fleet.stop(STOP_TIMEOUT_S)
         stats = self.stats
         log.info(
-            "published %s messages in %.1f s (%s dropped, max lag %.1f s)",
+            "published %s messages in %.1f s (%s dropped, max lag %.1f s, %s scenario events)",
             stats.published,
             stats.elapsed_s,
             stats.dropped,
             stats.max_lag_s,
+            stats.events,
         )
         return stats
 
@@ -156,7 +192,14 @@ class Simulator:
             if stats.published % 64 == 0:
                 self._throttle(stop, end)
             stats.max_lag_s = max(stats.max_lag_s, now - due)
-            index, _at, values = schedule.pop()
+            item = schedule.pop()
+            if isinstance(item, Transition):
+                self._apply(item)
+                continue
+            index, _at, values = item
+            if values is None:
+                stats.silent += 1
+                continue
             if not values:
                 stats.skipped += 1
                 continue
@@ -166,6 +209,29 @@ class Simulator:
                 stats.published += 1
             else:
                 stats.dropped += 1
+
+    def _apply(self, transition: Transition) -> None:
+        """Carry out a scenario event's effect on the device's connection."""
+        self.stats.events += 1
+        spec = self.specs[transition.index]
+        log.info(
+            "scenario (%s) at %s: %s %s%s",
+            transition.cause,
+            transition.at.isoformat(timespec="seconds"),
+            spec.slug,
+            transition.event,
+            f" -> {', '.join(transition.actions)}" if transition.actions else "",
+        )
+        fleet, index = self.fleet, transition.index
+        for action in transition.actions:
+            if action.startswith("power_off_"):
+                fleet.power_off(index, drop=action == "power_off_drop")
+            elif action == "power_on":
+                fleet.power_on(index)
+            elif action == "link_down":
+                fleet.link_down(index)
+            else:
+                fleet.link_up(index)
 
     def _wait_connected(self, stop: threading.Event) -> int:
         """Give every device a chance to connect (bounded, interruptible) before the clock starts."""
@@ -184,11 +250,13 @@ class Simulator:
         window = self.log_every_s + max(0.0, late)
         sim_now = schedule.sim_start + timedelta(seconds=min(schedule.peek(), elapsed * self.speed))
         log.info(
-            "%s messages published (%.0f/s), %s/%s devices connected, %s awaiting ack, simulated time %s",
+            "%s messages published (%.0f/s), %s/%s devices connected, %s awaiting ack, %s spooled, "
+            "simulated time %s",
             self.stats.published,
             recent / window,
             self.fleet.connected(),
             len(self.specs),
             self.fleet.backlog(),
+            self.fleet.spooled(),
             sim_now.isoformat(timespec="minutes"),
         )
