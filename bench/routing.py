@@ -219,24 +219,17 @@ def run_ortools(case: Case, limit: float) -> tuple[list[list[int]], float]:
     manager = pywrapcp.RoutingIndexManager(n, vehicles, 0)
     model = pywrapcp.RoutingModel(manager)
     rows = dist.tolist()
-
-    def arc(i: int, j: int) -> int:
-        return rows[manager.IndexToNode(i)][manager.IndexToNode(j)]
-
-    transit = model.RegisterTransitCallback(arc)
+    # Matrices and vectors registered in C++ (no Python callback per arc evaluation).
+    transit = model.RegisterTransitMatrix(rows)
     model.SetArcCostEvaluatorOfAllVehicles(transit)
     demand = [round(q) for q in case.demand]
-    demand_cb = model.RegisterUnaryTransitCallback(lambda i: demand[manager.IndexToNode(i)])
+    demand_cb = model.RegisterUnaryTransitVector(demand)
     model.AddDimensionWithVehicleCapacity(demand_cb, 0, [int(case.capacity)] * vehicles, True, "load")
     if case.kind == "pdptw":
         assert case.windows is not None and case.pairs is not None
         service = [round(s * scale) for s in case.windows[:, 2]]
-
-        def travel(i: int, j: int) -> int:
-            a, b = manager.IndexToNode(i), manager.IndexToNode(j)
-            return rows[a][b] + service[a]
-
-        time_cb = model.RegisterTransitCallback(travel)
+        travel = [[rows[a][b] + service[a] for b in range(n)] for a in range(n)]
+        time_cb = model.RegisterTransitMatrix(travel)
         horizon = math.ceil(case.windows[0, 1] * scale)
         model.AddDimension(time_cb, horizon, horizon, False, "time")
         clock = model.GetDimensionOrDie("time")
