@@ -6,10 +6,11 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from sqlalchemy.orm import Session
 
 from dashboard import exports, mapdata, progress, queries
+from dashboard.auth import current_account
 from dashboard.queries import CommunitySummary, DeviceRow, GoodLevel
 from dashboard.store import get_session
 from gateway.models import Community, Good
@@ -17,6 +18,15 @@ from gateway.models.vocab import DEVICE_KINDS, DEVICE_STATES
 from gateway.protocol import is_slug
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def _readers_only() -> None:
+    """The API shows what the map shows: public when the map is, otherwise for signed-in accounts."""
+    if not current_app.config["PUBLIC_MAP"] and current_account() is None:
+        abort(401, description="sign in first: this dashboard's map and API are not public")
+
+
 DEFAULT_LIMIT, MAX_LIMIT = 1000, 10000  # pages keep a 50k-device region's answers bounded
 PAGING = ("limit", "offset")
 
@@ -83,6 +93,27 @@ def devices() -> Response:
     rows = queries.device_rows(session, community_slug, kind, state, limit, offset)
     items = [_device(d) | {"community": d.community} for d in rows]
     return jsonify(devices=items, count=len(items), limit=limit, offset=offset)
+
+
+@bp.get("/sites/<int:site_id>")
+def site(site_id: int) -> Response:
+    """One site with its sensors and their state (what a site's popup on the map shows)."""
+    _params(())
+    found = mapdata.site_detail(get_session(), site_id)
+    if found is None:
+        abort(404, description=f"no site with id {site_id}")
+    return jsonify(
+        id=site_id,
+        slug=found.slug,
+        name=found.name,
+        kind=found.kind,
+        lat=found.lat,
+        lon=found.lon,
+        community=found.community,
+        community_name=found.community_name,
+        community_url=url_for("places.community", slug=found.community),
+        devices=[_device(d) for d in found.devices],
+    )
 
 
 @bp.get("/shortages")

@@ -24,7 +24,7 @@ from folium.template import Template
 from markupsafe import escape
 
 from dashboard.assets import add_nonce, external_asset_urls, localize_assets
-from dashboard.mapdata import Flow, TaskPoint
+from dashboard.mapdata import Flow, SitePoint, TaskPoint, worst_state
 from dashboard.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary, SiteSummary
 
 LEVEL_COLOURS = {CRITICAL: "#d62728", SHORT: "#ff7f0e", OK: "#2ca02c"}
@@ -34,7 +34,7 @@ SITE_STATES = ("online", "fault", "offline", "stale", "unknown", "no sensor")  #
 FLOW_COLOUR = "#1f5fa8"
 MIN_FLOW_WIDTH, MAX_FLOW_WIDTH = 1.5, 9.0
 # At this zoom the site layer stops clustering: every site is drawn (streets-level view).
-DISABLE_CLUSTERING_AT_ZOOM = 15
+DISABLE_CLUSTERING_AT_ZOOM = 13  # ~30 km across: a village's sites are apart; fewer levels to cluster
 MARKERCLUSTER_JS = (
     "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/leaflet.markercluster.js"
 )
@@ -59,11 +59,12 @@ class MapData:
     """Everything the map shows, as plain query results."""
 
     communities: Sequence[CommunitySummary]
-    sites: Sequence[SiteSummary]
+    sites: Sequence[SitePoint]
     tasks: Sequence[TaskPoint] = ()
     flows: Sequence[Flow] = ()
     device_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     community_url: Callable[[str], str] = lambda slug: f"/communities/{slug}"
+    site_url: str = "/api/sites/0"  # map.js puts a site's id in place of the 0
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,20 @@ def radius(population: int, largest: int) -> float:
 
 def site_state(site: SiteSummary) -> str:
     """One word for a site's sensors: fault if any is faulty, online if all are, else the worst other."""
-    states = {d.state for d in site.devices}
-    if not states:
-        return "no sensor"
-    for state in ("fault", "offline", "stale", "unknown"):
-        if state in states:
-            return state
-    return "online"
+    return worst_state(d.state for d in site.devices)
+
+
+def min_zoom(points: Sequence[tuple[float, float]]) -> int:
+    """How far out one may zoom: the region on a phone, then 2 more levels (each level also costs the site
+    clustering work on every marker, so levels nobody uses are not computed)."""
+    if len(points) < 2:
+        return 1
+    span = max(
+        max(p[1] for p in points) - min(p[1] for p in points),
+        max(p[0] for p in points) - min(p[0] for p in points),
+    )
+    fit = math.log2(400 * 360 / (256 * max(span, 1e-6)))  # the zoom at which the span fills ~400 px
+    return max(1, min(12, math.floor(fit) - 2))
 
 
 def flow_width(weight_kg: float, heaviest_kg: float) -> float:
@@ -161,29 +169,13 @@ def community_rows(data: MapData) -> list[dict[str, Any]]:
     return rows
 
 
-def site_rows(sites: Sequence[SiteSummary]) -> list[list[Any]]:
-    """Sites for map.js as compact arrays (the layer that reaches 50,000 rows)."""
+def site_rows(sites: Sequence[SitePoint]) -> list[list[Any]]:
+    """Sites for map.js as [lat, lon, state index, id]: the layer that reaches 50,000 rows stays small.
+
+    Names and sensors come with the popup (GET /api/sites/<id>) when someone opens it.
+    """
     index = {state: i for i, state in enumerate(SITE_STATES)}
-    return [
-        [
-            s.lat,
-            s.lon,
-            index[site_state(s)],
-            s.name,
-            s.kind,
-            s.community_name,
-            [
-                [
-                    d.slug,
-                    d.kind,
-                    index.get(d.state, index["unknown"]),
-                    d.last_seen_at.strftime("%Y-%m-%d %H:%M UTC") if d.last_seen_at else None,
-                ]
-                for d in s.devices
-            ],
-        ]
-        for s in sites
-    ]
+    return [[round(s.lat, 6), round(s.lon, 6), index.get(s.state, index["unknown"]), s.id] for s in sites]
 
 
 def task_rows(tasks: Sequence[TaskPoint]) -> list[dict[str, Any]]:
@@ -303,6 +295,7 @@ def build_map(data: MapData, options: MapOptions) -> folium.Map:
     """The regional map: community, site, repair-task and flow layers, a legend and a layer control."""
     points = [(c.lat, c.lon) for c in data.communities] or [(s.lat, s.lon) for s in data.sites]
     fmap = folium.Map(
+        min_zoom=min_zoom(points),
         location=points[0] if len(points) == 1 else None,
         zoom_start=12 if len(points) == 1 else 2,
         tiles=None,
@@ -328,7 +321,10 @@ def build_map(data: MapData, options: MapOptions) -> folium.Map:
         "sites",
         site_rows(data.sites),
         "Sites and sensors",
-        options={"disableClusteringAtZoom": min(DISABLE_CLUSTERING_AT_ZOOM, options.max_zoom)},
+        options={
+            "disableClusteringAtZoom": min(DISABLE_CLUSTERING_AT_ZOOM, options.max_zoom),
+            "siteUrl": data.site_url,
+        },
         clustered=True,
     ).add_to(fmap)
     DataLayer("tasks", task_rows(data.tasks), "Open repair tasks").add_to(fmap)

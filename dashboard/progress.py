@@ -6,13 +6,15 @@ Progress is only ever collective (a sector across the region), never a ranking o
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
-from dashboard.queries import CRITICAL, LEVELS, OK, SHORT
+from dashboard.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary
 from gateway.models import Community, Good, NeedLevel, Site, Stock, StockLedgerEntry, utcnow
 from gateway.models.vocab import GOOD_SECTORS
 
@@ -72,7 +74,7 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _levels(session: Session) -> list[tuple[Community, Good, NeedLevel, float]]:
+def _levels(session: Session) -> list[tuple[Row[Any], Row[Any], Row[Any], float]]:
     totals = {
         (community_id, good_id): float(quantity or 0.0)
         for community_id, good_id, quantity in session.execute(
@@ -81,21 +83,45 @@ def _levels(session: Session) -> list[tuple[Community, Good, NeedLevel, float]]:
             .group_by(Site.community_id, Stock.good_id)
         )
     }
-    rows = session.execute(
-        select(Community, Good, NeedLevel)
-        .join(NeedLevel, NeedLevel.community_id == Community.id)
-        .join(Good, NeedLevel.good_id == Good.id)
-    )
-    return [(c, g, n, totals.get((c.id, g.id), 0.0)) for c, g, n in rows]
+    communities = {
+        c.id: c
+        for c in session.execute(
+            select(Community.id, Community.slug, Community.name, Community.lat, Community.lon)
+        ).all()
+    }
+    goods = {
+        g.id: g
+        for g in session.execute(
+            select(Good.id, Good.slug, Good.name, Good.sector, Good.essential, Good.unit)
+        ).all()
+    }
+    needs = session.execute(
+        select(NeedLevel.community_id, NeedLevel.good_id, NeedLevel.minimum, NeedLevel.target)
+    ).all()
+    return [
+        (communities[n.community_id], goods[n.good_id], n, totals.get((n.community_id, n.good_id), 0.0))
+        for n in needs
+    ]
 
 
-def sector_progress(session: Session, now: datetime | None = None) -> list[SectorProgress]:
-    """Per sector with goals: how many of this month's goals (need minimums) are met by the stock held now."""
+def sector_progress(
+    session: Session, communities: Sequence[CommunitySummary] | None = None, now: datetime | None = None
+) -> list[SectorProgress]:
+    """Per sector with goals: how many of this month's goals (need minimums) are met by the stock held now.
+
+    `communities` (already loaded for the map) saves reading the levels again.
+    """
     goals: dict[str, int] = defaultdict(int)
     met: dict[str, int] = defaultdict(int)
-    for _community, good, need, quantity in _levels(session):
-        goals[good.sector] += 1
-        met[good.sector] += quantity >= need.minimum
+    if communities is None:
+        for _community, good, need, quantity in _levels(session):
+            goals[good.sector] += 1
+            met[good.sector] += quantity >= need.minimum
+    else:
+        sectors = dict(session.execute(select(Good.slug, Good.sector)).all())
+        for level in (g for c in communities for g in c.goods if g.minimum is not None):
+            goals[sectors[level.good]] += 1
+            met[sectors[level.good]] += level.level == OK
     since = month_start(now or utcnow())
     deliveries = dict(
         session.execute(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from gateway.models import Community, Device, Good, NeedLevel, Site, Stock
@@ -112,28 +112,34 @@ class StockRow:
 
 def community_summaries(session: Session, slug: str | None = None) -> list[CommunitySummary]:
     """Every community (or the one with `slug`) with its goods' levels, ordered by name."""
-    query = select(Community).order_by(Community.name, Community.slug)
+    # Plain columns, not ORM objects: a 5,000-community region loads several times faster.
+    query = select(
+        Community.id, Community.slug, Community.name, Community.lat, Community.lon, Community.population
+    ).order_by(Community.name, Community.slug)
     if slug is not None:
         query = query.where(Community.slug == slug)
-    communities = list(session.scalars(query))
+    communities = session.execute(query).all()
     if not communities:
         return []
     ids = [c.id for c in communities] if slug is not None else None
-    goods = {g.id: g for g in session.scalars(select(Good))}
+    goods = {
+        g.id: g
+        for g in session.execute(select(Good.id, Good.slug, Good.name, Good.unit, Good.essential)).all()
+    }
     totals: dict[int, dict[int, float]] = defaultdict(dict)
     stock_query = (
         select(Site.community_id, Stock.good_id, func.sum(Stock.quantity))
         .join(Stock, Stock.site_id == Site.id)
         .group_by(Site.community_id, Stock.good_id)
     )
-    need_query = select(NeedLevel)
+    need_query = select(NeedLevel.community_id, NeedLevel.good_id, NeedLevel.minimum, NeedLevel.target)
     if ids is not None:
         stock_query = stock_query.where(Site.community_id.in_(ids))
         need_query = need_query.where(NeedLevel.community_id.in_(ids))
     for community_id, good_id, quantity in session.execute(stock_query):
         totals[community_id][good_id] = float(quantity or 0.0)
-    needs: dict[int, dict[int, NeedLevel]] = defaultdict(dict)
-    for need in session.scalars(need_query):
+    needs: dict[int, dict[int, Row[tuple[int, int, float, float]]]] = defaultdict(dict)
+    for need in session.execute(need_query):
         needs[need.community_id][need.good_id] = need
     summaries = []
     for c in communities:

@@ -144,8 +144,11 @@ def asset_urls(html: str) -> list[str]:
 
 
 def test_map_page_shows_every_community(page: str) -> None:
-    for name in NAMES:
-        assert str(escape(name)) in page
+    layer = re.search(r"RhizomeMap\.communities\((.*?), \{", page)
+    assert layer is not None
+    assert sorted(c["name"] for c in json.loads(layer.group(1))) == sorted(NAMES)
+    for name in ("Alpha", "Beta Ñandú"):  # the no-script table: the communities short of something
+        assert f">{escape(name)}</a>" in page
     assert 'class="folium-map"' in page
     assert "3 communities" in page
 
@@ -171,9 +174,10 @@ def test_hostile_names_are_text_not_markup(page: str) -> None:
     # every </script> in the page closes one of the page's own script tags
     assert page.count("</script>") == len(re.findall(r"<script\b", page))
     # Names reach map.js as JSON strings (double quotes: ` and ${} are inert there), never as markup.
-    sites = re.search(r"RhizomeMap\.sites\((.*?), \{", page)
-    assert sites is not None
-    assert TEMPLATE_BREAKER in [row[3] for row in json.loads(sites.group(1))]
+    communities = re.search(r"RhizomeMap\.communities\((.*?), \{", page)
+    assert communities is not None
+    assert XSS in [c["name"] for c in json.loads(communities.group(1))]
+    assert TEMPLATE_BREAKER not in page  # site names come with the popup, from /api/sites/<id>
 
 
 def test_map_script_is_valid_javascript(page: str, tmp_path: Path) -> None:
@@ -271,6 +275,31 @@ def test_devices_api(client: FlaskClient) -> None:
             "last_seen_at": SEEN.isoformat(),
         }
     ]
+
+
+def test_site_popup_api(client: FlaskClient) -> None:
+    page = client.get("/").get_data(as_text=True)
+    sites = re.search(r"RhizomeMap\.sites\((.*?), \{", page)
+    assert sites is not None
+    rows = json.loads(sites.group(1))
+    assert len(rows) == 4 and sorted(r[2] for r in rows) == [0, 1, 5, 5]  # online, fault, 2 without sensors
+    online = next(r for r in rows if r[2] == 0)
+    body = client.get(f"/api/sites/{online[3]}").get_json()
+    assert (body["name"], body["community"], body["community_url"]) == (
+        TEMPLATE_BREAKER,
+        "xss",
+        "/communities/xss",
+    )
+    assert body["devices"] == [
+        {
+            "slug": "xss-hub",
+            "kind": "stock",
+            "site": "hub",
+            "state": "online",
+            "last_seen_at": SEEN.isoformat(),
+        }
+    ]
+    assert client.get("/api/sites/999999").status_code == 404
 
 
 def test_health(client: FlaskClient) -> None:

@@ -17,6 +17,7 @@ from folium.plugins import Fullscreen, MarkerCluster
 
 from dashboard import vendor
 from dashboard.assets import CDN_ASSETS, UnmappedAssetError, external_asset_urls, localize_assets
+from dashboard.mapdata import SitePoint
 from dashboard.mapview import (
     MapData,
     MapOptions,
@@ -131,8 +132,7 @@ def test_escape_text(raw: str, escaped: str) -> None:
 def test_hostile_names_stay_text_in_popups_and_tooltips() -> None:
     hostile = "</script><img src=x onerror=alert(1)>`${x}`"
     good = GoodLevel("w", hostile, "<b>L</b>", True, 1.0, 5.0, 9.0)
-    site = SiteSummary("s", hostile, "pump", 18.0, -66.0, "a", hostile, ())
-    data = MapData([community("a", hostile, 10, good)], [site])
+    data = MapData([community("a", hostile, 10, good)], [SitePoint(1, 18.0, -66.0, "online")])
     parts = render_map(build_map(data, MapOptions()), static_url, "n")
     assert "<img" not in parts.header + parts.html
     assert "<img" not in parts.script and "</script>" not in parts.script  # it is inlined in a <script>
@@ -141,7 +141,7 @@ def test_hostile_names_stay_text_in_popups_and_tooltips() -> None:
     layers = dict(re.findall(r"RhizomeMap\.(\w+)\((.*?), \{", parts.script))
     assert json.loads(layers["communities"])[0]["name"] == hostile
     assert json.loads(layers["communities"])[0]["goods"][0]["unit"] == "<b>L</b>"
-    assert json.loads(layers["sites"])[0][3] == hostile
+    assert json.loads(layers["sites"]) == [[18.0, -66.0, 0, 1]]
 
 
 @pytest.mark.parametrize(

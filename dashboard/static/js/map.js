@@ -68,18 +68,33 @@
     return box;
   }
 
-  function sitePopup(row) {
-    // row: [lat, lon, state index, name, kind, community name, [[slug, kind, state index, last seen], ...]]
-    var box = el("div", null, "rz-popup");
-    box.appendChild(el("strong", row[3]));
-    box.appendChild(el("div", row[4] + " · " + row[5]));
-    if (row[6].length) {
-      box.appendChild(table(["sensor", "kind", "state", "last seen"], row[6].map(function (d) {
-        return [d[0], d[1], SITE_STATES[d[2]], d[3] || "never"];
-      })));
-    } else {
-      box.appendChild(el("div", "no sensors"));
-    }
+  function when(iso) { return iso ? iso.slice(0, 16).replace("T", " ") + " UTC" : "never"; }
+
+  // A site's popup: its name and sensors come from the API when it opens (the page carries only points).
+  function sitePopup(url, row) {
+    var box = el("div", "loading…", "rz-popup");
+    fetch(url.replace(/0$/, String(row[3])), {credentials: "same-origin", headers: {Accept: "application/json"}})
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (site) {
+        box.textContent = "";
+        box.appendChild(el("strong", site.name));
+        var link = el("a", site.community_name);
+        link.href = site.community_url;
+        var line = el("div", site.kind + " · ");
+        line.appendChild(link);
+        box.appendChild(line);
+        if (site.devices.length) {
+          box.appendChild(table(["sensor", "kind", "state", "last seen"], site.devices.map(function (d) {
+            return [d.slug, d.kind, d.state, when(d.last_seen_at)];
+          })));
+        } else {
+          box.appendChild(el("div", "no sensors"));
+        }
+      })
+      .catch(function (error) { box.textContent = "could not load this site (" + error.message + ")"; });
     return box;
   }
 
@@ -115,10 +130,17 @@
 
   function sites(data, options) {
     var cluster = L.markerClusterGroup({
-      chunkedLoading: true, chunkInterval: 150, chunkDelay: 10,
+      chunkedLoading: true, chunkInterval: 200, chunkDelay: 1,
       showCoverageOnHover: false, spiderfyOnMaxZoom: true, removeOutsideVisibleBounds: true,
-      maxClusterRadius: 50, disableClusteringAtZoom: options.disableClusteringAtZoom,
-      iconCreateFunction: clusterIcon
+      maxClusterRadius: 80, disableClusteringAtZoom: options.disableClusteringAtZoom,
+      iconCreateFunction: clusterIcon,
+      chunkProgress: function (processed, total) {
+        if (processed !== total) return;
+        registry.sitesLoadedAt = performance.now();  // read by bench/map.py and the browser tests
+        requestAnimationFrame(function () {
+          requestAnimationFrame(function () { registry.sitesDrawnAt = performance.now(); });  // painted
+        });
+      }
     });
     var markers = new Array(data.length);
     for (var i = 0; i < data.length; i++) {
@@ -128,7 +150,7 @@
         radius: 5, color: "#333333", weight: 1, fill: true, fillColor: stateColour(state), fillOpacity: 0.9,
         rzState: state
       });
-      marker.bindPopup(sitePopup.bind(null, row), {maxWidth: 420});
+      marker.bindPopup(sitePopup.bind(null, options.siteUrl, row), {maxWidth: 420});
       markers[i] = marker;
     }
     cluster.addLayers(markers);
@@ -194,7 +216,7 @@
   }
 
   // The drawn layers by kind, and the map: for the legend's future controls, the tests and the benchmark.
-  var registry = {map: null, layers: {}};
+  var registry = {map: null, layers: {}, sitesLoadedAt: null, sitesDrawnAt: null};
   function register(kind, layer, map) { registry.layers[kind] = layer; registry.map = map; }
 
   window.RhizomeMap = {
