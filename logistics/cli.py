@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     plan.add_argument("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
     plan.set_defaults(handler=_plan)
-    sub = plan.add_subparsers(dest="plan_command", metavar="{vrp,repairs}")
+    sub = plan.add_subparsers(dest="plan_command", metavar="{vrp,repairs,routes}")
     vrp = sub.add_parser(
         "vrp",
         help="solve a CVRPLIB (.vrp) or Li & Lim (.txt) instance file and print its routes",
@@ -45,6 +45,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     repairs.add_argument("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
     repairs.set_defaults(handler=_repairs)
+    routes = sub.add_parser(
+        "routes",
+        help="route the current proposal's shipments over the active drivers once",
+        description="Turn the proposed plan's shipments into driver routes (pickup before delivery, "
+        "vehicle capacity, each driver's home and hours) and queue a route notice for each driver.",
+    )
+    routes.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="search time [10]")
+    routes.set_defaults(handler=_routes)
 
 
 def _plan(settings: Settings, args: argparse.Namespace) -> int:
@@ -108,4 +116,34 @@ def _repairs(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(format_assignments(run))
+    return 0
+
+
+def _routes(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.db import make_engine, make_session_factory
+    from logistics.errors import PlanningError
+    from logistics.service import route_once
+
+    if args.time_limit <= 0:
+        raise ValueError("--time-limit must be positive")
+    engine = make_engine(settings.effective_database_url)
+    try:
+        run = route_once(make_session_factory(engine), args.time_limit)
+    except PlanningError as exc:
+        print(f"no routes: {exc}")
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"no routes: store error: {str(exc).splitlines()[0]} (schema current? `rhizome db upgrade`)")
+        return 1
+    finally:
+        engine.dispose()
+    if run.plan is None:
+        print("nothing to route: no proposed shipments or no active driver with a vehicle")
+        return 0
+    s = run.plan.summary()
+    print(
+        f"routes: {s['routes']} ({run.written} written), {s['distance']:.1f} km, {s['unassigned']} unassigned"
+    )
     return 0

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.models import (
@@ -22,10 +23,13 @@ from gateway.models import (
     NeedLevel,
     OutboxMessage,
     RepairTask,
+    Route,
+    RouteStop,
     Shipment,
     Site,
     Stock,
     TaskEvent,
+    Vehicle,
     utcnow,
 )
 from gateway.protocol import (
@@ -35,9 +39,12 @@ from gateway.protocol import (
     community_alerts_topic,
     format_ts,
     member_alerts_topic,
+    member_routes_topic,
 )
 from logistics.allocation_data import AllocationInput, AllocationPlan, GoodInfo, Holding, Place
+from logistics.geo import distance_matrix_km
 from logistics.repair_data import CrewMember, RepairInput, RepairJob, RepairPlan, hours_until_available
+from logistics.routing_data import Request, RoutingInput, RoutingPlan, Stop, VehicleSpec
 
 log = logging.getLogger(__name__)
 HUB_KIND = "storage"  # goods leave from and arrive at a community's storage hub when it has one
@@ -364,3 +371,206 @@ def decline_task(session: Session, task_id: int, member_id: int, reason: str = "
 
 def _json(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+# --- delivery routing --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoutingKeys:
+    """How a routing input maps back to the store: its plan, shipments, sites and drivers."""
+
+    plan_id: int
+    shipments: tuple[int, ...]  # request index -> shipment id
+    sites: tuple[int | None, ...]  # node -> site id (None for a driver's home)
+    drivers: tuple[tuple[int, int], ...]  # vehicle spec -> (vehicle id, member id)
+
+
+def load_routing_input(
+    session: Session,
+    plan_id: int | None = None,
+    speed_kmh: float = 40.0,
+    detour_factor: float = 1.3,
+    stop_minutes: float = 10.0,
+    shift_hours: float = 8.0,
+) -> tuple[RoutingInput, RoutingKeys] | None:
+    """The proposal's planned shipments as pickup-delivery requests (kg) and each active driver's vehicle.
+
+    Distances are great-circle km x the detour factor; times are minutes at `speed_kmh`, plus
+    `stop_minutes` at every stop. A driver starts and ends at home; their route lasts at most
+    `shift_hours`, or their weekly hours when fewer. None when there is no plan or nothing to route.
+    """
+    plan_id = plan_id if plan_id is not None else current_proposal_id(session)
+    if plan_id is None:
+        return None
+    rows = session.execute(
+        select(Shipment, Good.weight_kg_per_unit)
+        .join(Good, Shipment.good_id == Good.id)
+        .where(Shipment.plan_id == plan_id, Shipment.status == "planned")
+        .order_by(Shipment.id)
+    ).all()
+    drivers = session.execute(
+        select(Vehicle, Member)
+        .join(Member, Vehicle.member_id == Member.id)
+        .where(Vehicle.active.is_(True), Member.active.is_(True), Member.is_driver.is_(True))
+        .order_by(Vehicle.id)
+    ).all()
+    if not rows or not drivers:
+        return None
+    sites = {s.id: s for s in session.scalars(select(Site))}
+    points: list[tuple[float, float]] = []
+    node_sites: list[int | None] = []
+    vehicles = []
+    for vehicle, person in drivers:
+        home = len(points)
+        points.append((person.lat, person.lon))
+        node_sites.append(None)
+        hours = min(shift_hours, person.hours_per_week) if person.hours_per_week > 0 else shift_hours
+        vehicles.append(
+            VehicleSpec(
+                start=home,
+                end=home,
+                capacity=vehicle.capacity_kg,
+                max_duration=hours * 60.0,
+                label=f"{person.name} ({vehicle.name})",
+            )
+        )
+    requests = []
+    for shipment, weight in rows:
+        for site_id in (shipment.from_site_id, shipment.to_site_id):
+            points.append((sites[site_id].lat, sites[site_id].lon))
+            node_sites.append(site_id)
+        requests.append(
+            Request(
+                pickup=len(points) - 2,
+                delivery=len(points) - 1,
+                load=shipment.quantity * weight,
+                label=str(shipment.id),
+            )
+        )
+    lat = [p[0] for p in points]
+    lon = [p[1] for p in points]
+    km = distance_matrix_km(lat, lon, lat, lon) * detour_factor
+    stops = [Stop() if site is None else Stop(service=stop_minutes) for site in node_sites]
+    data = RoutingInput(
+        km, requests, vehicles, stops=stops, duration=km / speed_kmh * 60.0, name=f"plan {plan_id}"
+    )
+    keys = RoutingKeys(
+        plan_id,
+        tuple(shipment.id for shipment, _ in rows),
+        tuple(node_sites),
+        tuple((vehicle.id, person.id) for vehicle, person in drivers),
+    )
+    return data, keys
+
+
+def save_routes(session: Session, data: RoutingInput, keys: RoutingKeys, plan: RoutingPlan) -> int:
+    """Replace the plan's proposed routes: routes, stops, shipments assigned, a notice per driver.
+
+    Shipments no route can carry keep status `planned` with the reason in `failure_reason`. Routes equal
+    to the stored ones are not written again (no repeated notices). Returns the number of routes written.
+    """
+    old = session.scalars(
+        select(Route.id).where(Route.plan_id == keys.plan_id, Route.status == "proposed")
+    ).all()
+    owner = {node: i for i, r in enumerate(data.requests) for node in r.nodes}
+    wanted = sorted(
+        (
+            keys.drivers[r.vehicle][1],
+            tuple(
+                (keys.shipments[owner[n]], "pickup" if n == data.requests[owner[n]].pickup else "delivery")
+                for n in r.nodes
+            ),
+        )
+        for r in plan.routes
+    )
+    if old and _routes_of(session, old) == wanted:
+        log.debug("routes of plan %s unchanged", keys.plan_id)
+        return 0
+    if old:
+        session.execute(
+            update(Shipment).where(Shipment.route_id.in_(old)).values(route_id=None, status="planned")
+        )
+        session.execute(delete(RouteStop).where(RouteStop.route_id.in_(old)))
+        session.execute(delete(Route).where(Route.id.in_(old)))
+    now = utcnow()
+    duration = data.distance if data.duration is None else data.duration
+    for planned in plan.routes:
+        vehicle_id, member_id = keys.drivers[planned.vehicle]
+        spec = data.vehicles[planned.vehicle]
+        row = Route(
+            plan_id=keys.plan_id,
+            member_id=member_id,
+            vehicle_id=vehicle_id,
+            status="proposed",
+            distance_km=round(planned.distance, 3),
+            duration_min=round(planned.duration, 1),
+        )
+        session.add(row)
+        session.flush()
+        clock = spec.shift_start
+        previous = spec.start
+        stops: list[dict[str, Any]] = []
+        for position, node in enumerate(planned.nodes):
+            clock += data.stop(previous).service + float(duration[previous, node])
+            clock = max(clock, data.stop(node).earliest)
+            previous = node
+            request = data.requests[owner[node]]
+            shipment_id = keys.shipments[owner[node]]
+            action = "pickup" if node == request.pickup else "delivery"
+            site_id = keys.sites[node]
+            assert site_id is not None  # request nodes are sites; homes are depots
+            eta = now + timedelta(minutes=clock)
+            session.add(
+                RouteStop(
+                    route_id=row.id,
+                    position=position,
+                    site_id=site_id,
+                    action=action,
+                    shipment_id=shipment_id,
+                    eta=eta,
+                )
+            )
+            stops.append(
+                {
+                    "position": position,
+                    "site": site_id,
+                    "action": action,
+                    "shipment": shipment_id,
+                    "eta": format_ts(eta),
+                }
+            )
+        carried = sorted({keys.shipments[owner[n]] for n in planned.nodes})
+        session.execute(
+            update(Shipment).where(Shipment.id.in_(carried)).values(route_id=row.id, status="assigned")
+        )
+        body = {
+            "v": VERSION,
+            "event": "route_planned",
+            "ts": format_ts(now),
+            "plan": keys.plan_id,
+            "route": row.id,
+            "distance_km": row.distance_km,
+            "duration_min": row.duration_min,
+            "stops": stops,
+        }
+        session.add(OutboxMessage(topic=member_routes_topic(member_id), payload=_json(body), qos=QOS))
+    for u in plan.unassigned:
+        shipment = session.get(Shipment, keys.shipments[u.request])
+        if shipment is not None:
+            shipment.failure_reason = u.reason[:500]
+    return len(plan.routes)
+
+
+def _routes_of(
+    session: Session, route_ids: Sequence[int]
+) -> list[tuple[int | None, tuple[tuple[int | None, str], ...]]]:
+    members = dict(session.execute(select(Route.id, Route.member_id).where(Route.id.in_(route_ids))).all())
+    stops: dict[int, list[tuple[int | None, str]]] = defaultdict(list)
+    for route_id, shipment_id, action in session.execute(
+        select(RouteStop.route_id, RouteStop.shipment_id, RouteStop.action)
+        .where(RouteStop.route_id.in_(route_ids))
+        .order_by(RouteStop.route_id, RouteStop.position)
+    ):
+        stops[route_id].append((shipment_id, action))
+    return sorted((members[r], tuple(stops[r])) for r in route_ids)

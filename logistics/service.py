@@ -19,14 +19,19 @@ from logistics.loader import (
     decline_task,
     load_allocation_input,
     load_repair_input,
+    load_routing_input,
     open_tasks_marker,
     save_plan,
     save_repair_plan,
+    save_routes,
 )
 from logistics.repair_data import RepairPlan
 from logistics.repairs import solve_repairs
+from logistics.routing import solve_routing
+from logistics.routing_data import RoutingPlan
 
 log = logging.getLogger(__name__)
+ROUTING_TIME_S = 10.0  # routing in the loop gets at most this long (the search always uses its full limit)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,29 @@ class AssignRun:
     assigned: int
     escalated: int
     seconds: float
+
+
+@dataclass(frozen=True)
+class RouteRun:
+    """One routing run over the current proposal: the plan (None: nothing to route), routes written."""
+
+    plan: RoutingPlan | None
+    written: int
+    seconds: float
+
+
+def route_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0) -> RouteRun:
+    """Route the current proposal's planned shipments over the active drivers; store routes and notices."""
+    started = time.perf_counter()
+    with sessions.begin() as session:
+        loaded = load_routing_input(session)
+    if loaded is None:
+        return RouteRun(None, 0, time.perf_counter() - started)
+    data, keys = loaded
+    plan = solve_routing(data, time_limit_s=time_limit_s)
+    with sessions.begin() as session:
+        written = save_routes(session, data, keys, plan)
+    return RouteRun(plan, written, time.perf_counter() - started)
 
 
 def assign_once(
@@ -106,8 +134,9 @@ def run_loop(
 ) -> int:
     """Re-plan every `interval_s` s until `stop` is set; failures are logged, not fatal. Returns runs.
 
-    Each run allocates surplus and assigns open repair tasks. Between runs the store is polled every
-    `poll_s` s, so a new fault's task or a decline is assigned within seconds, not at the next run.
+    Each run allocates surplus, routes the proposal's shipments and assigns open repair tasks. Between
+    runs the store is polled every `poll_s` s, so a new fault's task or a decline is assigned within
+    seconds, not at the next run.
     """
     runs = 0
     marker: tuple[object, ...] | None = None
@@ -125,6 +154,7 @@ def run_loop(
             log.error("planning run failed: %s", exc)
         else:
             runs += 1
+            _route_logged(sessions, min(time_limit_s, ROUTING_TIME_S), stop)
             summary = run.plan.summary()
             log.info(
                 "plan %s%s %s: %s shipments to %s places, min coverage %s (reachable %s), "
@@ -148,6 +178,26 @@ def run_loop(
                 marker = _task_marker(sessions)
                 log.debug("tasks changed (%s): assigned between runs", now)
     return runs
+
+
+def _route_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event) -> None:
+    """One routing run inside the loop: logged, never fatal."""
+    try:
+        run = route_once(sessions, time_limit_s)
+    except (PlanningError, SQLAlchemyError) as exc:
+        if not stop.is_set():
+            log.error("routing failed: %s", exc)
+        return
+    if run.plan is not None:
+        summary = run.plan.summary()
+        log.info(
+            "routes: %s routes (%s written), %s km, %s shipments unassigned, %s s",
+            summary["routes"],
+            run.written,
+            round(run.plan.distance, 1),
+            summary["unassigned"],
+            round(run.seconds, 2),
+        )
 
 
 def _assign_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event) -> None:

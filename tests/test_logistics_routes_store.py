@@ -1,0 +1,149 @@
+"""Routing the proposal's shipments from the store: routes, ordered stops, notices, reasons, the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.cli import main
+from gateway.db import make_engine, make_session_factory
+from gateway.models import (
+    Base,
+    Community,
+    DeliveryPlan,
+    Good,
+    Member,
+    OutboxMessage,
+    Route,
+    RouteStop,
+    Shipment,
+    Site,
+    Vehicle,
+)
+from gateway.protocol import member_routes_topic
+from logistics.loader import load_routing_input
+from logistics.service import route_once
+
+Store = tuple[sessionmaker[Session], dict[str, int]]
+
+
+def fill(session: Session) -> dict[str, int]:
+    """Three towns on a meridian, a driver with a 1,000 kg pickup in the first, a plan of three shipments."""
+    rice = Good(slug="rice", name="Rice", unit="kg", sector="food", weight_kg_per_unit=1.0)
+    water = Good(slug="water", name="Water", unit="L", sector="water", weight_kg_per_unit=1.0)
+    session.add_all([rice, water])
+    ids: dict[str, int] = {}
+    for slug, lat in [("north", 18.40), ("middle", 18.30), ("south", 18.20)]:
+        town = Community(slug=slug, name=slug.title(), lat=lat, lon=-66.5)
+        town.sites = [Site(slug="hub", name="Hub", kind="storage", lat=lat, lon=-66.5)]
+        session.add(town)
+        session.flush()
+        ids[slug] = town.sites[0].id
+    driver = Member(name="Dora", community_id=1, lat=18.41, lon=-66.5, is_driver=True, hours_per_week=6)
+    session.add(driver)
+    session.flush()
+    session.add(Vehicle(name="pickup", kind="pickup", capacity_kg=1000, member_id=driver.id, community_id=1))
+    plan = DeliveryPlan(status="proposed")
+    session.add(plan)
+    session.flush()
+    session.flush()
+    shipments = [
+        Shipment(
+            plan_id=plan.id, good_id=rice.id, from_site_id=ids["north"], to_site_id=ids["south"], quantity=400
+        ),
+        Shipment(
+            plan_id=plan.id,
+            good_id=water.id,
+            from_site_id=ids["north"],
+            to_site_id=ids["middle"],
+            quantity=500,
+        ),
+        Shipment(
+            plan_id=plan.id,
+            good_id=water.id,
+            from_site_id=ids["middle"],
+            to_site_id=ids["south"],
+            quantity=5000,
+        ),
+    ]
+    session.add_all(shipments)
+    session.flush()
+    ids |= {"driver": driver.id, "plan": plan.id} | {f"shipment{i}": s.id for i, s in enumerate(shipments)}
+    return ids
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        ids = fill(session)
+    yield sessions, ids
+    engine.dispose()
+
+
+def test_loader_turns_shipments_into_kg_requests_and_drivers_into_vehicles(store: Store) -> None:
+    sessions, ids = store
+    with sessions.begin() as session:
+        loaded = load_routing_input(session)
+    assert loaded is not None
+    data, keys = loaded
+    assert [r.load for r in data.requests] == [400, 500, 5000]
+    assert keys.shipments == (ids["shipment0"], ids["shipment1"], ids["shipment2"])
+    (vehicle,) = data.vehicles
+    assert vehicle.capacity == 1000 and vehicle.max_duration == 6 * 60  # the driver gives 6 h a week
+    assert data.duration is not None and data.duration[1, 3] == pytest.approx(0.0)  # two pickups at one hub
+
+
+def test_route_once_writes_routes_stops_and_a_notice(store: Store) -> None:
+    sessions, ids = store
+    run = route_once(sessions, time_limit_s=1.0)
+    assert run.plan is not None and run.written == 1
+    with sessions.begin() as session:
+        route = session.scalars(select(Route)).one()
+        assert route.member_id == ids["driver"] and route.distance_km > 0
+        stops = session.execute(
+            select(RouteStop.shipment_id, RouteStop.action, RouteStop.site_id)
+            .where(RouteStop.route_id == route.id)
+            .order_by(RouteStop.position)
+        ).all()
+        assert len(stops) == 4
+        for shipment in (ids["shipment0"], ids["shipment1"]):
+            actions = [a for s, a, _ in stops if s == shipment]
+            assert actions == ["pickup", "delivery"]
+        heavy = session.get(Shipment, ids["shipment2"])
+        assert heavy is not None and heavy.route_id is None and heavy.status == "planned"
+        assert heavy.failure_reason is not None and "capacity" in heavy.failure_reason
+        carried = session.get(Shipment, ids["shipment0"])
+        assert carried is not None and (carried.status, carried.route_id) == ("assigned", route.id)
+        (payload,) = session.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.topic == member_routes_topic(ids["driver"]))
+        ).all()
+        notice = json.loads(payload)
+        assert (
+            notice["event"] == "route_planned" and [s["action"] for s in notice["stops"]].count("pickup") == 2
+        )
+    # The same routes again: nothing rewritten, no second notice.
+    assert route_once(sessions, time_limit_s=1.0).written == 0
+    with sessions.begin() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def test_nothing_to_route_without_a_driver(store: Store) -> None:
+    sessions, _ = store
+    with sessions.begin() as session:
+        for vehicle in session.scalars(select(Vehicle)):
+            vehicle.active = False
+    assert route_once(sessions, time_limit_s=1.0).plan is None
+
+
+def test_plan_routes_command(engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with make_session_factory(engine).begin() as session:
+        fill(session)
+    assert main(["--db", database_url, "plan", "routes", "--time-limit", "1"]) == 0
+    assert "routes: 1 (1 written)" in capsys.readouterr().out
