@@ -48,6 +48,7 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    at: float = 0.0  # time.monotonic() on arrival
 
     def body(self) -> Any:
         return parse_message(self.topic, self.payload).body
@@ -78,7 +79,8 @@ class Probe:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         # amqtt 0.12 also hands new subscribers retained messages of unrelated topics: drop those.
         if mqtt.topic_matches_sub(self.topic_filter, message.topic):
-            self.messages.put(Received(message.topic, bytes(message.payload), bool(message.retain)))
+            received = Received(message.topic, bytes(message.payload), bool(message.retain), time.monotonic())
+            self.messages.put(received)
 
     def wait_for(self, predicate: Callable[[Received], bool], timeout: float = WAIT) -> Received:
         deadline = time.monotonic() + timeout
