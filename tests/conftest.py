@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from gateway.broker import BrokerAccount, EmbeddedBroker
+from gateway.broker import BrokerAccount, EmbeddedBroker, find_mosquitto
 from gateway.db import make_engine
 from gateway.migrate import upgrade
 from gateway.protocol import MqttTarget
@@ -137,6 +137,26 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+@dataclass(frozen=True)
+class ShippedBroker:
+    """A Mosquitto started by a test with the project's shipped config, and a URL with credentials."""
+
+    broker: EmbeddedBroker
+    url: str
+
+
+@pytest.fixture
+def shipped_mosquitto(tmp_path: Path) -> Iterator[ShippedBroker]:
+    """Our own Mosquitto with the shipped config (the machine's one drops QoS 1 beyond 1,000 queued)."""
+    if find_mosquitto() is None:
+        if services_required():
+            pytest.fail("mosquitto is required in CI")
+        pytest.skip("mosquitto is not installed")
+    account = BrokerAccount("shipped-test", secrets.token_urlsafe(12))
+    with EmbeddedBroker(tmp_path / "broker", [account], prefer="mosquitto") as broker:
+        yield ShippedBroker(broker, broker.url(account))
 
 
 def tiny_region_data(tag: str = "") -> dict[str, Any]:
