@@ -148,3 +148,32 @@ def test_a_device_provisioned_after_start_is_found(store: tuple[Engine, Ingestor
         {"v": 1, "seq": 1, "ts": (NOW - timedelta(seconds=1)).isoformat(), "metrics": {"temperature_c": 4.0}}
     ).encode()
     assert feed(engine, ingestor, ("rhizome/v1/jayuya/hub/jayuya-hub-cold/telemetry", body)).stored == 1
+
+
+def test_every_kind_of_bad_message_is_dead_lettered_and_good_traffic_between_them_is_stored(
+    store: tuple[Engine, Ingestor],
+) -> None:
+    from tests.test_protocol import BAD
+    from tests.test_protocol import NOW as PROTOCOL_NOW
+
+    engine, ingestor = store
+    good_ts = PROTOCOL_NOW - timedelta(seconds=30)
+    reading = encode(Telemetry(1, good_ts, {"flow_lpm": 3.0}))
+    cases = [
+        *BAD,
+        ("rhizome/v1/utuado/pump-1/nobody/telemetry", reading, "unknown_device"),
+        ("rhizome/v1/jayuya/hub/utuado-pump-1-pump/telemetry", reading, "device_topic_mismatch"),
+        (f"{HUB}/stock", encode(StockReport(1, good_ts, {"flour": 3})), "unknown_good"),
+    ]
+    assert len({reason for *_, reason in cases}) >= 20 and len(cases) >= 50
+    batch = []
+    for seq, (topic, payload, _reason) in enumerate(cases, start=1):
+        batch.append(RawMessage(topic, payload, PROTOCOL_NOW))
+        good = encode(Telemetry(1000 + seq, good_ts, {"flow_lpm": 12.0}))
+        batch.append(RawMessage(f"{PUMP}/telemetry", good, PROTOCOL_NOW))
+    with make_session_factory(engine).begin() as session:
+        result = ingestor.process(session, batch)
+    assert result.stored == len(cases)
+    with Session(engine) as session:
+        letters = session.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()
+    assert [(d.topic, d.payload, d.reason) for d in letters] == [tuple(c) for c in cases]
