@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,96 @@ def drain_gateway(url: str, target_url: str, client_id: str, count: int, engine:
     return n / elapsed, stored(engine)
 
 
+def pump_topics(region: dict[str, Any]) -> list[str]:
+    return [
+        f"rhizome/v1/{c['slug']}/{s['slug']}/{d['slug']}/telemetry"
+        for c in region["communities"]
+        for s in c["sites"]
+        for d in s["devices"]
+        if d["kind"] == "pump"
+    ]
+
+
+def alert_latency(
+    target_url: str, db_url: str, engine: Engine, region: dict[str, Any], trials: int, background_rate: float
+) -> list[float]:
+    """Milliseconds from publishing the reading that completes a pump failure to receiving its alert."""
+    target = MqttTarget.from_url(target_url)
+    tag = uuid.uuid4().hex[:6]
+    settings = Settings(mqtt_url=target_url, database_url=db_url, gateway_client_id=f"gw-alert-{tag}")
+    service = GatewayService(settings, engine, session_expiry_s=0, stats_every_s=30.0)
+    stop = threading.Event()
+    gateway = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    gateway.start()
+    assert service.connected.wait(15)
+    arrived: dict[str, float] = {}
+    listener = make_client(target, f"alerts-{tag}")
+    listener.on_message = lambda _c, _u, m: arrived.setdefault(
+        json.loads(m.payload).get("device", ""), time.perf_counter()
+    )
+    listener.on_connect = lambda c, *_: c.subscribe("rhizome/v1/alerts/#", qos=1)
+    connect(listener, target)
+    listener.loop_start()
+    pumps = pump_topics(region)[:trials]
+    others = [t for t in device_topics(region) if t not in set(pumps)]
+    background = threading.Thread(
+        target=_background, args=(target, others, background_rate, stop), daemon=True
+    )
+    background.start()
+    publisher = make_client(target, f"trials-{tag}")
+    connect(publisher, target)
+    publisher.loop_start()
+    time.sleep(2.0)
+    latencies = []
+    broken = {"running": True, "flow_lpm": 0.0, "pressure_kpa": 10.0, "tank_level_pct": 50.0}
+    for seq0, topic in enumerate(pumps):
+        device = topic.split("/")[4]
+        now = datetime.now(UTC)
+        for k in range(6):  # 50 s of a broken pump, replayed from the device's buffer
+            body = Telemetry(10_000 * (seq0 + 1) + k, now - timedelta(seconds=60 - 10 * k), broken)
+            publisher.publish(topic, encode(body), qos=QOS).wait_for_publish(10)
+        time.sleep(0.2)
+        body = Telemetry(10_000 * (seq0 + 1) + 7, datetime.now(UTC), broken)
+        started = time.perf_counter()
+        publisher.publish(topic, encode(body), qos=QOS)
+        deadline = started + 10
+        while device not in arrived and time.perf_counter() < deadline:
+            time.sleep(0.001)
+        if device in arrived:
+            latencies.append((arrived[device] - started) * 1000)
+        time.sleep(0.1)
+    stop.set()
+    gateway.join(30)
+    background.join(30)
+    for client in (listener, publisher):
+        client.disconnect()
+        client.loop_stop()
+    return latencies
+
+
+def _background(target: MqttTarget, topics: list[str], rate: float, stop: threading.Event) -> None:
+    """Normal readings at `rate` messages per second until `stop`."""
+    client = make_client(target, f"background-{uuid.uuid4().hex[:6]}")
+    client.max_inflight_messages_set(1000)
+    connect(client, target)
+    client.loop_start()
+    ok = {"running": True, "flow_lpm": 40.0, "pressure_kpa": 300.0, "tank_level_pct": 60.0}
+    seq, start = 1_000_000, time.perf_counter()
+    while not stop.is_set():
+        seq += 1
+        client.publish(topics[seq % len(topics)], encode(Telemetry(seq, datetime.now(UTC), ok)), qos=QOS)
+        ahead = (seq - 1_000_000) / rate - (time.perf_counter() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+    client.disconnect()
+    client.loop_stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
 def fresh_store(url: str, region: dict[str, Any]) -> Engine:
     engine = make_engine(url)
     upgrade(engine)
@@ -164,6 +254,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--communities", type=int, default=300)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--trials", type=int, default=50, help="pump failures for the alert latency")
+    parser.add_argument("--background", type=float, default=2000.0, help="msg/s during the latency trials")
     args = parser.parse_args()
     region = generate_region(args.communities, seed=1)
     topics = device_topics(region)
@@ -204,16 +296,25 @@ def main() -> int:
             results["postgres_rate"], pg_ok = rate, n == args.messages
             rows.append(("gateway -> PostgreSQL", rate, n))
             pg_engine.dispose()
+            alert_engine = make_engine(pg_url)  # the same store, a fresh gateway
+            latencies = alert_latency(target_url, pg_url, alert_engine, region, args.trials, args.background)
+            alert_engine.dispose()
         finally:
             drop()
 
     base = results["baseline_rate"]
     results["sqlite_ratio"] = results["sqlite_rate"] / base
     results["postgres_ratio"] = results["postgres_rate"] / base
+    results["alert_p50_ms"] = percentile(latencies, 0.5) if latencies else None
+    results["alert_p99_ms"] = percentile(latencies, 0.99) if latencies else None
     results["stored_equals_sent"] = sqlite_ok and pg_ok
     print(f"{'drain':28} {'msg/s':>10} {'stored':>10} {'ratio':>7}")
     for name, rate, n in rows:
         print(f"{name:28} {rate:10.0f} {n:10d} {rate / base:7.2f}")
+    print(
+        f"\nfault-to-alert on PostgreSQL, {args.background:.0f} msg/s background: {len(latencies)} of "
+        f"{args.trials} alerts, p50 {results['alert_p50_ms']} ms, p99 {results['alert_p99_ms']} ms"
+    )
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}))
     return 0
 

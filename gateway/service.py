@@ -47,7 +47,7 @@ class GatewayService:
         *,
         shared: bool = False,
         batch_size: int = 1000,
-        batch_wait_s: float = 0.1,
+        batch_wait_s: float = 0.02,
         stats_every_s: float = 10.0,
         ready_file: Path | None = None,
         session_expiry_s: int = 7 * 24 * 3600,
