@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from sqlalchemy.orm import Session
 
-from dashboard import exports, mapdata, progress, queries
+from dashboard import exports, mapdata, openapi, progress, queries
 from dashboard.auth import current_account
 from dashboard.queries import CommunitySummary, DeviceRow, GoodLevel
 from dashboard.store import get_session
@@ -93,6 +93,13 @@ def devices() -> Response:
     rows = queries.device_rows(session, community_slug, kind, state, limit, offset)
     items = [_device(d) | {"community": d.community} for d in rows]
     return jsonify(devices=items, count=len(items), limit=limit, offset=offset)
+
+
+@bp.get("/openapi.json")
+def openapi_description() -> Response:
+    """The OpenAPI 3.1 description of this API."""
+    _params(())
+    return jsonify(openapi.document())
 
 
 @bp.get("/sites/<int:site_id>")

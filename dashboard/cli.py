@@ -18,6 +18,39 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--host", help="address to listen on [RHIZOME_DASHBOARD_HOST, 127.0.0.1]")
     parser.add_argument("--port", type=int, help="port, 0 for any free one [RHIZOME_DASHBOARD_PORT, 8000]")
     parser.set_defaults(handler=run_dashboard)
+    accounts = commands.add_parser(
+        "dashboard-account", help="add or replace a dashboard login (crew, driver, coordinator, viewer)"
+    )
+    accounts.add_argument("username")
+    accounts.add_argument("--role", required=True, choices=("viewer", "crew", "driver", "coordinator"))
+    accounts.add_argument("--member", type=int, help="the member id a crew or driver account acts as")
+    accounts.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input, not a prompt"
+    )
+    accounts.set_defaults(handler=run_add_account)
+
+
+def run_add_account(settings: Settings, args: argparse.Namespace) -> int:
+    """Hash the password and save the account in RHIZOME_ACCOUNTS_FILE (default: in the data dir)."""
+    import getpass
+    import os
+    import sys
+    from pathlib import Path
+
+    from dashboard.accounts import FileAccountStore, make_account
+    from dashboard.app import ACCOUNTS_FILE
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.username}: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the passwords differ")
+    account = make_account(args.username, password, args.role, args.member)
+    path = Path(os.environ.get("RHIZOME_ACCOUNTS_FILE") or settings.data_dir / ACCOUNTS_FILE)
+    FileAccountStore(path).put(account)
+    log.info("account %s (%s) saved in %s", account.username, account.role, path)
+    return 0
 
 
 def run_dashboard(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import defaultdict, deque
@@ -38,7 +39,7 @@ class LoginLimiter:
                 times = self._recent(key, now)
                 if len(times) >= self.max_failures:
                     wait = max(wait, times[0] + self.window_s - now)
-        return int(wait) + 1 if wait > 0 else 0
+        return math.ceil(wait) if wait > 0 else 0
 
     def failed(self, *keys: str) -> None:
         """Record one failure against each key."""

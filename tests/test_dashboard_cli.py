@@ -67,3 +67,22 @@ def test_serves_until_stopped(
         thread.join(timeout=20)
     assert not thread.is_alive() and result == [0]
     assert "dashboard stopped" in caplog.text
+
+
+def test_dashboard_account_command_stores_a_hashed_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from dashboard.accounts import FileAccountStore, authenticate
+
+    monkeypatch.delenv("RHIZOME_ACCOUNTS_FILE", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a long enough secret\n"))
+    args = build_parser().parse_args(
+        ["dashboard-account", "luz", "--role", "crew", "--member", "4", "--password-stdin"]
+    )
+    assert args.handler(Settings(data_dir=tmp_path), args) == 0
+    store = FileAccountStore(tmp_path / "dashboard-accounts.json")
+    account = authenticate(store, "luz", "a long enough secret")
+    assert account is not None and (account.role, account.member_id) == ("crew", 4)
+    assert "a long enough secret" not in (tmp_path / "dashboard-accounts.json").read_text()

@@ -1,0 +1,269 @@
+"""The OpenAPI 3.1 description of /api, served at /api/openapi.json; a test checks it lists every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERSION = "1.0.0"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _param(
+    name: str, where: str, schema: dict[str, Any], description: str, required: bool = False
+) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "schema": schema, "description": description}
+
+
+_SLUG = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$"}
+_ERRORS = {
+    "400": {"$ref": "#/components/responses/Error"},
+    "401": {"$ref": "#/components/responses/Error"},
+    "404": {"$ref": "#/components/responses/Error"},
+    "503": {"$ref": "#/components/responses/Error"},
+}
+_PAGING = [
+    _param(
+        "limit", "query", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}, "page size"
+    ),
+    _param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),
+]
+_COMMUNITY_FILTER = _param("community", "query", _SLUG, "only this community (slug)")
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _get(summary: str, ok: dict[str, Any], parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": parameters or [], "responses": {"200": ok, **_ERRORS}}}
+
+
+def _list(key: str, item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {key: {"type": "array", "items": _ref(item)}, "count": {"type": "integer"}},
+        "required": [key, "count"],
+    }
+
+
+def document() -> dict[str, Any]:
+    """The whole description (built fresh: callers may change their copy)."""
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {"type": "string"},
+                "message": {"type": "string"},
+                "status": {"type": "integer"},
+            },
+            "required": ["error", "message", "status"],
+        },
+        "GoodLevel": {
+            "type": "object",
+            "properties": {
+                "good": {"type": "string"},
+                "name": {"type": "string"},
+                "unit": {"type": "string"},
+                "essential": {"type": "boolean"},
+                "quantity": {"type": "number"},
+                "minimum": _NUMBER_OR_NULL,
+                "target": _NUMBER_OR_NULL,
+                "level": {"enum": ["critical", "short", "ok"]},
+            },
+        },
+        "Community": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "slug": {"type": "string"},
+                "name": {"type": "string", "description": "user text: escape before showing as HTML"},
+                "lat": {"type": "number"},
+                "lon": {"type": "number"},
+                "population": {"type": "integer"},
+                "level": {"enum": ["critical", "short", "ok"]},
+                "worst_shortage": {"oneOf": [_ref("GoodLevel"), {"type": "null"}]},
+            },
+        },
+        "Device": {
+            "type": "object",
+            "properties": {
+                "slug": {"type": "string"},
+                "kind": {"type": "string"},
+                "site": {"type": "string"},
+                "community": {"type": "string"},
+                "state": {"enum": ["unknown", "online", "offline", "stale", "fault"]},
+                "last_seen_at": _TIME,
+            },
+        },
+        "Stock": {
+            "type": "object",
+            "properties": {
+                "community": {"type": "string"},
+                "site": {"type": "string"},
+                "good": {"type": "string"},
+                "quantity": {"type": "number"},
+                "unit": {"type": "string"},
+                "updated_at": _TIME,
+            },
+        },
+        "Site": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "slug": {"type": "string"},
+                "name": {"type": "string"},
+                "kind": {"type": "string"},
+                "lat": {"type": "number"},
+                "lon": {"type": "number"},
+                "community": {"type": "string"},
+                "community_name": {"type": "string"},
+                "community_url": {"type": "string"},
+                "devices": {"type": "array", "items": _ref("Device")},
+            },
+        },
+        "Shortage": {
+            "type": "object",
+            "properties": {
+                "community": {"type": "string"},
+                "community_name": {"type": "string"},
+                "good": {"type": "string"},
+                "good_name": {"type": "string"},
+                "sector": {"type": "string"},
+                "essential": {"type": "boolean"},
+                "level": {"enum": ["critical", "short"]},
+                "quantity": {"type": "number"},
+                "minimum": {"type": "number"},
+                "target": {"type": "number"},
+                "gap": {"type": "number"},
+                "unit": {"type": "string"},
+                "lat": {"type": "number"},
+                "lon": {"type": "number"},
+            },
+        },
+        "Sector": {
+            "type": "object",
+            "properties": {
+                "sector": {"type": "string"},
+                "goals": {"type": "integer"},
+                "met": {"type": "integer"},
+                "percent": {"type": ["integer", "null"]},
+                "deliveries": {"type": "integer"},
+                "text": {"type": "string", "examples": ["Food: 86% of this month's goals met"]},
+            },
+        },
+        "Task": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "title": {"type": "string"},
+                "status": {"type": "string"},
+                "urgency": {"type": "integer"},
+                "site": {"type": "string"},
+                "community": {"type": "string"},
+                "lat": {"type": "number"},
+                "lon": {"type": "number"},
+                "assignee": {"type": ["string", "null"]},
+                "created_at": _TIME,
+            },
+        },
+        "FeatureCollection": {
+            "type": "object",
+            "description": "GeoJSON (RFC 7946), coordinates in [lon, lat] order",
+            "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array"}},
+        },
+    }
+    geojson = {
+        "description": "GeoJSON",
+        "content": {"application/geo+json": {"schema": _ref("FeatureCollection")}},
+    }
+    paths: dict[str, Any] = {
+        "/api/health": _get(
+            "Liveness and row counts",
+            _json(
+                {"type": "object", "properties": {"status": {"const": "ok"}, "counts": {"type": "object"}}}
+            ),
+        ),
+        "/api/communities": _get(
+            "Every community with its worst shortage", _json(_list("communities", "Community"))
+        ),
+        "/api/communities/{slug}": _get(
+            "One community: stock against need levels, and its devices",
+            _json(
+                {
+                    "allOf": [
+                        _ref("Community"),
+                        {
+                            "type": "object",
+                            "properties": {
+                                "goods": {"type": "array", "items": _ref("GoodLevel")},
+                                "devices": {"type": "array", "items": _ref("Device")},
+                            },
+                        },
+                    ]
+                }
+            ),
+            [_param("slug", "path", _SLUG, "community slug", required=True)],
+        ),
+        "/api/stock": _get(
+            "Stock per site and good",
+            _json(_list("stock", "Stock")),
+            [_COMMUNITY_FILTER, _param("good", "query", _SLUG, "only this good (slug)"), *_PAGING],
+        ),
+        "/api/devices": _get(
+            "Devices with their state",
+            _json(_list("devices", "Device")),
+            [
+                _COMMUNITY_FILTER,
+                _param("kind", "query", {"type": "string"}, "device kind"),
+                _param("state", "query", {"type": "string"}, "device state"),
+                *_PAGING,
+            ],
+        ),
+        "/api/sites/{site_id}": _get(
+            "One site and its sensors (a map popup)",
+            _json(_ref("Site")),
+            [_param("site_id", "path", {"type": "integer"}, "site id", required=True)],
+        ),
+        "/api/shortages": _get("Goods below a community's minimum", _json(_list("shortages", "Shortage"))),
+        "/api/shortages.csv": _get(
+            "The shortages as CSV (text cells starting with = + - @ are prefixed with ')",
+            {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+        ),
+        "/api/shortages.geojson": _get("The shortages as GeoJSON points", geojson),
+        "/api/sectors": _get(
+            "Collective progress per sector this month",
+            _json({"type": "object", "properties": {"sectors": {"type": "array", "items": _ref("Sector")}}}),
+        ),
+        "/api/tasks": _get(
+            "Open repair tasks, most urgent first", _json(_list("tasks", "Task")), [_COMMUNITY_FILTER]
+        ),
+        "/api/flows.geojson": _get("Planned and moving deliveries as GeoJSON lines", geojson),
+        "/api/openapi.json": _get("This description", _json({"type": "object"})),
+        "/routes/{route_id}.gpx": _get(
+            "A driver's route as GPX 1.1 (signed-in driver of the route, or a coordinator)",
+            {"description": "GPX", "content": {"application/gpx+xml": {"schema": {"type": "string"}}}},
+            [_param("route_id", "path", {"type": "integer"}, "route id", required=True)],
+        ),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Rhizome dashboard API",
+            "version": VERSION,
+            "description": (
+                "Read-only JSON, GeoJSON and GPX for what the dashboard pages show. Public when the map is "
+                "(RHIZOME_PUBLIC_MAP, the default), otherwise it needs a signed-in session. Unknown query "
+                "parameters are a 400; names are user text and must be escaped by whoever renders them."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {"Error": _json(_ref("Error"), "An error with a message")},
+        },
+    }
