@@ -52,7 +52,7 @@ class Forwarder:
         self._cursor = 0
         self._rescan = False
         self._scheduled = False
-        self._behind = 0
+        self._stalled_at: int | None = None  # cursor where a full window stopped the last drain
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._report_hooks: list[Callable[[DropReport], object]] = []
@@ -102,7 +102,8 @@ class Forwarder:
 
     def backlog(self) -> int:
         """Messages waiting for a live connection that is slower than the device (0 when keeping up)."""
-        return self._behind
+        stalled_at = self._stalled_at
+        return 0 if stalled_at is None else self.spool.count_after(stalled_at)
 
     def in_flight(self, link: Link) -> int:
         """Spooled messages handed to `link` and not acknowledged yet."""
@@ -159,7 +160,7 @@ class Forwarder:
             self.spool.ack(acked)
             with self._changed:
                 self._changed.notify_all()
-        self._behind = 0
+        self._stalled_at = None
         while True:
             rows = self.spool.after(self._cursor, BATCH)
             for row in rows:
@@ -172,7 +173,7 @@ class Forwarder:
                     continue
                 pending = self._links[link]
                 if len(pending) >= self.window:
-                    self._behind = self.spool.count_after(self._cursor)
+                    self._stalled_at = self._cursor
                     return  # the next acknowledgement drains again
                 mid = link.send(row.topic, row.payload)
                 if mid is None:  # paho's own queue is full: try again shortly

@@ -110,6 +110,7 @@ class RunStats:
     silent: int = 0  # readings not taken: the device had no power (scenario)
     events: int = 0  # scenario events that took effect
     max_lag_s: float = 0.0
+    lag_s: float = 0.0  # how late the latest reading was taken, for progress and benchmarks
     elapsed_s: float = 0.0
 
 
@@ -191,7 +192,8 @@ class Simulator:
                 continue
             if stats.published % 64 == 0:
                 self._throttle(stop, end)
-            stats.max_lag_s = max(stats.max_lag_s, now - due)
+            stats.lag_s = now - due
+            stats.max_lag_s = max(stats.max_lag_s, stats.lag_s)
             item = schedule.pop()
             if isinstance(item, Transition):
                 self._apply(item)

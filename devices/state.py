@@ -43,7 +43,7 @@ class DeviceState:
         now = time.time()
         self.session: int = int(previous["session"]) + 1 if previous else int(now)
         self._next: int = int(previous["next_seq"]) if previous else max(1, int(now * 1000))
-        self._reserved = self._next
+        self._reserved = self._next + block  # reserve the first block now: no write at the first take()
         self._save(self._reserved)
 
     @property
