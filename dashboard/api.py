@@ -102,7 +102,7 @@ def openapi_description() -> Response:
     return jsonify(openapi.document())
 
 
-@bp.get("/sites/<int:site_id>")
+@bp.get("/sites/<id:site_id>")
 def site(site_id: int) -> Response:
     """One site with its sensors and their state (what a site's popup on the map shows)."""
     _params(())

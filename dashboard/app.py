@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from dashboard import api, auth, compression, config, csrf, errors, security, store
 from dashboard.accounts import AccountStore, FileAccountStore
@@ -19,6 +20,13 @@ from gateway.settings import Settings, from_env
 
 log = logging.getLogger(__name__)
 ACCOUNTS_FILE = "dashboard-accounts.json"
+
+
+class RowIdConverter(IntegerConverter):
+    """`<id:...>`: a row id that fits a 32-bit INTEGER column; a bigger number is a 404, not a DB error."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, min=1, max=2**31 - 1)
 
 
 def create_app(
@@ -47,6 +55,7 @@ def create_app(
     if accounts is None:
         accounts = FileAccountStore(Path(app.config["ACCOUNTS_FILE"] or settings.data_dir / ACCOUNTS_FILE))
 
+    app.url_map.converters["id"] = RowIdConverter  # before the blueprints' rules are added
     store.init_app(app, settings.effective_database_url)
     errors.init_app(app)
     security.init_app(app)

@@ -300,6 +300,8 @@ def test_site_popup_api(client: FlaskClient) -> None:
         }
     ]
     assert client.get("/api/sites/999999").status_code == 404
+    assert client.get("/api/sites/99999999999999999999999").status_code == 404  # not a driver overflow
+    assert client.get("/api/sites/0").status_code == 404
 
 
 def test_health(client: FlaskClient) -> None:

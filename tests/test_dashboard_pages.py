@@ -208,6 +208,9 @@ def test_a_post_without_the_csrf_token_is_refused(client: FlaskClient, path: str
         ("anadriver", "/routes/{route}", 200),
         ("coord", "/routes/{route}", 200),
         ("coord", "/coordinator/dead-letters", 200),
+        ("coord", "/crew?member={member}", 200),
+        ("coord", "/crew?member=99999999999999999999", 400),
+        ("coord", "/crew?member=424242", 404),
     ],
 )
 def test_roles(auth: Auth, ids: dict[str, int], user: str | None, path: str, status: int) -> None:

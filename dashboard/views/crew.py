@@ -24,7 +24,10 @@ def _member() -> Member:
     member_id = account.member_id
     if account.role == "coordinator":
         raw = request.args.get("member", "")
-        member_id = int(raw) if raw.isascii() and raw.isdigit() else member_id
+        if raw:
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
+                abort(400, description="member must be a member id (a positive integer)")
+            member_id = int(raw)
     member = get_session().get(Member, member_id) if member_id is not None else None
     if member is None:
         abort(404, description="this account is not linked to a member (a coordinator may add ?member=<id>)")
@@ -85,7 +88,7 @@ def index() -> str:
     )
 
 
-@bp.post("/tasks/<int:task_id>/<action>")
+@bp.post("/tasks/<id:task_id>/<action>")
 @role_required("crew")
 def act(task_id: int, action: str) -> Response:
     """Accept, decline (with a reason), start or mark fixed one of my tasks."""

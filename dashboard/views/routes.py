@@ -32,7 +32,7 @@ def mine() -> str:
     return render_template("routes.html", routes=deliveries.member_routes(get_session(), member_id))
 
 
-@bp.get("/<int:route_id>")
+@bp.get("/<id:route_id>")
 @role_required("driver")
 def show(route_id: int) -> str:
     """The route's stops in order, each with its action, and a map of the route."""
@@ -47,7 +47,7 @@ def show(route_id: int) -> str:
     return render_template("route.html", route=route, driver=driver, map_data=data)
 
 
-@bp.get("/<int:route_id>.gpx")
+@bp.get("/<id:route_id>.gpx")
 @role_required("driver")
 def gpx(route_id: int) -> Response:
     """The route as GPX 1.1, for OsmAnd, Organic Maps and other navigation apps."""
@@ -59,7 +59,7 @@ def gpx(route_id: int) -> Response:
     )
 
 
-@bp.post("/<int:route_id>/stops/<int:stop_id>/<outcome>")
+@bp.post("/<id:route_id>/stops/<id:stop_id>/<outcome>")
 @role_required("driver")
 def record(route_id: int, stop_id: int, outcome: str) -> Response:
     """Picked up / delivered (outcome done) or failed with a reason."""
