@@ -62,11 +62,14 @@ def solve_routing(
     seed: int = 1,
     progress: Progress | None = None,
     max_iterations: int | None = None,
+    stall_iterations: int | None = None,
 ) -> RoutingPlan:
     """Routes for every request some vehicle can serve, within about `time_limit_s` of wall clock.
 
     With `max_iterations` the search also stops after that many ruin-and-recreate steps, so a fixed seed
-    gives the same plan on any machine (as long as the time limit is not reached first).
+    gives the same plan on any machine (as long as the time limit is not reached first). With
+    `stall_iterations` each search phase also ends after that many steps without a new best (the planner
+    service uses this so small real problems do not hold the loop for the whole limit).
     """
     if not (math.isfinite(time_limit_s) and time_limit_s > 0):
         raise ValueError(f"time limit must be a positive number of seconds, got {time_limit_s}")
@@ -99,15 +102,19 @@ def solve_routing(
     mean_edge = max(sum(r.cost for r in search.routes) / edges, EPS)
     hot, cold = START_TEMPERATURE * mean_edge, END_TEMPERATURE * mean_edge
     sp_time = SP_SHARE * time_limit_s
-    phases = [(started + 0.5 * time_limit_s - sp_time, 0.5), (deadline - sp_time, 1.0)]
+    reserve = sp_time  # kept for the last round; shrinks to what the first round needed
     iterations = 0
     rounds: list[str] = []
     anneal_span = max(EPS, time_limit_s - 2 * sp_time)
     annealed = 0.0
-    for phase_end, share in phases:
+    for share in (0.5, 1.0):
+        phase_end = started + 0.5 * time_limit_s - sp_time if share < 1.0 else deadline - reserve
         phase_start = time.perf_counter()
         cap = None if max_iterations is None else int(share * max_iterations)
+        stall_at = math.inf if stall_iterations is None else iterations + stall_iterations
         while (now := time.perf_counter()) < phase_end and (cap is None or iterations < cap):
+            if iterations >= stall_at:
+                break
             if max_iterations is None:
                 fraction = min(1.0, (annealed + now - phase_start) / anneal_span)
             else:
@@ -119,13 +126,18 @@ def solve_routing(
                 best_cost = search.cost
                 best = search.columns()
                 best_unserved = set(search.unserved)
+                if stall_iterations is not None:
+                    stall_at = iterations + stall_iterations
             if progress is not None and iterations % 500 == 0:
                 progress((now - started) / time_limit_s, best_cost)
         annealed += time.perf_counter() - phase_start
         if len(servable) > 1:
-            remaining = deadline - time.perf_counter()
+            sp_started = time.perf_counter()
+            remaining = deadline - sp_started
             limit = min(sp_time, remaining) if share < 1.0 else remaining
             result = _partition(problem, pool, best, servable, max(0.2, limit))
+            # The last round gets a little more than the first one took (its pool is larger).
+            reserve = min(sp_time, max(0.05 * time_limit_s, 3.0 * (time.perf_counter() - sp_started)))
             if result is not None:
                 rounds.append(result[2])
                 columns, cost = result[0], result[1]

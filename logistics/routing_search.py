@@ -23,6 +23,7 @@ MEAN_REMOVED: Final = 10.0  # SISR's c-bar: customers removed per ruin on averag
 MAX_STRING: Final = 10  # SISR's L-max: longest string removed from one route
 WHOLE_ROUTE_RUIN: Final = 0.05  # share of ruins that empty whole routes, so clusters can move as one
 ALL_ROUTES_UP_TO: Final = 250  # up to this many customers every route is tried for each insertion
+TWO_OPT_UP_TO: Final = 400  # up to this many customers every changed route is uncrossed (2-opt)
 EPS: Final = 1e-9
 
 Column = tuple[int, tuple[int, ...]]  # (vehicle spec, nodes in order): one route
@@ -55,6 +56,12 @@ class Problem:
             self.change[r.delivery] = -r.load
         self.vehicles = data.vehicles
         self.has_time = bool(data.stops) or any(math.isfinite(v.deadline) for v in data.vehicles)
+        # Reversing part of a route keeps it feasible only without time, pairs and with symmetric distances.
+        self.reversible = (
+            not self.has_time
+            and all(r.pickup is None for r in data.requests)
+            and bool(np.allclose(data.distance, data.distance.T))
+        )
         self.customers = [i for i in range(n) if self.req_of[i] >= 0]
         self.neighbours = self._neighbours(data.distance)
         longest = max((max(row) for row in self.dist), default=0.0)
@@ -112,6 +119,18 @@ class Search:
         self.mean_request_nodes = sum(sizes) / len(sizes) if sizes else 1.0
         self.scope = set(range(len(problem.requests)))  # requests this search must place
         self.limited = any(v.count is not None for v in problem.vehicles)
+        # Nodes near each request, whose routes are tried for it (None: try every route).
+        self.near: list[list[int]] | None = None
+        if not self.limited and len(problem.customers) > ALL_ROUTES_UP_TO:
+            self.near = [
+                [other for node in r.nodes for other in problem.neighbours[node]] for r in problem.requests
+            ]
+        # 2-opt after each recreate pays off while iterations are plentiful; on big instances they are not.
+        self.uncross = problem.reversible and len(problem.customers) <= TWO_OPT_UP_TO
+        self.empty: list[Route] = []  # one empty route per spec, for pricing a new route
+        for spec, v in enumerate(problem.vehicles):
+            self.empty.append(Route(spec, [v.start, v.end]))
+            self.refresh(self.empty[-1], index=False)
 
     # --- bookkeeping -------------------------------------------------------------------------------------
     def refresh(self, route: Route, index: bool = True) -> None:
@@ -140,7 +159,8 @@ class Search:
             if k < last:
                 current += p.change[ext[k]]
             load[k] = current
-            high = max(high, current)
+            if current > high:
+                high = current
             peak[k] = high
         route.cost = cost
         route.load = load
@@ -296,18 +316,16 @@ class Search:
         start = self.p.vehicles[0].start
         return self.p.dist[start][r.delivery] + (0.0 if r.pickup is None else self.p.dist[start][r.pickup])
 
-    def candidate_routes(self, req: int) -> list[Route]:
+    def candidate_routes(self, req: int) -> Iterable[Route]:
         """Routes near the request; every route when the fleet is limited (small, real problems)."""
-        p = self.p
-        if self.limited or len(p.customers) <= ALL_ROUTES_UP_TO:
+        if self.near is None:
             return self.routes
-        seen: dict[int, Route] = {}
-        for node in p.requests[req].nodes:
-            for other in p.neighbours[node]:
-                route = self.where[other]
-                if route is not None and id(route) not in seen:
-                    seen[id(route)] = route
-        return list(seen.values())
+        where = self.where
+        routes = dict.fromkeys(
+            where[other] for other in self.near[req]
+        )  # ordered: the same seed, the same plan
+        routes.pop(None, None)
+        return routes.keys()  # type: ignore[return-value]
 
     def best_insertion(self, req: int) -> tuple[float, Route | None, int, int, int] | None:
         """Cheapest feasible place for the request: (delta, route or None for a new one, spec, i, j)."""
@@ -323,8 +341,7 @@ class Search:
         for spec, v in enumerate(p.vehicles):
             if v.count is not None and self.used[spec] >= v.count:
                 continue
-            empty = Route(spec, [v.start, v.end])
-            self.refresh(empty, index=False)
+            empty = self.empty[spec]
             if r.pickup is None:
                 found = self._insert_single(empty, r.delivery, r.load)
             else:
@@ -457,6 +474,29 @@ class Search:
                 best = (i, j)
         return None if best[0] < 0 else (best_delta, best[0], best[1])
 
+    def two_opt(self, route: Route) -> bool:
+        """Uncross the route (reverse segments while that shortens it); True if it changed."""
+        ext = route.ext
+        dist = self.p.dist
+        last = len(ext) - 1
+        changed = False
+        improved = True
+        while improved:
+            improved = False
+            for i in range(last - 1):
+                a, b = ext[i], ext[i + 1]
+                da = dist[a]
+                dab = da[b]
+                for j in range(i + 2, last):
+                    c, d = ext[j], ext[j + 1]
+                    if da[c] + dist[b][d] < dab + dist[c][d] - EPS:
+                        ext[i + 1 : j + 1] = ext[j:i:-1]
+                        changed = improved = True
+                        a, b = ext[i], ext[i + 1]
+                        da = dist[a]
+                        dab = da[b]
+        return changed
+
     # --- one iteration -----------------------------------------------------------------------------------
     def step(self, temperature: float, on_accept: Callable[[list[Route]], None]) -> bool:
         """Ruin, recreate, accept or undo by simulated annealing; True if accepted."""
@@ -466,6 +506,10 @@ class Search:
         removed = self.ruin(touched)
         removed.extend(r for r in before_unserved if r not in removed)
         opened = self.recreate(removed, touched)
+        if self.uncross:
+            for route, _ in touched.values():
+                if route.stops > 2 and self.two_opt(route):
+                    self.refresh(route)
         new_cost = self.total()
         threshold = self.cost - temperature * math.log(self.rng.random() or 1e-300)
         if new_cost < threshold:

@@ -31,7 +31,8 @@ from logistics.routing import solve_routing
 from logistics.routing_data import RoutingPlan
 
 log = logging.getLogger(__name__)
-ROUTING_TIME_S = 10.0  # routing in the loop gets at most this long (the search always uses its full limit)
+ROUTING_TIME_S = 10.0  # routing in the loop gets at most this long
+STALL_ITERATIONS = 3000  # and stops sooner once this many search steps bring no better routes
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def route_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0) -> R
     if loaded is None:
         return RouteRun(None, 0, time.perf_counter() - started)
     data, keys = loaded
-    plan = solve_routing(data, time_limit_s=time_limit_s)
+    plan = solve_routing(data, time_limit_s=time_limit_s, stall_iterations=STALL_ITERATIONS)
     with sessions.begin() as session:
         written = save_routes(session, data, keys, plan)
     return RouteRun(plan, written, time.perf_counter() - started)
