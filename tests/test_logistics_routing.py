@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from gateway.cli import main
+from logistics.errors import PlanningError
 from logistics.routing import (
     PlannedRoute,
     Request,
@@ -339,3 +340,21 @@ def test_plan_vrp_on_a_lilim_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     body = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert body["cost"] == 8.0 and len(body["routes"]) == 1
     assert body["routes"][0][:2] == [1, 2] and sorted(body["routes"][0][2:]) == [3, 4]
+
+
+def test_no_first_solution_in_time_is_an_error_not_a_partial_plan() -> None:
+    data = RoutingInput(
+        line([0, 1, 2]), [Request(delivery=1, load=1), Request(delivery=2, load=1)], [VehicleSpec(0, 0, 5)]
+    )
+    with pytest.raises(PlanningError, match="TimeLimit"):
+        solve_routing(data, time_limit_s=1e-9)
+    with pytest.raises(ValueError, match="time limit"):
+        solve_routing(data, time_limit_s=0)
+
+
+def test_the_planner_loop_stops_early_on_small_problems() -> None:
+    data = RoutingInput(
+        line([0, 1, 2]), [Request(delivery=1, load=1), Request(delivery=2, load=1)], [VehicleSpec(0, 0, 5)]
+    )
+    plan = solve_routing(data, time_limit_s=30.0, stall_iterations=200)
+    assert plan.cost == pytest.approx(4.0) and plan.solve_time_s < 10.0
