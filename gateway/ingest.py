@@ -60,6 +60,14 @@ class BatchResult:
     incidents: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
 
+    def merge(self, other: BatchResult) -> None:
+        """Add another result's counts to this one."""
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.state_changes += other.state_changes
+        self.incidents += other.incidents
+        self.dead_letters.update(other.dead_letters)
+
 
 class StoreRejected(Exception):
     """A message passed the contract but the store refused it (unknown device, unknown good...)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
 import queue
 import threading
 import time
@@ -12,17 +14,16 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from gateway.db import make_session_factory
-from gateway.ingest import BatchResult, Ingestor, RawMessage
+from gateway.ingest import BatchResult, RawMessage
 from gateway.metrics import GatewayMetrics, serve_metrics
 from gateway.models import utcnow
 from gateway.mqtt import connect, make_client
 from gateway.outbox import OutboxPublisher
 from gateway.protocol import QOS, UPSTREAM_FILTER, shared_filter
 from gateway.settings import Settings
+from gateway.writer import writer_main
 
 log = logging.getLogger(__name__)
 IDLE_GAP_S = 0.005
@@ -65,9 +66,8 @@ class GatewayService:
         self.ready_file = ready_file
         self.sweep_every_s = sweep_every_s
         self.metrics_port = metrics_port
-        self._dirty = False  # in-memory device health must be reloaded from the store
-        self.sessions = make_session_factory(engine)
-        self.ingestor = Ingestor(engine)
+        self.sessions = make_session_factory(engine)  # outbox and metrics; batches go to the writer process
+        self.database_url = engine.url.render_as_string(hide_password=False)
         self.metrics = GatewayMetrics()
         self.outbox = OutboxPublisher(self.target, f"{settings.gateway_client_id}-outbox", self.sessions)
         self.connected = threading.Event()
@@ -79,9 +79,7 @@ class GatewayService:
         # strands the messages queued for a dead member. With a short one, a member restarted by its
         # supervisor within the expiry gets everything back; see docs/gateway.md.
         self.session_expiry_s = SHARED_SESSION_EXPIRY_S if shared else session_expiry_s
-        self.client = make_client(
-            self.target, settings.gateway_client_id, persistent=True, manual_ack=True
-        )
+        self.client = make_client(self.target, settings.gateway_client_id, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -114,8 +112,15 @@ class GatewayService:
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; the batch in hand is committed and acknowledged before returning."""
-        with self.sessions.begin() as session:
-            self.ingestor.refresh(session)
+        context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
+        self._writer, child = context.Pipe()
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        writer = context.Process(
+            target=writer_main, args=(child, self.database_url, level), name="rhizome-writer", daemon=True
+        )
+        writer.start()
+        child.close()
+        self._writer_process = writer
         connect(self.client, self.target, session_expiry_s=self.session_expiry_s)
         self.client.loop_start()
         next_stats = time.monotonic() + self.stats_every_s
@@ -130,46 +135,78 @@ class GatewayService:
                 batch = self._take_batch()
                 if batch:
                     self._store(batch, stop)
-                if time.monotonic() >= next_sweep:
-                    self._sweep()
+                if time.monotonic() >= next_sweep and not stop.is_set():
+                    self._sweep(stop)
                     next_sweep = time.monotonic() + self.sweep_every_s
                 if time.monotonic() >= next_stats:
                     self._log_stats()
                     next_stats = time.monotonic() + self.stats_every_s
+            self._drain()
         finally:
             self.client.disconnect()
             self.client.loop_stop()
-            self._flush_activity()
+            self._stop_writer()
             outbox_thread.join(10)
             if server is not None:
                 server.shutdown()
                 server.server_close()
             self._log_stats()
 
-    def _refresh_if_dirty(self, session: Session) -> None:
-        """After a rolled-back transaction, in-memory device health may be ahead of the store: reload it."""
-        if self._dirty:
-            self.ingestor.refresh(session)
-            self._dirty = False
-
-    def _sweep(self) -> None:
+    def _drain(self, quiet_s: float = 1.0, limit_s: float = 5.0) -> None:
+        """On a clean stop, store what is still arriving (a device's last "offline", say) until quiet."""
+        give_up = threading.Event()  # interrupts a batch stuck on an unavailable database
+        timer = threading.Timer(limit_s, give_up.set)
+        timer.start()
+        last = time.monotonic()
         try:
-            with self.sessions.begin() as session:
-                self._refresh_if_dirty(session)
-                changed = self.ingestor.health.sweep(session, utcnow())
-        except OperationalError as exc:
-            self._dirty = True
-            log.warning("stale sweep skipped, database unavailable: %s", exc.__class__.__name__)
-            return
-        if changed:
-            log.info("%s devices went stale", changed)
+            while not give_up.is_set() and time.monotonic() - last < quiet_s:
+                batch = self._take_batch()
+                if batch:
+                    self._store(batch, give_up)
+                    last = time.monotonic()
+        finally:
+            timer.cancel()
 
-    def _flush_activity(self) -> None:
-        try:
-            with self.sessions.begin() as session:
-                self.ingestor.flush_activity(session)
-        except OperationalError as exc:
-            log.warning("last-seen times not saved, database unavailable: %s", exc.__class__.__name__)
+    def _ask_writer(self, request: tuple[Any, ...], stop: threading.Event) -> tuple[Any, ...] | None:
+        """Send a request and wait for the answer; on `stop` ask the writer to give up (None)."""
+        self._writer.send(request)
+        interrupted = False
+        while not self._writer.poll(0.2):
+            if not self._writer_process.is_alive():
+                raise RuntimeError("the store writer process died")
+            if stop.is_set() and not interrupted:
+                self._writer.send(("stop",))
+                interrupted = True
+        reply: tuple[Any, ...] = self._writer.recv()
+        return None if reply[0] == "stopped" else reply
+
+    def _stop_writer(self) -> None:
+        if self._writer_process.is_alive():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._writer.send(("stop",))
+            self._writer_process.join(30)
+            if self._writer_process.is_alive():
+                self._writer_process.kill()
+        self._writer.close()
+
+    def _sweep(self, stop: threading.Event) -> None:
+        reply = self._ask_writer(("sweep", utcnow()), stop)
+        if reply is not None and reply[1]:
+            log.info("%s devices went stale", reply[1])
+
+    def _store(self, batch: list[_Delivery], stop: threading.Event) -> None:
+        """Have the writer commit the batch, then acknowledge it; if the writer gives up, ack nothing."""
+        started = time.perf_counter()
+        reply = self._ask_writer(("batch", [d.raw for d in batch]), stop)
+        if reply is None:
+            return  # unacknowledged: the broker redelivers to our next session
+        result: BatchResult = reply[1]
+        self._account(result, len(batch), time.perf_counter() - started)
+        if result.incidents:
+            self.outbox.wake()  # alerts were just written: publish them now, not at the next poll
+        for delivery in batch:
+            if delivery.qos > 0 and delivery.generation == self._generation:
+                self.client.ack(delivery.mid, delivery.qos)
 
     def _take_batch(self) -> list[_Delivery]:
         try:
@@ -188,53 +225,6 @@ class GatewayService:
             except queue.Empty:
                 break
         return batch
-
-    def _store(self, batch: list[_Delivery], stop: threading.Event) -> None:
-        """Commit the batch, then acknowledge it; while the database is down, retry and ack nothing."""
-        started = time.perf_counter()
-        delay = 0.5
-        while True:
-            try:
-                with self.sessions.begin() as session:
-                    self._refresh_if_dirty(session)
-                    result = self.ingestor.process(session, [d.raw for d in batch])
-                break
-            except OperationalError as exc:
-                self._dirty = True
-                log.warning("database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay)
-                if stop.wait(delay):
-                    return  # unacknowledged: the broker redelivers to our next session
-                delay = min(delay * 2, 30.0)
-            except DBAPIError:
-                self._dirty = True
-                result = self._store_one_by_one(batch)
-                break
-        self._account(result, len(batch), time.perf_counter() - started)
-        if result.incidents:
-            self.outbox.wake()  # alerts were just written: publish them now, not at the next poll
-        for delivery in batch:
-            if delivery.qos > 0 and delivery.generation == self._generation:
-                self.client.ack(delivery.mid, delivery.qos)
-
-    def _store_one_by_one(self, batch: list[_Delivery]) -> BatchResult:
-        """Isolate a message the database refuses, dead-letter it, and keep the rest."""
-        total = BatchResult()
-        for delivery in batch:
-            try:
-                with self.sessions.begin() as session:
-                    self._refresh_if_dirty(session)
-                    part = self.ingestor.process(session, [delivery.raw])
-            except SQLAlchemyError as exc:
-                self._dirty = True
-                log.error("store refused a message on %s: %s", delivery.raw.topic, exc.__class__.__name__)
-                with self.sessions.begin() as session:
-                    self.ingestor.dead_letter(
-                        session, delivery.raw, "store_rejected", str(getattr(exc, "orig", exc))[:500]
-                    )
-                part = BatchResult()
-                part.dead_letters["store_rejected"] += 1
-            _merge(total, part)
-        return total
 
     def _account(self, result: BatchResult, size: int, seconds: float) -> None:
         m = self.metrics
@@ -256,11 +246,3 @@ class GatewayService:
             m.incidents,
             self._inbox.qsize(),
         )
-
-
-def _merge(total: BatchResult, part: BatchResult) -> None:
-    total.stored += part.stored
-    total.duplicates += part.duplicates
-    total.state_changes += part.state_changes
-    total.incidents += part.incidents
-    total.dead_letters.update(part.dead_letters)

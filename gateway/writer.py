@@ -1,0 +1,128 @@
+"""The store writer: applies batches to the database in a child process of the gateway.
+
+Parsing, validation and the database work run here, MQTT handling in the parent, so the two do not queue for
+one interpreter lock: on two cores that is the difference between storing about half and most of what a bare
+MQTT client can receive. The parent acknowledges a batch only after this process reports its commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from multiprocessing.connection import Connection
+
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from gateway.db import make_engine, make_session_factory
+from gateway.ingest import BatchResult, Ingestor, RawMessage
+from gateway.procutil import die_with_parent
+
+log = logging.getLogger(__name__)
+
+
+class StoreWriter:
+    """Stores batches with the retry policy: a failed commit is retried with backoff, never half-applied."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = make_engine(database_url)
+        self.sessions = make_session_factory(self.engine)
+        self.ingestor = Ingestor(self.engine)
+        self._dirty = True  # in-memory device health must be (re)loaded from the store
+
+    def _refresh_if_dirty(self, session: Session) -> None:
+        if self._dirty:
+            self.ingestor.refresh(session)
+            self._dirty = False
+
+    def store(self, batch: list[RawMessage], should_stop: Callable[[float], bool]) -> BatchResult | None:
+        """Commit `batch`; while the database is down retry, returning None if told to stop meanwhile."""
+        delay = 0.5
+        while True:
+            try:
+                with self.sessions.begin() as session:
+                    self._refresh_if_dirty(session)
+                    return self.ingestor.process(session, batch)
+            except OperationalError as exc:
+                self._dirty = True
+                log.warning("database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay)
+                if should_stop(delay):
+                    return None
+                delay = min(delay * 2, 30.0)
+            except DBAPIError:
+                self._dirty = True
+                return self._one_by_one(batch)
+
+    def _one_by_one(self, batch: list[RawMessage]) -> BatchResult:
+        """Isolate a message the database refuses, dead-letter it, and keep the rest."""
+        total = BatchResult()
+        for raw in batch:
+            try:
+                with self.sessions.begin() as session:
+                    self._refresh_if_dirty(session)
+                    part = self.ingestor.process(session, [raw])
+            except SQLAlchemyError as exc:
+                self._dirty = True
+                log.error("store refused a message on %s: %s", raw.topic, exc.__class__.__name__)
+                with self.sessions.begin() as session:
+                    self.ingestor.dead_letter(session, raw, "store_rejected", str(getattr(exc, "orig", exc)))
+                part = BatchResult()
+                part.dead_letters["store_rejected"] += 1
+            total.merge(part)
+        return total
+
+    def sweep(self, now: datetime) -> int:
+        """Mark silent devices stale; 0 if the database is unavailable (the next sweep catches up)."""
+        try:
+            with self.sessions.begin() as session:
+                self._refresh_if_dirty(session)
+                return self.ingestor.health.sweep(session, now)
+        except OperationalError as exc:
+            self._dirty = True
+            log.warning("stale sweep skipped, database unavailable: %s", exc.__class__.__name__)
+            return 0
+
+    def close(self) -> None:
+        """Save the last-seen times still in memory and release the connections."""
+        try:
+            with self.sessions.begin() as session:
+                self.ingestor.flush_activity(session)
+        except OperationalError as exc:
+            log.warning("last-seen times not saved, database unavailable: %s", exc.__class__.__name__)
+        self.engine.dispose()
+
+
+def writer_main(conn: Connection, database_url: str, log_level: str) -> None:
+    """Body of the writer process: ("batch", raws) -> ("done", result) | ("stopped",); ("sweep", now);
+    ("stop",) ends it. A closed pipe (the gateway died) ends it too."""
+    die_with_parent()
+    logging.basicConfig(
+        level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    writer = StoreWriter(database_url)
+
+    def should_stop(wait_s: float) -> bool:
+        deadline = time.monotonic() + wait_s
+        return conn.poll(max(0.0, deadline - time.monotonic()))  # the parent only ever interrupts to stop
+
+    try:
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                break
+            if request[0] == "batch":
+                result = writer.store(request[1], should_stop)
+                conn.send(("stopped",) if result is None else ("done", result))
+                if result is None:
+                    break
+            elif request[0] == "sweep":
+                conn.send(("swept", writer.sweep(request[1])))
+            else:
+                break
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+    finally:
+        writer.close()
