@@ -225,7 +225,7 @@ class DeviceClient:
         return self.channel.next_seq()
 
     def publish(self, body: Body) -> bool:
-        """Publish telemetry or a stock report at QoS 1 (queued in memory while disconnected).
+        """Publish telemetry or a stock report at QoS 1 through the spool (kept on disk while disconnected).
 
         Raises ProtocolError (a ValueError) for a payload the gateway would reject, e.g. an unknown metric.
         """

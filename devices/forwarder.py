@@ -40,7 +40,7 @@ class Forwarder:
         window: int = DEFAULT_WINDOW,
         fallback: Callable[[str], Link | None] | None = None,
     ) -> None:
-        """`fallback` routes messages of devices without a route (left in the spool by an earlier run)."""
+        """`fallback` maps devices without a route (left by an earlier run) to one of the attached links."""
         self.spool = spool
         self.loop = loop
         self.window = window
