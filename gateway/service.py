@@ -175,7 +175,7 @@ class GatewayService:
             if not self._writer_process.is_alive():
                 raise RuntimeError("the store writer process died")
             if stop.is_set() and not interrupted:
-                self._writer.send(("stop",))
+                self._writer.send(("interrupt",))  # give up retrying if the database is down
                 interrupted = True
         reply: tuple[Any, ...] = self._writer.recv()
         return None if reply[0] == "stopped" else reply

@@ -8,7 +8,6 @@ MQTT client can receive. The parent acknowledges a batch only after this process
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -38,7 +37,7 @@ class StoreWriter:
             self._dirty = False
 
     def store(self, batch: list[RawMessage], should_stop: Callable[[float], bool]) -> BatchResult | None:
-        """Commit `batch`; while the database is down retry, returning None if told to stop meanwhile."""
+        """Commit `batch`; while the database is down retry, returning None if `should_stop(wait)` says so."""
         delay = 0.5
         while True:
             try:
@@ -95,18 +94,14 @@ class StoreWriter:
 
 
 def writer_main(conn: Connection, database_url: str, log_level: str) -> None:
-    """Body of the writer process: ("batch", raws) -> ("done", result) | ("stopped",); ("sweep", now);
-    ("stop",) ends it. A closed pipe (the gateway died) ends it too."""
+    """Body of the writer process. Requests: ("batch", raws) -> ("done", result), or ("stopped",) when an
+    ("interrupt",) arrived while the database was down; ("sweep", now) -> ("swept", n); ("stop",) ends it.
+    A closed pipe (the gateway died) ends it too."""
     die_with_parent()
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
     writer = StoreWriter(database_url)
-
-    def should_stop(wait_s: float) -> bool:
-        deadline = time.monotonic() + wait_s
-        return conn.poll(max(0.0, deadline - time.monotonic()))  # the parent only ever interrupts to stop
-
     try:
         while True:
             try:
@@ -114,14 +109,17 @@ def writer_main(conn: Connection, database_url: str, log_level: str) -> None:
             except EOFError:
                 break
             if request[0] == "batch":
-                result = writer.store(request[1], should_stop)
-                conn.send(("stopped",) if result is None else ("done", result))
+                result = writer.store(request[1], conn.poll)  # any message meanwhile is an interrupt
                 if result is None:
-                    break
+                    conn.recv()  # consume the interrupt that stopped the retries
+                    conn.send(("stopped",))
+                else:
+                    conn.send(("done", result))
             elif request[0] == "sweep":
                 conn.send(("swept", writer.sweep(request[1])))
-            else:
+            elif request[0] == "stop":
                 break
+            # a late ("interrupt",) for a batch that finished anyway: nothing to do
     except (BrokenPipeError, KeyboardInterrupt):
         pass
     finally:
