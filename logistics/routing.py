@@ -53,6 +53,8 @@ SP_SHARE: Final = 0.12  # share of the time limit given to each set-partitioning
 MAX_COLUMNS: Final = 20_000  # pool routes offered to one set-partitioning round
 START_TEMPERATURE: Final = 0.3  # times the mean edge length of the first solution
 END_TEMPERATURE: Final = 0.003
+CYCLE_STEPS_PER_REQUEST: Final = 400  # annealing steps per request in one cycle
+MIN_CYCLE_STEPS: Final = 5_000
 Progress = Callable[[float, float], None]  # (fraction of the time used, best cost so far)
 
 
@@ -81,7 +83,7 @@ def solve_routing(
     reasons = {i: why for i in range(len(data.requests)) if (why := _unservable(search, i)) is not None}
     servable = [i for i in range(len(data.requests)) if i not in reasons]
     search.scope = set(servable)
-    search.recreate(sorted(servable, key=search._depot_distance, reverse=True), {})
+    search.recreate(sorted(servable, key=search.depot_distance, reverse=True), {})
     search.cost = search.total()
     if time.perf_counter() > deadline:
         raise PlanningError("routing", "TimeLimit", f"no first solution within {time_limit_s} s")
@@ -102,41 +104,50 @@ def solve_routing(
     mean_edge = max(sum(r.cost for r in search.routes) / edges, EPS)
     hot, cold = START_TEMPERATURE * mean_edge, END_TEMPERATURE * mean_edge
     sp_time = SP_SHARE * time_limit_s
-    reserve = sp_time  # kept for the last round; shrinks to what the first round needed
+    reserve = sp_time  # kept for the last set-partitioning round; shrinks to what earlier rounds needed
+    # Annealing runs in cycles, each from the best solution so far and closed by set partitioning. Small
+    # problems get several cycles (restarts); on big ones the time ends the first or second.
+    cycle_steps = max(MIN_CYCLE_STEPS, CYCLE_STEPS_PER_REQUEST * len(servable))
     iterations = 0
     rounds: list[str] = []
-    anneal_span = max(EPS, time_limit_s - 2 * sp_time)
-    annealed = 0.0
-    for share in (0.5, 1.0):
-        phase_end = started + 0.5 * time_limit_s - sp_time if share < 1.0 else deadline - reserve
-        phase_start = time.perf_counter()
-        cap = None if max_iterations is None else int(share * max_iterations)
-        stall_at = math.inf if stall_iterations is None else iterations + stall_iterations
-        while (now := time.perf_counter()) < phase_end and (cap is None or iterations < cap):
-            if iterations >= stall_at:
+    stalled = False
+    while not stalled:
+        cycle_start = time.perf_counter()
+        # The first cycle ends by mid-time at the latest, so a first pool is partitioned early.
+        first_end = started + 0.5 * time_limit_s - sp_time if not rounds else math.inf
+        cycle_end = min(deadline - reserve, first_end)
+        steps = cycle_steps
+        if max_iterations is not None:
+            steps = min(steps, max_iterations - iterations)
+        if steps <= 0 or cycle_end <= cycle_start:
+            break
+        done = 0
+        stall_at = math.inf if stall_iterations is None else stall_iterations
+        while done < steps and (now := time.perf_counter()) < cycle_end:
+            if done >= stall_at:
+                stalled = True
                 break
+            fraction = done / steps
             if max_iterations is None:
-                fraction = min(1.0, (annealed + now - phase_start) / anneal_span)
-            else:
-                fraction = iterations / max(1, max_iterations)
-            temperature = hot * (cold / hot) ** fraction
-            search.step(temperature, keep)
-            iterations += 1
+                fraction = max(fraction, (now - cycle_start) / (cycle_end - cycle_start))
+            search.step(hot * (cold / hot) ** fraction, keep)
+            done += 1
             if search.cost < best_cost - EPS:
                 best_cost = search.cost
                 best = search.columns()
                 best_unserved = set(search.unserved)
                 if stall_iterations is not None:
-                    stall_at = iterations + stall_iterations
-            if progress is not None and iterations % 500 == 0:
+                    stall_at = done + stall_iterations
+            if progress is not None and (iterations + done) % 500 == 0:
                 progress((now - started) / time_limit_s, best_cost)
-        annealed += time.perf_counter() - phase_start
+        iterations += done
         if len(servable) > 1:
             sp_started = time.perf_counter()
             remaining = deadline - sp_started
-            limit = min(sp_time, remaining) if share < 1.0 else remaining
+            last = stalled or remaining <= reserve + 0.01 * time_limit_s
+            limit = remaining if last else min(sp_time, remaining)
             result = _partition(problem, pool, best, servable, max(0.2, limit))
-            # The last round gets a little more than the first one took (its pool is larger).
+            # Later rounds get a little more than this one took (their pool is larger).
             reserve = min(sp_time, max(0.05 * time_limit_s, 3.0 * (time.perf_counter() - sp_started)))
             if result is not None:
                 rounds.append(result[2])
@@ -145,7 +156,9 @@ def solve_routing(
                     best_cost = cost
                     best = columns
                     best_unserved = set(servable) - {problem.req_of[n] for _, nodes in columns for n in nodes}
-            search.load_columns(best)
+        search.load_columns(best)
+        if time.perf_counter() >= deadline - 0.01 * time_limit_s:
+            break
     search.load_columns(best)
     if best_unserved != search.unserved:  # the same set by construction; a mismatch is a bug, not a plan
         raise PlanningError("routing", "Inconsistent", "the best solution lost track of its requests")

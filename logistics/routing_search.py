@@ -115,8 +115,6 @@ class Search:
         self.unserved: set[int] = set()
         self.used = [0] * len(problem.vehicles)
         self.cost = 0.0
-        sizes = [len(r.nodes) for r in problem.requests]
-        self.mean_request_nodes = sum(sizes) / len(sizes) if sizes else 1.0
         self.scope = set(range(len(problem.requests)))  # requests this search must place
         self.limited = any(v.count is not None for v in problem.vehicles)
         # Nodes near each request, whose routes are tried for it (None: try every route).
@@ -284,7 +282,7 @@ class Search:
             requests.sort(key=lambda r: -p.requests[r].load)
         else:
             far = pick < 10.0
-            requests.sort(key=lambda r: self._depot_distance(r), reverse=far)
+            requests.sort(key=lambda r: self.depot_distance(r), reverse=far)
         opened: list[Route] = []
         for req in requests:
             best = self.best_insertion(req)
@@ -311,7 +309,8 @@ class Search:
             self.refresh(route)
         return opened
 
-    def _depot_distance(self, req: int) -> float:
+    def depot_distance(self, req: int) -> float:
+        """How far the request's stops lie from the first vehicle's start (a recreate order)."""
         r = self.p.requests[req]
         start = self.p.vehicles[0].start
         return self.p.dist[start][r.delivery] + (0.0 if r.pickup is None else self.p.dist[start][r.pickup])
