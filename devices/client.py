@@ -267,14 +267,20 @@ class DeviceClient:
         return clean
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Clean stop: retained clean `offline`, wait for acknowledgements (bounded), DISCONNECT."""
+        """Clean stop: spooled readings out, retained clean `offline`, acknowledgements (bounded), DISCONNECT.
+
+        The readings go first: a reading arriving after the `offline` would make the gateway think the
+        device is back.
+        """
         if self._stopped:
             return
         self._stopped = True
         deadline = time.monotonic() + timeout
         if self._started:
+            if self.connected:
+                self.channel.forwarder.wait_empty(timeout, self.device)
             self.announce_offline()
-            if not self.flush(timeout):
+            if not self.flush(max(0.0, deadline - time.monotonic())):
                 log.warning("%s: %s messages unacknowledged at stop", self.device, self.pending)
             self.begin_close()
         if not self.finish_close(max(0.1, deadline - time.monotonic())):

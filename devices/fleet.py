@@ -104,20 +104,28 @@ class _Base:
         """Why connecting failed, for the error message when nothing connects."""
         return next((link.last_error for link in self.links if link.last_error), None)
 
-    def _flush_all(self, deadline: float) -> None:
-        """Wait (bounded) until every present device's spooled messages and every state message are acked."""
+    def _drain_spool(self, deadline: float) -> None:
+        """Wait (bounded) until the spooled readings of every present device are acknowledged.
+
+        Before the clean `offline`: a reading arriving after it would tell the gateway the device is back.
+        """
         absent = [c.device for i, c in enumerate(self.channels) if not self.present(i)]
         spool = self.forwarder.spool
 
         def drained() -> bool:
             return spool.count() - sum(spool.count(device) for device in absent) <= 0
 
-        self.forwarder.wait_for(drained, max(0.0, deadline - time.monotonic()))
+        if any(link.connected for link in self.links):
+            self.forwarder.wait_for(drained, max(0.0, deadline - time.monotonic()))
+
+    def _flush_links(self, deadline: float) -> None:
+        """Wait (bounded) for the acknowledgement of everything handed to the connections (the offlines)."""
         for link in self.links:
             link.flush(max(0.0, deadline - time.monotonic()))
         unacked = sum(link.pending for link in self.links)
         if unacked:
             log.warning("%s messages unacknowledged at stop", unacked)
+        spool = self.forwarder.spool
         if spool.count():
             log.info("%s messages stay in the spool %s for the next run", spool.count(), spool.path)
 
@@ -159,8 +167,12 @@ class PerDeviceFleet(_Base):
             client.start(wait=None)
 
     def power_off(self, index: int, *, drop: bool) -> None:
-        """The device goes silent; with `drop` its socket dies too and the broker publishes the will."""
+        """The device goes silent; with `drop` its socket dies too and the broker publishes the will.
+
+        Its unsent readings stay in the spool until it is back, as a real box's would.
+        """
         self._powered[index] = False
+        self.forwarder.hold(self.channels[index].device)
         if drop:
             self.links[index].drop()
 
@@ -171,6 +183,7 @@ class PerDeviceFleet(_Base):
         link.drop()
         channel.restart()
         link.set_will(*channel.will())
+        self.forwarder.release(channel.device)  # sent once the link is up, after the birth
         if self._link_ok[index]:
             link.resume()
 
@@ -188,10 +201,11 @@ class PerDeviceFleet(_Base):
     def stop(self, timeout: float) -> None:
         """Clean stop of every device, all in parallel within `timeout` seconds."""
         deadline = time.monotonic() + timeout
+        self._drain_spool(deadline)
         announced = sum(
             1 for i, client in enumerate(self.clients) if self._powered[i] and client.announce_offline()
         )
-        self._flush_all(deadline)
+        self._flush_links(deadline)
         for client in self.clients:
             client.begin_close()
         unclean = sum(not c.finish_close(max(0.0, deadline - time.monotonic())) for c in self.clients)
@@ -256,6 +270,7 @@ class MultiplexedFleet(_Base):
     def power_off(self, index: int, *, drop: bool) -> None:
         """The device goes silent; with `drop`, publish the `offline` its own connection's will would."""
         channel = self.channels[index]
+        self.forwarder.hold(channel.device)  # unsent readings wait for the reboot, as a real box's would
         if drop and self.present(index) and channel.connected:
             channel.offline(clean=False)
         self._powered[index] = False
@@ -267,6 +282,8 @@ class MultiplexedFleet(_Base):
         channel = self.channels[index]
         channel.restart()
         self._arrive(index)
+        if self._link_ok[index]:
+            self.forwarder.release(channel.device)
 
     def link_down(self, index: int) -> None:
         """The device's link is lost: the broker's view (`offline`), its readings held in the spool."""
@@ -281,7 +298,8 @@ class MultiplexedFleet(_Base):
         """The link is back: birth, then the held readings in order."""
         self._link_ok[index] = True
         self._arrive(index)
-        self.forwarder.release(self.channels[index].device)
+        if self._powered[index]:
+            self.forwarder.release(self.channels[index].device)
 
     def _arrive(self, index: int) -> None:
         channel = self.channels[index]
@@ -303,12 +321,13 @@ class MultiplexedFleet(_Base):
     def stop(self, timeout: float) -> None:
         """Retained clean `offline` for every present device, acknowledgements, then DISCONNECT."""
         deadline = time.monotonic() + timeout
+        self._drain_spool(deadline)
         announced = sum(
             1
             for i, channel in enumerate(self.channels)
             if self.present(i) and channel.connected and channel.offline()
         )
-        self._flush_all(deadline)
+        self._flush_links(deadline)
         for link in self.links:
             link.begin_close()
         for link in self.links:

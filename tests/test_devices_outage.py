@@ -411,3 +411,40 @@ def test_multiplexed_link_outage_and_power_loss(own_broker: EmbeddedBroker, tmp_
     assert rest == [("offline", s1, False), ("online", s1 + 1, False), ("offline", s1 + 1, True)]
     [(_, s2, _), *rest] = states(received, p2)
     assert rest == [("online", s2 + 1, False), ("offline", s2 + 1, True)]  # silence, no will, then a reboot
+
+
+@pytest.mark.parametrize("mode", ["client", "multiplexed"])
+def test_a_clean_stop_sends_every_spooled_reading_before_the_offline(
+    broker: Broker, tmp_path: Path, mode: str
+) -> None:
+    """The gateway takes a reading after an `offline` as the device being back: the offline goes last."""
+    community = unique("last")
+    probe = Probe(broker, f"rhizome/v1/{community}/#")
+    specs = pump_region(community, 4)
+    if mode == "client":
+        spec = specs[0]
+        client = DeviceClient(broker.target, community, spec.site, spec.slug, state_dir=tmp_path)
+        assert client.start(wait=WAIT)
+        for level in range(200):
+            client.send_telemetry({"tank_level_pct": float(level % 100)})
+        client.stop()
+        devices = [spec.slug]
+    else:
+        fleet = MultiplexedFleet(broker.target, specs, tmp_path, connections=2)
+        fleet.start()
+        deadline = time.monotonic() + WAIT
+        while fleet.connected() < len(specs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for level in range(100):
+            for channel in fleet.channels:
+                channel.publish(Telemetry(channel.next_seq(), now_utc(), {"tank_level_pct": float(level)}))
+        fleet.stop(5.0)
+        devices = [spec.slug for spec in specs]
+    try:
+        received = probe.drain(1.0)
+    finally:
+        probe.close()
+    for device in devices:
+        mine = [m for m in received if Topic.parse(m.topic).device == device]
+        assert len(telemetry_seqs(mine)) == (200 if mode == "client" else 100)
+        assert is_state("offline", clean=True)(mine[-1]), f"{device}: the offline is not the last message"
