@@ -80,6 +80,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     gw.add_argument(
         "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on 127.0.0.1:PORT [off]"
     )
+    gw.add_argument("--rules", type=Path, metavar="FILE", help="fault rules file [gateway/faults/rules.toml]")
     gw.add_argument("--ready-file", type=Path, help="touch this file once subscribed (for supervisors)")
     gw.set_defaults(handler=_run_gateway)
 

@@ -22,6 +22,7 @@ from gateway.models import utcnow
 from gateway.mqtt import connect, make_client
 from gateway.outbox import OutboxPublisher
 from gateway.protocol import QOS, UPSTREAM_FILTER, shared_filter
+from gateway.rules import load_rules
 from gateway.settings import Settings
 from gateway.writer import writer_main
 
@@ -54,6 +55,7 @@ class GatewayService:
         session_expiry_s: int = 7 * 24 * 3600,
         sweep_every_s: float = 5.0,
         metrics_port: int | None = None,
+        rules_file: Path | None = None,
     ) -> None:
         self.settings = settings
         self.target = settings.mqtt()
@@ -66,6 +68,8 @@ class GatewayService:
         self.ready_file = ready_file
         self.sweep_every_s = sweep_every_s
         self.metrics_port = metrics_port
+        self.rules_file = rules_file
+        load_rules(rules_file)  # a broken rules file fails here, at start, not in the writer process
         self.sessions = make_session_factory(engine)  # outbox and metrics; batches go to the writer process
         self.database_url = engine.url.render_as_string(hide_password=False)
         self.metrics = GatewayMetrics()
@@ -116,7 +120,10 @@ class GatewayService:
         self._writer, child = context.Pipe()
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         writer = context.Process(
-            target=writer_main, args=(child, self.database_url, level), name="rhizome-writer", daemon=True
+            target=writer_main,
+            args=(child, self.database_url, level, self.rules_file),
+            name="rhizome-writer",
+            daemon=True,
         )
         writer.start()
         child.close()

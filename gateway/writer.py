@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.db import make_engine, make_session_factory
 from gateway.ingest import BatchResult, Ingestor, RawMessage
 from gateway.procutil import die_with_parent
+from gateway.rules import load_rules
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +27,10 @@ log = logging.getLogger(__name__)
 class StoreWriter:
     """Stores batches with the retry policy: a failed commit is retried with backoff, never half-applied."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, rules_file: Path | None = None) -> None:
         self.engine = make_engine(database_url)
         self.sessions = make_session_factory(self.engine)
-        self.ingestor = Ingestor(self.engine)
+        self.ingestor = Ingestor(self.engine, load_rules(rules_file))
         self._dirty = True  # in-memory device health must be (re)loaded from the store
 
     def _refresh_if_dirty(self, session: Session) -> None:
@@ -93,7 +95,7 @@ class StoreWriter:
         self.engine.dispose()
 
 
-def writer_main(conn: Connection, database_url: str, log_level: str) -> None:
+def writer_main(conn: Connection, database_url: str, log_level: str, rules_file: Path | None = None) -> None:
     """Body of the writer process. Requests: ("batch", raws) -> ("done", result), or ("stopped",) when an
     ("interrupt",) arrived while the database was down; ("sweep", now) -> ("swept", n); ("stop",) ends it.
     A closed pipe (the gateway died) ends it too."""
@@ -101,7 +103,7 @@ def writer_main(conn: Connection, database_url: str, log_level: str) -> None:
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
-    writer = StoreWriter(database_url)
+    writer = StoreWriter(database_url, rules_file)
     try:
         while True:
             try:

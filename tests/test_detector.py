@@ -65,9 +65,9 @@ def test_first_abnormal_time_is_kept() -> None:
     assert events[0].first_abnormal_at == T0 and events[0].at == T0 + timedelta(seconds=60)
 
 
-def test_dry_run_is_told_apart_from_pump_failure() -> None:
-    dry = {**PUMP_BROKEN, "tank_level_pct": 2.0}
-    assert feed(Detector(RULES), "pump", every(10, 0, 100, dry)) == [(60, "Opened", "dry_run")]
+def test_a_pump_that_also_empties_its_tank_is_still_one_incident() -> None:
+    draining = [(s, {**PUMP_BROKEN, "tank_level_pct": max(0.0, 60.0 - s / 10)}) for s in range(0, 1200, 10)]
+    assert feed(Detector(RULES), "pump", draining) == [(60, "Opened", "pump_failure")]
 
 
 def test_cold_chain_breach_needs_15_minutes_above_8_c() -> None:
