@@ -8,6 +8,7 @@ import multiprocessing
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ class GatewayService:
         self.outbox = OutboxPublisher(self.target, f"{settings.gateway_client_id}-outbox", self.sessions)
         self.connected = threading.Event()
         self._inbox: queue.Queue[_Delivery] = queue.Queue()
+        self._in_flight: deque[tuple[list[_Delivery], float]] = deque()  # sent, not yet answered
+        self._interrupted: threading.Event | None = None  # the stop event the writer was interrupted for
         self._generation = 0
         # A single gateway keeps its session (default a week): an outage of the gateway loses nothing.
         # A shared-subscription member keeps a SHORT session: Mosquitto drops what is in flight to a member
@@ -139,15 +142,19 @@ class GatewayService:
         outbox_thread.start()
         try:
             while not stop.is_set():
-                batch = self._take_batch()
+                # Two batches in flight: the writer commits one while this thread acknowledges the one
+                # before and collects the next, instead of each side waiting for the other.
+                batch = self._take_batch(IDLE_GAP_S if self._in_flight else 0.2)
                 if batch:
-                    self._store(batch, stop)
+                    self._submit(batch)
+                self._settle(stop, keep=1 if batch else 0)
                 if time.monotonic() >= next_sweep and not stop.is_set():
                     self._sweep(stop)
                     next_sweep = time.monotonic() + self.sweep_every_s
                 if time.monotonic() >= next_stats:
                     self._log_stats()
                     next_stats = time.monotonic() + self.stats_every_s
+            self._settle(stop, keep=0)
             self._drain()
         finally:
             self.client.disconnect()
@@ -167,25 +174,32 @@ class GatewayService:
         last = time.monotonic()
         try:
             while not give_up.is_set() and time.monotonic() - last < quiet_s:
-                batch = self._take_batch()
+                batch = self._take_batch(0.2)
                 if batch:
-                    self._store(batch, give_up)
+                    self._submit(batch)
                     last = time.monotonic()
+                self._settle(give_up, keep=1 if batch else 0)
+            self._settle(give_up, keep=0)
         finally:
             timer.cancel()
 
     def _ask_writer(self, request: tuple[Any, ...], stop: threading.Event) -> tuple[Any, ...] | None:
-        """Send a request and wait for the answer; on `stop` ask the writer to give up (None)."""
+        """Send a request (nothing else in flight) and wait for the answer; None if the writer gave up."""
+        self._settle(stop, keep=0)
         self._writer.send(request)
-        interrupted = False
+        reply = self._wait_reply(stop)
+        return None if reply[0] == "stopped" else reply
+
+    def _wait_reply(self, stop: threading.Event) -> tuple[Any, ...]:
+        """The writer's next answer; once `stop` is set, ask it to give up waiting for the database."""
         while not self._writer.poll(0.2):
             if not self._writer_process.is_alive():
                 raise RuntimeError("the store writer process died")
-            if stop.is_set() and not interrupted:
-                self._writer.send(("interrupt",))  # give up retrying if the database is down
-                interrupted = True
+            if stop.is_set() and self._interrupted is not stop:
+                self._writer.send(("interrupt",))  # it answers "stopped" for every batch sent so far
+                self._interrupted = stop
         reply: tuple[Any, ...] = self._writer.recv()
-        return None if reply[0] == "stopped" else reply
+        return reply
 
     def _stop_writer(self) -> None:
         if self._writer_process.is_alive():
@@ -201,23 +215,30 @@ class GatewayService:
         if reply is not None and reply[1]:
             log.info("%s devices went stale", reply[1])
 
-    def _store(self, batch: list[_Delivery], stop: threading.Event) -> None:
-        """Have the writer commit the batch, then acknowledge it; if the writer gives up, ack nothing."""
-        started = time.perf_counter()
-        reply = self._ask_writer(("batch", [d.raw for d in batch]), stop)
-        if reply is None:
-            return  # unacknowledged: the broker redelivers to our next session
-        result: BatchResult = reply[1]
-        self._account(result, len(batch), time.perf_counter() - started)
-        if result.incidents:
-            self.outbox.wake()  # alerts were just written: publish them now, not at the next poll
-        for delivery in batch:
-            if delivery.qos > 0 and delivery.generation == self._generation:
-                self.client.ack(delivery.mid, delivery.qos)
+    def _submit(self, batch: list[_Delivery]) -> None:
+        """Hand a batch to the writer; `_settle` acknowledges it once the writer reports the commit."""
+        self._writer.send(("batch", [d.raw for d in batch]))
+        self._in_flight.append((batch, time.perf_counter()))
 
-    def _take_batch(self) -> list[_Delivery]:
+    def _settle(self, stop: threading.Event, keep: int) -> None:
+        """Wait for the writer's answers until at most `keep` batches are in flight; acknowledge each
+        committed batch, and nothing of a batch the writer gave up on (the broker redelivers it)."""
+        while len(self._in_flight) > keep:
+            reply = self._wait_reply(stop)
+            batch, sent = self._in_flight.popleft()
+            if reply[0] == "stopped":
+                continue  # unacknowledged: the broker redelivers to our next session
+            result: BatchResult = reply[1]
+            self._account(result, len(batch), time.perf_counter() - sent)
+            if result.incidents:
+                self.outbox.wake()  # alerts were just written: publish them now, not at the next poll
+            for delivery in batch:
+                if delivery.qos > 0 and delivery.generation == self._generation:
+                    self.client.ack(delivery.mid, delivery.qos)
+
+    def _take_batch(self, first_wait_s: float) -> list[_Delivery]:
         try:
-            batch = [self._inbox.get(timeout=0.2)]
+            batch = [self._inbox.get(timeout=first_wait_s)]
         except queue.Empty:
             return []
         deadline = time.monotonic() + self.batch_wait_s

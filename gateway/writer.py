@@ -8,10 +8,13 @@ MQTT client can receive. The parent acknowledges a batch only after this process
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -95,34 +98,75 @@ class StoreWriter:
         self.engine.dispose()
 
 
+class _Requests:
+    """The request pipe, read ahead while a batch is retried, so an interrupt is told apart from the next
+    batch the gateway already sent (it keeps one batch queued here while this one commits)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.backlog: deque[tuple[Any, ...]] = deque()
+
+    def next(self) -> tuple[Any, ...]:
+        return self.backlog.popleft() if self.backlog else self.conn.recv()
+
+    def interrupted(self, wait: float) -> bool:
+        """Wait up to `wait` seconds for an ("interrupt",); requests arriving meanwhile are kept in order."""
+        deadline = time.monotonic() + wait
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.conn.poll(remaining):
+                return False
+            request = self.conn.recv()
+            if request[0] == "interrupt":
+                return True
+            self.backlog.append(request)
+
+
 def writer_main(conn: Connection, database_url: str, log_level: str, rules_file: Path | None = None) -> None:
-    """Body of the writer process. Requests: ("batch", raws) -> ("done", result), or ("stopped",) when an
-    ("interrupt",) arrived while the database was down; ("sweep", now) -> ("swept", n); ("stop",) ends it.
-    A closed pipe (the gateway died) ends it too."""
+    """Body of the writer process. Requests, answered in order: ("batch", raws) -> ("done", result);
+    ("sweep", now) -> ("swept", n); ("stop",) ends it, and so does a closed pipe (the gateway died).
+    An ("interrupt",) while a batch waits for an unavailable database answers ("stopped",) for that batch and
+    for every batch sent before the interrupt; a late interrupt, after its batches finished, is ignored."""
     die_with_parent()
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
     writer = StoreWriter(database_url, rules_file)
+    requests = _Requests(conn)
     try:
         while True:
             try:
-                request = conn.recv()
+                request = requests.next()
             except EOFError:
                 break
             if request[0] == "batch":
-                result = writer.store(request[1], conn.poll)  # any message meanwhile is an interrupt
-                if result is None:
-                    conn.recv()  # consume the interrupt that stopped the retries
-                    conn.send(("stopped",))
-                else:
+                result = writer.store(request[1], requests.interrupted)
+                if result is not None:
                     conn.send(("done", result))
+                    continue
+                conn.send(("stopped",))
+                if _give_up_sent_before_interrupt(requests, conn):
+                    break
             elif request[0] == "sweep":
                 conn.send(("swept", writer.sweep(request[1])))
             elif request[0] == "stop":
                 break
-            # a late ("interrupt",) for a batch that finished anyway: nothing to do
+            # a late ("interrupt",) for batches that finished anyway: nothing to do
     except (BrokenPipeError, KeyboardInterrupt):
         pass
     finally:
         writer.close()
+
+
+def _give_up_sent_before_interrupt(requests: _Requests, conn: Connection) -> bool:
+    """Answer the requests read ahead before the interrupt without doing them; True if one was a stop."""
+    stop = False
+    while requests.backlog:
+        request = requests.backlog.popleft()
+        if request[0] == "batch":
+            conn.send(("stopped",))
+        elif request[0] == "sweep":
+            conn.send(("swept", 0))
+        elif request[0] == "stop":
+            stop = True
+    return stop

@@ -26,7 +26,7 @@ from tests.conftest import Broker, tiny_region_data
 pytestmark = pytest.mark.network
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
