@@ -134,11 +134,15 @@ class Probe:
         self.messages: list[tuple[str, bytes]] = []
         self.acks: dict[int, str] = {}
         self.granted: list[str] = []
+        self.connect_failures = 0  # the TCP or TLS handshake failed (no CONNACK at all)
         self.client.on_connect = lambda _c, _u, _f, rc, _p: self.connack.append(str(rc))
         self.client.on_disconnect = lambda _c, _u, _f, rc, _p: self.disconnects.append(str(rc))
         self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload)))
         self.client.on_publish = lambda _c, _u, mid, rc, _p: self.acks.__setitem__(mid, str(rc))
         self.client.on_subscribe = lambda _c, _u, _m, rcs, _p: self.granted.extend(str(r) for r in rcs)
+        self.client.on_connect_fail = lambda _c, _u: setattr(
+            self, "connect_failures", self.connect_failures + 1
+        )
         self.client.connect_async(HOST, port)
         self.client.loop_start()
 
