@@ -14,7 +14,7 @@ from werkzeug.routing import IntegerConverter
 
 from dashboard import api, auth, compression, config, csrf, errors, security, store
 from dashboard.accounts import AccountStore, FileAccountStore
-from dashboard.views import coordinator, crew, places, routes, tables
+from dashboard.views import coordinator, credentials, crew, places, routes, tables
 from dashboard.views import map as map_view
 from gateway.settings import Settings, from_env
 
@@ -63,6 +63,15 @@ def create_app(
     auth.init_app(app, accounts)
     compression.init_app(app)
 
-    for blueprint in (map_view.bp, places.bp, tables.bp, crew.bp, routes.bp, coordinator.bp, api.bp):
+    for blueprint in (
+        map_view.bp,
+        places.bp,
+        tables.bp,
+        crew.bp,
+        routes.bp,
+        coordinator.bp,
+        credentials.bp,
+        api.bp,
+    ):
         app.register_blueprint(blueprint)
     return app

@@ -34,6 +34,8 @@ START_TIMEOUT = 15.0
 MOSQUITTO_CONF = Path(__file__).resolve().parent / "mosquitto" / "mosquitto.conf"
 # Lines of the shipped config that the embedded copy replaces (Mosquitto rejects duplicated options).
 _OVERRIDDEN = ("listener", "password_file", "persistence_location", "log_dest", "user")
+# Lines it drops: the demo's few accounts (its own services) get no ACL; production's come from the store.
+_DROPPED = ("acl_file",)
 _SESSION_EXPIRY_S = 14 * 24 * 3600  # amqtt counterpart of persistent_client_expiration 14d
 
 
@@ -67,9 +69,11 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None, iterations: int 
     )
 
 
-def render_mosquitto_conf(template: str, overrides: Sequence[tuple[str, str]]) -> str:
-    """Copy the shipped config, commenting out options we override and appending ours (listener last)."""
-    keys = {key for key, _ in overrides}
+def render_mosquitto_conf(
+    template: str, overrides: Sequence[tuple[str, str]], drop: Sequence[str] = ()
+) -> str:
+    """Copy the shipped config, commenting out options overridden or dropped; ours go last (listener last)."""
+    keys = {key for key, _ in overrides} | set(drop)
     out = []
     for line in template.splitlines():
         words = line.split(None, 1)
@@ -156,7 +160,9 @@ class EmbeddedBroker:
             ("listener", f"{self.port} {HOST}"),
         ]
         conf = self.workdir / "mosquitto.conf"
-        _write_private(conf, render_mosquitto_conf(MOSQUITTO_CONF.read_text(encoding="utf-8"), overrides))
+        _write_private(
+            conf, render_mosquitto_conf(MOSQUITTO_CONF.read_text(encoding="utf-8"), overrides, _DROPPED)
+        )
         return [binary, "-c", str(conf)]
 
     def _amqtt_cmd(self) -> list[str]:

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """The gateway's own subcommands: gateway, db, region."""
+    """The gateway's own subcommands: gateway, db, region, demo, and devices provision/rotate/revoke."""
     gw = commands.add_parser("gateway", help="run the gateway: store every reading, track device state")
     gw.add_argument("--shared", action="store_true", help="join the shared subscription group (MQTT v5)")
     gw.add_argument("--group", help="shared subscription group name [gateways]")
@@ -103,8 +103,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     gen.set_defaults(handler=_region_generate)
 
     from gateway.demo import register as register_demo
+    from gateway.provision_cli import register as register_provision
 
     register_demo(commands)
+    register_provision(commands)  # `devices provision|rotate|revoke`: needs the store, so it lives here
 
 
 def stop_on_signals() -> threading.Event:

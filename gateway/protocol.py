@@ -185,6 +185,13 @@ def command_topic(community: str, site: str, device: str) -> str:
     return f"{ROOT}/{community}/{site}/{device}/command"
 
 
+# Every downstream topic of one kind, as filters: what the broker's ACL lets the gateway publish.
+COMMAND_FILTER: Final = f"{ROOT}/+/+/+/command"
+COMMUNITY_ALERTS_FILTER: Final = f"{ROOT}/alerts/+"
+MEMBER_ALERTS_FILTER: Final = f"{ROOT}/members/+/alerts"
+MEMBER_ROUTES_FILTER: Final = f"{ROOT}/members/+/routes"
+
+
 @dataclass(frozen=True)
 class Telemetry:
     """Periodic measurements of one device."""

@@ -29,12 +29,19 @@ class Settings:
     plan_interval_s: float = 60.0
     region_file: str | None = None
     secret_key: str | None = None
+    broker_dir: Path | None = None  # None: <data_dir>/broker; where the broker's password and ACL files go
+    broker_pid_file: Path | None = None  # the broker's pid file, SIGHUPed after its account files change
     log_level: str = "INFO"
 
     @property
     def effective_database_url(self) -> str:
         """The configured database, or the embedded SQLite file."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'rhizome.db').resolve()}"
+
+    @property
+    def effective_broker_dir(self) -> Path:
+        """Where `rhizome devices provision` writes the broker's password and ACL files."""
+        return self.broker_dir or self.data_dir / "broker"
 
     def mqtt(self) -> MqttTarget:
         """The broker target; raises ValueError when no broker URL is configured."""
@@ -47,7 +54,13 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-_CONVERTERS = {"dashboard_port": int, "plan_interval_s": float, "data_dir": Path}
+_CONVERTERS = {
+    "dashboard_port": int,
+    "plan_interval_s": float,
+    "data_dir": Path,
+    "broker_dir": Path,
+    "broker_pid_file": Path,
+}
 
 
 def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

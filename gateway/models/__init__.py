@@ -1,5 +1,6 @@
 """The store's tables (SQLAlchemy 2.0 typed models); sessions are owned by the caller."""
 
+from gateway.models.access import BrokerCredential
 from gateway.models.base import Base, utcnow
 from gateway.models.ops import (
     DeadLetter,
@@ -16,6 +17,7 @@ from gateway.models.region import Community, Device, Good, NeedLevel, Site, Stoc
 
 __all__ = [
     "Base",
+    "BrokerCredential",
     "Community",
     "ContributedHours",
     "DeadLetter",

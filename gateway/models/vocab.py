@@ -43,6 +43,8 @@ SHIPMENT_STATUSES = ("planned", "assigned", "picked_up", "delivered", "failed", 
 ROUTE_STATUSES = ("proposed", "accepted", "declined", "in_progress", "done")
 STOP_ACTIONS = ("pickup", "delivery")
 STOP_STATUSES = ("pending", "done", "failed")
+# Who holds an MQTT account: a sensor box, a member's phone app, or the gateway service.
+BROKER_ACCOUNT_KINDS = ("device", "member", "gateway")
 VEHICLE_KINDS = ("car", "pickup", "van", "truck", "motorcycle", "bicycle", "boat")
 
 __all__ = ["DEVICE_KINDS"]

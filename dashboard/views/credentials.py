@@ -1,0 +1,87 @@
+"""Coordinator tool: device credentials for the broker. Provision, rotate or revoke them from the page.
+
+The dashboard calls the gateway's provisioning module (never the reverse). A new password appears once,
+in the response to the form that made it: it is not stored, flashed or put in the session cookie, and
+the page is sent `no-store`. The broker files are regenerated from the store and the broker is told to
+reload when RHIZOME_BROKER_PID_FILE is set.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
+from sqlalchemy import select
+
+from dashboard.auth import current_account, role_required
+from dashboard.store import get_session, get_store
+from gateway.brokerfiles import BrokerReloadError, reload_broker, write_broker_files
+from gateway.models import BrokerCredential, Community, Device, Site
+from gateway.provision import Issued, ProvisionError, provision, revoke
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+bp = Blueprint("credentials", __name__, url_prefix="/coordinator/devices")
+ACTIONS = ("provision", "rotate", "revoke")
+
+
+@bp.get("")
+@role_required("coordinator")
+def index() -> Response:
+    """Every device with the state of its broker credentials and the forms to change them."""
+    return _page()
+
+
+@bp.post("/<action>")
+@role_required("coordinator")
+def change(action: str) -> Response:
+    """Provision, rotate or revoke one device's credentials, rewrite the broker files and reload it."""
+    if action not in ACTIONS:
+        abort(404, description=f"no action {action[:40]!r}")
+    slug = request.form.get("device", "").strip()[:100]
+    settings: Settings = current_app.config["RHIZOME_SETTINGS"]
+    issued: Issued | None = None
+    try:
+        with get_store().sessions.begin() as session:
+            if action == "revoke":
+                if not revoke(session, "device", slug):
+                    raise ProvisionError(f"{slug} has no active credentials to revoke")
+            else:
+                issued = provision(session, "device", slug, rotate=action == "rotate")
+                if issued is None:
+                    raise ProvisionError(f"{slug} already has credentials: rotate them to get a new password")
+            files = write_broker_files(session, settings.effective_broker_dir)
+    except ProvisionError as exc:
+        return _page(error=str(exc), status=400)
+    except OSError as exc:  # the store change is rolled back with the files unwritten
+        log.error("broker files not written to %s: %s", settings.effective_broker_dir, exc)
+        return _page(error=f"the broker files could not be written, nothing changed: {exc}", status=503)
+    account = current_account()
+    log.info("%s: %s credentials of device %s", account.username if account else "?", action, slug)
+    notice = f"{slug}: {action} done; {files.accounts} accounts written to {files.password_file.parent}. "
+    if settings.broker_pid_file is None:
+        notice += "Reload the broker (kill -HUP its pid) to apply."
+    else:
+        try:
+            notice += f"Broker (pid {reload_broker(settings.broker_pid_file)}) reloaded."
+        except BrokerReloadError as exc:
+            log.warning("broker not reloaded: %s", exc)
+            notice += f"The broker was NOT reloaded ({exc}): reload it to apply."
+    return _page(issued=issued, notice=notice)
+
+
+def _page(
+    *, issued: Issued | None = None, notice: str | None = None, error: str | None = None, status: int = 200
+) -> Response:
+    query = (
+        select(Community.name, Site.slug, Device.slug, BrokerCredential)
+        .join(Site, Site.id == Device.site_id)
+        .join(Community, Community.id == Site.community_id)
+        .outerjoin(BrokerCredential, BrokerCredential.device_id == Device.id)
+        .order_by(Community.name, Site.slug, Device.slug)
+    )
+    rows = get_session().execute(query).all()
+    body = render_template("credentials.html", rows=rows, issued=issued, notice=notice, error=error)
+    response = make_response(body, status)
+    response.headers["Cache-Control"] = "no-store"  # a page with a password must not be cached anywhere
+    return response
