@@ -185,6 +185,12 @@ def command_topic(community: str, site: str, device: str) -> str:
     return f"{ROOT}/{community}/{site}/{device}/command"
 
 
+def is_command_topic(topic: str) -> bool:
+    """A device's command topic: downstream traffic that the gateway's upstream wildcard also matches."""
+    parts = topic.split("/")
+    return len(parts) == 6 and parts[5] == "command" and f"{parts[0]}/{parts[1]}" == ROOT
+
+
 # Every downstream topic of one kind, as filters: what the broker's ACL lets the gateway publish.
 COMMAND_FILTER: Final = f"{ROOT}/+/+/+/command"
 COMMUNITY_ALERTS_FILTER: Final = f"{ROOT}/alerts/+"

@@ -22,7 +22,7 @@ from gateway.metrics import GatewayMetrics, serve_metrics
 from gateway.models import utcnow
 from gateway.mqtt import connect, make_client
 from gateway.outbox import OutboxPublisher
-from gateway.protocol import QOS, UPSTREAM_FILTER, shared_filter
+from gateway.protocol import QOS, UPSTREAM_FILTER, is_command_topic, shared_filter
 from gateway.rules import load_rules
 from gateway.settings import Settings
 from gateway.writer import writer_main
@@ -113,7 +113,11 @@ class GatewayService:
         self.connected.clear()
         log.warning("gateway disconnected (%s); unacknowledged messages will be redelivered", reason)
 
-    def _on_message(self, _c: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:
+        if is_command_topic(message.topic):  # commands go down to devices; the wildcard just sees them pass
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            return
         raw = RawMessage(message.topic, bytes(message.payload), utcnow())
         self._inbox.put(_Delivery(self._generation, message.mid, message.qos, raw))
 

@@ -97,6 +97,7 @@ def test_stores_readings_and_dead_letters_bad_ones(
         for seq in range(1, 201):
             publish(publisher, f"{region}/telemetry", reading(seq))
         publish(publisher, f"{region}/telemetry", b"not json")
+        publish(publisher, f"{region}/command", b'{"v": 1, "repair": true}')  # downstream: passed over
         publish(publisher, f"{region}/telemetry", reading(200))  # a duplicate
         wait_until(lambda: count(engine, Reading) == 200 and count(engine, DeadLetter) >= 1)
     finally:
@@ -105,6 +106,7 @@ def test_stores_readings_and_dead_letters_bad_ones(
     with Session(engine) as session:
         letters = session.scalars(select(DeadLetter).where(DeadLetter.topic == f"{region}/telemetry")).all()
         assert [(d.reason, d.payload) for d in letters] == [("not_json", b"not json")]
+        assert not session.scalars(select(DeadLetter).where(DeadLetter.topic == f"{region}/command")).all()
         device = session.scalars(select(Device).where(Device.slug == region.split("/")[-1])).one()
         assert (device.state, device.last_seq, device.session) == ("online", 200, 1)
     assert running.service.metrics.duplicates == 1
