@@ -126,3 +126,34 @@ def test_the_wsgi_module_builds_the_app_from_the_environment(
             wsgi.build_app({"RHIZOME_DATABASE_URL": "sqlite://"})
     finally:
         sys.modules.pop("dashboard.wsgi", None)
+
+
+def test_the_gateway_flags_the_units_use_reach_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.service
+    from gateway.cli import main
+
+    seen: dict[str, object] = {}
+
+    class FakeService:
+        def __init__(self, settings: object, engine: object, **kwargs: object) -> None:
+            seen.update(kwargs, client_id=settings.gateway_client_id)  # type: ignore[attr-defined]
+
+        def run(self, stop: object) -> None:
+            seen["ran"] = True
+
+    monkeypatch.setattr(gateway.service, "GatewayService", FakeService)
+    rules = tmp_path / "rules.toml"
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    argv = ["--mqtt", "mqtt://u:p@127.0.0.1:1", "--db", db, "gateway", "--shared"]
+    argv += ["--client-id", "rhizome-gateway-1", "--metrics-port", "9101", "--rules", str(rules)]
+    assert main(argv) == 0
+    assert seen == {
+        "shared": True,
+        "ready_file": None,
+        "metrics_port": 9101,
+        "rules_file": rules,
+        "client_id": "rhizome-gateway-1",
+        "ran": True,
+    }
