@@ -66,6 +66,7 @@ def run_bridge_config(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a password
+    os.fchmod(fd, 0o600)  # also when it existed with a wider mode
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     print(f"wrote {args.output} for {community.slug}", file=sys.stderr)

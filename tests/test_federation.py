@@ -146,6 +146,8 @@ def test_the_cli_writes_a_private_file_and_reports_an_unknown_community(
     creds = tmp_path / "creds"
     creds.write_text("bridge-jayuya:pw\n")
     out = tmp_path / "jayuya.conf"
+    out.write_text("an older, world-readable file\n")
+    out.chmod(0o644)
     base = ["--db", db, "bridge", "config", "--regional", "mqtt://10.0.0.1", "--credentials", str(creds)]
     assert main([*base, "--community", "jayuya", "--output", str(out)]) == 0
     assert out.stat().st_mode & 0o777 == 0o600
