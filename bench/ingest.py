@@ -51,13 +51,15 @@ def device_topics(region: dict[str, Any]) -> list[str]:
     ]
 
 
-def make_session(target: MqttTarget, client_id: str) -> None:
-    """Create a persistent session subscribed to the upstream filter, then leave it to collect messages."""
+def make_session(
+    target: MqttTarget, client_id: str, *, topic_filter: str = UPSTREAM_FILTER, session_expiry_s: int = 3600
+) -> None:
+    """Create a persistent session subscribed to `topic_filter`, then leave it to collect messages."""
     client = make_client(target, client_id, persistent=True)
     done = threading.Event()
     client.on_subscribe = lambda *_: done.set()
-    client.on_connect = lambda c, *_: c.subscribe(UPSTREAM_FILTER, qos=QOS)
-    connect(client, target, session_expiry_s=3600)
+    client.on_connect = lambda c, *_: c.subscribe(topic_filter, qos=QOS)
+    connect(client, target, session_expiry_s=session_expiry_s)
     client.loop_start()
     assert done.wait(10), "could not subscribe"
     client.disconnect()

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """The gateway's own subcommands: gateway, db, region, demo, and devices provision/rotate/revoke."""
+    """The gateway's subcommands: gateway, db, region, bridge, demo, devices provision/rotate/revoke."""
     gw = commands.add_parser("gateway", help="run the gateway: store every reading, track device state")
     gw.add_argument("--shared", action="store_true", help="join the shared subscription group (MQTT v5)")
     gw.add_argument("--group", help="shared subscription group name [gateways]")
@@ -102,9 +102,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     gen.add_argument("-o", "--output", type=Path, help="output file [stdout]")
     gen.set_defaults(handler=_region_generate)
 
+    from gateway.bridge_cli import register as register_bridge
     from gateway.demo import register as register_demo
     from gateway.provision_cli import register as register_provision
 
+    register_bridge(commands)
     register_demo(commands)
     register_provision(commands)  # `devices provision|rotate|revoke`: needs the store, so it lives here
 
@@ -129,9 +131,14 @@ def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.with_overrides(gateway_group=args.group, gateway_client_id=args.client_id)
     engine = make_engine(settings.effective_database_url)
     try:
-        GatewayService(settings, engine, shared=args.shared, ready_file=args.ready_file).run(
-            stop_on_signals()
-        )
+        GatewayService(
+            settings,
+            engine,
+            shared=args.shared,
+            ready_file=args.ready_file,
+            metrics_port=args.metrics_port,
+            rules_file=args.rules,
+        ).run(stop_on_signals())
     finally:
         engine.dispose()
     return 0
