@@ -109,7 +109,7 @@ class Ingestor:
         pending: list[tuple[PendingReading, KnownDevice, Telemetry]] = []
         for raw in batch:
             try:
-                message = parse_message(raw.topic, raw.payload, now=raw.received_at)
+                message = _parse(raw)
                 device = self._device_for(session, message)
                 if isinstance(message.body, Telemetry):
                     body = message.body
@@ -298,9 +298,26 @@ class Ingestor:
         session.add(
             DeadLetter(
                 received_at=raw.received_at,
-                topic=raw.topic[:1024],
+                topic=storable_text(raw.topic[:1024]),
                 payload=raw.payload,
                 reason=reason,
-                detail=detail[:500],
+                detail=storable_text(detail[:500]),
             )
         )
+
+
+def storable_text(text: str) -> str:
+    """Text any database accepts: a detail may quote the sender's lone surrogates or NUL characters, which
+    UTF-8 cannot encode and PostgreSQL refuses; they are written as escapes instead."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _parse(raw: RawMessage) -> Message:
+    """Validate a message; an unexpected failure of the validation itself is a rejection, not a crash."""
+    try:
+        return parse_message(raw.topic, raw.payload, now=raw.received_at)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # a bug in the validator must not crash the writer on every redelivery
+        log.exception("validation failed unexpectedly on %s", raw.topic[:200])
+        raise StoreRejected("parser_error", f"{exc.__class__.__name__}: {exc}"[:500]) from exc
