@@ -131,7 +131,12 @@ class GatewayService:
         writer.start()
         child.close()
         self._writer_process = writer
-        connect(self.client, self.target, session_expiry_s=self.session_expiry_s)
+        # Receive Maximum: the broker holds a backlog (persistent, unlimited queue), not this process's
+        # memory. Three batches cover the two in flight to the writer and the one being collected.
+        receive_maximum = min(65535, 3 * self.batch_size)
+        connect(
+            self.client, self.target, session_expiry_s=self.session_expiry_s, receive_maximum=receive_maximum
+        )
         self.client.loop_start()
         next_stats = time.monotonic() + self.stats_every_s
         next_sweep = time.monotonic() + self.sweep_every_s
