@@ -36,23 +36,33 @@ def make_client(
     return client
 
 
-def connect_properties(target: MqttTarget, session_expiry_s: int) -> Properties | None:
-    """MQTT v5 CONNECT properties keeping the session for `session_expiry_s` (None on 3.1.1)."""
+def connect_properties(
+    target: MqttTarget, session_expiry_s: int, receive_maximum: int | None = None
+) -> Properties | None:
+    """MQTT v5 CONNECT properties keeping the session for `session_expiry_s` (None on 3.1.1); with
+    `receive_maximum`, the broker sends at most that many unacknowledged QoS 1 messages."""
     if target.protocol != "5":
         return None
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = session_expiry_s
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
     return props
 
 
 def connect(
-    client: mqtt.Client, target: MqttTarget, *, session_expiry_s: int = 0, keepalive: int = 30
+    client: mqtt.Client,
+    target: MqttTarget,
+    *,
+    session_expiry_s: int = 0,
+    keepalive: int = 30,
+    receive_maximum: int | None = None,
 ) -> None:
     """Start connecting (the network loop must run); clean_start is False when a session is kept."""
     kwargs = {}
     if target.protocol == "5":
         kwargs["clean_start"] = session_expiry_s == 0
-        kwargs["properties"] = connect_properties(target, session_expiry_s)
+        kwargs["properties"] = connect_properties(target, session_expiry_s, receive_maximum)
     try:
         client.connect_async(target.host, target.port, keepalive=keepalive, **kwargs)
     except (OSError, ValueError) as exc:

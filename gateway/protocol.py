@@ -329,7 +329,10 @@ def _decode(payload: bytes) -> dict[str, Any]:
         raise ProtocolError("not_utf8", str(exc)) from exc
     try:
         obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except ProtocolError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        # ValueError besides JSONDecodeError: an integer beyond Python's 4,300-digit conversion limit.
         raise ProtocolError("not_json", str(exc)[:200]) from exc
     if not isinstance(obj, dict):
         raise ProtocolError("not_object", f"top level is {type(obj).__name__}")
@@ -367,7 +370,10 @@ def _ts(text: object, now: datetime) -> datetime:
         raise ProtocolError("ts_invalid", f"{text[:40]!r} is not RFC 3339") from exc
     if ts.tzinfo is None:
         raise ProtocolError("ts_invalid", "ts needs a timezone (use Z for UTC)")
-    ts = ts.astimezone(UTC)
+    try:
+        ts = ts.astimezone(UTC)
+    except OverflowError as exc:  # year 1 or 9999 with an offset that leaves the datetime range
+        raise ProtocolError("ts_invalid", f"{text[:40]!r} is outside the representable range") from exc
     if ts > now + MAX_CLOCK_SKEW:
         raise ProtocolError("ts_in_future", f"{format_ts(ts)} is ahead of the gateway clock")
     if ts < EARLIEST_TS:
@@ -378,7 +384,7 @@ def _ts(text: object, now: datetime) -> datetime:
 def _number(name: str, value: object, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ProtocolError("field_type", f"{name} must be a number")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):  # an int may exceed any float: no isfinite
         raise ProtocolError("value_not_finite", name)
     if not low <= value <= high:
         raise ProtocolError("value_out_of_range", f"{name}={value} outside {low}..{high}")

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ class GatewayService:
         self._in_flight: deque[tuple[list[_Delivery], float]] = deque()  # sent, not yet answered
         self._interrupted: threading.Event | None = None  # the stop event the writer was interrupted for
         self._generation = 0
+        self._stored_through: datetime | None = None  # receipt time of the newest message stored
         # A single gateway keeps its session (default a week): an outage of the gateway loses nothing.
         # A shared-subscription member keeps a SHORT session: Mosquitto drops what is in flight to a member
         # whose session ends (expiry 0 lost ~11% of a stream when a member was killed), while a long session
@@ -135,7 +137,12 @@ class GatewayService:
         writer.start()
         child.close()
         self._writer_process = writer
-        connect(self.client, self.target, session_expiry_s=self.session_expiry_s)
+        # Receive Maximum: the broker holds a backlog (persistent, unlimited queue), not this process's
+        # memory. Three batches cover the two in flight to the writer and the one being collected.
+        receive_maximum = min(65535, 3 * self.batch_size)
+        connect(
+            self.client, self.target, session_expiry_s=self.session_expiry_s, receive_maximum=receive_maximum
+        )
         self.client.loop_start()
         next_stats = time.monotonic() + self.stats_every_s
         next_sweep = time.monotonic() + self.sweep_every_s
@@ -215,9 +222,18 @@ class GatewayService:
         self._writer.close()
 
     def _sweep(self, stop: threading.Event) -> None:
-        reply = self._ask_writer(("sweep", utcnow()), stop)
+        reply = self._ask_writer(("sweep", self.sweep_clock()), stop)
         if reply is not None and reply[1]:
             log.info("%s devices went stale", reply[1])
+
+    def sweep_clock(self) -> datetime:
+        """The time silence is judged at: now when caught up, else the receipt time of the newest stored
+        message. Behind a backlog, a device whose messages wait in the queue is not silent; judged by the
+        wall clock, a 2-minute backlog made 2,147 devices "silent" in the soak, and opening their faults
+        slowed the gateway further."""
+        if self._stored_through is None or (self._inbox.empty() and not self._in_flight):
+            return utcnow()
+        return self._stored_through
 
     def _submit(self, batch: list[_Delivery]) -> None:
         """Hand a batch to the writer; `_settle` acknowledges it once the writer reports the commit."""
@@ -234,6 +250,8 @@ class GatewayService:
                 continue  # unacknowledged: the broker redelivers to our next session
             result: BatchResult = reply[1]
             self._account(result, len(batch), time.perf_counter() - sent)
+            newest = max(d.raw.received_at for d in batch)
+            self._stored_through = max(newest, self._stored_through or newest)
             if result.incidents:
                 self.outbox.wake()  # alerts were just written: publish them now, not at the next poll
             for delivery in batch:

@@ -180,3 +180,19 @@ def test_metrics_endpoint_speaks_prometheus(
     assert 'rhizome_batch_seconds_bucket{le="+Inf"}' in text
     assert 'rhizome_devices{state="online"}' in text
     assert "rhizome_outbox_backlog" in text
+
+
+def test_silence_is_judged_at_the_stored_frontier_while_behind_a_backlog(engine: Engine) -> None:
+    from datetime import timedelta
+
+    from gateway.ingest import RawMessage
+    from gateway.service import _Delivery
+
+    service = GatewayService(Settings(mqtt_url="mqtt://127.0.0.1:1"), engine)
+    assert abs(service.sweep_clock() - datetime.now(UTC)) < timedelta(seconds=5)  # nothing stored yet
+    stored_through = datetime.now(UTC) - timedelta(minutes=3)
+    service._stored_through = stored_through
+    service._inbox.put(_Delivery(0, 1, 1, RawMessage("t", b"", datetime.now(UTC))))
+    assert service.sweep_clock() == stored_through  # 3 minutes behind: judge silence as of then
+    service._inbox.get()
+    assert abs(service.sweep_clock() - datetime.now(UTC)) < timedelta(seconds=5)  # caught up

@@ -177,3 +177,33 @@ def test_every_kind_of_bad_message_is_dead_lettered_and_good_traffic_between_the
     with Session(engine) as session:
         letters = session.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()
     assert [(d.topic, d.payload, d.reason) for d in letters] == [tuple(c) for c in cases]
+
+
+def test_details_quoting_nul_or_lone_surrogates_are_stored_escaped(store: tuple[Engine, Ingestor]) -> None:
+    engine, ingestor = store
+    cases = [
+        b'{"v":1,"seq":1,"ts":"2026-01-01T00:00:00Z","metrics":{"\\ud800":1}}',  # unknown_metric names it
+        b'{"v":1,"seq":1,"ts":"2026-01-01T00:00:00Z","metrics":{"flow_lpm":1},"\\u0000":2}',  # field_unknown
+    ]
+    result = feed(engine, ingestor, *[(f"{PUMP}/telemetry", raw) for raw in cases])
+    assert result.dead_letters == {"unknown_metric": 1, "field_unknown": 1}
+    with Session(engine) as session:
+        letters = session.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()
+    assert [(d.payload, d.detail) for d in letters] == [(cases[0], "\\ud800"), (cases[1], "\\x00")]
+
+
+def test_a_validator_bug_dead_letters_the_message_instead_of_crashing(
+    store: tuple[Engine, Ingestor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.ingest
+
+    def broken(topic: str, payload: bytes, *, now: datetime | None = None) -> None:
+        raise OverflowError("date value out of range")
+
+    engine, ingestor = store
+    monkeypatch.setattr(gateway.ingest, "parse_message", broken)
+    result = feed(engine, ingestor, (f"{PUMP}/telemetry", telemetry(1)))
+    assert result.dead_letters == {"parser_error": 1}
+    with Session(engine) as session:
+        letter = session.scalars(select(DeadLetter)).one()
+    assert (letter.payload, letter.detail) == (telemetry(1), "OverflowError: date value out of range")

@@ -50,6 +50,7 @@ BAD = [
     (T, b"\xff\xfe{}", "not_utf8"),
     (T, b"{not json", "not_json"),
     (T, b"", "not_json"),
+    (T, b'{"v": 1, "seq": ' + b"1" * 5000 + b"}", "not_json"),  # beyond Python's int conversion limit
     (T, b"[1, 2]", "not_object"),
     (T, b'"text"', "not_object"),
     (T, b'{"v": 1, "v": 1}', "duplicate_key"),
@@ -69,6 +70,8 @@ BAD = [
     (T, payload(ts="2026-11-26T11:59:00"), "ts_invalid"),
     (T, payload(ts="2026-11-26T13:00:00Z"), "ts_in_future"),
     (T, payload(ts="1970-01-01T00:00:10Z"), "ts_too_old"),
+    (T, payload(ts="0001-01-01T00:00:00+01:00"), "ts_invalid"),  # UTC would be before year 1
+    (T, payload(ts="9999-12-31T23:59:59-14:00"), "ts_invalid"),  # ... or after year 9999
     (T, payload(metrics=...), "field_missing"),
     (T, payload(metrics={}), "field_missing"),
     (T, payload(metrics=[1]), "field_type"),
@@ -76,6 +79,7 @@ BAD = [
     (T, payload(metrics={"flow_lpm": "40"}), "field_type"),
     (T, payload(metrics={"flow_lpm": -1}), "value_out_of_range"),
     (T, payload(metrics={"pressure_kpa": 1e9}), "value_out_of_range"),
+    (T, payload(metrics={"pressure_kpa": 10**400}), "value_out_of_range"),  # no float holds it
     (T, payload(metrics={"running": 1}), "field_type"),
     (T, b'{"v":1,"seq":1,"ts":"' + TS.encode() + b'","metrics":{"flow_lpm":NaN}}', "value_not_finite"),
     (T, b'{"v":1,"seq":1,"ts":"' + TS.encode() + b'","metrics":{"flow_lpm":Infinity}}', "value_not_finite"),
@@ -87,6 +91,7 @@ BAD = [
     (S, payload(metrics=..., levels={"Rice": 3}), "slug_invalid"),
     (S, payload(metrics=..., levels={"rice": -3}), "value_out_of_range"),
     (S, payload(metrics=..., levels={"rice": None}), "field_type"),
+    (S, payload(metrics=..., levels={"rice": -(10**400)}), "value_out_of_range"),
     (S, payload(metrics=..., levels={"rice": 3}, extra=1), "field_unknown"),
     (ST, b'{"v":1,"state":"sleeping","session":1}', "value_out_of_range"),
     (ST, b'{"v":1,"state":"online"}', "field_missing"),
@@ -164,9 +169,11 @@ def test_bad_broker_urls(url: str) -> None:
         MqttTarget.from_url(url)
 
 
+huge_integers = st.integers(min_value=-(10**500), max_value=10**500)
 metric_values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(),
+    huge_integers,
     st.booleans(),
     st.text(max_size=5),
     st.none(),
@@ -182,14 +189,20 @@ json_values = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    seq=st.one_of(st.integers(), st.floats(), st.text(max_size=3)),
+    seq=st.one_of(st.integers(), huge_integers, st.floats(), st.text(max_size=3)),
+    ts=st.one_of(
+        st.just(TS),
+        st.datetimes(timezones=st.timezones()).map(lambda at: at.isoformat()),
+        st.datetimes().map(lambda at: at.isoformat()),
+        st.text(max_size=30),
+    ),
     metrics=st.dictionaries(st.sampled_from([*METRICS, "bogus"]), metric_values, max_size=4),
     extra=st.dictionaries(st.text(max_size=6), json_values, max_size=2),
 )
 def test_parser_only_raises_protocol_errors(
-    seq: object, metrics: dict[str, object], extra: dict[str, object]
+    seq: object, ts: str, metrics: dict[str, object], extra: dict[str, object]
 ) -> None:
-    body = {"v": 1, "seq": seq, "ts": TS, "metrics": metrics, **extra}
+    body = {"v": 1, "seq": seq, "ts": ts, "metrics": metrics, **extra}
     try:
         raw = json.dumps(body).encode()
     except (ValueError, TypeError):
@@ -198,12 +211,42 @@ def test_parser_only_raises_protocol_errors(
         message = parse_message(T, raw, now=NOW)
     except ProtocolError:
         return
-    # Whatever is accepted is well-formed and survives a round trip.
-    assert parse_message(T, encode(message.body), now=NOW) == message
+    # Whatever is accepted is well-formed and survives a round trip (timestamps are written to the ms).
+    again = parse_message(T, encode(message.body), now=NOW).body
+    assert isinstance(again, Telemetry) and isinstance(message.body, Telemetry)
+    assert (again.seq, again.metrics, again.faults) == (message.body.seq, message.body.metrics, ())
+    assert abs(again.ts - message.body.ts) < timedelta(milliseconds=1)
 
 
 @settings(max_examples=300, deadline=None)
 @given(topic=st.text(max_size=80), raw=st.binary(max_size=200))
 def test_arbitrary_bytes_never_crash_the_parser(topic: str, raw: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        parse_message(topic, raw, now=NOW)
+
+
+VALID = [
+    (T, encode(Telemetry(7, NOW, {"flow_lpm": 41.5, "running": True}, ("E17",)))),
+    (S, encode(StockReport(8, NOW, {"rice": 120.5}))),
+    (ST, encode(StateMessage("offline", 3, NOW, clean=True))),
+]
+splices = st.sampled_from(
+    [b"1" * 4400, b"1e400", b"NaN", b"[" * 3000, b"\xff", b'"\\ud800"', b"-", b",", b"}"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    valid=st.sampled_from(VALID),
+    edits=st.lists(
+        st.tuples(st.integers(0, 120), st.integers(0, 3), splices | st.binary(max_size=4)), max_size=4
+    ),
+)
+def test_valid_messages_spliced_with_hostile_bytes_never_crash_the_parser(
+    valid: tuple[str, bytes], edits: list[tuple[int, int, bytes]]
+) -> None:
+    topic, raw = valid
+    for at, cut, insert in edits:  # replace `cut` bytes at `at` with `insert`
+        raw = raw[:at] + insert + raw[at + cut :]
     with contextlib.suppress(ProtocolError):
         parse_message(topic, raw, now=NOW)
