@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
@@ -58,13 +59,13 @@ class CommunitySummary:
     population: int
     goods: tuple[GoodLevel, ...]
 
-    @property
+    @cached_property  # read several times per community and page: the map sorts, colours and counts by it
     def worst(self) -> GoodLevel | None:
         """The worst shortage: essential goods first, then the lowest stock-to-minimum ratio."""
         short = [g for g in self.goods if g.level != OK]
         return min(short, key=lambda g: (LEVELS.index(g.level), g.ratio, g.good)) if short else None
 
-    @property
+    @cached_property
     def level(self) -> str:
         """The community's colour class: its worst shortage's level, or ok."""
         worst = self.worst
