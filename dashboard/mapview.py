@@ -25,13 +25,12 @@ from folium.template import Template
 from markupsafe import escape
 
 from dashboard.assets import add_nonce, external_asset_urls, localize_assets
-from dashboard.mapdata import Flow, SitePoint, TaskPoint, worst_state
+from dashboard.mapdata import Flow, TaskPoint, worst_state
 from dashboard.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary, SiteSummary
 
 LEVEL_COLOURS = {CRITICAL: "#d62728", SHORT: "#ff7f0e", OK: "#2ca02c"}
 STATE_COLOURS = {"online": "#2ca02c", "fault": "#d62728"}  # offline, stale, unknown, no sensor: grey
 GREY = "#7f7f7f"
-SITE_STATES = ("online", "fault", "offline", "stale", "unknown", "no sensor")  # indexes shared with map.js
 FLOW_COLOUR = "#1f5fa8"
 MIN_FLOW_WIDTH, MAX_FLOW_WIDTH = 1.5, 9.0
 # At this zoom the site layer stops clustering: every site is drawn (streets-level view).
@@ -165,21 +164,6 @@ def community_rows(communities: Sequence[CommunitySummary]) -> list[list[Any]]:
         ]
         for c in sorted(communities, key=lambda c: -c.population)  # small circles drawn on top
     ]
-
-
-def site_arrays(sites: Sequence[SitePoint]) -> dict[str, Any]:
-    """Sites for map.js (GET /map/sites.json): flat [lat, lon, state index, id, lat, ...] and the state names.
-
-    Coordinates to 5 decimals (about a metre). One flat list of numbers is the cheapest shape to write,
-    send and parse for 50,000 points; names and sensors come with a site's popup (GET /api/sites/<id>).
-    """
-    index = {state: i for i, state in enumerate(SITE_STATES)}
-    unknown = index["unknown"]
-    points: list[float | int] = []
-    add = points.extend
-    for s in sites:
-        add((round(s.lat, 5), round(s.lon, 5), index.get(s.state, unknown), s.id))
-    return {"states": list(SITE_STATES), "points": points}
 
 
 def task_rows(tasks: Sequence[TaskPoint]) -> list[dict[str, Any]]:

@@ -285,11 +285,11 @@ def test_devices_api(client: FlaskClient) -> None:
 def test_site_popup_api(client: FlaskClient) -> None:
     answer = client.get("/map/sites.json")
     assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-cache"
-    points, states = answer.get_json()["points"], answer.get_json()["states"]
+    points, states, scale = (answer.get_json()[k] for k in ("points", "states", "scale"))
     rows = [points[i : i + 4] for i in range(0, len(points), 4)]  # [lat, lon, state index, id]
     assert sorted(states[r[2]] for r in rows) == ["fault", "no sensor", "no sensor", "online"]
     online = next(r for r in rows if states[r[2]] == "online")
-    assert online[:2] == [18.01, -67.01]
+    assert (online[0] / scale, online[1] / scale) == (18.01, -67.01)
     body = client.get(f"/api/sites/{online[3]}").get_json()
     assert (body["name"], body["community"], body["community_url"]) == (
         TEMPLATE_BREAKER,

@@ -17,7 +17,6 @@ from folium.plugins import Fullscreen, MarkerCluster
 
 from dashboard import vendor
 from dashboard.assets import CDN_ASSETS, UnmappedAssetError, external_asset_urls, localize_assets
-from dashboard.mapdata import SitePoint
 from dashboard.mapview import (
     MapData,
     MapOptions,
@@ -26,7 +25,6 @@ from dashboard.mapview import (
     radius,
     render_map,
     script_json,
-    site_arrays,
     site_state,
 )
 from dashboard.queries import CommunitySummary, DeviceRow, GoodLevel, SiteSummary
@@ -153,13 +151,6 @@ def test_names_are_never_evaluated_as_templates(name: str) -> None:
     parts = render_map(build_map(MapData([community("a", name, 10)]), MapOptions()), static_url, "n")
     assert json.loads(dict(parts.data)["communities"])[0][1] == name
     assert name not in parts.script and "cycler" not in parts.script
-
-
-def test_site_arrays_are_flat_and_small() -> None:
-    sites = [SitePoint(7, 18.1234567, -66.7654321, "fault"), SitePoint(9, 18.0, -66.0, "martian")]
-    body = site_arrays(sites)
-    assert body["states"][body["points"][2]] == "fault" and body["states"][body["points"][6]] == "unknown"
-    assert body["points"] == [18.12346, -66.76543, 1, 7, 18.0, -66.0, 4, 9]
 
 
 @pytest.mark.parametrize(

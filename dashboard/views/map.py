@@ -12,7 +12,7 @@ from markupsafe import Markup
 from dashboard import mapdata, progress, queries
 from dashboard.auth import viewer_required
 from dashboard.config import map_options
-from dashboard.mapview import MapData, MapUrls, build_map, render_map, site_arrays
+from dashboard.mapview import MapData, MapUrls, build_map, render_map
 from dashboard.security import csp_nonce
 from dashboard.store import get_session
 
@@ -64,10 +64,14 @@ def index() -> str:
 @bp.get("/map/sites.json")
 @viewer_required
 def sites() -> Response:
-    """Every site as flat [lat, lon, state index, id, ...] for the map's clustered layer (gzip on the way)."""
+    """Every site for the map's clustered layer: {"scale", "states", "points": [lat, lon, state, id, ...]}
+    with coordinates as integers of 1/scale degrees and state an index into states (gzip on the way)."""
     if request.args:
         abort(400, description="this address takes no query parameters")
     started = time.perf_counter()
-    body = json.dumps(site_arrays(mapdata.site_points(get_session())), separators=(",", ":"))
+    points = mapdata.site_points(get_session())
+    body = json.dumps(
+        {"scale": mapdata.COORD_SCALE, "states": mapdata.SITE_STATES, "points": points}, separators=(",", ":")
+    )
     log.debug("site points written in %.3f s", time.perf_counter() - started)
     return Response(body, mimetype="application/json", headers={"Cache-Control": "no-cache"})

@@ -9,7 +9,6 @@
   "use strict";
 
   var LEVEL_COLOURS = {critical: "#d62728", short: "#ff7f0e", ok: "#2ca02c"};
-  var SITE_STATES = ["online", "fault", "offline", "stale", "unknown", "no sensor"];
   var STATE_COLOURS = {online: "#2ca02c", fault: "#d62728"};  // everything else grey
   var GREY = "#7f7f7f";
 
@@ -171,11 +170,12 @@
     return L.divIcon({html: div, className: "rz-cluster-icon", iconSize: L.point(size, size)});
   }
 
-  function drawSites(cluster, points, states) {
+  function drawSites(cluster, body) {  // body: {scale, states, points: [lat, lon, state, id, ...]}
+    var points = body.points, states = body.states, scale = body.scale;
     var markers = new Array(points.length / 4);
     for (var i = 0, n = 0; i < points.length; i += 4, n++) {
       var state = states[points[i + 2]];
-      markers[n] = L.circleMarker([points[i], points[i + 1]], {
+      markers[n] = L.circleMarker([points[i] / scale, points[i + 1] / scale], {
         radius: 5, color: "#333333", weight: 1, fill: true, fillColor: stateColour(state), fillOpacity: 0.9,
         rzState: state, rzSite: points[i + 3]
       });
@@ -215,7 +215,7 @@
         return response.json();
       })
       .then(function (body) {
-        var add = function () { drawSites(cluster, body.points, body.states); };
+        var add = function () { drawSites(cluster, body); };
         if (cluster._map) add(); else cluster.once("add", add);  // a hidden layer loads when shown
       })
       .catch(function (error) {
