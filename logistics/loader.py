@@ -176,6 +176,13 @@ def current_proposal_id(session: Session) -> int | None:
     return session.scalar(select(func.max(DeliveryPlan.id)).where(DeliveryPlan.status == "proposed"))
 
 
+def shipment_count(session: Session, plan_id: int | None) -> int:
+    """How many shipments plan `plan_id` holds (0 for None)."""
+    if plan_id is None:
+        return 0
+    return int(session.scalar(select(func.count()).where(Shipment.plan_id == plan_id)) or 0)
+
+
 def _shipments_of(session: Session, plan_id: int) -> list[tuple[int, int, int, float]]:
     """The plan's shipments still meant to happen: a failed or cancelled one is needed again, if at all."""
     rows = session.execute(

@@ -25,6 +25,7 @@ from logistics.loader import (
     save_plan,
     save_repair_plan,
     save_routes,
+    shipment_count,
 )
 from logistics.repair_data import RepairPlan
 from logistics.repairs import solve_repairs
@@ -54,8 +55,10 @@ def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0) -> Pl
     plan = solve_allocation(data, time_limit_s=time_limit_s)
     with sessions.begin() as session:
         previous = current_proposal_id(session)
+        before = shipment_count(session, previous)
         plan_id = save_plan(session, plan)
-    return PlanRun(plan_id, plan, time.perf_counter() - started, unchanged=plan_id == previous)
+        unchanged = plan_id == previous and shipment_count(session, plan_id) == before  # not topped up
+    return PlanRun(plan_id, plan, time.perf_counter() - started, unchanged=unchanged)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.accounts import Account, MemoryAccountStore, make_account
@@ -180,3 +180,30 @@ def test_a_failed_delivery_no_vehicle_can_carry_again_is_reported_with_the_reaso
     client, _ = signed_in(app, "coord")
     table = client.get("/routes").get_data(as_text=True)
     assert f"waiting: {escape(again.failure_reason)}" in table and "bridge &lt;b&gt;closed" in table
+
+
+def test_a_failed_shipment_is_added_back_to_the_same_proposal_with_an_alert(
+    sessions: sessionmaker[Session],
+) -> None:
+    first = plan_once(sessions, 20.0)
+    again = plan_once(sessions, 20.0)
+    assert again.plan_id == first.plan_id and again.unchanged  # a quiet network: nothing new
+    with sessions.begin() as session:
+        failed = session.scalars(select(Shipment)).one()
+        failed.status, failed.failure_reason = "failed", "truck broke down"
+        alerts = session.scalar(select(func.count()).select_from(OutboxMessage))
+    replanned = plan_once(sessions, 20.0)
+    assert replanned.plan_id == first.plan_id and not replanned.unchanged
+    with sessions() as session:
+        rows = session.scalars(select(Shipment).order_by(Shipment.id)).all()
+        assert [r.status for r in rows] == ["failed", "planned"]
+        assert (rows[1].good_id, rows[1].from_site_id, rows[1].to_site_id, rows[1].quantity) == (
+            rows[0].good_id,
+            rows[0].from_site_id,
+            rows[0].to_site_id,
+            rows[0].quantity,
+        )
+        newest = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == (alerts or 0) + 1
+        assert newest is not None and json.loads(newest.payload)["shipments"][0]["id"] == rows[1].id
+    assert plan_once(sessions, 20.0).unchanged  # and then quiet again
