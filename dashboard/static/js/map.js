@@ -207,13 +207,9 @@
       L.popup({maxWidth: 420}).setLatLng(marker.getLatLng())
         .setContent(sitePopup(options.siteUrl, marker.options.rzSite)).openOn(cluster._map);
     });
-    var request = (window.rzPrefetch && window.rzPrefetch.sites) ||
-      fetch(options.url, {credentials: "same-origin", headers: {Accept: "application/json"}});
+    // The page's <head> started the request (and its JSON parse) early; a page without it fetches now.
+    var request = (window.rzPrefetch && window.rzPrefetch.sites) || getJson(options.url);
     request
-      .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      })
       .then(function (body) {
         var add = function () { drawSites(cluster, body); };
         if (cluster._map) add(); else cluster.once("add", add);  // a hidden layer loads when shown
