@@ -4,10 +4,13 @@ For each size, a synthetic region (one sensor per site, ten sites per community,
 plan of FLOWS shipments are bulk-written into a fresh SQLite store; the real dashboard app serves it on
 127.0.0.1 and Debian's Chromium (through Playwright) opens the map.
 
-- build_s: median server time of GET / (queries, folium, rendering), measured in-process, 3 runs.
+- build_s: median server time of GET / (queries, folium, rendering), measured in-process, 3 runs;
+  sites_s: the same for GET /map/sites.json, the site points the page fetches (html_mb and sites_mb are
+  the two bodies, gzip_mb both gzipped as they travel).
 - first_draw_s: from navigation start to the frame painted after every site marker was loaded into the
   cluster layer (communities, tasks and flows are drawn before it), on the browser's performance clock.
-  It includes the server's build and the transfer; browser_draw_s is the part after the HTML arrived.
+  It includes the server's work for both requests and the transfers; browser_draw_s is the part after the
+  HTML arrived.
 - zoom_s: median of 3 single zoom-in steps (no animation) until the next painted frame.
 
 Targets (issue 6): 10k devices drawn in < 1.5 s, 50k in < 3 s, a zoom step < 0.5 s.
@@ -168,13 +171,18 @@ def measure(devices: int, flows: int, workdir: Path, browser: Any) -> dict[str, 
     engine.dispose()
     app = create_app(Settings(database_url=url), test_config={}, accounts=MemoryAccountStore())
     client = app.test_client()
-    builds, body = [], b""
+    builds, sites, body, points = [], [], b"", b""
     for _ in range(3):
         started = time.perf_counter()
         response = client.get("/")
         builds.append(time.perf_counter() - started)
         assert response.status_code == 200, response.status
         body = response.data
+        started = time.perf_counter()
+        response = client.get("/map/sites.json")
+        sites.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.status
+        points = response.data
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -225,11 +233,13 @@ def measure(devices: int, flows: int, workdir: Path, browser: Any) -> dict[str, 
         "flows": flows,
         "populate_s": round(populate_s, 2),
         "build_s": round(statistics.median(builds), 3),
+        "sites_s": round(statistics.median(sites), 3),
         "first_draw_s": round(first_draw_ms / 1000, 3),
         "browser_draw_s": round((first_draw_ms - response_end_ms) / 1000, 3),
         "zoom_s": round(statistics.median(zooms) / 1000, 3),
         "html_mb": round(len(body) / 1e6, 2),
-        "gzip_mb": round(len(gzip.compress(body, 6)) / 1e6, 2),
+        "sites_mb": round(len(points) / 1e6, 2),
+        "gzip_mb": round((len(gzip.compress(body, 6)) + len(gzip.compress(points, 6))) / 1e6, 2),
     }
 
 
@@ -258,10 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "devices",
         "flows",
         "build_s",
+        "sites_s",
         "first_draw_s",
         "browser_draw_s",
         "zoom_s",
         "html_mb",
+        "sites_mb",
         "gzip_mb",
         "populate_s",
     )

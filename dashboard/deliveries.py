@@ -2,21 +2,24 @@
 
 Picking up takes the shipment's goods out of the source site's stock; delivering puts them into the
 destination's; both append a stock ledger entry with source "delivery". A failed delivery keeps its reason,
-returns picked-up goods to the source site's stock, and leaves the need to the planner's next run.
+returns picked-up goods to the source site's stock, and tells the planner (an internal event; the planner
+loop sees the failed shipment in the store within seconds and re-plans at once).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from xml.sax.saxutils import escape as xml_escape
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from gateway.models import (
     Community,
     Good,
+    OutboxMessage,
     Route,
     RouteStop,
     Shipment,
@@ -25,8 +28,10 @@ from gateway.models import (
     StockLedgerEntry,
     utcnow,
 )
+from gateway.protocol import INTERNAL_EVENTS, format_ts
 
 MAX_REASON = 500
+FAILED_SHOWN = 100  # the coordinator's list of failed deliveries: the newest
 
 
 class DeliveryError(ValueError):
@@ -161,6 +166,14 @@ def record_stop(session: Session, route_id: int, stop_id: int, outcome: str, rea
         if shipment.status == "picked_up":
             _move_stock(session, shipment.from_site_id, shipment, shipment.quantity, f"returned: {reason}")
         shipment.status, shipment.failure_reason = "failed", reason
+        event = {
+            "type": "delivery_failed",
+            "ts": format_ts(utcnow()),
+            "shipment_id": shipment.id,
+            "route_id": route_id,
+            "reason": reason,
+        }
+        session.add(OutboxMessage(topic=INTERNAL_EVENTS, payload=json.dumps(event).encode(), qos=1))
     elif stop.action == "pickup":
         if shipment.status not in ("planned", "assigned"):
             raise DeliveryError(
@@ -181,6 +194,70 @@ def record_stop(session: Session, route_id: int, stop_id: int, outcome: str, rea
     )
     route.status = "in_progress" if pending is not None else "done"
     return stop
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A failed shipment for the coordinator: why, and what the planner made of it since."""
+
+    shipment_id: int
+    route_id: int | None
+    good_name: str
+    quantity: float
+    unit: str
+    from_name: str
+    to_name: str
+    reason: str
+    again: str  # "route 12 (assigned)", "waiting: <the router's reason>", "not planned again (yet)", ...
+
+
+def failed_deliveries(session: Session, limit: int = FAILED_SHOWN) -> list[FailedDelivery]:
+    """The newest failed shipments with their reasons and what became of their goods: the same good on the
+    same lane planned again later (on a route, or waiting with the router's reason), or not."""
+    source, dest = aliased(Site), aliased(Site)
+    rows = session.execute(
+        select(Shipment, Good.name, Good.unit, source.name, dest.name)
+        .join(Good, Shipment.good_id == Good.id)
+        .join(source, Shipment.from_site_id == source.id)
+        .join(dest, Shipment.to_site_id == dest.id)
+        .where(Shipment.status == "failed")
+        .order_by(Shipment.id.desc())
+        .limit(limit)
+    ).all()
+    found = []
+    for shipment, good, unit, from_name, to_name in rows:
+        later = session.scalars(
+            select(Shipment)
+            .where(
+                Shipment.id > shipment.id,
+                Shipment.good_id == shipment.good_id,
+                Shipment.from_site_id == shipment.from_site_id,
+                Shipment.to_site_id == shipment.to_site_id,
+                Shipment.status.in_(("planned", "assigned", "picked_up", "delivered")),
+            )
+            .order_by(Shipment.id)
+            .limit(1)
+        ).first()
+        if later is None:  # the planner has not run since, or no longer sends this good this way
+            again = "not planned again (yet)"
+        elif later.route_id is not None:
+            again = f"route {later.route_id} ({later.status.replace('_', ' ')})"
+        else:
+            again = f"waiting: {later.failure_reason}" if later.failure_reason else "planned, not yet routed"
+        found.append(
+            FailedDelivery(
+                shipment.id,
+                shipment.route_id,
+                good,
+                shipment.quantity,
+                unit,
+                from_name,
+                to_name,
+                shipment.failure_reason or "",
+                again,
+            )
+        )
+    return found
 
 
 def gpx(route: RouteView, name: str) -> str:

@@ -1,11 +1,12 @@
 """The regional map: communities by worst shortage, sites by sensor state, repair tasks, delivery flows.
 
-Folium draws the frame (map, tiles, legend, layer control); the four data layers are JSON handed to the
-app's own `static/js/map.js`, which builds markers in the browser (sites clustered) and popups only when
-opened. That keeps a 50,000-device page small and fast, and keeps names out of markup entirely: they travel
-as JSON (with <, >, & and ' escaped for the inline script) and reach the DOM only as text. Folium 0.20 puts
-popup and tooltip text raw into JavaScript template literals, so any text folium itself renders goes through
-`escape_text`.
+Folium draws the frame (map, tiles, legend, layer control); the data layers are built in the browser by
+the app's own `static/js/map.js` (sites clustered, popups only when opened). Their data never passes through
+folium: branca renders each element's script *as a Jinja template*, so a community named `{{ 7*7 }}` would
+be evaluated on the server. Instead the page carries the small layers as JSON data blocks
+(`MapParts.data`, written by the page template) and the sites, the layer that reaches 50,000 rows, come
+from `/map/sites.json` as flat arrays. Names reach the DOM only as text. Anything folium itself renders
+(the tile attribution) goes through `escape_text`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from folium.template import Template
 from markupsafe import escape
 
 from dashboard.assets import add_nonce, external_asset_urls, localize_assets
-from dashboard.mapdata import Flow, SitePoint, TaskPoint, worst_state
+from dashboard.mapdata import Flow, TaskPoint, worst_state
 from dashboard.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary, SiteSummary
 
 LEVEL_COLOURS = {CRITICAL: "#d62728", SHORT: "#ff7f0e", OK: "#2ca02c"}
 STATE_COLOURS = {"online": "#2ca02c", "fault": "#d62728"}  # offline, stale, unknown, no sensor: grey
 GREY = "#7f7f7f"
-SITE_STATES = ("online", "fault", "offline", "stale", "unknown", "no sensor")  # indexes shared with map.js
 FLOW_COLOUR = "#1f5fa8"
 MIN_FLOW_WIDTH, MAX_FLOW_WIDTH = 1.5, 9.0
 # At this zoom the site layer stops clustering: every site is drawn (streets-level view).
@@ -42,7 +42,8 @@ MARKERCLUSTER_CSS = "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluste
 MIN_RADIUS, MAX_RADIUS = 5.0, 26.0
 # Backtick, dollar and backslash would end or interpolate folium's JS template literals; as HTML entities
 # they are inert in JavaScript and still display as themselves.
-_TEMPLATE_LITERAL = str.maketrans({"`": "&#96;", "$": "&#36;", "\\": "&#92;"})
+# Braces as entities: folium text is re-read as a Jinja template by branca, where {{ }} would run.
+_TEMPLATE_LITERAL = str.maketrans({"`": "&#96;", "$": "&#36;", "\\": "&#92;", "{": "&#123;", "}": "&#125;"})
 
 
 @dataclass(frozen=True)
@@ -55,25 +56,34 @@ class MapOptions:
 
 
 @dataclass(frozen=True)
+class MapUrls:
+    """Where map.js fetches what the page does not carry; `_` stands for a community slug or site id."""
+
+    sites: str = "/map/sites.json"
+    site: str = "/api/sites/0"  # map.js puts a site's id in place of the trailing 0
+    community: str = "/api/communities/_"  # a community's popup: its goods and sensors
+    community_page: str = "/communities/_"
+
+
+@dataclass(frozen=True)
 class MapData:
     """Everything the map shows, as plain query results."""
 
     communities: Sequence[CommunitySummary]
-    sites: Sequence[SitePoint]
     tasks: Sequence[TaskPoint] = ()
     flows: Sequence[Flow] = ()
-    device_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    community_url: Callable[[str], str] = lambda slug: f"/communities/{slug}"
-    site_url: str = "/api/sites/0"  # map.js puts a site's id in place of the 0
+    urls: MapUrls = field(default_factory=MapUrls)
 
 
 @dataclass(frozen=True)
 class MapParts:
-    """A rendered map split for a page template: <head> markup, <body> markup and the script."""
+    """A rendered map split for a page template: <head> markup, <body> markup, the script, and the layers'
+    data as (name, JSON safe inside a <script>) for `<script type="application/json" id="rz-data-NAME">`."""
 
     header: str
     html: str
     script: str
+    data: tuple[tuple[str, str], ...] = ()
 
 
 def escape_text(value: object) -> str:
@@ -86,6 +96,9 @@ def radius(population: int, largest: int) -> float:
     if largest <= 0:
         return MIN_RADIUS
     return MIN_RADIUS + (MAX_RADIUS - MIN_RADIUS) * math.sqrt(max(population, 0) / largest)
+
+
+LAYER_KINDS = ("communities", "sites", "tasks", "flows")  # the functions of RhizomeMap in map.js
 
 
 def site_state(site: SiteSummary) -> str:
@@ -127,59 +140,34 @@ def script_json(value: Any) -> str:
     )
 
 
-def community_rows(data: MapData) -> list[dict[str, Any]]:
-    """Communities for map.js: position, radius, level, and the popup's goods, sensors and open tasks."""
-    largest = max((c.population for c in data.communities), default=0)
-    tasks: dict[str, list[dict[str, Any]]] = {}
-    for task in data.tasks:
-        tasks.setdefault(task.community, []).append(
-            {"title": task.title, "status": task.status, "urgency": task.urgency}
-        )
-    rows = []
-    for c in sorted(data.communities, key=lambda c: -c.population):  # small circles drawn on top
-        needed = sorted(
-            (g for g in c.goods if g.minimum is not None),
-            key=lambda g: (LEVELS.index(g.level), g.ratio, g.good),
-        )
-        rows.append(
-            {
-                "slug": c.slug,
-                "name": c.name,
-                "lat": c.lat,
-                "lon": c.lon,
-                "population": c.population,
-                "radius": round(radius(c.population, largest), 2),
-                "level": c.level,
-                "goods": [
-                    {
-                        "name": g.name,
-                        "unit": g.unit,
-                        "quantity": g.quantity,
-                        "minimum": g.minimum,
-                        "target": g.target,
-                        "level": g.level,
-                    }
-                    for g in needed
-                ],
-                "devices": dict(data.device_counts.get(c.slug, {})),
-                "tasks": tasks.get(c.slug, []),
-                "url": data.community_url(c.slug),
-            }
-        )
-    return rows
+def jinja_inert_json(text: str) -> str:
+    """Compact JSON that Jinja reads as plain text: `{{`, `{%` and `{#` occur only inside its strings
+    (an object opens with `{"` or `{}`), where the second character can be a JSON escape instead."""
+    return text.replace("{{", "{\\u007b").replace("{%", "{\\u0025").replace("{#", "{\\u0023")
 
 
-def site_rows(sites: Sequence[SitePoint]) -> list[list[Any]]:
-    """Sites for map.js as [lat, lon, state index, id]: the layer that reaches 50,000 rows stays small.
+def community_rows(communities: Sequence[CommunitySummary]) -> list[list[Any]]:
+    """Communities for map.js as [slug, name, lat, lon, radius, level index], largest first.
 
-    Names and sensors come with the popup (GET /api/sites/<id>) when someone opens it.
+    Goods, sensors and tasks come with the popup (GET /api/communities/<slug>) when someone opens it, so
+    a 5,000-community page carries ~70 bytes per community instead of its whole stock table.
     """
-    index = {state: i for i, state in enumerate(SITE_STATES)}
-    return [[round(s.lat, 6), round(s.lon, 6), index.get(s.state, index["unknown"]), s.id] for s in sites]
+    largest = max((c.population for c in communities), default=0)
+    return [
+        [
+            c.slug,
+            c.name,
+            round(c.lat, 6),
+            round(c.lon, 6),
+            round(radius(c.population, largest), 2),
+            LEVELS.index(c.level),
+        ]
+        for c in sorted(communities, key=lambda c: -c.population)  # small circles drawn on top
+    ]
 
 
 def task_rows(tasks: Sequence[TaskPoint]) -> list[dict[str, Any]]:
-    """Open repair tasks for map.js."""
+    """Open repair tasks for map.js (also listed in their community's popup, by slug)."""
     return [
         {
             "id": t.id,
@@ -187,6 +175,7 @@ def task_rows(tasks: Sequence[TaskPoint]) -> list[dict[str, Any]]:
             "status": t.status,
             "urgency": t.urgency,
             "site_name": t.site_name,
+            "community": t.community,
             "community_name": t.community_name,
             "lat": t.lat,
             "lon": t.lon,
@@ -218,12 +207,16 @@ def flow_rows(flows: Sequence[Flow]) -> list[dict[str, Any]]:
 
 
 class DataLayer(JSCSSMixin, Layer):
-    """A layer built in the browser by `RhizomeMap.<kind>(data, options)` from static/js/map.js."""
+    """A layer built in the browser by `RhizomeMap.<kind>(options)` from static/js/map.js.
+
+    Its data is kept out of the folium script on purpose (see the module docstring): `data_json` goes into
+    the page's data block `rz-data-<kind>`, and a layer without data fetches its own (the sites).
+    """
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = RhizomeMap.{{ this.kind }}({{ this.data_json }}, {{ this.options_json }});
+        var {{ this.get_name() }} = RhizomeMap.{{ this.kind }}({{ this.options_json }});
         RhizomeMap.register({{ this.kind|tojson }}, {{ this.get_name() }}, {{ this._parent.get_name() }});
         {% endmacro %}
         """
@@ -241,9 +234,12 @@ class DataLayer(JSCSSMixin, Layer):
     ) -> None:
         super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "RhizomeLayer"
+        if kind not in LAYER_KINDS:
+            raise ValueError(f"unknown map layer {kind!r}")
         self.kind = kind
-        self.data_json = script_json(data)
-        self.options_json = script_json(dict(options or {}))
+        self.data_json = None if data is None else script_json(data)
+        # Options are the app's own values (URLs, zoom levels), never names; made inert for Jinja anyway.
+        self.options_json = jinja_inert_json(script_json(dict(options or {})))
         # The plugin's CDN URLs, rewritten to the vendored copies like folium's own (dashboard/assets.py).
         self.default_js = [("markerclusterjs", MARKERCLUSTER_JS)] if clustered else []
         self.default_css = [("markerclustercss", MARKERCLUSTER_CSS)] if clustered else []
@@ -293,9 +289,9 @@ class Legend(MacroElement):
 
 def build_map(data: MapData, options: MapOptions) -> folium.Map:
     """The regional map: community, site, repair-task and flow layers, a legend and a layer control."""
-    points = [(c.lat, c.lon) for c in data.communities] or [(s.lat, s.lon) for s in data.sites]
+    points = [(c.lat, c.lon) for c in data.communities]  # every site belongs to one
     fmap = folium.Map(
-        min_zoom=min_zoom(points),
+        minZoom=min_zoom(points),  # a map option: folium's min_zoom only reaches a tile layer (none here)
         location=points[0] if len(points) == 1 else None,
         zoom_start=12 if len(points) == 1 else 2,
         tiles=None,
@@ -315,15 +311,22 @@ def build_map(data: MapData, options: MapOptions) -> folium.Map:
         lats, lons = [p[0] for p in points], [p[1] for p in points]
         fmap.fit_bounds([[min(lats), min(lons)], [max(lats), max(lons)]], padding=(20, 20))
 
+    urls = data.urls
     DataLayer("flows", flow_rows(data.flows), "Deliveries (planned and moving)").add_to(fmap)
-    DataLayer("communities", community_rows(data), "Communities (worst shortage)").add_to(fmap)
+    DataLayer(
+        "communities",
+        community_rows(data.communities),
+        "Communities (worst shortage)",
+        options={"levels": list(LEVELS), "detailUrl": urls.community, "pageUrl": urls.community_page},
+    ).add_to(fmap)
     DataLayer(
         "sites",
-        site_rows(data.sites),
+        None,  # fetched from urls.sites: the page does not wait for 50,000 points
         "Sites and sensors",
         options={
             "disableClusteringAtZoom": min(DISABLE_CLUSTERING_AT_ZOOM, options.max_zoom),
-            "siteUrl": data.site_url,
+            "url": urls.sites,
+            "siteUrl": urls.site,
         },
         clustered=True,
     ).add_to(fmap)
@@ -338,7 +341,12 @@ def render_map(fmap: folium.Map, static_url: Callable[[str], str], nonce: str) -
     figure = fmap.get_root()
     figure.render()  # fills the figure's header, html and script elements
     header = add_nonce(localize_assets(figure.header.render(), static_url), nonce)
-    parts = MapParts(header, figure.html.render(), figure.script.render())
+    data = tuple(
+        (child.kind, child.data_json)
+        for child in fmap._children.values()
+        if isinstance(child, DataLayer) and child.data_json is not None
+    )
+    parts = MapParts(header, figure.html.render(), figure.script.render(), data)
     leftover = external_asset_urls(parts.html) + external_asset_urls(parts.script)
     if leftover:
         raise RuntimeError(f"map body links external assets: {leftover}")

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
@@ -58,13 +59,13 @@ class CommunitySummary:
     population: int
     goods: tuple[GoodLevel, ...]
 
-    @property
+    @cached_property  # read several times per community and page: the map sorts, colours and counts by it
     def worst(self) -> GoodLevel | None:
         """The worst shortage: essential goods first, then the lowest stock-to-minimum ratio."""
         short = [g for g in self.goods if g.level != OK]
         return min(short, key=lambda g: (LEVELS.index(g.level), g.ratio, g.good)) if short else None
 
-    @property
+    @cached_property
     def level(self) -> str:
         """The community's colour class: its worst shortage's level, or ok."""
         worst = self.worst
@@ -121,7 +122,7 @@ def community_summaries(session: Session, slug: str | None = None) -> list[Commu
     communities = session.execute(query).all()
     if not communities:
         return []
-    ids = [c.id for c in communities] if slug is not None else None
+    ids = [c[0] for c in communities] if slug is not None else None
     goods = {
         g.id: g
         for g in session.execute(select(Good.id, Good.slug, Good.name, Good.unit, Good.essential)).all()
@@ -140,24 +141,26 @@ def community_summaries(session: Session, slug: str | None = None) -> list[Commu
         totals[community_id][good_id] = float(quantity or 0.0)
     needs: dict[int, dict[int, Row[tuple[int, int, float, float]]]] = defaultdict(dict)
     for need in session.execute(need_query):
-        needs[need.community_id][need.good_id] = need
+        needs[need[0]][need[1]] = need
+    order = {good_id: n for n, good_id in enumerate(sorted(goods, key=lambda i: goods[i].slug))}
     summaries = []
-    for c in communities:
+    for community_id, c_slug, c_name, lat, lon, population in communities:  # plain tuples: 5,000 of them
+        held, wanted = totals[community_id], needs[community_id]
         levels = []
-        for good_id in sorted(set(totals[c.id]) | set(needs[c.id]), key=lambda i: goods[i].slug):
-            good, need = goods[good_id], needs[c.id].get(good_id)
+        for good_id in sorted(held.keys() | wanted.keys(), key=order.__getitem__):
+            good, need = goods[good_id], wanted.get(good_id)
             levels.append(
                 GoodLevel(
                     good.slug,
                     good.name,
                     good.unit,
                     good.essential,
-                    totals[c.id].get(good_id, 0.0),
-                    need.minimum if need else None,
-                    need.target if need else None,
+                    held.get(good_id, 0.0),
+                    need[2] if need else None,
+                    need[3] if need else None,
                 )
             )
-        summaries.append(CommunitySummary(c.id, c.slug, c.name, c.lat, c.lon, c.population, tuple(levels)))
+        summaries.append(CommunitySummary(community_id, c_slug, c_name, lat, lon, population, tuple(levels)))
     return summaries
 
 

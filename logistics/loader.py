@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +41,14 @@ from gateway.protocol import (
     member_alerts_topic,
     member_routes_topic,
 )
-from logistics.allocation_data import AllocationInput, AllocationPlan, GoodInfo, Holding, Place
+from logistics.allocation_data import (
+    AllocationInput,
+    AllocationPlan,
+    GoodInfo,
+    Holding,
+    Place,
+    PlannedShipment,
+)
 from logistics.geo import distance_matrix_km
 from logistics.repair_data import CrewMember, RepairInput, RepairJob, RepairPlan, hours_until_available
 from logistics.routing_data import Request, RoutingInput, RoutingPlan, Stop, VehicleSpec
@@ -85,45 +92,45 @@ def load_allocation_input(session: Session) -> AllocationInput:
 def save_plan(session: Session, plan: AllocationPlan) -> int:
     """Store the plan as the one proposed plan, with its shipments and an alert per receiving community.
 
-    A plan whose shipments equal the current proposal's is not stored again, so a quiet network is not
-    re-alerted on every run; the current proposal's id is returned instead.
+    A plan whose shipments equal the current proposal's live ones (failed and cancelled left out) is not
+    stored again, so a quiet network is not re-alerted on every run; the current proposal's id is returned
+    instead. A plan that only adds shipments to it (a failed delivery's goods are needed again, or a new
+    shortage) is added to the current proposal, so routes already under way are not superseded.
     """
     hubs = hub_sites(session)
     missing = {p for s in plan.shipments for p in (s.from_place, s.to_place)} - hubs.keys()
     if missing:
         raise ValueError(f"communities without a site cannot ship or receive: {sorted(missing)}")
-    wanted = sorted((s.good_id, hubs[s.from_place], hubs[s.to_place], s.quantity) for s in plan.shipments)
+
+    def lane(s: PlannedShipment) -> tuple[int, int, int, float]:
+        return (s.good_id, hubs[s.from_place], hubs[s.to_place], s.quantity)
+
+    wanted = Counter(lane(s) for s in plan.shipments)
     current = current_proposal_id(session)
-    if current is not None and _shipments_of(session, current) == wanted:
-        log.debug("plan unchanged: proposal %s stays", current)
-        return current
+    if current is not None:
+        held = Counter(_shipments_of(session, current))
+        if held == wanted:
+            log.debug("plan unchanged: proposal %s stays", current)
+            return current
+        if not held - wanted:  # nothing held is dropped: add what is new
+            extra, added = wanted - held, []
+            for s in plan.shipments:
+                if extra[lane(s)] > 0:
+                    extra[lane(s)] -= 1
+                    added.append(s)
+            _add_shipments(session, current, plan, added, hubs)
+            log.info("proposal %s: %s shipments added", current, len(added))
+            return current
     superseded = cast(
         CursorResult[Any],
         session.execute(
             update(DeliveryPlan).where(DeliveryPlan.status == "proposed").values(status="superseded")
         ),
     )
-    summary: dict[str, Any] = plan.summary()
-    summary["fair_share"] = {str(g): round(v, 6) for g, v in sorted(plan.fair_share.items())}
-    row = DeliveryPlan(
-        status="proposed", solver_status=plan.status, objective=plan.objective, summary=summary
-    )
+    row = DeliveryPlan(status="proposed", solver_status=plan.status, objective=plan.objective)
     session.add(row)
     session.flush()
-    shipments = [
-        Shipment(
-            plan_id=row.id,
-            good_id=s.good_id,
-            from_site_id=hubs[s.from_place],
-            to_site_id=hubs[s.to_place],
-            quantity=s.quantity,
-            status="planned",
-        )
-        for s in plan.shipments
-    ]
-    session.add_all(shipments)
-    session.flush()  # shipment ids go into the alerts
-    alerts = _queue_alerts(session, row.id, plan, shipments)
+    shipments, alerts = _add_shipments(session, row.id, plan, plan.shipments, hubs)
     log.debug(
         "saved plan %s: %s shipments, %s alerts queued, %s earlier proposals superseded",
         row.id,
@@ -134,15 +141,53 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
     return row.id
 
 
+def _add_shipments(
+    session: Session,
+    plan_id: int,
+    plan: AllocationPlan,
+    planned: Sequence[PlannedShipment],
+    hubs: Mapping[int, int],
+) -> tuple[list[Shipment], int]:
+    """Write `planned` (some or all of `plan`'s shipments) into plan `plan_id`, its summary and solver
+    outcome from `plan`, and an alert per receiving community about them. Returns the rows and alerts."""
+    row = session.get(DeliveryPlan, plan_id)
+    assert row is not None  # the caller just made or found it
+    summary: dict[str, Any] = plan.summary()
+    summary["fair_share"] = {str(g): round(v, 6) for g, v in sorted(plan.fair_share.items())}
+    row.summary, row.solver_status, row.objective = summary, plan.status, plan.objective
+    shipments = [
+        Shipment(
+            plan_id=plan_id,
+            good_id=s.good_id,
+            from_site_id=hubs[s.from_place],
+            to_site_id=hubs[s.to_place],
+            quantity=s.quantity,
+            status="planned",
+        )
+        for s in planned
+    ]
+    session.add_all(shipments)
+    session.flush()  # shipment ids go into the alerts
+    return shipments, _queue_alerts(session, plan_id, planned, shipments)
+
+
 def current_proposal_id(session: Session) -> int | None:
     """The newest plan still proposed, if any."""
     return session.scalar(select(func.max(DeliveryPlan.id)).where(DeliveryPlan.status == "proposed"))
 
 
+def shipment_count(session: Session, plan_id: int | None) -> int:
+    """How many shipments plan `plan_id` holds (0 for None)."""
+    if plan_id is None:
+        return 0
+    return int(session.scalar(select(func.count()).where(Shipment.plan_id == plan_id)) or 0)
+
+
 def _shipments_of(session: Session, plan_id: int) -> list[tuple[int, int, int, float]]:
+    """The plan's shipments still meant to happen: a failed or cancelled one is needed again, if at all."""
     rows = session.execute(
         select(Shipment.good_id, Shipment.from_site_id, Shipment.to_site_id, Shipment.quantity).where(
-            Shipment.plan_id == plan_id
+            Shipment.plan_id == plan_id, Shipment.status.not_in(("failed", "cancelled"))
         )
     )
     return sorted((good, source, dest, quantity) for good, source, dest, quantity in rows)
@@ -157,20 +202,16 @@ def hub_sites(session: Session) -> dict[int, int]:
     return hubs
 
 
-def _queue_alerts(session: Session, plan_id: int, plan: AllocationPlan, shipments: list[Shipment]) -> int:
+def _queue_alerts(
+    session: Session, plan_id: int, planned: Sequence[PlannedShipment], shipments: list[Shipment]
+) -> int:
     """One outbox message per receiving community, written in the plan's own transaction."""
     slugs = {i: slug for i, slug in session.execute(select(Community.id, Community.slug))}
     goods = {i: slug for i, slug in session.execute(select(Good.id, Good.slug))}
     incoming: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for planned, row in zip(plan.shipments, shipments, strict=True):
-        incoming[planned.to_place].append(
-            {
-                "id": row.id,
-                "good": goods[planned.good_id],
-                "quantity": planned.quantity,
-                "from": slugs[planned.from_place],
-            }
-        )
+    for one, row in zip(planned, shipments, strict=True):
+        item = {"id": row.id, "good": goods[one.good_id], "quantity": one.quantity}
+        incoming[one.to_place].append(item | {"from": slugs[one.from_place]})
     now = format_ts(utcnow())
     for place, items in sorted(incoming.items()):
         payload = alert_payload(plan_id, slugs[place], now, items)
@@ -354,6 +395,17 @@ def open_tasks_marker(session: Session) -> tuple[object, ...]:
         )
     ).one()
     return tuple(row)
+
+
+def deliveries_marker(session: Session) -> tuple[object, ...]:
+    """How many shipments were delivered and how many failed: changes when a driver records one, so the
+    planner loop re-plans at once (a failed delivery's goods are needed again; a delivery changes stock)."""
+    rows = session.execute(
+        select(Shipment.status, func.count())
+        .where(Shipment.status.in_(("delivered", "failed")))
+        .group_by(Shipment.status)
+    )
+    return tuple(sorted((status, int(count)) for status, count in rows))
 
 
 def decline_task(session: Session, task_id: int, member_id: int, reason: str = "") -> None:

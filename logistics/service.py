@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,6 +17,7 @@ from logistics.errors import PlanningError
 from logistics.loader import (
     current_proposal_id,
     decline_task,
+    deliveries_marker,
     load_allocation_input,
     load_repair_input,
     load_routing_input,
@@ -24,6 +25,7 @@ from logistics.loader import (
     save_plan,
     save_repair_plan,
     save_routes,
+    shipment_count,
 )
 from logistics.repair_data import RepairPlan
 from logistics.repairs import solve_repairs
@@ -53,8 +55,10 @@ def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0) -> Pl
     plan = solve_allocation(data, time_limit_s=time_limit_s)
     with sessions.begin() as session:
         previous = current_proposal_id(session)
+        before = shipment_count(session, previous)
         plan_id = save_plan(session, plan)
-    return PlanRun(plan_id, plan, time.perf_counter() - started, unchanged=plan_id == previous)
+        unchanged = plan_id == previous and shipment_count(session, plan_id) == before  # not topped up
+    return PlanRun(plan_id, plan, time.perf_counter() - started, unchanged=unchanged)
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,8 @@ def run_loop(
 
     Each run allocates surplus, routes the proposal's shipments and assigns open repair tasks. Between
     runs the store is polled every `poll_s` s, so a new fault's task or a decline is assigned within
-    seconds, not at the next run.
+    seconds, not at the next run, and a delivery recorded as done or failed starts the next run at once
+    (a failed delivery's goods are planned and routed again, or the shipment says why not).
     """
     runs = 0
     marker: tuple[object, ...] | None = None
@@ -145,6 +150,7 @@ def run_loop(
         started = time.monotonic()
         _assign_logged(sessions, time_limit_s, stop)
         marker = _task_marker(sessions)
+        deliveries = _poll(sessions, deliveries_marker)
         try:
             run = plan_once(sessions, time_limit_s)
         except (PlanningError, SQLAlchemyError) as exc:
@@ -178,6 +184,9 @@ def run_loop(
                 _assign_logged(sessions, time_limit_s, stop)
                 marker = _task_marker(sessions)
                 log.debug("tasks changed (%s): assigned between runs", now)
+            if (done := _poll(sessions, deliveries_marker)) != deliveries and done is not None:
+                log.info("deliveries recorded (%s): re-planning now", done)
+                break
     return runs
 
 
@@ -221,11 +230,18 @@ def _assign_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: t
 
 def _task_marker(sessions: sessionmaker[Session]) -> tuple[object, ...] | None:
     """What the open tasks look like now (None if the store cannot say); a change wakes the assigner."""
+    return _poll(sessions, open_tasks_marker)
+
+
+def _poll(
+    sessions: sessionmaker[Session], marker: Callable[[Session], tuple[object, ...]]
+) -> tuple[object, ...] | None:
+    """One marker read from the store, or None if the store cannot say right now."""
     try:
         with sessions.begin() as session:
-            return open_tasks_marker(session)
+            return marker(session)
     except SQLAlchemyError as exc:
-        log.debug("could not poll tasks: %s", exc)
+        log.debug("could not poll the store: %s", exc)
         return None
 
 

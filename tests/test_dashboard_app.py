@@ -143,10 +143,17 @@ def asset_urls(html: str) -> list[str]:
     return [u for u in urls if not u.startswith("data:")]
 
 
+def data_block(page: str, name: str) -> Any:
+    """The JSON of the page's data block `rz-data-<name>` (what map.js reads)."""
+    block = re.search(rf'<script type="application/json" id="rz-data-{name}"[^>]*>(.*?)</script>', page, re.S)
+    assert block is not None, name
+    return json.loads(block.group(1))
+
+
 def test_map_page_shows_every_community(page: str) -> None:
-    layer = re.search(r"RhizomeMap\.communities\((.*?), \{", page)
-    assert layer is not None
-    assert sorted(c["name"] for c in json.loads(layer.group(1))) == sorted(NAMES)
+    rows = data_block(page, "communities")  # [slug, name, lat, lon, radius, level index]
+    assert sorted(c[1] for c in rows) == sorted(NAMES)
+    assert {c[0]: c[5] for c in rows} == {"beta": 0, "alpha": 1, "xss": 2}  # critical, short, ok
     for name in ("Alpha", "Beta Ñandú"):  # the no-script table: the communities short of something
         assert f">{escape(name)}</a>" in page
     assert 'class="folium-map"' in page
@@ -174,9 +181,7 @@ def test_hostile_names_are_text_not_markup(page: str) -> None:
     # every </script> in the page closes one of the page's own script tags
     assert page.count("</script>") == len(re.findall(r"<script\b", page))
     # Names reach map.js as JSON strings (double quotes: ` and ${} are inert there), never as markup.
-    communities = re.search(r"RhizomeMap\.communities\((.*?), \{", page)
-    assert communities is not None
-    assert XSS in [c["name"] for c in json.loads(communities.group(1))]
+    assert XSS in [c[1] for c in data_block(page, "communities")]
     assert TEMPLATE_BREAKER not in page  # site names come with the popup, from /api/sites/<id>
 
 
@@ -278,12 +283,13 @@ def test_devices_api(client: FlaskClient) -> None:
 
 
 def test_site_popup_api(client: FlaskClient) -> None:
-    page = client.get("/").get_data(as_text=True)
-    sites = re.search(r"RhizomeMap\.sites\((.*?), \{", page)
-    assert sites is not None
-    rows = json.loads(sites.group(1))
-    assert len(rows) == 4 and sorted(r[2] for r in rows) == [0, 1, 5, 5]  # online, fault, 2 without sensors
-    online = next(r for r in rows if r[2] == 0)
+    answer = client.get("/map/sites.json")
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-cache"
+    points, states, scale = (answer.get_json()[k] for k in ("points", "states", "scale"))
+    rows = [points[i : i + 4] for i in range(0, len(points), 4)]  # [lat, lon, state index, id]
+    assert sorted(states[r[2]] for r in rows) == ["fault", "no sensor", "no sensor", "online"]
+    online = next(r for r in rows if states[r[2]] == "online")
+    assert (online[0] / scale, online[1] / scale) == (18.01, -67.01)
     body = client.get(f"/api/sites/{online[3]}").get_json()
     assert (body["name"], body["community"], body["community_url"]) == (
         TEMPLATE_BREAKER,

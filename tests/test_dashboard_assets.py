@@ -17,7 +17,6 @@ from folium.plugins import Fullscreen, MarkerCluster
 
 from dashboard import vendor
 from dashboard.assets import CDN_ASSETS, UnmappedAssetError, external_asset_urls, localize_assets
-from dashboard.mapdata import SitePoint
 from dashboard.mapview import (
     MapData,
     MapOptions,
@@ -58,7 +57,7 @@ def test_manifest_pins_every_package_of_the_script() -> None:
 
 
 def one_community_map(name: str = "A") -> folium.Map:
-    return build_map(MapData([community("a", name, 10)], []), MapOptions())
+    return build_map(MapData([community("a", name, 10)]), MapOptions())
 
 
 def test_every_url_folium_links_is_mapped() -> None:
@@ -120,7 +119,8 @@ def test_rendering_leaves_folium_class_defaults_alone() -> None:
     ("raw", "escaped"),
     [
         ("<img src=x onerror=alert(1)></script>", "&lt;img src=x onerror=alert(1)&gt;&lt;/script&gt;"),
-        ("a`b${c}\\d", "a&#96;b&#36;{c}&#92;d"),
+        ("a`b${c}\\d", "a&#96;b&#36;&#123;c&#125;&#92;d"),
+        ("{{ 7*7 }} {% if x %}", "&#123;&#123; 7*7 &#125;&#125; &#123;% if x %&#125;"),
         ('O\'Brien & "Sons"', "O&#39;Brien &amp; &#34;Sons&#34;"),
         ("Cataño", "Cataño"),
     ],
@@ -132,16 +132,25 @@ def test_escape_text(raw: str, escaped: str) -> None:
 def test_hostile_names_stay_text_in_popups_and_tooltips() -> None:
     hostile = "</script><img src=x onerror=alert(1)>`${x}`"
     good = GoodLevel("w", hostile, "<b>L</b>", True, 1.0, 5.0, 9.0)
-    data = MapData([community("a", hostile, 10, good)], [SitePoint(1, 18.0, -66.0, "online")])
-    parts = render_map(build_map(data, MapOptions()), static_url, "n")
+    parts = render_map(build_map(MapData([community("a", hostile, 10, good)]), MapOptions()), static_url, "n")
+    data = dict(parts.data)
     assert "<img" not in parts.header + parts.html
-    assert "<img" not in parts.script and "</script>" not in parts.script  # it is inlined in a <script>
-    assert "<b>L" not in parts.script
-    # Names travel as JSON (double-quoted strings, where ` and ${} are inert) for map.js to set as text.
-    layers = dict(re.findall(r"RhizomeMap\.(\w+)\((.*?), \{", parts.script))
-    assert json.loads(layers["communities"])[0]["name"] == hostile
-    assert json.loads(layers["communities"])[0]["goods"][0]["unit"] == "<b>L</b>"
-    assert json.loads(layers["sites"]) == [[18.0, -66.0, 0, 1]]
+    for text in (parts.script, *data.values()):  # each is inlined in a <script>
+        assert "<img" not in text and "</script>" not in text and "<b>" not in text
+    # Names travel as JSON data for map.js to set as text, and never through folium's script.
+    assert hostile not in parts.script and "alert" not in parts.script
+    assert json.loads(data["communities"])[0][:2] == ["a", hostile]
+    assert "w" not in json.loads(data["communities"])[0]  # goods come with the popup, from the API
+
+
+@pytest.mark.parametrize(
+    "name", ["{{ 7*7 }}", "{% if true %}x{% endif %}", "{# c #}", "{{ cycler.__init__ }}"]
+)
+def test_names_are_never_evaluated_as_templates(name: str) -> None:
+    """branca renders every element's script as a Jinja template: names must not reach it."""
+    parts = render_map(build_map(MapData([community("a", name, 10)]), MapOptions()), static_url, "n")
+    assert json.loads(dict(parts.data)["communities"])[0][1] == name
+    assert name not in parts.script and "cycler" not in parts.script
 
 
 @pytest.mark.parametrize(

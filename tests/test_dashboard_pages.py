@@ -599,3 +599,95 @@ def test_ledger_count_is_unchanged_by_reading_pages(app: Flask, client: FlaskCli
         assert client.get(path).status_code == 200, path
     with get_store(app).sessions() as session:
         assert session.scalar(select(func.count()).select_from(StockLedgerEntry)) == before
+
+
+# Every route, given a bad request (unknown id, malformed id, bad form or query value): a 4xx with a
+# message, never a 500. `{route}`, `{drop}`, `{task}`, `{member}` are the ids of the `ids` fixture.
+BAD_GETS = [
+    ("/communities/nowhere", 404, "no such community"),
+    ("/communities/NOT_A_SLUG", 404, "no such community"),
+    ("/communities/utuado?window=forever", 400, "window must be one of"),
+    ("/communities/utuado/sites/nowhere", 404, "no such site"),
+    ("/communities/utuado/sites/hub?window=1y", 400, "window must be one of"),
+    ("/routes/999999", 404, "no such route"),
+    ("/routes/abc", 404, "Not Found"),
+    ("/routes/0", 404, "Not Found"),
+    ("/routes/99999999999999999999", 404, "Not Found"),
+    ("/routes/999999.gpx", 404, "no such route"),
+    ("/crew?member=abc", 400, "member must be"),
+    ("/crew?member=-1", 400, "member must be"),
+    ("/crew/events?member={member}&after=x", 400, "after must be"),
+    ("/coordinator/dead-letters?reason=nothing-like-it", 404, "no dead letters"),
+    ("/map/sites.json?bbox=1,2,3,4", 400, "no query parameters"),
+    ("/api/sites/abc", 404, "Not Found"),
+    ("/api/sites/999999", 404, "no site"),
+    ("/api/communities/nowhere", 404, "no community"),
+    ("/api/tasks?community=Bad%20Slug", 400, "must be a slug"),
+    ("/nothing/here", 404, "Not Found"),
+]
+BAD_POSTS = [
+    ("/routes/999999/stops/{drop}/done", {}, 404, "no such route"),
+    ("/routes/{route}/stops/999999/done", {}, 404, "no such stop"),
+    ("/routes/{route}/stops/{drop}/teleported", {}, 404, "unknown outcome"),
+    ("/routes/{route}/stops/{drop}/failed", {}, 400, "say why"),
+    ("/routes/{route}/stops/{drop}/failed", {"reason": "x" * 501}, 400, "longer than 500"),
+    ("/routes/{route}/stops/{drop}/done", {}, 409, "pick the goods up first"),
+    ("/crew/tasks/999999/accept?member={member}", {}, 404, "no"),
+    ("/crew/tasks/{task}/fly?member={member}", {}, 404, "fly"),
+    ("/crew/tasks/{task}/decline?member={member}", {}, 400, "say why you decline"),
+    ("/coordinator/nothing", {}, 404, "no form"),
+    ("/coordinator/community", {}, 400, "slug must be lowercase letters"),
+    (
+        "/coordinator/community",
+        {"slug": "new", "name": "N", "lat": "north", "lon": "0", "population": "1"},
+        400,
+        "must be a number",
+    ),
+    (
+        "/coordinator/site",
+        {"community": "nowhere", "slug": "s", "name": "S", "kind": "pump", "lat": "0", "lon": "0"},
+        400,
+        "no community",
+    ),
+    (
+        "/coordinator/need",
+        {"community": "utuado", "good": "water", "minimum": "9", "target": "1"},
+        400,
+        "at least the minimum",
+    ),
+    (
+        "/coordinator/member",
+        {"community": "utuado", "name": "M", "lat": "0", "lon": "0", "skills": "Bad Skill"},
+        400,
+        "skills must be slugs",
+    ),
+]
+
+
+def _answers(response: Any, status: int, message: str) -> str | None:
+    """None if `response` is the expected 4xx with the message, else what it was instead."""
+    text = response.get_data(as_text=True)
+    if response.status_code == status and message in text:
+        return None
+    return f"{response.status_code}: {text[:300]}"
+
+
+def test_bad_get_requests_are_4xx_with_a_message(auth: Auth, ids: dict[str, int]) -> None:
+    """One store and one login for every case (each is refused, so none changes what the next sees)."""
+    auth.login("coord")
+    wrong = {
+        path: found
+        for path, status, message in BAD_GETS
+        if (found := _answers(auth.client.get(path.format(**ids)), status, message))
+    }
+    assert wrong == {}
+
+
+def test_bad_posts_are_4xx_with_a_message(auth: Auth, ids: dict[str, int]) -> None:
+    auth.login("coord")
+    wrong = {
+        f"{path} {form}": found
+        for path, form, status, message in BAD_POSTS
+        if (found := _answers(auth.post(path.format(**ids), form, page="/coordinator"), status, message))
+    }
+    assert wrong == {}

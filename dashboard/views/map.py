@@ -1,17 +1,18 @@
-"""The regional map page (/): what a community assembly looks at, served entirely by the app."""
+"""The regional map page (/) and its site points (/map/sites.json): served entirely by the app."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from markupsafe import Markup
 
 from dashboard import mapdata, progress, queries
 from dashboard.auth import viewer_required
 from dashboard.config import map_options
-from dashboard.mapview import MapData, build_map, render_map
+from dashboard.mapview import MapData, MapUrls, build_map, render_map
 from dashboard.security import csp_nonce
 from dashboard.store import get_session
 
@@ -27,39 +28,50 @@ def index() -> str:
     started = time.perf_counter()
     session = get_session()
     communities = queries.community_summaries(session)
-    sites = mapdata.site_points(session)
+    urls = MapUrls(
+        sites=url_for("map.sites"),
+        site=url_for("api.site", site_id=0),
+        community=url_for("api.community", slug="_"),
+        community_page=url_for("places.community", slug="_"),
+    )
     data = MapData(
-        communities=communities,
-        sites=sites,
-        tasks=mapdata.open_tasks(session),
-        flows=mapdata.flows(session),
-        device_counts=mapdata.device_state_counts(session),
-        community_url=lambda slug: url_for("places.community", slug=slug),
-        site_url=url_for("api.site", site_id=0),
+        communities=communities, tasks=mapdata.open_tasks(session), flows=mapdata.flows(session), urls=urls
     )
     fmap = build_map(data, map_options(current_app.config))
     parts = render_map(fmap, lambda path: url_for("static", filename=path), csp_nonce())
-    log.debug(
-        "map of %s communities and %s sites built in %.3f s",
-        len(communities),
-        len(sites),
-        time.perf_counter() - started,
-    )
+    log.debug("map of %s communities built in %.3f s", len(communities), time.perf_counter() - started)
     shortages = {level: sum(c.level == level for c in communities) for level in queries.LEVELS}
     ranked = sorted(
         communities, key=lambda c: (queries.LEVELS.index(c.level), c.worst.ratio if c.worst else 0)
     )
     noscript = [c for c in ranked if c.level != queries.OK] or ranked
-    faults = sum(s.state == "fault" for s in sites)
     return render_template(
         "map.html",
-        map_header=Markup(parts.header),  # folium output: user text in it was escaped by mapview
+        map_header=Markup(parts.header),  # folium output: no user text goes through folium (mapview)
         map_html=Markup(parts.html),
         map_script=Markup(parts.script),
+        map_data=[(name, Markup(text)) for name, text in parts.data],  # script_json: safe in a <script>
+        sites_url=urls.sites,
         communities=communities,
         noscript=noscript[:NOSCRIPT_ROWS],
         noscript_more=len(noscript) > NOSCRIPT_ROWS,
         shortages=shortages,
-        sites_with_faults=faults,
+        sites_with_faults=mapdata.sites_with_fault(session),
         sectors=progress.sector_progress(session, communities),
     )
+
+
+@bp.get("/map/sites.json")
+@viewer_required
+def sites() -> Response:
+    """Every site for the map's clustered layer: {"scale", "states", "points": [lat, lon, state, id, ...]}
+    with coordinates as integers of 1/scale degrees and state an index into states (gzip on the way)."""
+    if request.args:
+        abort(400, description="this address takes no query parameters")
+    started = time.perf_counter()
+    points = mapdata.site_points(get_session())
+    body = json.dumps(
+        {"scale": mapdata.COORD_SCALE, "states": mapdata.SITE_STATES, "points": points}, separators=(",", ":")
+    )
+    log.debug("site points written in %.3f s", time.perf_counter() - started)
+    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-cache"})

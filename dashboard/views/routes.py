@@ -25,11 +25,16 @@ def _route(route_id: int) -> deliveries.RouteView:
 @bp.get("")
 @role_required("driver")
 def mine() -> str:
-    """My routes not yet done (every route for a coordinator)."""
+    """My routes not yet done (for a coordinator: every route, and the failed deliveries with reasons)."""
     account = current_account()
     assert account is not None
-    member_id = None if account.role == "coordinator" else account.member_id
-    return render_template("routes.html", routes=deliveries.member_routes(get_session(), member_id))
+    coordinator = account.role == "coordinator"
+    member_id = None if coordinator else account.member_id
+    return render_template(
+        "routes.html",
+        routes=deliveries.member_routes(get_session(), member_id),
+        failed=deliveries.failed_deliveries(get_session()) if coordinator else [],
+    )
 
 
 @bp.get("/<id:route_id>")

@@ -52,7 +52,7 @@ def open_community(page: Any, slug: str) -> str:
     page.mouse.move(point["x"], point["y"])
     page.mouse.click(point["x"], point["y"])
     popup = page.locator(".leaflet-popup-content")
-    popup.wait_for()
+    popup.locator("[data-loaded]").wait_for()  # goods and sensors arrive from the API when it opens
     return popup.inner_text()
 
 

@@ -1,13 +1,14 @@
-/* Rhizome map layers, built from JSON the server put in the page.
+/* Rhizome map layers, built from JSON: the page's data blocks (communities, tasks, flows) and the site
+ * points fetched from /map/sites.json (the page starts that request in its <head>).
  *
  * Every user-supplied string (community, site, good, member names) reaches the page as JSON data and the DOM
- * only through textContent: nothing here ever parses a name as HTML. Popups and tooltips are built lazily,
- * when opened, so 50,000 markers cost no DOM until someone clicks. */
+ * only through textContent: nothing here ever parses a name as HTML. Popups are built when opened, from the
+ * API, and site markers share one click handler, so 50,000 markers cost no DOM and no handlers of their own
+ * until someone clicks. */
 (function () {
   "use strict";
 
   var LEVEL_COLOURS = {critical: "#d62728", short: "#ff7f0e", ok: "#2ca02c"};
-  var SITE_STATES = ["online", "fault", "offline", "stale", "unknown", "no sensor"];
   var STATE_COLOURS = {online: "#2ca02c", fault: "#d62728"};  // everything else grey
   var GREY = "#7f7f7f";
 
@@ -39,45 +40,69 @@
 
   function stateColour(state) { return STATE_COLOURS[state] || GREY; }
 
-  function communityPopup(c) {
+  var LEVELS = ["critical", "short", "ok"];
+
+  function getJson(url) {
+    return fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      });
+  }
+
+  // A community's popup: its goods and sensors from the API when it opens, its open tasks from the page.
+  function communityPopup(row, options) {
     var box = el("div", null, "rz-popup");
-    box.appendChild(el("strong", c.name));
-    box.appendChild(el("div", "population " + num(c.population)));
-    if (c.goods.length) {
-      box.appendChild(table(
-        ["good", "stock", "min", "target"],
-        c.goods.map(function (g) { return [g.name, num(g.quantity) + " " + g.unit, num(g.minimum), num(g.target)]; }),
-        function (i) { return "rz-" + c.goods[i].level; }
-      ));
-    } else {
-      box.appendChild(el("div", "no need levels set"));
-    }
-    var states = Object.keys(c.devices).sort();
-    box.appendChild(el("div", states.length
-      ? "sensors: " + states.map(function (s) { return c.devices[s] + " " + s; }).join(", ")
-      : "no sensors"));
-    if (c.tasks.length) {
-      box.appendChild(el("div", "open repair tasks", "rz-sub"));
-      box.appendChild(table(["task", "status", "urgency"], c.tasks.map(function (t) {
-        return [t.title, t.status.replace("_", " "), t.urgency];
-      })));
-    }
-    var link = el("a", "details and charts");
-    link.href = c.url;
-    box.appendChild(link);
+    box.appendChild(el("strong", row[1]));
+    var body = el("div", "loading…");
+    box.appendChild(body);
+    getJson(options.detailUrl.replace(/_$/, row[0]))
+      .then(function (c) {
+        body.textContent = "";
+        body.appendChild(el("div", "population " + num(c.population)));
+        var needed = c.goods.filter(function (g) { return g.minimum !== null; });
+        needed.sort(function (a, b) {  // shortages first: essential, then the lowest share of the minimum
+          return (LEVELS.indexOf(a.level) - LEVELS.indexOf(b.level)) ||
+            (a.quantity / (a.minimum || Infinity) - b.quantity / (b.minimum || Infinity)) ||
+            (a.good < b.good ? -1 : a.good > b.good ? 1 : 0);
+        });
+        if (needed.length) {
+          body.appendChild(table(
+            ["good", "stock", "min", "target"],
+            needed.map(function (g) { return [g.name, num(g.quantity) + " " + g.unit, num(g.minimum), num(g.target)]; }),
+            function (i) { return "rz-" + needed[i].level; }
+          ));
+        } else {
+          body.appendChild(el("div", "no need levels set"));
+        }
+        var counts = {};
+        c.devices.forEach(function (d) { counts[d.state] = (counts[d.state] || 0) + 1; });
+        var states = Object.keys(counts).sort();
+        body.appendChild(el("div", states.length
+          ? "sensors: " + states.map(function (s) { return counts[s] + " " + s; }).join(", ")
+          : "no sensors"));
+        var tasks = (registry.tasksByCommunity[row[0]] || []);
+        if (tasks.length) {
+          body.appendChild(el("div", "open repair tasks", "rz-sub"));
+          body.appendChild(table(["task", "status", "urgency"], tasks.map(function (t) {
+            return [t.title, t.status.replace("_", " "), t.urgency];
+          })));
+        }
+        var link = el("a", "details and charts");
+        link.href = options.pageUrl.replace(/_$/, row[0]);
+        body.appendChild(link);
+        box.setAttribute("data-loaded", "true");  // for the browser tests
+      })
+      .catch(function (error) { body.textContent = "could not load this community (" + error.message + ")"; });
     return box;
   }
 
   function when(iso) { return iso ? iso.slice(0, 16).replace("T", " ") + " UTC" : "never"; }
 
   // A site's popup: its name and sensors come from the API when it opens (the page carries only points).
-  function sitePopup(url, row) {
+  function sitePopup(url, id) {
     var box = el("div", "loading…", "rz-popup");
-    fetch(url.replace(/0$/, String(row[3])), {credentials: "same-origin", headers: {Accept: "application/json"}})
-      .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      })
+    getJson(url.replace(/0$/, String(id)))
       .then(function (site) {
         box.textContent = "";
         box.appendChild(el("strong", site.name));
@@ -93,73 +118,113 @@
         } else {
           box.appendChild(el("div", "no sensors"));
         }
+        box.setAttribute("data-loaded", "true");
       })
       .catch(function (error) { box.textContent = "could not load this site (" + error.message + ")"; });
     return box;
   }
 
-  function communities(data, options) {
+  function data(name) {
+    var block = document.getElementById("rz-data-" + name);
+    return block ? JSON.parse(block.textContent) : [];
+  }
+
+  function communities(options) {
     var group = L.featureGroup();
-    data.forEach(function (c) {
-      var colour = LEVEL_COLOURS[c.level];
-      var marker = L.circleMarker([c.lat, c.lon], {
-        radius: c.radius, color: colour, weight: 1, fill: true, fillColor: colour, fillOpacity: 0.6,
-        rzCommunity: c.slug
+    data("communities").forEach(function (row) {  // [slug, name, lat, lon, radius, level index]
+      var colour = LEVEL_COLOURS[options.levels[row[5]]];
+      var marker = L.circleMarker([row[2], row[3]], {
+        radius: row[4], color: colour, weight: 1, fill: true, fillColor: colour, fillOpacity: 0.6,
+        rzCommunity: row[0]
       });
-      marker.bindPopup(function () { return communityPopup(c); }, {maxWidth: 360});
-      marker.bindTooltip(function () { return el("span", c.name); });
+      marker.bindPopup(function () { return communityPopup(row, options); }, {maxWidth: 360});
+      marker.bindTooltip(function () { return el("span", row[1]); });
       group.addLayer(marker);
     });
     return group;
   }
 
-  function clusterIcon(cluster) {
-    var markers = cluster.getAllChildMarkers();
-    var worst = "online";
-    for (var i = 0; i < markers.length; i++) {
-      var state = markers[i].options.rzState;
-      if (state === "fault") { worst = "fault"; break; }
-      if (state !== "online") worst = "other";
+  // A cluster's worst state (fault, else other if any site is not online, else online), from its child
+  // clusters and own markers, remembered per cluster until markercluster flags its content as changed:
+  // zooming recounts no marker twice.
+  function worstOf(cluster, fresh) {
+    if (cluster._rzWorst && !fresh && !cluster._iconNeedsUpdate) return cluster._rzWorst;
+    var worst = "online", i, state;
+    for (i = 0; i < cluster._markers.length && worst !== "fault"; i++) {
+      state = cluster._markers[i].options.rzState;
+      worst = state === "fault" ? "fault" : state !== "online" ? "other" : worst;
     }
+    for (i = 0; i < cluster._childClusters.length && worst !== "fault"; i++) {
+      state = worstOf(cluster._childClusters[i]);
+      worst = state === "fault" ? "fault" : state !== "online" ? "other" : worst;
+    }
+    cluster._rzWorst = worst;
+    return worst;
+  }
+
+  function clusterIcon(cluster) {  // markercluster asks again only when the cluster's content changed
     var count = cluster.getChildCount();
     var size = count < 100 ? 30 : count < 1000 ? 36 : 44;
-    var div = el("div", null, "rz-cluster rz-cluster-" + worst);
+    var div = el("div", null, "rz-cluster rz-cluster-" + worstOf(cluster, true));
     div.appendChild(el("span", count));
     return L.divIcon({html: div, className: "rz-cluster-icon", iconSize: L.point(size, size)});
   }
 
-  function sites(data, options) {
+  function drawSites(cluster, body) {  // body: {scale, states, points: [lat, lon, state, id, ...]}
+    var points = body.points, states = body.states, scale = body.scale;
+    var markers = new Array(points.length / 4);
+    for (var i = 0, n = 0; i < points.length; i += 4, n++) {
+      var state = states[points[i + 2]];
+      markers[n] = L.circleMarker([points[i] / scale, points[i + 1] / scale], {
+        radius: 5, color: "#333333", weight: 1, fill: true, fillColor: stateColour(state), fillOpacity: 0.9,
+        rzState: state, rzSite: points[i + 3]
+      });
+    }
+    registry.sitesExpected = markers.length;
+    cluster.addLayers(markers);  // on the map by now: the chunked path (off the map it is quadratic)
+  }
+
+  function sites(options) {
     var cluster = L.markerClusterGroup({
       chunkedLoading: true, chunkInterval: 200, chunkDelay: 1,
       showCoverageOnHover: false, spiderfyOnMaxZoom: true, removeOutsideVisibleBounds: true,
+      animate: false,  // no split/merge animation: it forces layouts and runs opacity steps per zoom
       maxClusterRadius: 80, disableClusteringAtZoom: options.disableClusteringAtZoom,
       iconCreateFunction: clusterIcon,
       chunkProgress: function (processed, total) {
-        if (processed !== total) return;
+        // The add to the map loads no marker (an empty list): wait for the fetched ones.
+        if (processed !== total || total !== registry.sitesExpected) return;
         registry.sitesLoadedAt = performance.now();  // read by bench/map.py and the browser tests
         requestAnimationFrame(function () {
           requestAnimationFrame(function () { registry.sitesDrawnAt = performance.now(); });  // painted
         });
       }
     });
-    var markers = new Array(data.length);
-    for (var i = 0; i < data.length; i++) {
-      var row = data[i];
-      var state = SITE_STATES[row[2]];
-      var marker = L.circleMarker([row[0], row[1]], {
-        radius: 5, color: "#333333", weight: 1, fill: true, fillColor: stateColour(state), fillOpacity: 0.9,
-        rzState: state
+    // One handler for every site marker: its popup is made (and its details fetched) on click.
+    cluster.on("click", function (event) {
+      var marker = event.layer;
+      if (marker.options.rzSite === undefined) return;
+      L.popup({maxWidth: 420}).setLatLng(marker.getLatLng())
+        .setContent(sitePopup(options.siteUrl, marker.options.rzSite)).openOn(cluster._map);
+    });
+    // The page's <head> started the request (and its JSON parse) early; a page without it fetches now.
+    var request = (window.rzPrefetch && window.rzPrefetch.sites) || getJson(options.url);
+    request
+      .then(function (body) {
+        var add = function () { drawSites(cluster, body); };
+        if (cluster._map) add(); else cluster.once("add", add);  // a hidden layer loads when shown
+      })
+      .catch(function (error) {
+        registry.sitesError = String(error.message || error);
+        if (window.console) console.error("site points: " + registry.sitesError);
       });
-      marker.bindPopup(sitePopup.bind(null, options.siteUrl, row), {maxWidth: 420});
-      markers[i] = marker;
-    }
-    cluster.addLayers(markers);
     return cluster;
   }
 
-  function tasks(data, options) {
+  function tasks(options) {
     var group = L.featureGroup();
-    data.forEach(function (t) {
+    data("tasks").forEach(function (t) {
+      (registry.tasksByCommunity[t.community] = registry.tasksByCommunity[t.community] || []).push(t);
       var marker = L.circleMarker([t.lat, t.lon], {
         radius: 9, color: "#6a3d9a", weight: 3, fill: false, dashArray: "4 3", rzTask: t.id
       });
@@ -198,9 +263,9 @@
     return box;
   }
 
-  function flows(data, options) {
+  function flows(options) {
     var group = L.featureGroup();
-    data.forEach(function (f) {
+    data("flows").forEach(function (f) {
       var from = [f.from_lat, f.from_lon], to = [f.to_lat, f.to_lon];
       var style = {color: f.moving ? "#1f5fa8" : "#3d8bd9", weight: f.width, opacity: 0.55, rzFlow: true};
       var line = L.polyline([from, to], style);
@@ -216,7 +281,9 @@
   }
 
   // The drawn layers by kind, and the map: for the legend's future controls, the tests and the benchmark.
-  var registry = {map: null, layers: {}, sitesLoadedAt: null, sitesDrawnAt: null};
+  var registry = {
+    map: null, layers: {}, sitesLoadedAt: null, sitesDrawnAt: null, sitesExpected: null, sitesError: null, tasksByCommunity: {}
+  };
   function register(kind, layer, map) { registry.layers[kind] = layer; registry.map = map; }
 
   window.RhizomeMap = {
