@@ -127,9 +127,9 @@ def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.with_overrides(gateway_group=args.group, gateway_client_id=args.client_id)
     engine = make_engine(settings.effective_database_url)
     try:
-        GatewayService(settings, engine, shared=args.shared, ready_file=args.ready_file).run(
-            stop_on_signals()
-        )
+        GatewayService(
+            settings, engine, shared=args.shared, ready_file=args.ready_file, rules_file=args.rules
+        ).run(stop_on_signals())
     finally:
         engine.dispose()
     return 0
