@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,9 +215,18 @@ class GatewayService:
         self._writer.close()
 
     def _sweep(self, stop: threading.Event) -> None:
-        reply = self._ask_writer(("sweep", utcnow()), stop)
+        reply = self._ask_writer(("sweep", self._stored_up_to()), stop)
         if reply is not None and reply[1]:
             log.info("%s devices went stale", reply[1])
+
+    def _stored_up_to(self) -> datetime:
+        """The time up to which everything received is stored: now, or the receipt of the oldest message
+        still waiting here. A gateway behind its queue judges silence as of then, so it never calls devices
+        stale whose messages it holds but has not stored yet (and opens no silent-device faults for them)."""
+        with self._inbox.mutex:
+            oldest = self._inbox.queue[0].raw.received_at if self._inbox.queue else None
+        now = utcnow()
+        return min(now, oldest) if oldest is not None else now
 
     def _submit(self, batch: list[_Delivery]) -> None:
         """Hand a batch to the writer; `_settle` acknowledges it once the writer reports the commit."""
