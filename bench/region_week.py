@@ -1,6 +1,6 @@
 """A week in the region: the whole system measured against what it exists for (`rhizome scenario run`).
 
-    .venv/bin/python bench/region_week.py                       # 7 simulated days at speed 1200 (~9 min)
+    .venv/bin/python bench/region_week.py                       # 7 simulated days at speed 500 (~21 min)
     .venv/bin/python bench/region_week.py --days 1 --speed 3600 --report /tmp/day.md
     RHIZOME_MQTT_URL=mqtt://127.0.0.1:1883 RHIZOME_DATABASE_URL=postgresql://.../empty_db \\
         .venv/bin/python bench/region_week.py

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--region", type=Path, help="region file [bundled Puerto Rico sample]")
     parser.add_argument("--days", type=float, default=7.0, help="simulated days [7]")
-    parser.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second [600]")
+    parser.add_argument("--speed", type=float, default=500.0, help="simulated seconds per real second [500]")
     parser.add_argument("--seed", type=int, default=1, help="seed of readings and of people's choices [1]")
     parser.add_argument(
         "--plan-every", type=float, default=6.0, metavar="H", help="simulated hours between planner runs [6]"

@@ -42,7 +42,7 @@ class WeekConfig:
     scenario: Path
     region: Path | None = None
     days: float = 7.0
-    speed: float = 600.0
+    speed: float = 500.0
     seed: int = 1
     start: datetime = datetime(2025, 6, 2, 4, 0, tzinfo=UTC)  # a Monday, before dawn
     plan_every_h: float = 6.0  # simulated hours between planner runs
