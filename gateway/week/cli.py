@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from pathlib import Path
@@ -94,6 +95,8 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
     """Run the scenario, measure from the store, write the report; return the figures."""
     started = time.monotonic()
     record = run_week(settings, config)
+    receipts = [{"at": r.at.isoformat(), "topic": r.topic, "body": r.body} for r in record.receipts]
+    (record.data_dir / "receipts.json").write_text(json.dumps(receipts), encoding="utf-8")  # to re-measure
     clock = measure.Clock(record.t0, config.speed, config.days)
     engine = make_engine(record.database_url)
     try:
