@@ -61,6 +61,11 @@ def register(commands: Any) -> None:
         metavar="FILE",
         help="fault scenario (rhizome-scenario/1 JSON, see docs/scenarios.md) [none]",
     )
+    sim.add_argument(
+        "--control",
+        action="store_true",
+        help="apply repairs and stock movements sent to rhizome/v1/sim/<device> (devices/control.py)",
+    )
     sim.set_defaults(handler=simulate)
 
 
@@ -84,6 +89,7 @@ def stop_on_signals() -> threading.Event:
 
 def simulate(settings: DeviceSettings, args: argparse.Namespace) -> int:
     """Handler of `rhizome devices simulate`."""
+    from devices.control import ControlInbox
     from devices.fleet import Fleet, MultiplexedFleet, PerDeviceFleet
     from devices.regionfile import read_devices, sample_region_path, select
     from devices.scenario import load_scenario
@@ -113,8 +119,15 @@ def simulate(settings: DeviceSettings, args: argparse.Namespace) -> int:
         fleet = PerDeviceFleet(target, specs, state_dir)
     else:
         fleet = MultiplexedFleet(target, specs, state_dir, args.connections)
+    control = ControlInbox(target) if args.control else None
     simulator = Simulator(
-        specs, fleet, seed=args.seed, speed=args.speed, sim_start=args.start, scenario=scenario
+        specs,
+        fleet,
+        seed=args.seed,
+        speed=args.speed,
+        sim_start=args.start,
+        scenario=scenario,
+        control=control,
     )
     simulator.run(stop, args.duration)
     return 0

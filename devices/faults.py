@@ -107,6 +107,9 @@ class FaultEngine:
         elif op == "timer":
             self._repair(i, payload)
             name, cause = "repair", "timer"
+        elif op == "command":  # a crew's repair, sent over the simulation control topic
+            self._repair(i, None)
+            name, cause = "repair", "crew"
         elif op == "random":
             name, cause = self._random_fault(i, offset), "random"
         else:  # random_repair
@@ -117,6 +120,10 @@ class FaultEngine:
         self._sync_model(i)
         actions = _actions(before, self._connection(i))
         return Transition(i, self.sim_start + timedelta(seconds=offset), name, actions, cause)
+
+    def repair_now(self, index: int, offset: float) -> None:
+        """Repair every fault of a device at simulated `offset` (a crew fixed it); applied by the next pop."""
+        self._push(offset, index, "command", None)
 
     def apply(
         self, index: int, offset: float, values: dict[str, float | bool]

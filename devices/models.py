@@ -218,6 +218,13 @@ class StockModel:
                 self._arrival()
         return {good: float(round(level)) for good, level in self.levels.items()}
 
+    def receive(self, good: str, delta: float) -> bool:
+        """Goods unloaded (positive) or picked up (negative) by a driver; False for a good not held here."""
+        if good not in self.levels:
+            return False
+        self.levels[good] = max(0.0, self.levels[good] + delta)
+        return True
+
     def _arrival(self) -> None:
         """A harvest on a farm (one crop), a delivery elsewhere (every good running low)."""
         rng = self.rng

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Final, NamedTuple
 
 from devices.client import now_utc
+from devices.control import Command, ControlInbox
 from devices.faults import FaultEngine, Transition, check_scenario
 from devices.fleet import Fleet
 from devices.models import Model, device_rng, make_model
@@ -109,6 +110,7 @@ class RunStats:
     skipped: int = 0  # readings with nothing to report (a stock device on a site without stock)
     silent: int = 0  # readings not taken: the device had no power (scenario)
     events: int = 0  # scenario events that took effect
+    received: int = 0  # control messages that moved stock (a driver's pickup or delivery)
     max_lag_s: float = 0.0
     lag_s: float = 0.0  # how late the latest reading was taken, for progress and benchmarks
     elapsed_s: float = 0.0
@@ -127,6 +129,7 @@ class Simulator:
         sim_start: datetime | None = None,
         log_every_s: float = 10.0,
         scenario: Scenario | None = None,
+        control: ControlInbox | None = None,
     ) -> None:
         """Check the arguments; nothing connects until run()."""
         if not speed > 0 or not math.isfinite(speed):
@@ -140,6 +143,8 @@ class Simulator:
         self.sim_start = sim_start
         self.log_every_s = log_every_s
         self.scenario = scenario
+        self.control = control
+        self._index = {spec.slug: i for i, spec in enumerate(self.specs)}
         if scenario is not None:  # a bad event fails here, before anything connects
             check_scenario(scenario, self.specs, sim_start, warn=False)
         self.stats = RunStats()
@@ -147,6 +152,8 @@ class Simulator:
     def run(self, stop: threading.Event, duration: float | None = None) -> RunStats:
         """Publish until `stop` is set or `duration` real seconds passed, then stop every device cleanly."""
         self.fleet.start()
+        if self.control is not None:
+            self.control.start()
         connected = self._wait_connected(stop)
         if connected == 0 and self.specs and not stop.is_set():
             self.fleet.stop(1.0)
@@ -160,16 +167,20 @@ class Simulator:
         try:
             self._loop(schedule, stop, duration)
         finally:
+            if self.control is not None:
+                self.control.stop()
             log.info("stopping: publishing offline for %s devices", len(self.specs))
             self.fleet.stop(STOP_TIMEOUT_S)
         stats = self.stats
         log.info(
-            "published %s messages in %.1f s (%s dropped, max lag %.1f s, %s scenario events)",
+            "published %s messages in %.1f s (%s dropped, max lag %.1f s, %s scenario events, "
+            "%s stock movements)",
             stats.published,
             stats.elapsed_s,
             stats.dropped,
             stats.max_lag_s,
             stats.events,
+            stats.received,
         )
         return stats
 
@@ -183,6 +194,9 @@ class Simulator:
             stats.elapsed_s = now - started
             if now >= end:
                 return
+            if self.control is not None:
+                for command in self.control.pending():
+                    self._command(schedule, command, (now - started) * self.speed)
             if now >= next_log:
                 self._progress(schedule, now - started, stats.published - last_count, now - next_log)
                 next_log, last_count = now + self.log_every_s, stats.published
@@ -211,6 +225,28 @@ class Simulator:
                 stats.published += 1
             else:
                 stats.dropped += 1
+
+    def _command(self, schedule: Schedule, command: Command, offset: float) -> None:
+        """Apply a control message at simulated `offset` (now, on the simulated clock)."""
+        index = self._index.get(command.device)
+        if index is None:
+            log.warning("control: %s is not simulated here; ignored", command.device)
+            return
+        if command.action == "repair":
+            if schedule.faults is None:
+                log.warning("control: repair of %s ignored: no scenario, so no faults", command.device)
+                return
+            schedule.faults.repair_now(index, max(offset, 0.0))
+            return
+        model = schedule.models[index]
+        receive = getattr(model, "receive", None)
+        if receive is None:
+            log.warning("control: %s is not a stock device; goods ignored", command.device)
+            return
+        for good, quantity in command.goods.items():
+            if not receive(good, quantity):
+                log.info("control: %s holds no %s; its stock report leaves it out", command.device, good)
+        self.stats.received += 1
 
     def _apply(self, transition: Transition) -> None:
         """Carry out a scenario event's effect on the device's connection."""

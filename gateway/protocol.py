@@ -156,6 +156,9 @@ def _parse_topic(topic: str) -> Topic:
 # Subscriptions and downstream topics.
 UPSTREAM_FILTER: Final = f"{ROOT}/+/+/+/+"
 INTERNAL_EVENTS: Final = f"{ROOT}/internal/events"
+# Simulation control: what happens to a simulated device in the world (a crew's repair, goods unloaded).
+# Outside the upstream filter, so the gateway never sees it; `rhizome devices simulate --control` reads it.
+SIM_CONTROL_FILTER: Final = f"{ROOT}/sim/+"
 
 
 def shared_filter(group: str, topic_filter: str = UPSTREAM_FILTER) -> str:
@@ -178,6 +181,11 @@ def member_alerts_topic(member_id: int) -> str:
 def member_routes_topic(member_id: int) -> str:
     """Route notices addressed to one driver."""
     return f"{ROOT}/members/{member_id}/routes"
+
+
+def sim_control_topic(device: str) -> str:
+    """Simulation control of one simulated device: {"action": "repair"} or {"action": "receive", ...}."""
+    return f"{ROOT}/sim/{device}"
 
 
 def command_topic(community: str, site: str, device: str) -> str:

@@ -31,6 +31,7 @@ from gateway.writer import writer_main
 log = logging.getLogger(__name__)
 IDLE_GAP_S = 0.005
 SHARED_SESSION_EXPIRY_S = 120
+OUTBOX_POLL_S = 0.25  # the planner writes crew alerts to the outbox; a quarter second until they go out
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,9 @@ class GatewayService:
         self.sessions = make_session_factory(engine)  # outbox and metrics; batches go to the writer process
         self.database_url = engine.url.render_as_string(hide_password=False)
         self.metrics = GatewayMetrics()
-        self.outbox = OutboxPublisher(self.target, f"{settings.gateway_client_id}-outbox", self.sessions)
+        self.outbox = OutboxPublisher(
+            self.target, f"{settings.gateway_client_id}-outbox", self.sessions, every_s=OUTBOX_POLL_S
+        )
         self.connected = threading.Event()
         self._inbox: queue.Queue[_Delivery] = queue.Queue()
         self._in_flight: deque[tuple[list[_Delivery], float]] = deque()  # sent, not yet answered

@@ -253,6 +253,7 @@ def load_repair_input(
     max_concurrent: int = 2,
     horizon_h: float = 24.0,
     window_days: int = 365,
+    region_fallback: bool = True,
 ) -> RepairInput:
     """Open and escalated tasks, active crew with skills, free slots, availability and recent hours.
 
@@ -327,6 +328,7 @@ def load_repair_input(
         crew=crew,
         communities={c.id: (c.lat, c.lon) for c in communities.values()},
         baselines={by_slug[slug]: dict(b) for slug, b in (baselines or {}).items()},
+        region_fallback=region_fallback,
     )
 
 

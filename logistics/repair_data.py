@@ -83,6 +83,7 @@ class RepairInput:
     communities: Mapping[int, tuple[float, float]]  # id -> (lat, lon) centre, for escalation
     baselines: Mapping[int, Mapping[str, float]] = field(default_factory=dict)  # per community
     escalation_neighbours: int = 3  # how many nearest communities an escalated task reaches
+    region_fallback: bool = False  # then anyone qualified in the region, nearest and fairest first
     detour_factor: float = 1.3
     speed_kmh: float = 40.0
     fairness_weight: float = 1.0  # cost of a full baseline of recent hours, in travel hours

@@ -10,8 +10,10 @@ are available within the horizon and have not declined it. The model is solved i
    the community's baseline for it) + wait_weight x hours until the member's availability.
 
 Tasks first look within their own community. Tasks left over are escalated: their scope widens to the
-nearest neighbouring communities and the model runs again with the capacity left. A task nobody there can
-take either is reported with the reason. Every stage must end proven optimal (else PlanningError).
+nearest neighbouring communities and the model runs again with the capacity left; with `region_fallback`
+(the store's loader turns it on) tasks still left go to anyone qualified in the region, travel and fairness
+deciding who. A task nobody can take is reported with the reason. Every stage must end proven optimal
+(else PlanningError).
 """
 
 from __future__ import annotations
@@ -144,7 +146,8 @@ def _assign(
 
 
 def solve_repairs(data: RepairInput, time_limit_s: float = 30.0) -> RepairPlan:
-    """Assign open tasks: own community first, then escalated to neighbours; the plan or PlanningError."""
+    """Assign open tasks: own community first, then escalated to neighbours (then, with `region_fallback`,
+    to anyone qualified in the region); the plan or PlanningError."""
     if not time_limit_s > 0:
         raise ValueError(f"time limit must be a positive number of seconds, got {time_limit_s}")
     started = time.perf_counter()
@@ -158,9 +161,20 @@ def solve_repairs(data: RepairInput, time_limit_s: float = 30.0) -> RepairPlan:
     widened = {t.id: _neighbours(data, t.community_id) for t in left}
     wide_scope = {t.id: {t.community_id, *widened[t.id]} for t in left}
     second, cost_wide = _assign(candidates(data, left, wide_scope), slots, time_limit_s, started)
+    for c in second:
+        slots[c.member.id] -= 1
     assigned = {c.task.id for c in second}
+    third: list[Candidate] = []
+    cost_region = 0.0
+    if data.region_fallback:  # a critical pump should not wait for a coordinator when a mechanic exists
+        rest = [t for t in left if t.id not in assigned]
+        everywhere = set(data.communities)
+        wide_scope.update({t.id: everywhere for t in rest})
+        third, cost_region = _assign(candidates(data, rest, wide_scope), slots, time_limit_s, started)
+        assigned |= {c.task.id for c in third}
     assignments = [_assignment(data, c, escalated=False) for c in first]
     assignments += [_assignment(data, c, escalated=True) for c in second]
+    assignments += [_assignment(data, c, escalated=True, far=True) for c in third]
     unassigned = [
         Unassignable(t.id, _why_not(data, t, wide_scope[t.id]), tuple(widened[t.id]))
         for t in left
@@ -170,7 +184,7 @@ def solve_repairs(data: RepairInput, time_limit_s: float = 30.0) -> RepairPlan:
         assignments=tuple(sorted(assignments, key=lambda a: a.task_id)),
         unassigned=tuple(sorted(unassigned, key=lambda u: u.task_id)),
         status="Optimal" if data.tasks else "NoTasks",
-        objective=round(cost_local + cost_wide, 9),
+        objective=round(cost_local + cost_wide + cost_region, 9),
         solve_time_s=time.perf_counter() - started,
     )
     log.debug("repairs: %s", plan.summary())
@@ -195,10 +209,13 @@ def _why_not(data: RepairInput, task: RepairJob, scope: set[int]) -> str:
     around = [m for m in data.crew if m.community_id in scope]
     skilled = [m for m in around if task.required_skills <= m.skills]
     needs = ", ".join(sorted(task.required_skills)) or "no particular skill"
+    region = data.region_fallback and scope >= set(data.communities)
     if not around:
-        return "no crew member in the community or its neighbours"
+        return (
+            "no crew member in the region" if region else "no crew member in the community or its neighbours"
+        )
     if not skilled:
-        return f"nobody nearby has every skill needed ({needs})"
+        return f"nobody {'in the region' if region else 'nearby'} has every skill needed ({needs})"
     willing = [m for m in skilled if m.id not in task.declined_by]
     if not willing:
         return f"all {len(skilled)} qualified members nearby declined it"
@@ -207,13 +224,13 @@ def _why_not(data: RepairInput, task: RepairJob, scope: set[int]) -> str:
     return "every qualified member nearby is busy with other tasks (concurrency cap)"
 
 
-def _assignment(data: RepairInput, c: Candidate, escalated: bool) -> Assignment:
+def _assignment(data: RepairInput, c: Candidate, escalated: bool, far: bool = False) -> Assignment:
     return Assignment(
-        c.task.id, c.member.id, _explain(data, c, escalated), round(c.distance_km, 3), escalated
+        c.task.id, c.member.id, _explain(data, c, escalated, far), round(c.distance_km, 3), escalated
     )
 
 
-def _explain(data: RepairInput, c: Candidate, escalated: bool) -> str:
+def _explain(data: RepairInput, c: Candidate, escalated: bool, far: bool = False) -> str:
     """One line for the dashboard: skills, distance, recent hours against the community baseline."""
     task, m = c.task, c.member
     skills = ", ".join(sorted(task.required_skills)) or "no special skill needed"
@@ -227,6 +244,8 @@ def _explain(data: RepairInput, c: Candidate, escalated: bool) -> str:
     ]
     if m.available_in_h:
         parts.append(f"available in {m.available_in_h:.1f} h")
-    if escalated:
+    if far:
+        parts.append("from elsewhere in the region (no one qualified and free nearby)")
+    elif escalated:
         parts.append("from a neighbouring community (no one free locally)")
     return "; ".join(parts)

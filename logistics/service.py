@@ -33,6 +33,7 @@ from logistics.routing import solve_routing
 from logistics.routing_data import RoutingPlan
 
 log = logging.getLogger(__name__)
+DELIVERY_POLL_S = 2.0  # how often the loop checks for recorded deliveries between runs
 ROUTING_TIME_S = 10.0  # routing in the loop gets at most this long
 STALL_ITERATIONS = 3000  # and stops sooner once this many search steps bring no better routes
 
@@ -135,59 +136,81 @@ def run_loop(
     interval_s: float,
     time_limit_s: float,
     stop: threading.Event,
-    poll_s: float = 2.0,
+    poll_s: float = 0.25,
 ) -> int:
     """Re-plan every `interval_s` s until `stop` is set; failures are logged, not fatal. Returns runs.
 
-    Each run allocates surplus, routes the proposal's shipments and assigns open repair tasks. Between
-    runs the store is polled every `poll_s` s, so a new fault's task or a decline is assigned within
-    seconds, not at the next run, and a delivery recorded as done or failed starts the next run at once
-    (a failed delivery's goods are planned and routed again, or the shipment says why not).
+    Each run allocates surplus and routes the proposal's shipments. Repair tasks are assigned by a thread of
+    their own that polls the store every `poll_s` s, so a new fault's task or a decline reaches a crew
+    member within a second, even while a planning run (seconds of routing) is under way. A delivery recorded
+    as done or failed starts the next run at once (a failed delivery's goods are planned and routed again,
+    or the shipment says why not).
     """
+    assigner = threading.Thread(
+        target=_assign_on_change,
+        args=(sessions, time_limit_s, stop, poll_s, interval_s),
+        name="repair-assigner",
+    )
+    assigner.start()
     runs = 0
-    marker: tuple[object, ...] | None = None
-    while not stop.is_set():
-        started = time.monotonic()
-        _assign_logged(sessions, time_limit_s, stop)
-        marker = _task_marker(sessions)
-        deliveries = _poll(sessions, deliveries_marker)
-        try:
-            run = plan_once(sessions, time_limit_s)
-        except (PlanningError, SQLAlchemyError) as exc:
-            if stop.is_set():  # Ctrl-C also reaches the CBC child, so a run cut short by it is no failure
-                log.info("planning run interrupted by the stop: %s", exc)
-                break
-            # The next run may succeed (a lock released, a quieter moment); the stored plan stays as it was.
-            log.error("planning run failed: %s", exc)
-        else:
-            runs += 1
-            _route_logged(sessions, min(time_limit_s, ROUTING_TIME_S), stop)
-            summary = run.plan.summary()
-            log.info(
-                "plan %s%s %s: %s shipments to %s places, min coverage %s (reachable %s), "
-                "%s unreachable, %s s",
-                run.plan_id,
-                " (unchanged)" if run.unchanged else "",
-                run.plan.status,
-                summary["shipments"],
-                summary["receivers"],
-                round(run.plan.min_coverage, 3),
-                round(run.plan.reachable_min_coverage, 3),
-                summary["unreachable"],
-                round(run.seconds, 2),
-            )
-        while True:
-            left = interval_s - (time.monotonic() - started)
-            if stop.wait(min(poll_s, max(0.0, left))) or left <= poll_s:
-                break
-            if (now := _task_marker(sessions)) != marker:
-                _assign_logged(sessions, time_limit_s, stop)
-                marker = _task_marker(sessions)
-                log.debug("tasks changed (%s): assigned between runs", now)
-            if (done := _poll(sessions, deliveries_marker)) != deliveries and done is not None:
-                log.info("deliveries recorded (%s): re-planning now", done)
-                break
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            deliveries = _poll(sessions, deliveries_marker)
+            try:
+                run = plan_once(sessions, time_limit_s)
+            except (PlanningError, SQLAlchemyError) as exc:
+                if stop.is_set():  # Ctrl-C also reaches the CBC child, so a run cut short by it is no failure
+                    log.info("planning run interrupted by the stop: %s", exc)
+                    break
+                # The next run may succeed (a lock released, a quieter moment); the stored plan stays as is.
+                log.error("planning run failed: %s", exc)
+            else:
+                runs += 1
+                _route_logged(sessions, min(time_limit_s, ROUTING_TIME_S), stop)
+                summary = run.plan.summary()
+                log.info(
+                    "plan %s%s %s: %s shipments to %s places, min coverage %s (reachable %s), "
+                    "%s unreachable, %s s",
+                    run.plan_id,
+                    " (unchanged)" if run.unchanged else "",
+                    run.plan.status,
+                    summary["shipments"],
+                    summary["receivers"],
+                    round(run.plan.min_coverage, 3),
+                    round(run.plan.reachable_min_coverage, 3),
+                    summary["unreachable"],
+                    round(run.seconds, 2),
+                )
+            while True:  # until the next run is due, or a delivery was recorded (done or failed)
+                left = interval_s - (time.monotonic() - started)
+                if stop.wait(min(DELIVERY_POLL_S, max(0.0, left))) or left <= DELIVERY_POLL_S:
+                    break
+                if (done := _poll(sessions, deliveries_marker)) != deliveries and done is not None:
+                    log.info("deliveries recorded (%s): re-planning now", done)
+                    break
+    finally:
+        stop.set()  # the loop ends only on a stop; make sure the assigner sees it too
+        assigner.join()
     return runs
+
+
+def _assign_on_change(
+    sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event, poll_s: float, every_s: float
+) -> None:
+    """Assign open tasks at start, whenever the open tasks change, and every `every_s` s (crew members who
+    became free meanwhile may take waiting tasks), until `stop` is set."""
+    marker: tuple[object, ...] | None = None
+    next_poll = last = time.monotonic()
+    while not stop.is_set():
+        if time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + poll_s
+            now = _task_marker(sessions)
+            if now is not None and (now != marker or time.monotonic() - last >= every_s):
+                _assign_logged(sessions, time_limit_s, stop)
+                marker, last = _task_marker(sessions), time.monotonic()
+                log.debug("tasks changed (%s): assigned", now)
+        time.sleep(min(0.05, poll_s))  # not stop.wait: a stop event may count its waits (tests do)
 
 
 def _route_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event) -> None:

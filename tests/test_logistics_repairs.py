@@ -104,6 +104,16 @@ def test_nobody_local_escalates_to_the_nearest_neighbours() -> None:
     assert far.unassigned[0].reason == "no crew member in the community or its neighbours"
 
 
+def test_region_fallback_sends_the_nearest_qualified_member_from_afar() -> None:
+    crew = [member(30, town=3, lat=18.6), member(31, town=3, lat=18.9)]
+    data = RepairInput([task(1)], crew, TOWNS, escalation_neighbours=1, region_fallback=True)
+    (a,) = solve_repairs(data).assignments
+    assert a.member_id == 30 and a.escalated and "elsewhere in the region" in a.explanation
+    nobody = RepairInput([task(1)], [member(30, town=3, skills=("plumbing",))], TOWNS, region_fallback=True)
+    (u,) = solve_repairs(nobody).unassigned
+    assert u.reason == "nobody in the region has every skill needed (pump-mechanic)"
+
+
 @pytest.mark.parametrize(
     ("crew", "reason"),
     [

@@ -1,0 +1,204 @@
+"""The week's Markdown report with its two plots (matplotlib, Agg: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+STAGES = (
+    ("to_accept_h", "abnormal → accepted (alert, answer, declines)"),
+    ("to_start_h", "→ crew on site (travel)"),
+    ("to_fixed_h", "→ marked fixed (repair)"),
+    ("to_confirm_h", "→ confirmed by the readings"),
+)
+
+
+def downtime_plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Water-pump downtime per fault, split into its stages (simulated hours)."""
+    pumps = [r for r in rows if r.get("kind") == "pump"]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * max(4, len(pumps)) + 1.2))
+    labels = [f"{r['device'].removesuffix('-pump')} ({r['event']})" for r in pumps]
+    left = [0.0] * len(pumps)
+    for key, label in STAGES:
+        ends = [r.get(key) for r in pumps]
+        widths = [max(0.0, e - s) if e is not None else 0.0 for e, s in zip(ends, left, strict=True)]
+        ax.barh(labels, widths, left=left, label=label)
+        left = [s + w for s, w in zip(left, widths, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("simulated hours from the first abnormal reading")
+    ax.set_title("Water-pump downtime per fault")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def shortage_plot(cov: dict[str, Any], path: Path) -> None:
+    """Essential (community, good) pairs under their minimum, hour by hour, with and without deliveries."""
+    frame = pd.DataFrame(
+        {
+            "without deliveries (baseline)": cov["hourly_short_without"],
+            "with the planner": cov["hourly_short_with"],
+        }
+    )
+    frame.index = frame.index / 24 + 1 / 24
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    frame.plot(ax=ax, drawstyle="steps-post")
+    ax.set_xlabel("simulated day")
+    ax.set_ylabel("community x essential good\nunder its minimum")
+    ax.set_title("Essential-goods shortage over the week")
+    ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    return str(value)
+
+
+def fault_table(rows: list[dict[str, Any]]) -> str:
+    """The per-fault table: what the store shows for each scripted fault."""
+    head = (
+        "| # | device | scripted | at (h) | rule | abnormal→fault (sim min) | fault→task (s) | "
+        "fault→alert (s) "
+        "| →accepted (h) | →on site (h) | →fixed (h) | →confirmed (h) | declines |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for n, r in enumerate(rows, start=1):
+        cells = [
+            n,
+            r["device"],
+            r["event"],
+            r["at_h"],
+            r.get("rule") or "**not detected**",
+            r.get("to_fault_sim_min"),
+            r.get("to_task_s"),
+            r.get("fault_to_alert_s"),
+            r.get("to_accept_h"),
+            r.get("to_start_h"),
+            r.get("to_fixed_h"),
+            r.get("to_confirm_h"),
+            r.get("declines"),
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def write_report(path: Path, context: dict[str, Any]) -> None:
+    """Write the Markdown report and its two PNGs next to it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, cov, vol, msg, figures = (
+        context[k] for k in ("rows", "coverage", "volunteering", "messages", "figures")
+    )
+    stem = path.stem
+    downtime_png, shortage_png = (
+        path.with_name(f"{stem}_downtime.png"),
+        path.with_name(f"{stem}_shortage.png"),
+    )
+    downtime_plot(rows, downtime_png)
+    shortage_plot(cov, shortage_png)
+    hours = "\n".join(
+        f"| {sector} | {v['hours']} | {v['members']} | {v['max_member_h']} | {_cell(v['gini'])} |"
+        for sector, v in vol["hours"].items()
+    )
+    by_good = ", ".join(f"{g} {n}" for g, n in cov["shortage_days_by_good"].items()) or "none"
+    dead = ", ".join(f"{reason}: {n}" for reason, n in sorted(msg["dead_letters"].items())) or "none"
+    summary = [
+        ("scripted faults", figures["faults"]),
+        (
+            "detected / tasked / alerted",
+            f"{figures['faults_detected']} / {figures['faults_tasked']} / {figures['faults_alerted']}",
+        ),
+        (
+            "repaired (marked fixed) / confirmed by readings",
+            f"{figures['faults_repaired']} / {figures['faults_confirmed']}",
+        ),
+        ("tasks closed without confirmation", figures["tasks_closed_unconfirmed"]),
+        ("faults in the store not in the scenario", figures["faults_not_in_scenario"]),
+        (
+            "fault → alert on the member's topic, median / worst (real s)",
+            f"{figures['fault_to_alert_median_s']} / {figures['fault_to_alert_max_s']}",
+        ),
+        ("first abnormal reading → accepted, median (sim h)", figures["to_accept_median_h"]),
+        (
+            "first abnormal reading → confirmed repair, median / worst (sim h)",
+            f"{figures['to_confirm_median_h']} / {figures['to_confirm_max_h']}",
+        ),
+        (
+            "essential shortage-days without deliveries",
+            f"{cov['shortage_days_baseline']} of {cov['need_days']} need-days",
+        ),
+        (
+            "of those covered with the planner",
+            f"{cov['shortage_days_covered']} (**{_cell(cov['essential_coverage'])}**)",
+        ),
+        (
+            "need-days met: baseline / with the planner",
+            f"{cov['baseline_coverage']} / {cov['met_share_with_planner']}",
+        ),
+        ("km driven (routes with a stop done)", vol["km_driven"]),
+        ("readings sent / stored", f"{msg['readings_sent']} / {msg['readings_stored']}"),
+        (
+            "outbox rows / published; member messages / heard",
+            f"{msg['outbox_rows']} / {msg['outbox_published']}; {msg['member_messages']} / "
+            f"{msg['member_messages_heard']}",
+        ),
+        ("dead letters by reason", dead),
+    ]
+    table = "\n".join(f"| {k} | {_cell(v)} |" for k, v in summary)
+    text = f"""# A week in the region
+
+{context["preface"]}
+
+## Summary
+
+| figure | value |
+|---|---|
+{table}
+
+## Per fault
+
+Real seconds for the machine's part (fault → task → alert); simulated hours from the fault's first abnormal
+reading for the people's part (answer, travel, repair) and the confirmation by the readings.
+
+{fault_table(rows)}
+![Water-pump downtime per fault]({downtime_png.name})
+
+## Essential goods
+
+{context["coverage_note"]}
+Baseline shortage-days by good: {by_good}.
+
+![Essential-goods shortage with and without the planner]({shortage_png.name})
+
+## Volunteers
+
+Repairs: hours from accepting a task to marking it fixed (travel and repair), by the site's sector.
+Driving: hours from a route's first pickup to its last stop, by the sector of most of its goods.
+Gini over every member who could have done the work (crew for repairs, drivers for driving): 0 is even.
+
+| sector | hours | members | most by one member | Gini |
+|---|---|---|---|---|
+{hours}
+
+## Run
+
+{context["run_note"]}
+
+```json
+{context["json"]}
+```
+"""
+    path.write_text(text, encoding="utf-8")
