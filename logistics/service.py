@@ -182,9 +182,10 @@ def run_loop(
                     summary["unreachable"],
                     round(run.seconds, 2),
                 )
+            step = max(poll_s, DELIVERY_POLL_S)
             while True:  # until the next run is due, or a delivery was recorded (done or failed)
                 left = interval_s - (time.monotonic() - started)
-                if stop.wait(min(DELIVERY_POLL_S, max(0.0, left))) or left <= DELIVERY_POLL_S:
+                if stop.wait(min(step, max(0.0, left))) or left <= step:
                     break
                 if (done := _poll(sessions, deliveries_marker)) != deliveries and done is not None:
                     log.info("deliveries recorded (%s): re-planning now", done)

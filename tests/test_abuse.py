@@ -81,7 +81,7 @@ def kinds(pump: str) -> dict[str, tuple[str, Maker]]:
         "device mismatch": ("device_mismatch", lambda i: (t, body(i, device="someone-else"))),
         "oversized": ("payload_too_large", lambda i: (t, body(i) + b" " * (MAX_PAYLOAD_BYTES + 100))),
         "upper-case topic": ("topic_invalid", lambda i: (t.replace("utuado", "Utuado"), body(i))),
-        "command topic": ("topic_invalid", lambda i: (f"{pump}/command", body(i))),
+        "unknown topic kind": ("topic_invalid", lambda i: (f"{pump}/status", body(i))),
         "unicode topic": ("topic_invalid", lambda i: (t.replace("pump-1", "bomba-ñ"), body(i))),
         "unknown device": (
             "unknown_device",

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,10 @@ def test_devices_gateway_store_dashboard(
     try:
         env = {**os.environ, "RHIZOME_MQTT_URL": broker.url, "RHIZOME_MQTT_PROTOCOL": broker.protocol}
         simulate = [sys.executable, "-m", "gateway.cli", "--data-dir", str(tmp_path), "devices", "simulate"]
+        # Yesterday's daytime: people use stock by day, so a run that starts at night may change nothing.
+        start = (datetime.now(UTC) - timedelta(days=1)).replace(hour=14, minute=0, second=0, microsecond=0)
         options = ["--region", str(region_file), "--speed", "600", "--duration", "6", "--seed", "3"]
+        options += ["--start", start.isoformat()]
         result = subprocess.run([*simulate, *options], env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr[-2000:]
 
