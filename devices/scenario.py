@@ -7,26 +7,15 @@ checks the file; devices/faults.py plays it against the simulated devices.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.protocol import METRICS, is_slug
+from gateway.protocol import FAULTS, METRICS, is_slug, parse_duration
 
 FORMAT: Final = "rhizome-scenario/1"
-FAULTS: Final = (
-    "pump_failure",
-    "dry_run",
-    "overcurrent",
-    "cold_room_failure",
-    "sensor_drift",
-    "stuck_sensor",
-    "power_loss",
-    "link_outage",
-)
 EVENTS: Final = (*FAULTS, "repair")
 PUMP_FAULTS: Final = ("pump_failure", "dry_run", "overcurrent")  # one mechanical state at a time
 _ANY = ("power_loss", "link_outage")
@@ -60,24 +49,7 @@ DRIFT_PER_HOUR: Final[Mapping[str, float]] = {
 }
 LINK_MODES: Final = ("drop", "hang")
 DEFAULT_MTTR_S: Final = 4 * 3600.0
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
-_UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _EVENT_KEYS = {"at", "device", "event", "for", "metric", "per_hour", "link", "fault"}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number of seconds or a string like '90s', '15m', '6h', '2d' or '1d6h30m'."""
-    if isinstance(value, bool):
-        raise ValueError(f"duration {value!r} is not a number or a string like '6h'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value and _DURATION_RE.sub("", value.strip()) == "":
-        seconds = sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_RE.findall(value))
-    else:
-        raise ValueError(f"duration {value!r} is not a number or a string like '6h', '15m' or '1d6h'")
-    if not 0 <= seconds < 10 * 365 * 86400:
-        raise ValueError(f"duration {value!r} out of range")
-    return seconds
 
 
 @dataclass(frozen=True)

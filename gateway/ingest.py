@@ -107,7 +107,7 @@ class Ingestor:
         """
         result = BatchResult()
         pending: list[tuple[PendingReading, KnownDevice, Telemetry | StockReport]] = []
-        held = self._load_rows(session, batch)  # noqa: F841 - the session's identity map holds weakly
+        _held = self._load_rows(session, batch)  # kept: the session's identity map holds rows weakly
         waiting: set[int] = set()  # devices with telemetry in `pending`
         for raw in batch:
             try:

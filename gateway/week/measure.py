@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from gateway.models import (
     StockLedgerEntry,
     TaskEvent,
 )
+from gateway.protocol import FAULTS, parse_duration
 
 SITE_SECTOR = {
     "pump": "water",
@@ -47,25 +47,13 @@ SITE_SECTOR = {
     "clinic": "health",
     "workshop": "maintenance",
 }
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
-_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-FAULT_EVENTS = (
-    "pump_failure",
-    "dry_run",
-    "overcurrent",
-    "cold_room_failure",
-    "sensor_drift",
-    "stuck_sensor",
-    "power_loss",
-    "link_outage",
-)
 
 
 def offset_s(value: Any) -> float:
     """Seconds of a scenario `at` given as seconds or '1d6h30m' (ISO times are not used by the week)."""
     if isinstance(value, int | float):
         return float(value)
-    return sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(str(value)))
+    return parse_duration(value)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -108,7 +96,7 @@ def fault_rows(
     faults_by_device: dict[int, list[Fault]] = defaultdict(list)
     for fault in session.scalars(select(Fault).order_by(Fault.first_abnormal_at)):
         faults_by_device[fault.device_id].append(fault)
-    faulty = [e for e in events if e.get("event") in FAULT_EVENTS]
+    faulty = [e for e in events if e.get("event") in FAULTS]
     starts: dict[str, list[float]] = defaultdict(list)
     for e in faulty:
         starts[e["device"]].append(offset_s(e["at"]))
