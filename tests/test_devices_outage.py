@@ -127,7 +127,8 @@ def test_broker_down_for_30_s_every_reading_arrives_afterwards_exactly_once_in_o
         while time.monotonic() < outage_end:
             measure(50.0)
             time.sleep(0.5)
-        assert not device.connected and device.queued >= 59
+        taken_offline = len(sent) - 5  # about 60; fewer when the machine is busy
+        assert not device.connected and device.queued == taken_offline >= 30
         restarted = EmbeddedBroker(own_broker.workdir, [ACCOUNT], prefer="mosquitto", port=own_broker.port)
         with restarted:
             assert device.flush(15.0), f"{device.queued} readings still spooled"
@@ -140,7 +141,7 @@ def test_broker_down_for_30_s_every_reading_arrives_afterwards_exactly_once_in_o
     finally:
         device.stop(timeout=2.0)
     assert before + after == sent
-    assert sent == sorted(sent) and len(set(sent)) == len(sent) >= 65
+    assert sent == sorted(sent) and len(set(sent)) == len(sent) == taken_offline + 6
 
 
 def test_a_day_offline_and_a_reboot_lose_nothing(tmp_path: Path) -> None:
