@@ -31,6 +31,7 @@ from gateway.writer import writer_main
 log = logging.getLogger(__name__)
 IDLE_GAP_S = 0.005
 SHARED_SESSION_EXPIRY_S = 120
+INBOX_BATCHES = 4  # messages held in memory: the two batches in flight, the one collected, one spare
 OUTBOX_POLL_S = 0.25  # the planner writes crew alerts to the outbox; a quarter second until they go out
 
 
@@ -80,7 +81,12 @@ class GatewayService:
             self.target, f"{settings.gateway_client_id}-outbox", self.sessions, every_s=OUTBOX_POLL_S
         )
         self.connected = threading.Event()
-        self._inbox: queue.Queue[_Delivery] = queue.Queue()
+        # Bounded: when the store falls behind, paho's network thread waits in `_on_message` and stops
+        # reading the socket, so a backlog stays in the broker's persistent queue instead of this process's
+        # memory (Mosquitto 2.0 does not honour the Receive Maximum asked for below; the soak's unbounded
+        # inbox grew the gateway by 75% in 10 minutes).
+        self._inbox: queue.Queue[_Delivery] = queue.Queue(maxsize=INBOX_BATCHES * batch_size)
+        self._closing = threading.Event()  # set once nothing will take from the inbox any more
         self._in_flight: deque[tuple[list[_Delivery], float]] = deque()  # sent, not yet answered
         self._interrupted: threading.Event | None = None  # the stop event the writer was interrupted for
         self._generation = 0
@@ -124,7 +130,13 @@ class GatewayService:
                 client.ack(message.mid, message.qos)
             return
         raw = RawMessage(message.topic, bytes(message.payload), utcnow())
-        self._inbox.put(_Delivery(self._generation, message.mid, message.qos, raw))
+        delivery = _Delivery(self._generation, message.mid, message.qos, raw)
+        while not self._closing.is_set():
+            try:
+                self._inbox.put(delivery, timeout=0.5)
+                return
+            except queue.Full:
+                continue  # flow control: wait for the store (unacknowledged, the broker keeps it)
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; the batch in hand is committed and acknowledged before returning."""
@@ -171,6 +183,7 @@ class GatewayService:
             self._settle(stop, keep=0)
             self._drain()
         finally:
+            self._closing.set()  # a network thread waiting for room in the inbox lets go (unacknowledged)
             self.client.disconnect()
             self.client.loop_stop()
             self._stop_writer()

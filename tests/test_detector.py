@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.detector import Cleared, Detector, Opened
+from gateway.detector import RATE_SAMPLES, Cleared, Detector, Opened
 from gateway.rules import load_rules
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -80,6 +80,19 @@ def test_a_fast_warming_cold_room_is_caught_before_the_breach() -> None:
     rising = [(s, {"temperature_c": 3.0 + 0.5 * s / 60}) for s in range(0, 700, 60)]
     events = feed(Detector(RULES), "cold_room", rising)
     assert events[0] == (600, "Opened", "cold_room_warming")
+
+
+def test_a_room_reporting_every_second_keeps_a_bounded_window_and_is_still_caught() -> None:
+    """The rate window holds at most RATE_SAMPLES samples, whatever the report rate (memory of 10k rooms)."""
+    detector = Detector(RULES)
+    steady = [(s, {"temperature_c": 4.0 + (s % 2) * 0.01}) for s in range(0, 1800)]
+    assert feed(detector, "cold_room", steady) == []
+    watch = detector._watches[(1, "cold_room_warming")]
+    assert len(watch.samples) <= RATE_SAMPLES + 1
+    rising = [(s, {"temperature_c": 4.0 + 0.5 * (s - 1800) / 60}) for s in range(1800, 2500)]
+    # 0.5 C/min after 10 flat minutes: the 10-minute slope passes 0.3 C/min once 6 min of it are in the window
+    assert feed(detector, "cold_room", rising)[0] == (2161, "Opened", "cold_room_warming")
+    assert len(watch.samples) <= RATE_SAMPLES + 1
 
 
 def test_a_stuck_sensor_is_reported() -> None:
