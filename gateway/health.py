@@ -11,16 +11,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.bulk import record_activity, revive_devices
 from gateway.detector import Detector
 from gateway.incidents import apply_event, set_state
-from gateway.models import Device, Fault
+from gateway.models import Device, DeviceStateChange, Fault
 from gateway.rules import Rule, load_rules
 
 ACTIVITY_EVERY_S = 2.0  # last_seen lags by at most this; stale detection allows far more
+LAST_WILL = "last will"  # the state-change reason of an offline the broker published for a lost device
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,39 @@ class DeviceHealth:
         self._activity: dict[int, tuple[int, datetime]] = {}
         self._activity_written = time.monotonic()
         self._not_online: set[int] = set()
+        self._lost: set[int] = set()  # offline by last will: silent, unless it comes back in time
 
     def reload(self, session: Session) -> None:
         """Re-read which devices are not online and which incidents are open (start, rollback)."""
         self._not_online = set(session.scalars(select(Device.id).where(Device.state != "online")))
+        latest = (
+            select(func.max(DeviceStateChange.id))
+            .join(Device, Device.id == DeviceStateChange.device_id)
+            .where(Device.state == "offline")
+            .group_by(DeviceStateChange.device_id)
+        )
+        self._lost = set(
+            session.scalars(
+                select(DeviceStateChange.device_id).where(
+                    DeviceStateChange.id.in_(latest), DeviceStateChange.reason == LAST_WILL
+                )
+            )
+        )
         open_faults = session.execute(select(Fault.device_id, Fault.kind).where(Fault.status == "open"))
         self.detector.restore((device_id, kind) for device_id, kind in open_faults)
 
     def went_online(self, device_id: int) -> None:
         self._not_online.discard(device_id)
+        self._lost.discard(device_id)
 
-    def went_offline(self, device_id: int) -> None:
+    def went_offline(self, device_id: int, clean: bool) -> None:
+        """A clean stop is someone's decision; a last will is a device that lost power or its link, and
+        becomes a `silent` fault if it stays away as long as a silent online device would."""
         self._not_online.add(device_id)
+        if clean:
+            self._lost.discard(device_id)
+        else:
+            self._lost.add(device_id)
 
     def after_telemetry(self, session: Session, stored: Iterable[Stored]) -> tuple[int, int]:
         """Judge newly stored readings; return (state changes, incidents opened or cleared)."""
@@ -74,6 +96,7 @@ class DeviceHealth:
         waking = {d: v for d, v in seen.items() if d in self._not_online}
         changes = revive_devices(session, waking)
         self._not_online.difference_update(waking)
+        self._lost.difference_update(waking)
         incidents += self._end_silence(session, seen)
         for device_id, (seq, at) in seen.items():
             known = self._activity.get(device_id)
@@ -123,4 +146,23 @@ class DeviceHealth:
                 event = self.detector.observe_silence(device_id, rule, True, last_seen)
                 if event is not None:
                     apply_event(session, event)
+        self._lost_are_silent(session, now)
         return changed
+
+    def _lost_are_silent(self, session: Session, now: datetime) -> None:
+        """Open `silent` faults for devices offline by last will for longer than the stale threshold
+        (they stay `offline` on the map: that is what the broker said)."""
+        if not self._lost:
+            return
+        rows = session.execute(
+            select(Device.id, Device.kind, Device.last_seen_at, Device.expected_interval_s).where(
+                Device.id.in_(self._lost), Device.state == "offline", Device.last_seen_at.is_not(None)
+            )
+        )
+        for device_id, kind, last_seen, interval in rows:
+            rule = self.silent_rules.get(kind) or self.silent_rules.get("*")
+            if rule is None or (now - last_seen).total_seconds() <= self.stale_factor * interval:
+                continue
+            event = self.detector.observe_silence(device_id, rule, True, last_seen)
+            if event is not None:
+                apply_event(session, event)

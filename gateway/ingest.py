@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from gateway.bulk import PendingReading, insert_readings
-from gateway.health import DeviceHealth, Stored
+from gateway.health import LAST_WILL, DeviceHealth, Stored
 from gateway.incidents import set_state
 from gateway.models import DeadLetter, Device, Good, Reading, Site, Stock, StockLedgerEntry
 from gateway.models.region import Community
@@ -281,8 +281,8 @@ class Ingestor:
             return set_state(session, device, "online", now, "birth")
         if current is not None and body.session != current:
             return 0  # the will of an older session arriving late: the device is already back
-        reason = "clean stop" if body.clean else "last will"
-        self.health.went_offline(device.id)
+        reason = "clean stop" if body.clean else LAST_WILL
+        self.health.went_offline(device.id, body.clean)
         return set_state(session, device, "offline", now, reason)
 
     def dead_letter(self, session: Session, raw: RawMessage, reason: str, detail: str) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from gateway.db import make_session_factory
 from gateway.ingest import Ingestor, RawMessage
 from gateway.models import Device, Fault, OutboxMessage, RepairTask, TaskEvent
-from gateway.protocol import INTERNAL_EVENTS, Telemetry, encode
+from gateway.protocol import INTERNAL_EVENTS, StateMessage, Telemetry, encode
 from gateway.region import load_region
 from tests.conftest import tiny_region_data
 
@@ -119,6 +119,65 @@ def test_a_silent_pump_goes_stale_within_twice_its_interval_and_data_clears_it(
             session.scalars(select(Device.state).where(Device.slug == "utuado-pump-1-pump")).one() == "online"
         )
         assert session.scalars(select(RepairTask.status)).one() == "closed"
+
+
+STATE_TOPIC = TOPIC.replace("/telemetry", "/state")
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_pump_that_lost_power_is_offline_then_a_silent_fault_and_a_clean_stop_is_not(
+    store: tuple[Engine, Ingestor], restart: bool
+) -> None:
+    """The broker's last will says `offline`; a pump that stays away as long as a silent one would is a
+    repair task (it lost power or its link), while a clean stop is someone's decision and opens nothing."""
+    engine, ingestor = store
+    pump = Pump(engine, ingestor)
+    sessions = make_session_factory(engine)
+
+    def state(body: StateMessage, at: datetime) -> None:
+        with sessions.begin() as session:
+            ingestor.process(session, [RawMessage(STATE_TOPIC, encode(body), at)])
+
+    def device_state() -> str:
+        with Session(engine) as session:
+            return session.scalars(select(Device.state).where(Device.slug == "utuado-pump-1-pump")).one()
+
+    state(StateMessage("online", 1), T0)
+    pump.run(30, OK)
+    state(StateMessage("offline", 1, clean=True), pump.clock)
+    with sessions.begin() as session:
+        ingestor.health.sweep(session, pump.clock + timedelta(hours=1))
+    with Session(engine) as session:
+        assert session.scalars(select(Fault)).all() == [] and device_state() == "offline"
+
+    state(StateMessage("online", 2), pump.clock + timedelta(minutes=61))
+    pump.clock += timedelta(minutes=61)
+    pump.run(30, OK)
+    last = pump.clock
+    state(StateMessage("offline", 2), last + timedelta(seconds=5))  # the will: no clean flag
+    if restart:
+        ingestor = Ingestor(engine)
+        with sessions.begin() as session:
+            ingestor.refresh(session)
+        pump.ingestor = ingestor
+    with sessions.begin() as session:
+        ingestor.health.sweep(session, last + timedelta(seconds=89))  # interval 60 s: not yet
+    with Session(engine) as session:
+        assert session.scalars(select(Fault)).all() == []
+    with sessions.begin() as session:
+        ingestor.health.sweep(session, last + timedelta(seconds=91))
+        ingestor.health.sweep(session, last + timedelta(seconds=200))  # still one fault
+    with Session(engine) as session:
+        fault = session.scalars(select(Fault)).one()
+        assert (fault.kind, fault.status, fault.first_abnormal_at) == ("pump_silent", "open", last)
+        assert session.scalars(select(RepairTask.status)).one() == "open"
+        assert device_state() == "offline"  # what the broker said stays on the map
+    state(StateMessage("online", 3), last + timedelta(minutes=30))
+    pump.clock = last + timedelta(minutes=30)
+    pump.run(10, OK)  # data from the repaired pump confirms it
+    with Session(engine) as session:
+        assert session.scalars(select(RepairTask.status)).one() == "closed"
+        assert device_state() == "online"
 
 
 def test_a_gateway_restart_keeps_the_open_incident(
