@@ -46,7 +46,7 @@ class _Watch:
     abnormal_since: datetime | None = None
     normal_since: datetime | None = None
     samples: deque[tuple[datetime, float]] = field(default_factory=deque)  # rate rules
-    unchanged: dict[str, tuple[float | bool, datetime]] = field(default_factory=dict)  # stuck rules
+    unchanged: dict[str, tuple[float | bool, datetime, int]] = field(default_factory=dict)  # value, since, n
 
 
 class Detector:
@@ -150,8 +150,10 @@ class Detector:
             value = metrics[metric]
             since = watch.unchanged.get(metric)
             if since is None or since[0] != value:
-                watch.unchanged[metric] = (value, ts)
-            elif (ts - since[1]).total_seconds() >= rule.for_s:
+                watch.unchanged[metric] = (value, ts, 1)
+                continue
+            watch.unchanged[metric] = since = (value, since[1], since[2] + 1)
+            if (ts - since[1]).total_seconds() >= rule.for_s and since[2] >= rule.min_readings:
                 frozen.append(metric)
         return bool(frozen), {"metrics": frozen}
 

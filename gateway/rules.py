@@ -53,6 +53,7 @@ class Rule:
     per_min: float = 0.0
     for_s: float = 0.0
     clear_after_s: float = 300.0
+    min_readings: int = 1  # stuck rules: identical readings in a row needed besides the duration
 
     def applies_to(self, device_kind: str) -> bool:
         return self.device_kind in ("*", device_kind)
@@ -83,6 +84,7 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
     need(raw["kind"] != "threshold" or bool(when), "a threshold rule needs `when` conditions")
     need(raw["kind"] not in ("rate", "stuck") or bool(metrics), "rate and stuck rules need `metric`")
     need(float(raw.get("for_s", 0)) >= 0 and float(raw.get("clear_after_s", 300)) >= 0, "negative duration")
+    need(isinstance(raw.get("min_readings", 1), int) and raw.get("min_readings", 1) >= 1, "min_readings < 1")
     return Rule(
         name=name,
         title=raw.get("title", name),
@@ -95,6 +97,7 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         per_min=float(raw.get("per_min", 0.0)),
         for_s=float(raw.get("for_s", 0.0)),
         clear_after_s=float(raw.get("clear_after_s", 300.0)),
+        min_readings=int(raw.get("min_readings", 1)),
     )
 
 

@@ -149,6 +149,11 @@ def test_silence_opens_and_data_clears() -> None:
             'name = "x"\nkind = "stuck"\nseverity = "low"\ndevice_kind = "pump"\nmetric = "nope"',
             "unknown metric",
         ),
+        (
+            'name = "x"\nkind = "stuck"\nseverity = "low"\ndevice_kind = "pump"\nmetric = "pressure_kpa"\n'
+            "min_readings = 0",
+            "min_readings",
+        ),
     ],
 )
 def test_bad_rules_files_are_refused_with_the_rule_named(rule: str, message: str, tmp_path: Path) -> None:
@@ -156,3 +161,22 @@ def test_bad_rules_files_are_refused_with_the_rule_named(rule: str, message: str
     path.write_text(f"[[rule]]\n{rule}\n")
     with pytest.raises(ValueError, match=message):
         load_rules(path)
+
+
+def test_a_labouring_motor_is_an_overcurrent_and_the_busiest_normal_pump_is_not() -> None:
+    """Normal draw is 5-12 A; a seizing bearing draws 1.8-2.4 times normal (13-24 A, docs/scenarios.md)."""
+    busy = every(60, 0, 600, {**PUMP_OK, "motor_current_a": 12.0})
+    assert feed(Detector(RULES), "pump", busy) == []
+    seizing = [(s, {**PUMP_OK, "motor_current_a": 7.0 * 1.9, "flow_lpm": 20.0}) for s in range(0, 200, 60)]
+    assert feed(Detector(RULES), "pump", seizing)[0] == (60, "Opened", "motor_overcurrent")
+
+
+def test_an_hourly_probe_repeating_a_slow_value_is_not_stuck_until_six_readings_say_so() -> None:
+    twice = [
+        (0, {"soil_moisture_pct": 31.5}),
+        (3600, {"soil_moisture_pct": 31.5}),
+        (7200, {"soil_moisture_pct": 31.5}),
+    ]
+    assert feed(Detector(RULES), "soil", twice) == []  # two hours, but three readings
+    frozen = [(h * 3600, {"soil_moisture_pct": 31.5}) for h in range(8)]
+    assert feed(Detector(RULES), "soil", frozen) == [(5 * 3600, "Opened", "sensor_stuck")]
