@@ -9,6 +9,7 @@ loop sees the failed shipment in the store within seconds and re-plans at once).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from xml.sax.saxutils import escape as xml_escape
@@ -141,8 +142,18 @@ def _move_stock(session: Session, site_id: int, shipment: Shipment, delta: float
     )
 
 
-def record_stop(session: Session, route_id: int, stop_id: int, outcome: str, reason: str = "") -> RouteStop:
-    """Record `outcome` (done or failed) for a pending stop of the route; raises DeliveryError."""
+def record_stop(
+    session: Session,
+    route_id: int,
+    stop_id: int,
+    outcome: str,
+    reason: str = "",
+    quantity: float | None = None,
+) -> RouteStop:
+    """Record `outcome` (done or failed) for a pending stop of the route; raises DeliveryError.
+
+    A pickup may take less than planned (`quantity`: what was there); the shipment then carries what was
+    loaded, and the rest of the need waits for the next plan instead of the whole delivery failing."""
     if outcome not in ("done", "failed"):
         raise DeliveryError(f"unknown outcome {outcome[:40]!r}: use done or failed", 404)
     reason = reason.strip()
@@ -150,6 +161,8 @@ def record_stop(session: Session, route_id: int, stop_id: int, outcome: str, rea
         raise DeliveryError("say why the delivery failed, so it can be re-planned sensibly", 400)
     if len(reason) > MAX_REASON:
         raise DeliveryError(f"the reason is longer than {MAX_REASON} characters", 400)
+    if quantity is not None and not math.isfinite(quantity):
+        raise DeliveryError("the quantity must be a number", 400)
     stop = session.scalar(
         select(RouteStop).where(RouteStop.id == stop_id, RouteStop.route_id == route_id).with_for_update()
     )
@@ -179,7 +192,19 @@ def record_stop(session: Session, route_id: int, stop_id: int, outcome: str, rea
             raise DeliveryError(
                 f"the shipment is {shipment.status.replace('_', ' ')}: it cannot be picked up"
             )
-        _move_stock(session, stop.site_id, shipment, -shipment.quantity, f"picked up (route {route_id})")
+        planned = shipment.quantity
+        taken = planned if quantity is None else quantity
+        if not 0 < taken <= planned:
+            raise DeliveryError(f"pick up more than 0 and at most the planned {planned:g}", 400)
+        note = f"picked up (route {route_id})" if taken == planned else f"picked up {taken:g} of {planned:g}"
+        stock = session.get(Stock, (stop.site_id, shipment.good_id))
+        held = stock.quantity if stock else 0.0
+        if held < taken:
+            raise DeliveryError(
+                f"the site holds only {held:g} of this good, not {taken:g}: pick up what is there"
+            )
+        shipment.quantity = taken
+        _move_stock(session, stop.site_id, shipment, -taken, note)
         shipment.status = "picked_up"
     else:
         if shipment.status != "picked_up":

@@ -324,6 +324,32 @@ def test_driver_pickup_and_delivery_write_the_ledger(app: Flask, auth: Auth, ids
     assert twice.status_code == 409 and "already recorded" in twice.get_data(as_text=True)
 
 
+def test_a_short_pickup_loads_what_is_there_and_delivers_that(
+    app: Flask, auth: Auth, ids: dict[str, int]
+) -> None:
+    """The source had less than planned by the time the driver came: she loads 40 of 100 (a decimal comma
+    from a phone keyboard is fine), and the drop-off delivers those 40."""
+    auth.login("anadriver")
+    route = f"/routes/{ids['route']}"
+    assert 'name="quantity"' in auth.client.get(route).get_data(as_text=True)
+    assert (
+        auth.post(f"{route}/stops/{ids['pickup']}/done", {"quantity": "40,0"}, page=route).status_code == 302
+    )
+    assert auth.post(f"{route}/stops/{ids['drop']}/done", page=route).status_code == 302
+    assert _stock(app, ids["jayuya_hub"], ids["water"]) == 8960.0
+    assert _stock(app, ids["utuado_hub"], ids["water"]) == 540.0
+    with get_store(app).sessions() as session:
+        ledger = session.execute(
+            select(StockLedgerEntry.delta, StockLedgerEntry.reason)
+            .where(StockLedgerEntry.shipment_id == ids["shipment"])
+            .order_by(StockLedgerEntry.id)
+        ).all()
+        assert [tuple(r) for r in ledger] == [
+            (-40.0, "picked up 40 of 100"),
+            (40.0, f"delivered (route {ids['route']})"),
+        ]
+
+
 def test_failed_delivery_returns_the_goods_and_keeps_the_reason(
     app: Flask, auth: Auth, ids: dict[str, int]
 ) -> None:
@@ -632,6 +658,15 @@ BAD_POSTS = [
     ("/routes/{route}/stops/{drop}/failed", {}, 400, "say why"),
     ("/routes/{route}/stops/{drop}/failed", {"reason": "x" * 501}, 400, "longer than 500"),
     ("/routes/{route}/stops/{drop}/done", {}, 409, "pick the goods up first"),
+    ("/routes/{route}/stops/{pickup}/done", {"quantity": "lots"}, 400, "is not a number"),
+    ("/routes/{route}/stops/{pickup}/done", {"quantity": "nan"}, 400, "must be a number"),
+    (
+        "/routes/{route}/stops/{pickup}/done",
+        {"quantity": "0"},
+        400,
+        "more than 0 and at most the planned 100",
+    ),
+    ("/routes/{route}/stops/{pickup}/done", {"quantity": "101"}, 400, "at most the planned 100"),
     ("/crew/tasks/999999/accept?member={member}", {}, 404, "no"),
     ("/crew/tasks/{task}/fly?member={member}", {}, 404, "fly"),
     ("/crew/tasks/{task}/decline?member={member}", {}, 400, "say why you decline"),

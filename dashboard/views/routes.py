@@ -64,14 +64,26 @@ def gpx(route_id: int) -> Response:
     )
 
 
+def _quantity(text: str) -> float | None:
+    """The quantity a driver entered for a pickup (None: as planned); 400 if it is not a number."""
+    if not text.strip():
+        return None
+    try:
+        return float(text.strip().replace(",", "."))
+    except ValueError:
+        abort(400, description=f"the quantity {text[:20]!r} is not a number")
+
+
 @bp.post("/<id:route_id>/stops/<id:stop_id>/<outcome>")
 @role_required("driver")
 def record(route_id: int, stop_id: int, outcome: str) -> Response:
     """Picked up / delivered (outcome done) or failed with a reason."""
     _route(route_id)
+    quantity = _quantity(request.form.get("quantity", ""))
     try:
         with get_store().sessions.begin() as session:
-            stop = deliveries.record_stop(session, route_id, stop_id, outcome, request.form.get("reason", ""))
+            reason = request.form.get("reason", "")
+            stop = deliveries.record_stop(session, route_id, stop_id, outcome, reason, quantity)
             done = {"pickup": "Picked up.", "delivery": "Delivered."}[stop.action]
             message = done if outcome == "done" else "Failed delivery recorded; it will be re-planned."
     except deliveries.DeliveryError as exc:

@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.models import Device, Fault, Good, Member, RepairTask, RouteStop, Shipment, Site
+from gateway.models import Device, Fault, Good, Member, RepairTask, RouteStop, Shipment, Site, Stock
 from gateway.mqtt import connect, make_client
 from gateway.protocol import QOS, ROOT, MqttTarget, sim_control_topic
 from gateway.week.webclient import DashboardClient, DashboardError
@@ -81,7 +81,8 @@ class Tally:
     declined: int = 0
     no_shows: int = 0
     fixed: int = 0
-    refused: int = 0  # actions the dashboard refused (the task closed or moved meanwhile)
+    refused: int = 0  # actions the dashboard refused (the task closed or moved meanwhile), empty pickups
+    short_pickups: int = 0  # pickups that loaded less than planned (the source had less by then)
     routes_driven: int = 0
     routes_skipped: int = 0
     stops: int = 0
@@ -115,6 +116,7 @@ class People:
         self._order = itertools.count()
         self._free_at: dict[int, float] = {}  # member id -> monotonic time they are free again
         self._not_loaded: set[int] = set()  # shipments whose pickup the dashboard refused
+        self._loaded: dict[int, float] = {}  # shipment id -> what was loaded (less than planned when short)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="week-people", daemon=True)
         self.client = make_client(self.target, f"rhizome-week-people-{self.behaviour.seed}")
@@ -306,6 +308,17 @@ class People:
             )
         self._free_at[member_id] = due
 
+    def _loadable(self, shipment_id: int, planned: float) -> float | None:
+        """What the source site holds of the shipment's good, up to `planned`, in whole units; None if
+        nothing (under one unit) is there."""
+        with self.sessions() as session:
+            shipment = session.get(Shipment, shipment_id)
+            stock = session.get(Stock, (shipment.from_site_id, shipment.good_id)) if shipment else None
+            held = stock.quantity if stock else 0.0
+        if held >= planned:
+            return planned
+        return float(math.floor(held)) if held >= 1 else None
+
     def _stop_at(
         self,
         route_id: int,
@@ -325,14 +338,24 @@ class People:
             self.tally.failed_stops += 1
             self.web.stop_outcome(route_id, stop_id, "failed", reason)
             return
+        loaded = None
+        if action == "pickup":
+            loaded = self._loadable(shipment_id, qty)  # the driver loads what is there, up to the plan
+            if loaded is None:
+                self._not_loaded.add(shipment_id)  # its delivery is then recorded as failed, with the reason
+                self.tally.refused += 1
+                return
+            self._loaded[shipment_id] = loaded
         try:
-            self.web.stop_outcome(route_id, stop_id, "done")
+            self.web.stop_outcome(route_id, stop_id, "done", quantity=loaded if loaded != qty else None)
         except DashboardError:
             if action == "pickup":
-                self._not_loaded.add(shipment_id)  # its delivery is then recorded as failed, with the reason
+                self._not_loaded.add(shipment_id)
             raise
         self.tally.stops += 1
+        if loaded is not None and loaded < qty:
+            self.tally.short_pickups += 1
         if device is not None:  # the stock box counts what was loaded or unloaded
-            delta = qty if action == "delivery" else -qty
+            delta = self._loaded.pop(shipment_id, qty) if action == "delivery" else -(loaded or qty)
             body = {"action": "receive", "goods": {good: delta}}
             self.client.publish(sim_control_topic(device), json.dumps(body), qos=QOS)

@@ -58,8 +58,8 @@ class DashboardClient:
             raise DashboardError("no CSRF token after login", status)
         self.token = match.group(1)
 
-    def _post(self, path: str, reason: str) -> None:
-        status, page = self._request(path, {"reason": reason, "csrf_token": self.token})
+    def _post(self, path: str, reason: str, **fields: str) -> None:
+        status, page = self._request(path, {"reason": reason, "csrf_token": self.token, **fields})
         if status >= 400:
             text = re.sub(r"<[^>]+>", " ", page)
             raise DashboardError(f"POST {path}: HTTP {status}: {' '.join(text.split())[:200]}", status)
@@ -68,6 +68,9 @@ class DashboardClient:
         """Accept, decline, start or mark fixed, as the member (the crew page's buttons)."""
         self._post(f"/crew/tasks/{task_id}/{action}?member={member_id}", reason)
 
-    def stop_outcome(self, route_id: int, stop_id: int, outcome: str, reason: str = "") -> None:
-        """Record a stop done (picked up / delivered) or failed (the driver page's buttons)."""
-        self._post(f"/routes/{route_id}/stops/{stop_id}/{outcome}", reason)
+    def stop_outcome(
+        self, route_id: int, stop_id: int, outcome: str, reason: str = "", quantity: float | None = None
+    ) -> None:
+        """Record a stop done (picked up / delivered, a pickup with what was loaded) or failed."""
+        fields = {} if quantity is None else {"quantity": f"{quantity:g}"}
+        self._post(f"/routes/{route_id}/stops/{stop_id}/{outcome}", reason, **fields)
