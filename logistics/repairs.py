@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-COUNT_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -128,13 +127,19 @@ def _assign(
     """Solve the lexicographic stages over these pairs; the chosen pairs and the final cost."""
     if not pairs:
         return [], 0.0
+    uncontested = _each_its_cheapest(pairs, slots)
+    if uncontested is not None:
+        return uncontested, sum(c.cost for c in uncontested)
     problem, v = build_repair_model(pairs, slots)
     for level in sorted(v.counts, reverse=True):
         problem.sense = pulp.LpMaximize
         problem.setObjective(v.counts[level])
         remaining = max(1.0, time_limit_s - (time.perf_counter() - started))
         best = solve_optimal(problem, make_cbc(remaining), f"urgency {level}")
-        floor = round(best) - COUNT_TOLERANCE
+        # A count is a sum of binaries: keep it with an integer right-hand side. CBC 2.10's preprocessing
+        # called `y1 + y2 >= 0.999999` (with the slots rows) infeasible on a feasible model, which failed
+        # whole assignment runs in the region week.
+        floor = round(best)
         problem.addConstraint(
             pulp.LpConstraint(v.counts[level], pulp.LpConstraintGE, rhs=floor), f"keep_{level}"
         )
@@ -143,6 +148,26 @@ def _assign(
     remaining = max(1.0, time_limit_s - (time.perf_counter() - started))
     objective = solve_optimal(problem, make_cbc(remaining), "fairness and travel")
     return [c for var, c in zip(v.chosen, v.pairs, strict=True) if (var.value() or 0.0) > 0.5], objective
+
+
+def _each_its_cheapest(pairs: list[Candidate], slots: dict[int, int]) -> list[Candidate] | None:
+    """Every task with its cheapest candidate, if that overfills nobody's slots; else None.
+
+    Then the staged model's optimum is known without a solver: every task that can be assigned is (each
+    urgency count at its maximum), and no assignment of them all costs less than the sum of each task's own
+    cheapest pair. A new fault with free crew around is this case; it skips the solver processes (several
+    per run, seconds on a busy machine) between the fault and the alert."""
+    cheapest: dict[int, Candidate] = {}
+    for c in pairs:
+        best = cheapest.get(c.task.id)
+        if best is None or (c.cost, c.member.id) < (best.cost, best.member.id):
+            cheapest[c.task.id] = c
+    load: dict[int, int] = defaultdict(int)
+    for c in cheapest.values():
+        load[c.member.id] += 1
+    if any(n > slots[member_id] for member_id, n in load.items()):
+        return None
+    return [cheapest[task_id] for task_id in sorted(cheapest)]
 
 
 def solve_repairs(data: RepairInput, time_limit_s: float = 30.0) -> RepairPlan:

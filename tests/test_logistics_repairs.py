@@ -295,3 +295,37 @@ def test_plan_repairs_command(engine: Engine, database_url: str, capsys: pytest.
     assert main(["--db", database_url, "plan", "repairs", "--time-limit", "10"]) == 0
     out = capsys.readouterr().out
     assert "repairs: 1 assigned" in out and f"-> member {ids['Ana']}" in out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_solver_free_shortcut_finds_the_staged_models_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random crews and tasks: when every task's cheapest member has room, the shortcut's plan assigns as
+    many tasks at each urgency and costs as little as the solver's (which it skips)."""
+    import random
+
+    from logistics import repairs
+
+    rng = random.Random(seed)
+    crew = [
+        member(
+            10 + i, town=rng.choice([1, 2, 3]), lat=rng.uniform(18.1, 18.7), free_slots=rng.choice([1, 2, 3])
+        )
+        for i in range(rng.randint(2, 6))
+    ]
+    tasks = [task(i, urgency=rng.choice([10, 60, 130])) for i in range(1, rng.randint(2, 5))]
+    data = RepairInput(tasks, crew, TOWNS)
+    fast = solve_repairs(data, time_limit_s=10)
+    monkeypatch.setattr(repairs, "_each_its_cheapest", lambda pairs, slots: None)
+    staged = solve_repairs(data, time_limit_s=10)
+
+    def counts(plan: repairs.RepairPlan) -> dict[int, int]:
+        urgency = {t.id: t.urgency for t in tasks}
+        found: dict[int, int] = {}
+        for a in plan.assignments:
+            found[urgency[a.task_id]] = found.get(urgency[a.task_id], 0) + 1
+        return found
+
+    assert counts(fast) == counts(staged)
+    assert fast.objective == pytest.approx(staged.objective, abs=1e-6)
