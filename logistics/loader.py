@@ -59,7 +59,8 @@ ALERT_EVENT = "shipments_planned"
 
 
 def load_allocation_input(session: Session) -> AllocationInput:
-    """Communities as places, stock summed over each one's sites, need levels (0 when none are set)."""
+    """Communities as places, stock summed over each one's sites with the goods on their way counted where
+    they go, need levels (0 when none are set)."""
     hubs = hub_sites(session)
     communities = session.scalars(select(Community).order_by(Community.id)).all()
     # A community without any site has nowhere to hold or receive goods, so it cannot take part.
@@ -79,6 +80,21 @@ def load_allocation_input(session: Session) -> AllocationInput:
     )
     for community_id, good_id, quantity in stock:
         levels[community_id, good_id][0] = float(quantity or 0.0)
+    # Goods already on their way count where they are going: a shipment on a route (`assigned`) still sits in
+    # its source's stock but is promised, one `picked_up` has left its source and not yet arrived. Planned
+    # on stock alone, a re-plan while drivers were out promised the same goods again (in the region week,
+    # 912 pickups found nothing left to load).
+    community_of = dict(session.execute(select(Site.id, Site.community_id)).all())
+    moving = session.execute(
+        select(
+            Shipment.status, Shipment.good_id, Shipment.from_site_id, Shipment.to_site_id, Shipment.quantity
+        ).where(Shipment.status.in_(("assigned", "picked_up")))
+    )
+    for status, good_id, source, destination, quantity in moving:
+        if status == "assigned":
+            held = levels[community_of[source], good_id]
+            held[0] = max(0.0, held[0] - quantity)
+        levels[community_of[destination], good_id][0] += quantity
     for need in session.scalars(select(NeedLevel)):
         levels[need.community_id, need.good_id][1:] = [need.minimum, need.target]
     holdings = [
@@ -92,8 +108,8 @@ def load_allocation_input(session: Session) -> AllocationInput:
 def save_plan(session: Session, plan: AllocationPlan) -> int:
     """Store the plan as the one proposed plan, with its shipments and an alert per receiving community.
 
-    A plan whose shipments equal the current proposal's live ones (failed and cancelled left out) is not
-    stored again, so a quiet network is not re-alerted on every run; the current proposal's id is returned
+    The plan is made on top of the goods already on routes or on their way, so it is compared with the
+    current proposal's shipments still only `planned`. A plan equal to those is not stored again, so a quiet network is not re-alerted on every run; the current proposal's id is returned
     instead. A plan that only adds shipments to it (a failed delivery's goods are needed again, or a new
     shortage) is added to the current proposal, so routes already under way are not superseded.
     """
@@ -184,10 +200,12 @@ def shipment_count(session: Session, plan_id: int | None) -> int:
 
 
 def _shipments_of(session: Session, plan_id: int) -> list[tuple[int, int, int, float]]:
-    """The plan's shipments still meant to happen: a failed or cancelled one is needed again, if at all."""
+    """The plan's shipments a new plan stands in for: those still only `planned`. One on a route or on its
+    way is already in the allocation input (see load_allocation_input); a failed or cancelled one is
+    needed again, if at all."""
     rows = session.execute(
         select(Shipment.good_id, Shipment.from_site_id, Shipment.to_site_id, Shipment.quantity).where(
-            Shipment.plan_id == plan_id, Shipment.status.not_in(("failed", "cancelled"))
+            Shipment.plan_id == plan_id, Shipment.status == "planned"
         )
     )
     return sorted((good, source, dest, quantity) for good, source, dest, quantity in rows)

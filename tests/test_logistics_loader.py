@@ -100,6 +100,34 @@ def test_load_sums_stock_over_sites_and_skips_siteless_communities(
     assert [(g.slug, g.sector, g.essential) for g in data.goods] == [("rice", "food", True)]
 
 
+def test_goods_on_their_way_count_where_they_go(store: Store) -> None:
+    """On a route (assigned): promised, still in the source's stock; picked up: left it. Either way the
+    destination counts them, so a re-plan does not promise the same rice twice."""
+    sessions, ids = store
+    with sessions.begin() as session:
+        plan = DeliveryPlan(status="proposed", solver_status="Optimal", objective=1.0)
+        session.add(plan)
+        session.flush()
+        for status, quantity in (("assigned", 20.0), ("picked_up", 5.0), ("planned", 7.0), ("failed", 9.0)):
+            shipment = Shipment(
+                plan_id=plan.id,
+                good_id=ids["rice"],
+                from_site_id=ids["giver/storage"],
+                to_site_id=ids["short-town/clinic"],
+                quantity=quantity,
+                status=status,
+            )
+            session.add(shipment)
+    with sessions.begin() as session:
+        data = load_allocation_input(session)
+    levels = {h.place_id: h.stock for h in data.holdings}
+    assert levels == {ids["giver"]: 80 - 20, ids["short-town"]: 2 + 20 + 5, ids["other-short"]: 0}
+    plan = solve_allocation(data)
+    to_short_town = sum(s.quantity for s in plan.shipments if s.to_place == ids["short-town"])
+    assert to_short_town <= 30 - 27 + 1e-6  # at most what its target still lacks (28 on stock alone)
+    assert sum(s.quantity for s in plan.shipments) <= 60 - 20 + 1e-6  # the giver's rice not yet promised
+
+
 def test_save_writes_shipments_from_hubs_and_one_alert_per_receiver(
     store: Store,
 ) -> None:
