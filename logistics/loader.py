@@ -109,9 +109,10 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
     """Store the plan as the one proposed plan, with its shipments and an alert per receiving community.
 
     The plan is made on top of the goods already on routes or on their way, so it is compared with the
-    current proposal's shipments still only `planned`. A plan equal to those is not stored again, so a quiet network is not re-alerted on every run; the current proposal's id is returned
-    instead. A plan that only adds shipments to it (a failed delivery's goods are needed again, or a new
-    shortage) is added to the current proposal, so routes already under way are not superseded.
+    current proposal's shipments still only `planned`. A plan equal to those is not stored again, so a
+    quiet network is not re-alerted on every run; the current proposal's id is returned instead. A plan
+    that only adds shipments to it (a failed delivery's goods are needed again, or a new shortage) is
+    added to the current proposal, so routes already under way are not superseded.
     """
     hubs = hub_sites(session)
     missing = {p for s in plan.shipments for p in (s.from_place, s.to_place)} - hubs.keys()
