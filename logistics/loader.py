@@ -54,7 +54,7 @@ from logistics.repair_data import CrewMember, RepairInput, RepairJob, RepairPlan
 from logistics.routing_data import Request, RoutingInput, RoutingPlan, Stop, VehicleSpec
 
 log = logging.getLogger(__name__)
-HUB_KIND = "storage"  # goods leave from and arrive at a community's storage hub when it has one
+HUB_KIND = "storage"  # goods arrive at a community's storage hub if any; they leave from where they are
 ALERT_EVENT = "shipments_planned"
 
 
@@ -119,8 +119,10 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
     if missing:
         raise ValueError(f"communities without a site cannot ship or receive: {sorted(missing)}")
 
+    sources = pickup_sites(session, plan.shipments, hubs)
+
     def lane(s: PlannedShipment) -> tuple[int, int, int, float]:
-        return (s.good_id, hubs[s.from_place], hubs[s.to_place], s.quantity)
+        return (s.good_id, sources[s.from_place, s.good_id], hubs[s.to_place], s.quantity)
 
     wanted = Counter(lane(s) for s in plan.shipments)
     current = current_proposal_id(session)
@@ -135,7 +137,7 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
                 if extra[lane(s)] > 0:
                     extra[lane(s)] -= 1
                     added.append(s)
-            _add_shipments(session, current, plan, added, hubs)
+            _add_shipments(session, current, plan, added, hubs, sources)
             log.info("proposal %s: %s shipments added", current, len(added))
             return current
     superseded = cast(
@@ -147,7 +149,7 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
     row = DeliveryPlan(status="proposed", solver_status=plan.status, objective=plan.objective)
     session.add(row)
     session.flush()
-    shipments, alerts = _add_shipments(session, row.id, plan, plan.shipments, hubs)
+    shipments, alerts = _add_shipments(session, row.id, plan, plan.shipments, hubs, sources)
     log.debug(
         "saved plan %s: %s shipments, %s alerts queued, %s earlier proposals superseded",
         row.id,
@@ -164,6 +166,7 @@ def _add_shipments(
     plan: AllocationPlan,
     planned: Sequence[PlannedShipment],
     hubs: Mapping[int, int],
+    sources: Mapping[tuple[int, int], int],
 ) -> tuple[list[Shipment], int]:
     """Write `planned` (some or all of `plan`'s shipments) into plan `plan_id`, its summary and solver
     outcome from `plan`, and an alert per receiving community about them. Returns the rows and alerts."""
@@ -176,7 +179,7 @@ def _add_shipments(
         Shipment(
             plan_id=plan_id,
             good_id=s.good_id,
-            from_site_id=hubs[s.from_place],
+            from_site_id=sources[s.from_place, s.good_id],
             to_site_id=hubs[s.to_place],
             quantity=s.quantity,
             status="planned",
@@ -210,6 +213,28 @@ def _shipments_of(session: Session, plan_id: int) -> list[tuple[int, int, int, f
         )
     )
     return sorted((good, source, dest, quantity) for good, source, dest, quantity in rows)
+
+
+def pickup_sites(
+    session: Session, planned: Sequence[PlannedShipment], hubs: Mapping[int, int]
+) -> dict[tuple[int, int], int]:
+    """(community, good) -> where a driver loads it: the community's site holding the most of it, its hub on
+    a tie or when no site holds any. Harvests stay on the farm and medicine at the clinic; sent to an empty
+    hub, drivers found nothing to load (the region week's pickups)."""
+    wanted = {(s.from_place, s.good_id) for s in planned}
+    best: dict[tuple[int, int], tuple[float, bool, int]] = {}
+    if wanted:
+        rows = session.execute(
+            select(Site.community_id, Stock.site_id, Stock.good_id, Stock.quantity)
+            .join(Site, Stock.site_id == Site.id)
+            .where(Site.community_id.in_({c for c, _ in wanted}), Stock.good_id.in_({g for _, g in wanted}))
+        )
+        for community_id, site_id, good_id, quantity in rows:
+            key = (community_id, good_id)
+            rank = (quantity, site_id == hubs[community_id], -site_id)
+            if key in wanted and quantity > 0 and (key not in best or rank > best[key]):
+                best[key] = rank
+    return {key: -best[key][2] if key in best else hubs[key[0]] for key in wanted}
 
 
 def hub_sites(session: Session) -> dict[int, int]:

@@ -164,6 +164,22 @@ def test_save_writes_shipments_from_hubs_and_one_alert_per_receiver(
         assert body["totals"]["rice"] == pytest.approx(28 * SHARE, abs=1e-4)
 
 
+def test_goods_are_picked_up_where_they_are_held(store: Store) -> None:
+    """The harvest is on the farm, not in the hub: the shipment leaves from the farm."""
+    sessions, ids = store
+    with sessions.begin() as session:
+        session.get_one(Stock, (ids["giver/farm"], ids["rice"])).quantity = 75
+        session.get_one(Stock, (ids["giver/storage"], ids["rice"])).quantity = 5
+        plan_id = save_plan(session, solve_allocation(load_allocation_input(session)))
+    with sessions.begin() as session:
+        sources = {
+            s.from_site_id for s in session.scalars(select(Shipment).where(Shipment.plan_id == plan_id))
+        }
+        destinations = {s.to_site_id for s in session.scalars(select(Shipment))}
+    assert sources == {ids["giver/farm"]}
+    assert destinations == {ids["short-town/clinic"], ids["other-short/storage"]}  # hubs, or the only site
+
+
 def test_a_new_plan_supersedes_the_proposed_one_and_an_equal_one_is_kept(
     store: Store,
 ) -> None:
