@@ -97,12 +97,15 @@ class Detector:
                 events.append(event)
         return events
 
-    def observe_silence(self, device_id: int, rule: Rule, silent: bool, at: datetime) -> Event | None:
-        """Feed the stale sweep's verdict for a `silent` rule: silence opens at once, any data clears it."""
+    def observe_silence(
+        self, device_id: int, rule: Rule, silent: bool, at: datetime, now: datetime | None = None
+    ) -> Event | None:
+        """Feed the stale sweep's verdict for a `silent` rule: silence (since `at`, judged at `now`) opens
+        at once, any data (at `at`) clears it."""
         watch = self._watches.setdefault((device_id, rule.name), _Watch())
         if silent and not watch.active:
             watch.active = True
-            return Opened(device_id, rule, at, at, {"silent_since": at.isoformat()})
+            return Opened(device_id, rule, at, now or at, {"silent_since": at.isoformat()})
         if not silent and watch.active:
             watch.active = False
             return Cleared(device_id, rule, at)
@@ -118,6 +121,8 @@ class Detector:
     ) -> tuple[bool, dict[str, Any]] | None:
         if rule.kind == "code":
             return bool(codes), {"codes": list(codes)}
+        if rule.guard and not all(c.metric in metrics and c.holds(metrics) for c in rule.guard):
+            return None  # outside the rule's `while` (a stopped motor says nothing about overcurrent)
         if rule.kind == "threshold":
             if any(c.metric not in metrics for c in rule.when):
                 return None

@@ -143,7 +143,7 @@ class DeviceHealth:
             self._not_online.add(device_id)
             rule = self.silent_rules.get(kind) or self.silent_rules.get("*")
             if rule is not None:
-                event = self.detector.observe_silence(device_id, rule, True, last_seen)
+                event = self.detector.observe_silence(device_id, rule, True, last_seen, now)
                 if event is not None:
                     apply_event(session, event)
         self._lost_are_silent(session, now)
@@ -163,6 +163,6 @@ class DeviceHealth:
             rule = self.silent_rules.get(kind) or self.silent_rules.get("*")
             if rule is None or (now - last_seen).total_seconds() <= self.stale_factor * interval:
                 continue
-            event = self.detector.observe_silence(device_id, rule, True, last_seen)
+            event = self.detector.observe_silence(device_id, rule, True, last_seen, now)
             if event is not None:
                 apply_event(session, event)

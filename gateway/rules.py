@@ -54,6 +54,7 @@ class Rule:
     for_s: float = 0.0
     clear_after_s: float = 300.0
     min_readings: int = 1  # stuck rules: identical readings in a row needed besides the duration
+    guard: tuple[Condition, ...] = ()  # `while`: readings outside these conditions say nothing
 
     def applies_to(self, device_kind: str) -> bool:
         return self.device_kind in ("*", device_kind)
@@ -75,7 +76,8 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
     need(raw.get("severity") in SEVERITIES, f"severity must be one of {SEVERITIES}")
     need(raw.get("device_kind") in (*DEVICE_KINDS, "*"), f"device_kind must be one of {DEVICE_KINDS} or *")
     when = tuple(Condition(m, op, v) for m, op, v in raw.get("when", []))
-    for c in when:
+    guard = tuple(Condition(m, op, v) for m, op, v in raw.get("while", []))
+    for c in when + guard:
         need(c.metric in METRICS and c.op in OPS, f"bad condition {c}")
     metrics = raw.get("metric", [])
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
@@ -98,6 +100,7 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         for_s=float(raw.get("for_s", 0.0)),
         clear_after_s=float(raw.get("clear_after_s", 300.0)),
         min_readings=int(raw.get("min_readings", 1)),
+        guard=guard,
     )
 
 

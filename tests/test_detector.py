@@ -154,6 +154,11 @@ def test_silence_opens_and_data_clears() -> None:
             "min_readings = 0",
             "min_readings",
         ),
+        (
+            'name = "x"\nkind = "threshold"\nseverity = "low"\ndevice_kind = "pump"\n'
+            'when = [["flow_lpm", "<", 1]]\nwhile = [["spinning", "==", true]]',
+            "bad condition",
+        ),
     ],
 )
 def test_bad_rules_files_are_refused_with_the_rule_named(rule: str, message: str, tmp_path: Path) -> None:
@@ -180,3 +185,11 @@ def test_an_hourly_probe_repeating_a_slow_value_is_not_stuck_until_six_readings_
     assert feed(Detector(RULES), "soil", twice) == []  # two hours, but three readings
     frozen = [(h * 3600, {"soil_moisture_pct": 31.5}) for h in range(8)]
     assert feed(Detector(RULES), "soil", frozen) == [(5 * 3600, "Opened", "sensor_stuck")]
+
+
+def test_a_stopped_motor_says_nothing_about_overcurrent() -> None:
+    """`while running`: the float switch stopping the pump neither clears the fault nor counts as normal."""
+    labouring = {**PUMP_OK, "motor_current_a": 15.0, "flow_lpm": 20.0}
+    stopped = {**PUMP_OK, "running": False, "motor_current_a": 0.0, "flow_lpm": 0.0}
+    readings = [(0, labouring), (60, labouring), *every(60, 120, 1200, stopped), (1200, labouring)]
+    assert feed(Detector(RULES), "pump", readings) == [(60, "Opened", "motor_overcurrent")]

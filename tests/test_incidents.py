@@ -170,6 +170,7 @@ def test_a_pump_that_lost_power_is_offline_then_a_silent_fault_and_a_clean_stop_
     with Session(engine) as session:
         fault = session.scalars(select(Fault)).one()
         assert (fault.kind, fault.status, fault.first_abnormal_at) == ("pump_silent", "open", last)
+        assert fault.opened_at == last + timedelta(seconds=91)  # when the sweep judged it, not last seen
         assert session.scalars(select(RepairTask.status)).one() == "open"
         assert device_state() == "offline"  # what the broker said stays on the map
     state(StateMessage("online", 3), last + timedelta(minutes=30))
