@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,8 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
         f"the minimum at the end of that day. {cov['communities']} communities have essential needs."
     )
     run_note = (
-        f"Wall time {figures['wall_s']} s on a shared 2-core machine (other people's jobs ran at the same "
-        "time). "
+        f"Wall time {figures['wall_s']} s on a {os.cpu_count()}-core machine, load average "
+        f"{os.getloadavg()[1]:.1f} over the last 5 minutes of the run. "
         f"Data directory of the run: `{record.data_dir}` (process logs in `logs/`). "
         f"Simulated people: {record.tally}."
     )
