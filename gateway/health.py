@@ -141,13 +141,19 @@ class DeviceHealth:
             assert device is not None
             changed += set_state(session, device, "stale", now, f"silent for {silent_for:.0f} s")
             self._not_online.add(device_id)
-            rule = self.silent_rules.get(kind) or self.silent_rules.get("*")
-            if rule is not None:
-                event = self.detector.observe_silence(device_id, rule, True, last_seen, now)
-                if event is not None:
-                    apply_event(session, event)
+            self._open_silence(session, device_id, kind, last_seen, now)
         self._lost_are_silent(session, now)
         return changed
+
+    def _open_silence(
+        self, session: Session, device_id: int, kind: str, since: datetime, now: datetime
+    ) -> None:
+        """Open the device kind's `silent` fault (once per incident: the detector remembers it is open)."""
+        rule = self.silent_rules.get(kind) or self.silent_rules.get("*")
+        if rule is not None:
+            event = self.detector.observe_silence(device_id, rule, True, since, now)
+            if event is not None:
+                apply_event(session, event)
 
     def _lost_are_silent(self, session: Session, now: datetime) -> None:
         """Open `silent` faults for devices offline by last will for longer than the stale threshold
@@ -160,9 +166,5 @@ class DeviceHealth:
             )
         )
         for device_id, kind, last_seen, interval in rows:
-            rule = self.silent_rules.get(kind) or self.silent_rules.get("*")
-            if rule is None or (now - last_seen).total_seconds() <= self.stale_factor * interval:
-                continue
-            event = self.detector.observe_silence(device_id, rule, True, last_seen, now)
-            if event is not None:
-                apply_event(session, event)
+            if (now - last_seen).total_seconds() > self.stale_factor * interval:
+                self._open_silence(session, device_id, kind, last_seen, now)
