@@ -147,13 +147,19 @@ class ShippedBroker:
     url: str
 
 
-@pytest.fixture
-def shipped_mosquitto(tmp_path: Path) -> Iterator[ShippedBroker]:
-    """Our own Mosquitto with the shipped config (the machine's one drops QoS 1 beyond 1,000 queued)."""
+def require_mosquitto() -> None:
+    """Tests of the broker's own guarantees (ACLs, bridges, queue limits) need the `mosquitto` binary: a
+    failure in CI (RHIZOME_TEST_REQUIRE_SERVICES=1), a skip on a machine that has none."""
     if find_mosquitto() is None:
         if services_required():
             pytest.fail("mosquitto is required in CI")
         pytest.skip("mosquitto is not installed")
+
+
+@pytest.fixture
+def shipped_mosquitto(tmp_path: Path) -> Iterator[ShippedBroker]:
+    """Our own Mosquitto with the shipped config (the machine's one drops QoS 1 beyond 1,000 queued)."""
+    require_mosquitto()
     account = BrokerAccount("shipped-test", secrets.token_urlsafe(12))
     with EmbeddedBroker(tmp_path / "broker", [account], prefer="mosquitto") as broker:
         yield ShippedBroker(broker, broker.url(account))

@@ -15,13 +15,12 @@ from sqlalchemy import Engine, select
 from dashboard.accounts import Account, MemoryAccountStore, make_account
 from dashboard.app import create_app
 from dashboard.store import get_store
-from gateway.broker import find_mosquitto
 from gateway.brokerfiles import write_broker_files
 from gateway.db import make_session_factory
 from gateway.models import BrokerCredential, Member
 from gateway.region import load_region
 from gateway.settings import Settings
-from tests.conftest import services_required, tiny_region_data
+from tests.conftest import require_mosquitto, tiny_region_data
 from tests.secure_broker import Probe, SecureMosquitto
 from tests.test_dashboard_pages import PASSWORD, Auth
 
@@ -56,10 +55,7 @@ def make_app(engine: Engine, database_url: str, password_hash: str) -> Iterator[
 
 @pytest.fixture
 def broker(engine: Engine, tmp_path: Path) -> Iterator[SecureMosquitto]:
-    if find_mosquitto() is None:
-        if services_required():
-            pytest.fail("mosquitto is required in CI")
-        pytest.skip("mosquitto is not installed")
+    require_mosquitto()
     with make_session_factory(engine)() as session:
         write_broker_files(session, tmp_path / "broker-files")  # no accounts yet
     broker = SecureMosquitto(tmp_path / "mosquitto", tmp_path / "broker-files")

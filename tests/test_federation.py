@@ -36,7 +36,7 @@ from gateway.protocol import QOS, MqttTarget, Telemetry, encode
 from gateway.region import load_region
 from gateway.service import GatewayService
 from gateway.settings import Settings
-from tests.conftest import services_required, tiny_region_data
+from tests.conftest import require_mosquitto, tiny_region_data
 
 CUT_S = 60.0
 REGIONAL = MqttTarget(HOST, 1883, "bridge-utuado", "s3cret", tls=False, protocol="3.1.1")
@@ -263,10 +263,7 @@ def wait_for(engine: Engine, expected: int, timeout: float) -> list[tuple[str, i
 def test_a_community_cut_off_for_60_s_loses_no_reading(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    if find_mosquitto() is None:
-        if services_required():
-            pytest.fail("mosquitto is required in CI")
-        pytest.skip("mosquitto is not installed")
+    require_mosquitto()
     region = tiny_region_data()
     region["communities"][0]["sites"][0]["devices"] = [
         {"slug": f"utuado-pump-{i}", "kind": "pump", "interval_s": 60} for i in range(4)

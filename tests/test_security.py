@@ -19,7 +19,6 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from devices.client import DeviceClient
-from gateway.broker import find_mosquitto
 from gateway.brokerfiles import reload_broker, write_broker_files
 from gateway.cli import main
 from gateway.db import make_session_factory
@@ -39,7 +38,7 @@ from gateway.provision import Issued, provision, revoke
 from gateway.region import load_region
 from gateway.service import GatewayService
 from gateway.settings import Settings
-from tests.conftest import services_required, tiny_region_data
+from tests.conftest import require_mosquitto, tiny_region_data
 from tests.secure_broker import HOST, Probe, SecureMosquitto, TlsFiles, make_tls
 
 pytestmark = pytest.mark.network
@@ -81,10 +80,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 @pytest.fixture
 def secured(engine: Engine, tmp_path: Path, tls: TlsFiles) -> Iterator[Secured]:
-    if find_mosquitto() is None:
-        if services_required():
-            pytest.fail("mosquitto is required in CI")
-        pytest.skip("mosquitto is not installed")
+    require_mosquitto()
     broker_dir = tmp_path / "broker-files"
     with make_session_factory(engine).begin() as session:
         load_region(session, tiny_region_data())
