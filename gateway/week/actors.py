@@ -336,6 +336,7 @@ class People:
             reason = "nobody at the hub to receive the goods"
         if fail:
             self.tally.failed_stops += 1
+            self._loaded.pop(shipment_id, None)
             self.web.stop_outcome(route_id, stop_id, "failed", reason)
             return
         loaded = None
@@ -351,6 +352,7 @@ class People:
         except DashboardError:
             if action == "pickup":
                 self._not_loaded.add(shipment_id)
+                self._loaded.pop(shipment_id, None)
             raise
         self.tally.stops += 1
         if loaded is not None and loaded < qty:
