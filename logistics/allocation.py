@@ -2,7 +2,9 @@
 
 Two LP solves over one model. Stage 1 maximises, per good, the coverage floor that every reachable shortage
 gets (priority-weighted over goods). Stage 2 keeps those floors (less a tiny tolerance) and maximises
-priority-weighted total coverage minus a small distance cost. See docs/planning.md.
+priority-weighted total coverage minus a small distance cost. A second pass of the same model then lets
+communities still below their minimum of an essential good draw on what neighbours can spare below their
+target, up to that minimum (network.build_network's `sharing`). See docs/planning.md.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import pulp
@@ -61,9 +63,11 @@ class AllocationVars:
     efficiency: pulp.LpAffineExpression  # stage 2 objective
 
 
-def build_allocation_model(data: AllocationInput) -> tuple[pulp.LpProblem, AllocationVars]:
-    """The LP over the sparse network, its objective set to stage 1 (fairness)."""
-    net = build_network(data)
+def build_allocation_model(
+    data: AllocationInput, net: Network | None = None
+) -> tuple[pulp.LpProblem, AllocationVars]:
+    """The LP over the sparse network (by default the surplus one), its objective set to stage 1."""
+    net = net if net is not None else build_network(data)
     goods = {g.id: g for g in data.goods}
     problem = pulp.LpProblem("allocation", pulp.LpMaximize)
     flows = tuple(
@@ -101,20 +105,37 @@ def build_allocation_model(data: AllocationInput) -> tuple[pulp.LpProblem, Alloc
 
 
 def solve_allocation(data: AllocationInput, time_limit_s: float = 30.0) -> AllocationPlan:
-    """Solve both stages within about `time_limit_s` (wall clock); the plan, or PlanningError."""
+    """Solve both stages of both passes within about `time_limit_s` (wall clock); the plan, or
+    PlanningError."""
     if not time_limit_s > 0:
         raise ValueError(f"time limit must be a positive number of seconds, got {time_limit_s}")
     started = time.perf_counter()
-    problem, v = build_allocation_model(data)
-    net = v.network
+    net = build_network(data)
+    shipments, status, objective, fair_share = _solve_pass(data, net, time_limit_s, started)
     reachable = {(lane.to_place, lane.good_id) for lane in net.lanes}
+    after = _after(data, shipments)
+    shared = build_network(after, sharing=True, received={(s.to_place, s.good_id) for s in shipments})
+    if shared.lanes:
+        more, more_status, more_objective, _ = _solve_pass(after, shared, time_limit_s, started)
+        shipments = _merged(shipments + more)
+        status = more_status if status in (NO_SHORTAGE, NO_LANE) else status
+        objective += more_objective
+        reachable |= {(lane.to_place, lane.good_id) for lane in shared.lanes}
     unreachable = tuple(key for key in net.demand if key not in reachable)
-    if not net.demand:
-        return _plan((), net, NO_SHORTAGE, 0.0, {}, unreachable, started)
-    if not net.lanes:
-        return _plan((), net, NO_LANE, 0.0, {}, unreachable, started)
+    return _plan(shipments, net, status, objective, fair_share, unreachable, started)
 
-    solve_optimal(problem, make_cbc(time_limit_s), "fairness")
+
+def _solve_pass(
+    data: AllocationInput, net: Network, time_limit_s: float, started: float
+) -> tuple[tuple[PlannedShipment, ...], str, float, dict[int, float]]:
+    """Stage 1 and stage 2 over one network: shipments, status, objective and each good's floor."""
+    if not net.demand:
+        return (), NO_SHORTAGE, 0.0, {}
+    if not net.lanes:
+        return (), NO_LANE, 0.0, {}
+    problem, v = build_allocation_model(data, net)
+    remaining = time_limit_s - (time.perf_counter() - started)
+    solve_optimal(problem, make_cbc(max(1.0, remaining)), "fairness")
     fair_share = {g: min(1.0, max(0.0, float(t.value() or 0.0))) for g, t in v.floors.items()}
     for g, t in v.floors.items():
         floor = max(0.0, fair_share[g] - FLOOR_TOLERANCE)
@@ -122,9 +143,34 @@ def solve_allocation(data: AllocationInput, time_limit_s: float = 30.0) -> Alloc
     problem.setObjective(v.efficiency)
     remaining = time_limit_s - (time.perf_counter() - started)
     objective = solve_optimal(problem, make_cbc(max(1.0, remaining)), "efficiency")
-
     shipments = _shipments(net, [_rounded(x.value()) for x in v.flows])
-    return _plan(shipments, net, pulp.LpStatus[problem.status], objective, fair_share, unreachable, started)
+    return shipments, pulp.LpStatus[problem.status], objective, fair_share
+
+
+def _after(data: AllocationInput, shipments: tuple[PlannedShipment, ...]) -> AllocationInput:
+    """The input as it stands once `shipments` have arrived: what the second pass shares from."""
+    delta: dict[tuple[int, int], float] = defaultdict(float)
+    for s in shipments:
+        delta[s.from_place, s.good_id] -= s.quantity
+        delta[s.to_place, s.good_id] += s.quantity
+    holdings = [
+        replace(h, stock=max(0.0, h.stock + delta[h.place_id, h.good_id]))
+        if delta[h.place_id, h.good_id]
+        else h
+        for h in data.holdings
+    ]
+    return replace(data, holdings=holdings)
+
+
+def _merged(shipments: tuple[PlannedShipment, ...]) -> tuple[PlannedShipment, ...]:
+    """One shipment per (from, to, good): a pass's surplus and the other's spare travel together."""
+    merged: dict[tuple[int, int, int], PlannedShipment] = {}
+    for s in shipments:
+        key = (s.from_place, s.to_place, s.good_id)
+        if key in merged:
+            s = replace(s, quantity=_rounded(merged[key].quantity + s.quantity))
+        merged[key] = s
+    return tuple(merged.values())
 
 
 def _add(

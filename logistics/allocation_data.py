@@ -97,6 +97,18 @@ class Holding:
         """A community below its minimum is short, up to its target; otherwise it asks for nothing."""
         return self.target - self.stock if self.stock < self.minimum else 0.0
 
+    @property
+    def urgent(self) -> float:
+        """The part of the demand that brings the community up to its minimum."""
+        return self.minimum - self.stock if self.stock < self.minimum else 0.0
+
+    def spare(self, share_margin: float = 0.25) -> float:
+        """What a community can share of an essential good with a neighbour below its minimum, beyond its
+        surplus: its stock up to the target, above a safety level of minimum + `share_margin` x (target -
+        minimum). Stock above the target is surplus (and its reserve), never counted twice."""
+        safety = self.minimum + share_margin * (self.target - self.minimum)
+        return max(0.0, min(self.stock, self.target) - safety)
+
 
 @dataclass(frozen=True)
 class AllocationInput:
@@ -109,6 +121,9 @@ class AllocationInput:
     detour_factor: float = 1.3  # road km per great-circle km
     speed_kmh: float = 40.0
     reserve_fraction: float = 0.0
+    # Essential goods only: a community below its minimum may draw on its neighbours' stock down to their
+    # minimum + share_margin x (target - minimum) when nobody has a surplus above target (1: never).
+    share_margin: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("places", "goods", "holdings"):
@@ -138,6 +153,9 @@ class AllocationInput:
             raise ValueError(f"speed_kmh must be > 0, got {self.speed_kmh}")
         if not 0.0 <= self.reserve_fraction <= 1.0:
             raise ValueError(f"reserve_fraction must be in [0, 1], got {self.reserve_fraction}")
+        _finite("share_margin", self.share_margin)
+        if not 0.0 <= self.share_margin <= 1.0:
+            raise ValueError(f"share_margin must be in [0, 1], got {self.share_margin}")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,15 +33,31 @@ class Network:
     lanes: tuple[Lane, ...]
 
 
-def build_network(data: AllocationInput) -> Network:
-    """Keep, per good, each supplier's and demander's nearest partners that the good survives reaching."""
+def build_network(
+    data: AllocationInput, sharing: bool = False, received: Set[tuple[int, int]] = frozenset()
+) -> Network:
+    """Keep, per good, each supplier's and demander's nearest partners that the good survives reaching.
+
+    With `sharing`, the network of the second pass instead: for essential goods only, what communities can
+    spare below their target (Holding.spare) offered to those still below their minimum, up to it
+    (Holding.urgent), so sharing never leaves a giver short and never tops a receiver up to its target.
+    Holdings in `received` (place, good) just got the first pass's goods and give none of them on.
+    """
     supply: dict[tuple[int, int], float] = {}
     demand: dict[tuple[int, int], float] = {}
+    essential = {g.id for g in data.goods if g.essential}
     for h in sorted(data.holdings, key=lambda h: (h.good_id, h.place_id)):
-        if (s := h.supply(data.reserve_fraction)) > QUANTITY_EPS:
-            supply[(h.place_id, h.good_id)] = s
-        elif (d := h.demand) > QUANTITY_EPS:
-            demand[(h.place_id, h.good_id)] = d
+        if sharing:
+            if h.good_id not in essential:
+                continue
+            key = (h.place_id, h.good_id)
+            give, take = (0.0 if key in received else h.spare(data.share_margin)), h.urgent
+        else:
+            give, take = h.supply(data.reserve_fraction), h.demand
+        if give > QUANTITY_EPS:
+            supply[(h.place_id, h.good_id)] = give
+        elif take > QUANTITY_EPS:
+            demand[(h.place_id, h.good_id)] = take
     places = {p.id: p for p in data.places}
     lanes: list[Lane] = []
     for good in sorted(data.goods, key=lambda g: g.id):

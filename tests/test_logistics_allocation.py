@@ -97,7 +97,7 @@ def test_no_shortage_gives_an_empty_plan() -> None:
 
 
 def test_shortage_without_any_surplus_is_reported_unreachable() -> None:
-    holdings = [Holding(1, 1, 10, 0, 10), Holding(2, 1, 0, 5, 10)]
+    holdings = [Holding(1, 1, 10, 10, 10), Holding(2, 1, 0, 5, 10)]  # at its own target, nothing to spare
     data = AllocationInput([place(1, 0), place(2, 5)], [RICE], holdings)
     plan = solve_allocation(data)
     assert (plan.status, plan.shipments, plan.unreachable, plan.min_coverage) == (NO_LANE, (), ((2, 1),), 0.0)
@@ -115,6 +115,50 @@ def test_shortage_without_any_surplus_is_reported_unreachable() -> None:
 )
 def test_supply_and_demand_of_a_holding(holding: Holding, supply: float, demand: float) -> None:
     assert (holding.supply(), holding.demand) == (supply, demand)
+
+
+@pytest.mark.parametrize(
+    ("holding", "spare", "urgent"),
+    [
+        (Holding(1, 1, 9, 4, 12), 3.0, 0.0),  # above its safety level 4 + 0.25 x 8 = 6
+        (Holding(1, 1, 6, 4, 12), 0.0, 0.0),  # at its safety level: keeps everything
+        (Holding(1, 1, 30, 4, 12), 6.0, 0.0),  # above target: only the part up to the target is spare
+        (Holding(1, 1, 1, 4, 12), 0.0, 3.0),  # below minimum: urgent up to the minimum
+    ],
+)
+def test_spare_and_urgent_of_a_holding(holding: Holding, spare: float, urgent: float) -> None:
+    assert (holding.spare(), holding.urgent) == (spare, urgent)
+
+
+def test_neighbours_share_an_essential_good_up_to_the_minimum_when_nobody_has_surplus() -> None:
+    water = GoodInfo(1, "drinking-water", "water", essential=True)
+    holdings = [Holding(1, 1, 160, 100, 200), Holding(2, 1, 150, 100, 200), Holding(3, 1, 40, 100, 200)]
+    data = AllocationInput([place(1, 0), place(2, 40), place(3, 5)], [water], holdings)
+    plan = solve_allocation(data)
+    assert plan.status == "Optimal"
+    # Up to its minimum (60 short), nearest first; each giver keeps its safety level 100 + 0.25 x 100.
+    assert shipped(plan) == {(1, 3, 1): 35.0, (2, 3, 1): 25.0}
+    assert plan.coverage == {(3, 1): pytest.approx(60 / 160)}
+
+
+def test_non_essential_goods_are_shared_from_surplus_only() -> None:
+    holdings = [Holding(1, 2, 160, 100, 200), Holding(2, 2, 40, 100, 200)]
+    data = AllocationInput([place(1, 0), place(2, 5)], [FISH], holdings)
+    assert solve_allocation(data).shipments == ()
+
+
+def test_surplus_goes_before_spare_stock() -> None:
+    holdings = [Holding(1, 1, 190, 100, 200), Holding(2, 1, 230, 100, 200), Holding(3, 1, 90, 100, 200)]
+    data = AllocationInput([place(1, 0), place(2, 30), place(3, 5)], [RICE], holdings)
+    # Place 1 is nearer and has 65 to spare, but place 2's surplus of 30 goes first (10 short of the
+    # minimum, 110 of the target): the surplus may top up to the target, the spare stock may not.
+    assert shipped(solve_allocation(data)) == {(2, 3, 1): 30.0}
+
+
+def test_share_margin_one_turns_sharing_off() -> None:
+    holdings = [Holding(1, 1, 160, 100, 200), Holding(2, 1, 40, 100, 200)]
+    data = AllocationInput([place(1, 0), place(2, 5)], [RICE], holdings, share_margin=1.0)
+    assert solve_allocation(data).status == NO_LANE
 
 
 def test_reserve_keeps_a_fraction_of_the_target_back() -> None:
@@ -169,13 +213,22 @@ def test_synthetic_plan_keeps_every_limit() -> None:
     plan = solve_allocation(data)
     net = build_network(data)
     lanes = {(lane.from_place, lane.to_place, lane.good_id): lane for lane in net.lanes}
-    given: dict[tuple[int, int], float] = defaultdict(float)
-    for s in plan.shipments:
-        assert (s.from_place, s.to_place, s.good_id) in lanes
-        given[s.from_place, s.good_id] += s.quantity
-    for key, quantity in given.items():
-        assert quantity <= net.supply[key] + 1e-9
     goods = {g.id: g for g in data.goods}
+    holdings = {(h.place_id, h.good_id): h for h in data.holdings}
+    given: dict[tuple[int, int], float] = defaultdict(float)
+    received: dict[tuple[int, int], float] = defaultdict(float)
+    shared = 0
+    for s in plan.shipments:
+        if (s.from_place, s.to_place, s.good_id) not in lanes:  # shared from spare stock: essential only
+            shared += 1
+            assert goods[s.good_id].essential and holdings[s.to_place, s.good_id].urgent > 0
+        given[s.from_place, s.good_id] += s.quantity
+        received[s.to_place, s.good_id] += s.quantity
+    assert shared, "the synthetic instance has shortages that only sharing can reach"
+    for key, quantity in given.items():
+        assert quantity <= net.supply.get(key, 0.0) + holdings[key].spare(data.share_margin) + 1e-9
+    for key, quantity in received.items():
+        assert quantity <= net.demand[key] + 1e-9
     for s in plan.shipments:
         hours = goods[s.good_id].perishability_hours
         assert hours is None or s.distance_km / data.speed_kmh <= hours
