@@ -249,6 +249,7 @@ def coverage(session: Session, clock: Clock) -> dict[str, Any]:
     need_days = shortage = covered = met_with = met_without = 0
     short_hourly_with, short_hourly_without = [0] * hours, [0] * hours
     by_good: Counter[str] = Counter()
+    covered_by_good: Counter[str] = Counter()
     for key, minimum in needs.items():
         w, b = with_planner[key], without[key]
         for h in range(hours):
@@ -263,6 +264,7 @@ def coverage(session: Session, clock: Clock) -> dict[str, Any]:
                 shortage += 1
                 by_good[essential[key[1]]] += 1
                 covered += w[end] >= minimum
+                covered_by_good[essential[key[1]]] += w[end] >= minimum
     return {
         "need_days": need_days,
         "shortage_days_baseline": shortage,
@@ -271,6 +273,7 @@ def coverage(session: Session, clock: Clock) -> dict[str, Any]:
         "baseline_coverage": round(met_without / need_days, 4) if need_days else None,
         "met_share_with_planner": round(met_with / need_days, 4) if need_days else None,
         "shortage_days_by_good": dict(by_good.most_common()),
+        "covered_days_by_good": {good: covered_by_good[good] for good, _ in by_good.most_common()},
         "hourly_short_with": short_hourly_with,
         "hourly_short_without": short_hourly_without,
         "communities": len({c for c, _ in needs}),
