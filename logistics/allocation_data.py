@@ -23,6 +23,11 @@ def _finite(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
+def good_priority(sector: str, essential: bool) -> float:
+    """Essential first, then by sector: the weight of a good in allocation and of its shipments in routing."""
+    return SECTOR_PRIORITY.get(sector, 1.0) + (ESSENTIAL_BONUS if essential else 0.0)
+
+
 @dataclass(frozen=True)
 class Place:
     """A community that can give or receive goods, located by its centre."""
@@ -64,7 +69,7 @@ class GoodInfo:
     @property
     def priority(self) -> float:
         """Weight of this good's coverage in the objectives: essential first, then by sector."""
-        return SECTOR_PRIORITY[self.sector] + (ESSENTIAL_BONUS if self.essential else 0.0)
+        return good_priority(self.sector, self.essential)
 
 
 @dataclass(frozen=True)
@@ -97,17 +102,20 @@ class Holding:
         """A community below its minimum is short, up to its target; otherwise it asks for nothing."""
         return self.target - self.stock if self.stock < self.minimum else 0.0
 
-    @property
-    def urgent(self) -> float:
-        """The part of the demand that brings the community up to its minimum."""
-        return self.minimum - self.stock if self.stock < self.minimum else 0.0
+    def safety(self, share_margin: float = 0.25) -> float:
+        """The level sharing works to: minimum + `share_margin` x (target - minimum). A giver keeps it and
+        a receiver is brought up to it, so nobody hovers at the minimum on slivers of stock."""
+        return self.minimum + share_margin * (self.target - self.minimum)
+
+    def shared_need(self, share_margin: float = 0.25) -> float:
+        """What a community below its minimum asks its neighbours to share: up to its safety level."""
+        return self.safety(share_margin) - self.stock if self.stock < self.minimum else 0.0
 
     def spare(self, share_margin: float = 0.25) -> float:
         """What a community can share of an essential good with a neighbour below its minimum, beyond its
-        surplus: its stock up to the target, above a safety level of minimum + `share_margin` x (target -
-        minimum). Stock above the target is surplus (and its reserve), never counted twice."""
-        safety = self.minimum + share_margin * (self.target - self.minimum)
-        return max(0.0, min(self.stock, self.target) - safety)
+        surplus: its stock up to the target, above its safety level. Stock above the target is surplus
+        (and its reserve), never counted twice."""
+        return max(0.0, min(self.stock, self.target) - self.safety(share_margin))
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,7 @@ class AllocationInput:
     speed_kmh: float = 40.0
     reserve_fraction: float = 0.0
     # Essential goods only: a community below its minimum may draw on its neighbours' stock down to their
-    # minimum + share_margin x (target - minimum) when nobody has a surplus above target (1: never).
+    # safety level, minimum + share_margin x (target - minimum), up to its own (Holding.safety; 1: never).
     share_margin: float = 0.25
 
     def __post_init__(self) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -48,6 +49,7 @@ from logistics.allocation_data import (
     Holding,
     Place,
     PlannedShipment,
+    good_priority,
 )
 from logistics.geo import distance_matrix_km
 from logistics.repair_data import CrewMember, RepairInput, RepairJob, RepairPlan, hours_until_available
@@ -120,11 +122,12 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
         raise ValueError(f"communities without a site cannot ship or receive: {sorted(missing)}")
 
     sources = pickup_sites(session, plan.shipments, hubs)
+    planned = vehicle_loads(session, plan.shipments)
 
     def lane(s: PlannedShipment) -> tuple[int, int, int, float]:
         return (s.good_id, sources[s.from_place, s.good_id], hubs[s.to_place], s.quantity)
 
-    wanted = Counter(lane(s) for s in plan.shipments)
+    wanted = Counter(lane(s) for s in planned)
     current = current_proposal_id(session)
     if current is not None:
         held = Counter(_shipments_of(session, current))
@@ -133,7 +136,7 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
             return current
         if not held - wanted:  # nothing held is dropped: add what is new
             extra, added = wanted - held, []
-            for s in plan.shipments:
+            for s in planned:
                 if extra[lane(s)] > 0:
                     extra[lane(s)] -= 1
                     added.append(s)
@@ -149,7 +152,7 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
     row = DeliveryPlan(status="proposed", solver_status=plan.status, objective=plan.objective)
     session.add(row)
     session.flush()
-    shipments, alerts = _add_shipments(session, row.id, plan, plan.shipments, hubs, sources)
+    shipments, alerts = _add_shipments(session, row.id, plan, planned, hubs, sources)
     log.debug(
         "saved plan %s: %s shipments, %s alerts queued, %s earlier proposals superseded",
         row.id,
@@ -158,6 +161,33 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
         superseded.rowcount,
     )
     return row.id
+
+
+def vehicle_loads(session: Session, shipments: Sequence[PlannedShipment]) -> list[PlannedShipment]:
+    """The shipments, each one heavier than most active drivers' vehicles can carry (the median capacity)
+    split into equal loads that fit: no route can take a 2.3-tonne shipment of rice when the largest van
+    carries 1.35 t, so it sat unrouted all week. Unchanged when no vehicle is active."""
+    capacities = sorted(
+        session.scalars(
+            select(Vehicle.capacity_kg)
+            .join(Member, Vehicle.member_id == Member.id)
+            .where(Vehicle.active.is_(True), Member.active.is_(True), Member.is_driver.is_(True))
+        )
+    )
+    if not capacities:
+        return list(shipments)
+    load_kg = capacities[len(capacities) // 2]
+    weights = dict(session.execute(select(Good.id, Good.weight_kg_per_unit)).all())
+    loads: list[PlannedShipment] = []
+    for s in shipments:
+        parts = math.ceil(s.quantity * weights.get(s.good_id, 0.0) / load_kg - 1e-9)
+        if parts <= 1:
+            loads.append(s)
+            continue
+        each = float(f"{s.quantity / parts:.6g}")
+        loads += [replace(s, quantity=each) for _ in range(parts - 1)]
+        loads.append(replace(s, quantity=float(f"{s.quantity - each * (parts - 1):.6g}")))
+    return loads
 
 
 def _add_shipments(
@@ -502,7 +532,7 @@ def load_routing_input(
     if plan_id is None:
         return None
     rows = session.execute(
-        select(Shipment, Good.weight_kg_per_unit)
+        select(Shipment, Good)
         .join(Good, Shipment.good_id == Good.id)
         .where(Shipment.plan_id == plan_id, Shipment.status == "planned")
         .order_by(Shipment.id)
@@ -534,7 +564,7 @@ def load_routing_input(
             )
         )
     requests = []
-    for shipment, weight in rows:
+    for shipment, good in rows:
         for site_id in (shipment.from_site_id, shipment.to_site_id):
             points.append((sites[site_id].lat, sites[site_id].lon))
             node_sites.append(site_id)
@@ -542,8 +572,10 @@ def load_routing_input(
             Request(
                 pickup=len(points) - 2,
                 delivery=len(points) - 1,
-                load=shipment.quantity * weight,
+                load=shipment.quantity * good.weight_kg_per_unit,
                 label=str(shipment.id),
+                # When drivers are short, insulin and water go before eggs (the allocation's priorities).
+                weight=good_priority(good.sector, good.essential),
             )
         )
     lat = [p[0] for p in points]

@@ -39,8 +39,9 @@ def build_network(
     """Keep, per good, each supplier's and demander's nearest partners that the good survives reaching.
 
     With `sharing`, the network of the second pass instead: for essential goods only, what communities can
-    spare below their target (Holding.spare) offered to those still below their minimum, up to it
-    (Holding.urgent), so sharing never leaves a giver short and never tops a receiver up to its target.
+    spare below their target (Holding.spare) offered to those still below their minimum, up to the same
+    safety level (Holding.shared_need): a giver is never left short and no receiver is topped up to its
+    target from a neighbour's own stock.
     Holdings in `received` (place, good) just got the first pass's goods and give none of them on.
     """
     supply: dict[tuple[int, int], float] = {}
@@ -51,7 +52,8 @@ def build_network(
             if h.good_id not in essential:
                 continue
             key = (h.place_id, h.good_id)
-            give, take = (0.0 if key in received else h.spare(data.share_margin)), h.urgent
+            give = 0.0 if key in received else h.spare(data.share_margin)
+            take = h.shared_need(data.share_margin)
         else:
             give, take = h.supply(data.reserve_fraction), h.demand
         if give > QUANTITY_EPS:

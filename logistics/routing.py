@@ -184,7 +184,9 @@ def _partition(
             columns.append(PoolColumn(spec, nodes, cost, frozenset(problem.req_of[n] for n in nodes)))
     fleet = {i: v.count for i, v in enumerate(problem.vehicles) if v.count is not None}
     try:
-        result = solve_partition(columns, servable, fleet, problem.penalty, limit, frozenset(start))
+        result = solve_partition(
+            columns, servable, fleet, problem.penalty, limit, frozenset(start), problem.weight
+        )
     except PlanningError as exc:
         # The search's own best stays; a failed round is reported, not hidden.
         log.warning("set partitioning round failed: %s", exc)
@@ -193,7 +195,7 @@ def _partition(
     if len(served) != len(set(served)):
         log.warning("set partitioning returned overlapping routes; kept the search's solution")
         return None
-    cost = sum(c.cost for c in result.chosen) + problem.penalty * len(result.unserved)
+    cost = sum(c.cost for c in result.chosen) + problem.unserved_cost(result.unserved)
     log.debug("set partitioning over %s routes: %s, cost %.3f", len(columns), result.outcome, cost)
     return [(c.spec, c.nodes) for c in result.chosen], cost, result.outcome
 

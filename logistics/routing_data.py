@@ -45,9 +45,13 @@ class Request:
     load: float
     pickup: int | None = None
     label: str = ""
+    weight: float = 1.0  # leaving it out costs as much as leaving out `weight` ordinary requests (>= 1)
 
     def __post_init__(self) -> None:
         _finite_nonnegative("load", self.load)
+        if not (math.isfinite(self.weight) and self.weight >= 1.0):
+            name = self.label or self.delivery
+            raise ValueError(f"request {name}: weight must be >= 1, got {self.weight!r}")
         if self.pickup is not None and self.pickup == self.delivery:
             raise ValueError(f"request {self.label or self.delivery}: pickup and delivery are the same node")
 

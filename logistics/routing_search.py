@@ -43,6 +43,8 @@ class Problem:
         self.latest = [s.latest for s in stops]
         self.service = [s.service for s in stops]
         self.requests = data.requests
+        self.weight = [r.weight for r in data.requests]  # what leaving each one out costs, in penalties
+        self.weighted = len(set(self.weight)) > 1
         self.req_of = [-1] * n
         self.change = [0.0] * n  # load change on serving the node
         self.preload = [0.0] * len(data.requests)  # load carried from the start
@@ -67,6 +69,10 @@ class Problem:
         longest = max((max(row) for row in self.dist), default=0.0)
         # Leaving one request out must cost more than any set of routes could save.
         self.penalty = (n + 2) * (longest + max((v.fixed_cost for v in self.vehicles), default=0.0)) + 1.0
+
+    def unserved_cost(self, requests: Iterable[int]) -> float:
+        """The penalty for leaving these requests out, by their weights."""
+        return self.penalty * sum(self.weight[r] for r in requests)
 
     def _neighbours(self, distance: np.ndarray) -> list[list[int]]:
         result: list[list[int]] = [[] for _ in range(self.n)]
@@ -196,7 +202,7 @@ class Search:
         return True
 
     def total(self) -> float:
-        return sum(r.cost for r in self.routes) + self.p.penalty * len(self.unserved)
+        return sum(r.cost for r in self.routes) + self.p.unserved_cost(self.unserved)
 
     def columns(self) -> list[Column]:
         return [(r.spec, tuple(r.ext[1:-1])) for r in self.routes if r.stops > 0]
@@ -283,6 +289,8 @@ class Search:
         else:
             far = pick < 10.0
             requests.sort(key=lambda r: self.depot_distance(r), reverse=far)
+        if p.weighted:  # when not all fit, the weightier requests take the room first (a stable sort)
+            requests.sort(key=lambda r: -p.weight[r])
         opened: list[Route] = []
         for req in requests:
             best = self.best_insertion(req)

@@ -57,8 +57,10 @@ def build_partition_model(
     requests: Sequence[int],
     fleet: dict[int, int],
     penalty: float,
+    weights: Sequence[float] | None = None,
 ) -> tuple[pulp.LpProblem, list[pulp.LpVariable], dict[int, pulp.LpVariable]]:
-    """The set-partitioning MIP: binary x per column, slack per request, named rows."""
+    """The set-partitioning MIP: binary x per column, slack per request (costing `penalty` times the
+    request's weight, 1 by default), named rows."""
     problem = pulp.LpProblem("routes", pulp.LpMinimize)
     x = [
         problem.add_variable(f"x_{k}", lowBound=0, upBound=1, cat=pulp.LpBinary) for k in range(len(columns))
@@ -80,7 +82,7 @@ def build_partition_model(
             expr = pulp.LpAffineExpression(by_spec[spec])
             problem.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintLE, rhs=count), f"fleet_{spec}")
     objective = [(var, c.cost) for var, c in zip(x, columns, strict=True)]
-    objective += [(s, penalty) for s in slack.values()]
+    objective += [(s, penalty * (weights[r] if weights else 1.0)) for r, s in slack.items()]
     problem.setObjective(pulp.LpAffineExpression(objective))
     return problem, x, slack
 
@@ -92,11 +94,12 @@ def solve_partition(
     penalty: float,
     time_limit_s: float,
     start: frozenset[int] = frozenset(),
+    weights: Sequence[float] | None = None,
 ) -> PartitionResult:
     """Pick routes, starting from the columns numbered in `start` (the incumbent; the rest of its
     requests unserved); raises PlanningError when the solver ends without any integer solution."""
     started = time.perf_counter()
-    problem, x, slack = build_partition_model(columns, requests, fleet, penalty)
+    problem, x, slack = build_partition_model(columns, requests, fleet, penalty, weights)
     if start:
         covered: set[int] = set()
         for k, var in enumerate(x):

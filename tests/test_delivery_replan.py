@@ -169,9 +169,9 @@ def test_a_failed_delivery_no_vehicle_can_carry_again_is_reported_with_the_reaso
     route_once(sessions, 5.0)
     route, shipment, pickup, drop = the_route(sessions)
     fail_delivery(app, route, pickup, drop, picked_up=False)
-    with sessions.begin() as session:  # meanwhile the only truck broke down; a small car stands in
+    plan_once(sessions, 20.0)  # planned again in loads the truck carries
+    with sessions.begin() as session:  # then the only truck broke down; a small car stands in
         session.execute(update(Vehicle).values(capacity_kg=50.0))
-    plan_once(sessions, 20.0)
     route_once(sessions, 5.0)
     with sessions() as session:
         again = session.scalars(select(Shipment).where(Shipment.id != shipment)).one()

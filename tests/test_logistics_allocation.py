@@ -118,27 +118,29 @@ def test_supply_and_demand_of_a_holding(holding: Holding, supply: float, demand:
 
 
 @pytest.mark.parametrize(
-    ("holding", "spare", "urgent"),
+    ("holding", "spare", "need"),
     [
         (Holding(1, 1, 9, 4, 12), 3.0, 0.0),  # above its safety level 4 + 0.25 x 8 = 6
         (Holding(1, 1, 6, 4, 12), 0.0, 0.0),  # at its safety level: keeps everything
         (Holding(1, 1, 30, 4, 12), 6.0, 0.0),  # above target: only the part up to the target is spare
-        (Holding(1, 1, 1, 4, 12), 0.0, 3.0),  # below minimum: urgent up to the minimum
+        (Holding(1, 1, 1, 4, 12), 0.0, 5.0),  # below minimum: asks for enough to reach its safety level
+        (Holding(1, 1, 5, 4, 12), 0.0, 0.0),  # at or above its minimum: asks for nothing
     ],
 )
-def test_spare_and_urgent_of_a_holding(holding: Holding, spare: float, urgent: float) -> None:
-    assert (holding.spare(), holding.urgent) == (spare, urgent)
+def test_spare_and_shared_need_of_a_holding(holding: Holding, spare: float, need: float) -> None:
+    assert (holding.spare(), holding.shared_need()) == (spare, need)
 
 
-def test_neighbours_share_an_essential_good_up_to_the_minimum_when_nobody_has_surplus() -> None:
+def test_neighbours_share_an_essential_good_up_to_the_safety_level_when_nobody_has_surplus() -> None:
     water = GoodInfo(1, "drinking-water", "water", essential=True)
-    holdings = [Holding(1, 1, 160, 100, 200), Holding(2, 1, 150, 100, 200), Holding(3, 1, 40, 100, 200)]
+    holdings = [Holding(1, 1, 160, 100, 200), Holding(2, 1, 200, 100, 200), Holding(3, 1, 40, 100, 200)]
     data = AllocationInput([place(1, 0), place(2, 40), place(3, 5)], [water], holdings)
     plan = solve_allocation(data)
     assert plan.status == "Optimal"
-    # Up to its minimum (60 short), nearest first; each giver keeps its safety level 100 + 0.25 x 100.
-    assert shipped(plan) == {(1, 3, 1): 35.0, (2, 3, 1): 25.0}
-    assert plan.coverage == {(3, 1): pytest.approx(60 / 160)}
+    # Everyone's safety level is 100 + 0.25 x 100 = 125: the givers keep it, the receiver is brought up
+    # to it (85), the nearer giver first.
+    assert shipped(plan) == {(1, 3, 1): 35.0, (2, 3, 1): 50.0}
+    assert plan.coverage == {(3, 1): pytest.approx(85 / 160)}
 
 
 def test_non_essential_goods_are_shared_from_surplus_only() -> None:
@@ -221,7 +223,7 @@ def test_synthetic_plan_keeps_every_limit() -> None:
     for s in plan.shipments:
         if (s.from_place, s.to_place, s.good_id) not in lanes:  # shared from spare stock: essential only
             shared += 1
-            assert goods[s.good_id].essential and holdings[s.to_place, s.good_id].urgent > 0
+            assert goods[s.good_id].essential and holdings[s.to_place, s.good_id].shared_need() > 0
         given[s.from_place, s.good_id] += s.quantity
         received[s.to_place, s.good_id] += s.quantity
     assert shared, "the synthetic instance has shortages that only sharing can reach"

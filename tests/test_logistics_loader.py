@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import logistics.service
@@ -18,11 +18,13 @@ from gateway.models import (
     Community,
     DeliveryPlan,
     Good,
+    Member,
     NeedLevel,
     OutboxMessage,
     Shipment,
     Site,
     Stock,
+    Vehicle,
 )
 from gateway.region import load_region
 from logistics.allocation import AllocationInput, AllocationPlan, PlannedShipment, solve_allocation
@@ -180,6 +182,46 @@ def test_goods_are_picked_up_where_they_are_held(store: Store) -> None:
     assert destinations == {ids["short-town/clinic"], ids["other-short/storage"]}  # hubs, or the only site
 
 
+def test_a_shipment_heavier_than_most_vehicles_goes_as_loads_they_can_carry(store: Store) -> None:
+    sessions, ids = store
+    with sessions.begin() as session:
+        for capacity in (20, 30, 500):  # the median vehicle carries 30 kg
+            driver = Member(name=f"D{capacity}", community_id=1, lat=18.2, lon=-66.5, is_driver=True)
+            session.add(driver)
+            session.flush()
+            session.add(
+                Vehicle(name="car", kind="car", capacity_kg=capacity, member_id=driver.id, community_id=1)
+            )
+        session.get_one(Good, ids["rice"]).weight_kg_per_unit = 0.5
+        plan = solve_allocation(load_allocation_input(session))
+        plan_id = save_plan(session, plan)
+    with sessions.begin() as session:
+        loads = sorted(
+            (s.to_site_id, s.quantity)
+            for s in session.scalars(select(Shipment).where(Shipment.plan_id == plan_id))
+        )
+    # 60 to give against shortages of 28 and 40: 24.7 units (12.4 kg) and 35.3 units (17.6 kg) both fit.
+    assert [q for _, q in loads] == pytest.approx([28 * SHARE, 40 * SHARE], abs=1e-4)
+    with sessions.begin() as session:
+        session.get_one(Good, ids["rice"]).weight_kg_per_unit = 2.0
+        session.execute(update(DeliveryPlan).values(status="superseded"))
+        plan_id = save_plan(session, solve_allocation(load_allocation_input(session)))
+    with sessions.begin() as session:
+        loads = sorted(
+            (s.to_site_id, s.quantity)
+            for s in session.scalars(select(Shipment).where(Shipment.plan_id == plan_id))
+        )
+    # 24.7 units = 49.4 kg -> two loads of 24.7 kg; 35.3 units = 70.6 kg -> three loads of 23.5 kg.
+    assert loads == [
+        (ids["short-town/clinic"], pytest.approx(14 * SHARE, abs=1e-4)),
+        (ids["short-town/clinic"], pytest.approx(14 * SHARE, abs=1e-4)),
+        (ids["other-short/storage"], pytest.approx(40 * SHARE / 3, abs=1e-4)),
+        (ids["other-short/storage"], pytest.approx(40 * SHARE / 3, abs=1e-4)),
+        (ids["other-short/storage"], pytest.approx(40 * SHARE / 3, abs=1e-4)),
+    ]
+    assert sum(q for _, q in loads) == pytest.approx(68 * SHARE, abs=1e-4)
+
+
 def test_a_new_plan_supersedes_the_proposed_one_and_an_equal_one_is_kept(
     store: Store,
 ) -> None:
@@ -265,8 +307,9 @@ def test_plan_command_on_a_migrated_store(
     out = capsys.readouterr().out
     assert "shipments     1 to 1 communities" in out and "min coverage  1.000" in out
     with make_session_factory(engine).begin() as session:
-        shipment = session.scalars(select(Shipment)).one()
-        assert shipment.quantity == 2500.0  # Utuado: 500 L held, short up to its 3,000 L target
+        loads = [s.quantity for s in session.scalars(select(Shipment))]
+        # Utuado: 500 L held, short up to its 3,000 L target; the one 800-kg pickup carries it in 4 loads.
+        assert loads == [625.0] * 4
         assert count(session, OutboxMessage, OutboxMessage.topic == "rhizome/v1/alerts/utuado") == 1
 
 

@@ -358,3 +358,30 @@ def test_the_planner_loop_stops_early_on_small_problems() -> None:
     )
     plan = solve_routing(data, time_limit_s=30.0, stall_iterations=200)
     assert plan.cost == pytest.approx(4.0) and plan.solve_time_s < 10.0
+
+
+# --- priorities -------------------------------------------------------------------------------------------
+
+
+def test_when_not_all_fit_the_weightier_request_is_carried() -> None:
+    """Hours for one of two trips: the insulin (weight 8) goes, not the nearer, cheaper eggs (weight 3)."""
+    dist = line([0.0, -1.0, -2.0, 10.0, 11.0])  # depot, eggs pickup/delivery, insulin pickup/delivery
+    eggs = Request(pickup=1, delivery=2, load=5.0, label="eggs", weight=3.0)
+    insulin = Request(pickup=3, delivery=4, load=5.0, label="insulin", weight=8.0)
+    shift = [VehicleSpec(start=0, end=0, capacity=5.0, max_duration=22.0)]  # eggs 4, insulin 22, both 26
+    data = RoutingInput(dist, [eggs, insulin], shift)
+    plan = solve_routing(data, **FAST)
+    assert check_plan(data, plan) == []
+    assert [u.request for u in plan.unassigned] == [0]
+    assert plan.routes[0].nodes == (3, 4)
+    unweighted = RoutingInput(
+        dist, [Request(pickup=1, delivery=2, load=5.0), Request(pickup=3, delivery=4, load=5.0)], shift
+    )
+    plan = solve_routing(unweighted, **FAST)
+    assert [u.request for u in plan.unassigned] == [1], "without weights the cheaper request goes"
+
+
+@pytest.mark.parametrize("weight", [0.5, 0.0, math.nan, math.inf])
+def test_a_request_weight_below_one_is_refused(weight: float) -> None:
+    with pytest.raises(ValueError, match="weight must be >= 1"):
+        Request(delivery=2, load=1.0, pickup=1, weight=weight)
