@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
@@ -82,6 +83,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     gw.add_argument("--rules", type=Path, metavar="FILE", help="fault rules file [gateway/faults/rules.toml]")
     gw.add_argument("--ready-file", type=Path, help="touch this file once subscribed (for supervisors)")
+    gw.add_argument(
+        "--sweep-every",
+        type=_positive_seconds,
+        default=5.0,
+        metavar="S",
+        help="seconds between checks for silent devices [5]",
+    )
     gw.set_defaults(handler=_run_gateway)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(title="db commands", metavar="CMD")
@@ -124,6 +132,16 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.db import make_engine
     from gateway.service import GatewayService
@@ -138,6 +156,7 @@ def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
             ready_file=args.ready_file,
             metrics_port=args.metrics_port,
             rules_file=args.rules,
+            sweep_every_s=args.sweep_every,
         ).run(stop_on_signals())
     finally:
         engine.dispose()

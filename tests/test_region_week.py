@@ -14,7 +14,7 @@ from gateway.region import read_region, sample_region_path
 from gateway.settings import Settings
 from gateway.week.cli import run_and_report
 from gateway.week.runner import WeekConfig
-from gateway.week.timescale import scaled_rules, store_region
+from gateway.week.timescale import MIN_STORE_INTERVAL_S, scaled_rules, store_region
 from tests.conftest import Broker
 
 pytestmark = [pytest.mark.network]
@@ -40,9 +40,8 @@ def test_rules_and_intervals_are_scaled_by_the_speed() -> None:
     intervals = {
         d["interval_s"] for c in region["communities"] for s in c["sites"] for d in s.get("devices", [])
     }
-    assert intervals == {
-        10
-    }  # 60-300 simulated s is under a real second: the floor keeps stale detection sane
+    # 60-300 simulated s is under a real second: the floor keeps stale detection sane.
+    assert intervals == {MIN_STORE_INTERVAL_S}
 
 
 def test_a_short_week_closes_every_scripted_fault_through_the_real_chain(

@@ -27,7 +27,13 @@ from gateway.procutil import free_port, wait_for_port
 from gateway.region import load_region, read_region, sample_region_path
 from gateway.settings import Settings, to_env
 from gateway.week.actors import Behaviour, People
-from gateway.week.timescale import WEEK_INTERVALS, scaled_rules, store_region, with_intervals
+from gateway.week.timescale import (
+    SWEEP_EVERY_S,
+    WEEK_INTERVALS,
+    scaled_rules,
+    store_region,
+    with_intervals,
+)
 from gateway.week.webclient import DashboardClient
 
 log = logging.getLogger(__name__)
@@ -131,7 +137,16 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
         )
         supervisor = Supervisor(env, data_dir / "logs")
         ready = data_dir / "gateway.ready"
-        supervisor.start("gateway", "gateway", "--rules", str(rules), "--ready-file", str(ready))
+        supervisor.start(
+            "gateway",
+            "gateway",
+            "--rules",
+            str(rules),
+            "--ready-file",
+            str(ready),
+            "--sweep-every",
+            str(SWEEP_EVERY_S),
+        )
         _wait_for(ready.exists, 60, "gateway subscription", supervisor)
         supervisor.start(
             "dashboard",

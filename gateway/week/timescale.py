@@ -14,7 +14,11 @@ import tomllib
 from importlib import resources
 from typing import Any, Final
 
-MIN_STORE_INTERVAL_S: Final = 10  # stale after 15 real s at least: a loaded machine's gateway lags seconds
+# Stale after 4.5 real s at least (0.6 simulated h at speed 500, so a one-hour link outage is seen, as it
+# is at speed 1): the gateway stores a reading within a second here (alert p99 0.3 s), and the runner sweeps
+# every SWEEP_EVERY_S. Ten seconds had hidden a cold room's one-hour outage.
+MIN_STORE_INTERVAL_S: Final = 3
+SWEEP_EVERY_S: Final = 1.0  # real seconds between the gateway's checks for silent devices
 # Report intervals for a week at high speed (simulated seconds): a box on a metered link reporting every 15
 # minutes (stock and soil hourly) keeps the whole region within what one gateway stores on a shared machine.
 WEEK_INTERVALS: Final = {"pump": 900, "cold_room": 900, "stock": 3600, "soil": 3600}
