@@ -67,6 +67,22 @@ def register(commands: Any) -> None:
         help="apply repairs and stock movements sent to rhizome/v1/sim/<device> (devices/control.py)",
     )
     sim.set_defaults(handler=simulate)
+    base = actions.add_parser(
+        "baseline",
+        help="stock levels of a simulated week with no deliveries (offline, no broker)",
+        description="Step every stock device of a region offline from the seed, as `simulate` would, with "
+        "nobody moving goods, and write each one's hourly levels as JSON: the baseline the region week "
+        "compares deliveries against.",
+    )
+    base.add_argument("--region", type=Path, metavar="FILE", help="region file [bundled Puerto Rico sample]")
+    base.add_argument("--seed", type=int, default=1, help="random seed, as given to simulate [1]")
+    base.add_argument(
+        "--start", type=_iso_time, required=True, metavar="ISO", help="simulated clock start, UTC"
+    )
+    base.add_argument("--days", type=float, default=7.0, help="simulated days [7]")
+    base.add_argument("--scenario", type=Path, metavar="FILE", help="fault scenario, as given to simulate")
+    base.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write the JSON")
+    base.set_defaults(handler=baseline)
 
 
 def _iso_time(text: str) -> datetime:
@@ -130,4 +146,22 @@ def simulate(settings: DeviceSettings, args: argparse.Namespace) -> int:
         control=control,
     )
     simulator.run(stop, args.duration)
+    return 0
+
+
+def baseline(_settings: DeviceSettings, args: argparse.Namespace) -> int:
+    """Handler of `rhizome devices baseline`."""
+    from devices.baseline import stock_levels, write
+    from devices.regionfile import read_devices, sample_region_path
+    from devices.scenario import load_scenario
+
+    if not args.days > 0:
+        raise ValueError("--days must be positive")
+    specs = read_devices(args.region or sample_region_path())
+    scenario = load_scenario(args.scenario) if args.scenario else None
+    levels = stock_levels(specs, args.seed, args.start, args.days, scenario)
+    write(args.out, levels)
+    log.info(
+        "baseline: %s stock devices over %s days written to %s", len(levels["devices"]), args.days, args.out
+    )
     return 0

@@ -103,7 +103,8 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
     try:
         with make_session_factory(engine)() as session:
             rows = measure.fault_rows(session, scenario_events(config.scenario), clock, record.receipts)
-            cov = measure.coverage(session, clock)
+            baseline = json.loads(record.baseline.read_text(encoding="utf-8")) if record.baseline else None
+            cov = measure.coverage(session, clock, baseline)
             vol = measure.volunteering(session, clock)
             msg = measure.messages(session, record.published, record.receipts)
             figures = measure.summarise(rows, cov, vol, msg, session)
@@ -133,12 +134,11 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
     coverage_note = (
         "A **need-day** is one (community, essential good with a minimum) on one simulated day; its "
         "stock is the "
-        "community's total at the end of the day, from the stock ledger. The **baseline** is the same ledger "
-        "with every delivery entry (pickup and drop-off) taken back out, i.e. a replay of this run's "
-        "harvests and "
-        "consumption without the drivers, not a second run: the simulated stores' own restocking (below "
-        "60% of "
-        "their initial level) then happens as it did in this run. A **shortage-day** is a need-day under the "
+        "community's total at the end of the day, from the stock ledger. The **baseline** is the same "
+        "week with no deliveries: every stock device stepped again offline from the same seed "
+        "(`rhizome devices baseline`, devices/baseline.py) with nobody moving goods, so its harvests, use "
+        "and the stores' own restocking (below 60% of their initial level) follow their own levels. A "
+        "**shortage-day** is a need-day under the "
         "minimum in the baseline; it is **covered** when the stock with the planner's deliveries is at "
         "or above "
         f"the minimum at the end of that day. {cov['communities']} communities have essential needs."

@@ -192,15 +192,16 @@ def fault_rows(
     return rows
 
 
-def coverage(session: Session, clock: Clock) -> dict[str, Any]:
-    """Essential shortage-days without deliveries (the ledger replayed without them) and with the planner.
+def coverage(session: Session, clock: Clock, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Essential shortage-days in the same week without deliveries, and how many the planner covered.
 
     A need-day is a (community, essential good with a minimum > 0, simulated day). Its end-of-day stock is the
     sum over the community's sites of the last ledger level before the day ends. With the planner: the levels
-    as stored. Without deliveries: the same ledger with every delivery entry (pickups, drop-offs) taken back
-    out, so that site's later levels are lower (or higher, at a source) by what the drivers moved, never below
-    zero. A shortage-day is a need-day under the minimum without deliveries; it is covered if the stock with
-    the planner is at or above the minimum at the end of that day.
+    as stored. Without deliveries: from `baseline` (devices/baseline.py: every stock device stepped offline
+    from the same seed with nobody moving goods) for the sites it holds; for any other site (and for all
+    when no baseline is given) the ledger with every delivery entry taken back out. A shortage-day is a
+    need-day under the minimum without deliveries; it is covered if the stock with the planner is at or
+    above the minimum at the end of that day.
     """
     essential = dict(session.execute(select(Good.id, Good.slug).where(Good.essential.is_(True))).all())
     site_community = dict(session.execute(select(Site.id, Site.community_id)).all())
@@ -228,23 +229,28 @@ def coverage(session: Session, clock: Clock) -> dict[str, Any]:
         key = (site, good)
         if source == "delivery":
             moved[key] += delta
-        times, levels, baseline = series.setdefault(key, ([], [], []))
+        times, levels, replayed = series.setdefault(key, ([], [], []))
         times.append(_aware(at))  # type: ignore[arg-type]
         levels.append(after)
-        baseline.append(max(0.0, after - moved[key]))
+        replayed.append(max(0.0, after - moved[key]))
+    offline = _baseline_levels(session, baseline, essential)
     hours = int(clock.days * 24)
     marks = [clock.t0 + timedelta(seconds=h * 3600 / clock.speed) for h in range(1, hours + 1)]
     with_planner: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0] * hours)
     without: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0] * hours)
-    for (site, good), (times, levels, baseline) in series.items():
+    for (site, good), (times, levels, replayed) in series.items():
         key = (site_community[site], good)
         if key not in needs:
             continue
+        stepped = offline.get((site, good))
         for h, mark in enumerate(marks):
             i = bisect.bisect_right(times, mark) - 1
             if i >= 0:
                 with_planner[key][h] += levels[i]
-                without[key][h] += baseline[i]
+                if stepped is None:
+                    without[key][h] += replayed[i]
+            if stepped is not None:
+                without[key][h] += stepped[min(h, len(stepped) - 1)]
     days = math.ceil(clock.days)  # a part day at the end counts at its last hour
     need_days = shortage = covered = met_with = met_without = 0
     short_hourly_with, short_hourly_without = [0] * hours, [0] * hours
@@ -279,6 +285,32 @@ def coverage(session: Session, clock: Clock) -> dict[str, Any]:
         "communities": len({c for c, _ in needs}),
         "_slugs": community_slug,
     }
+
+
+def _baseline_levels(
+    session: Session, baseline: dict[str, Any] | None, goods: dict[int, str]
+) -> dict[tuple[int, int], list[float]]:
+    """(site id, good id) -> the site's hourly levels without deliveries, from a devices/baseline.py file."""
+    if not baseline:
+        return {}
+    sites = {
+        (community, site): site_id
+        for site_id, site, community in session.execute(
+            select(Site.id, Site.slug, Community.slug).join(Community, Site.community_id == Community.id)
+        )
+    }
+    good_ids = {slug: good_id for good_id, slug in goods.items()}
+    levels: dict[tuple[int, int], list[float]] = {}
+    for device in baseline["devices"].values():
+        site_id = sites.get((device["community"], device["site"]))
+        if site_id is None:
+            raise ValueError(
+                f"baseline names a site the store does not hold: {device['community']}/{device['site']}"
+            )
+        for good, values in device["levels"].items():
+            if good in good_ids:
+                levels[site_id, good_ids[good]] = [float(v) for v in values]
+    return levels
 
 
 def _gini(values: list[float]) -> float | None:

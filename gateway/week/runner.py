@@ -79,6 +79,7 @@ class RunRecord:
     published: int | None  # readings the devices sent, from the simulator's final log line
     tally: Any
     wall_s: float
+    baseline: Path | None = None  # the same week's stock with no deliveries (devices/baseline.py)
 
 
 def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
@@ -192,6 +193,7 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
         people = None
         supervisor.stop_all()
         log.info("people: %s", people_tally)
+        baseline = _baseline(env, region_path, config, data_dir / "baseline.json")
         return RunRecord(
             database_url=settings.effective_database_url,
             data_dir=data_dir,
@@ -200,6 +202,7 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
             published=_published(data_dir / "logs" / "devices.log"),
             tally=people_tally,
             wall_s=config.wall_s,
+            baseline=baseline,
         )
     finally:
         if people is not None:
@@ -210,6 +213,18 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
             broker.stop()
         if engine is not None:
             engine.dispose()
+
+
+def _baseline(env: dict[str, str], region: Path, config: WeekConfig, out: Path) -> Path:
+    """Step the same week's stock devices offline with nobody moving goods (`rhizome devices baseline`)."""
+    log.info("stepping the same week without deliveries (the baseline)")
+    command = [sys.executable, "-m", "gateway.cli", "devices", "baseline", "--region", str(region)]
+    command += ["--seed", str(config.seed), "--start", config.start.isoformat(), "--days", str(config.days)]
+    command += ["--scenario", str(config.scenario), "--out", str(out)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise OSError(f"the baseline week failed: {result.stderr.strip()[-2000:]}")
+    return out
 
 
 def _first_reading(sessions: Any, supervisor: Supervisor) -> datetime:
