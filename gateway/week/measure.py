@@ -372,7 +372,34 @@ def volunteering(session: Session, clock: Clock) -> dict[str, Any]:
             "max_member_h": round(max(values), 1) if values else 0.0,
             "gini": _gini(values),
         }
-    return {"km_driven": round(driven_km, 1), "hours": per_sector}
+    pledged = {
+        kind: sum(
+            h
+            for (h,) in session.execute(
+                select(Member.hours_per_week).where(
+                    getattr(Member, f"is_{kind}").is_(True), Member.active.is_(True)
+                )
+            )
+        )
+        * clock.days
+        / 7
+        for kind in ("crew", "driver")
+    }
+    used = {
+        kind: sum(
+            v["hours"]
+            for sector, v in per_sector.items()
+            if sector.endswith("(driving)") == (kind == "driver")
+        )
+        for kind in ("crew", "driver")
+    }
+    return {
+        "km_driven": round(driven_km, 1),
+        "hours": per_sector,
+        # What the members said they could give over the period (hours a week), against what they gave.
+        "pledged_h": {kind: round(h, 1) for kind, h in pledged.items()},
+        "used_h": {kind: round(h, 1) for kind, h in used.items()},
+    }
 
 
 def messages(session: Session, published: int | None, receipts: list[Any]) -> dict[str, Any]:

@@ -113,7 +113,13 @@ def write_report(path: Path, context: dict[str, Any]) -> None:
         f"| {sector} | {v['hours']} | {v['members']} | {v['max_member_h']} | {_cell(v['gini'])} |"
         for sector, v in vol["hours"].items()
     )
-    by_good = ", ".join(f"{g} {n}" for g, n in cov["shortage_days_by_good"].items()) or "none"
+    by_good = (
+        ", ".join(
+            f"{g} {n} ({cov['covered_days_by_good'].get(g, 0)} covered)"
+            for g, n in cov["shortage_days_by_good"].items()
+        )
+        or "none"
+    )
     dead = ", ".join(f"{reason}: {n}" for reason, n in sorted(msg["dead_letters"].items())) or "none"
     summary = [
         ("scripted faults", figures["faults"]),
@@ -179,7 +185,7 @@ reading for the people's part (answer, travel, repair) and the confirmation by t
 ## Essential goods
 
 {context["coverage_note"]}
-Baseline shortage-days by good: {by_good}.
+Baseline shortage-days by good (covered with the planner): {by_good}.
 
 ![Essential-goods shortage with and without the planner]({shortage_png.name})
 
@@ -192,6 +198,11 @@ Gini over every member who could have done the work (crew for repairs, drivers f
 | sector | hours | members | most by one member | Gini |
 |---|---|---|---|---|
 {hours}
+
+Against what members pledged (hours a week in the region file, over the period): crews gave
+{vol["used_h"]["crew"]} h of {vol["pledged_h"]["crew"]} h, drivers {vol["used_h"]["driver"]} h of
+{vol["pledged_h"]["driver"]} h. Simulated drivers drive every route they do not skip, and the planner limits
+each route to a driver's weekly hours but does not yet count the hours of their earlier routes in the week.
 
 ## Run
 
