@@ -27,6 +27,7 @@ class Settings:
     gateway_group: str = "gateways"  # shared-subscription group name (MQTT v5 only)
     gateway_client_id: str = "rhizome-gateway"
     plan_interval_s: float = 60.0
+    plan_lead_s: float = 12 * 3600.0  # plan for the stock expected this far ahead (0: the stock as it is)
     region_file: str | None = None
     secret_key: str | None = None
     broker_dir: Path | None = None  # None: <data_dir>/broker; where the broker's password and ACL files go
@@ -57,6 +58,7 @@ class Settings:
 _CONVERTERS = {
     "dashboard_port": int,
     "plan_interval_s": float,
+    "plan_lead_s": float,
     "data_dir": Path,
     "broker_dir": Path,
     "broker_pid_file": Path,

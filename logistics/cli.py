@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from gateway.settings import Settings
@@ -22,6 +23,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         type=float,
         metavar="S",
         help="seconds between runs with --loop [RHIZOME_PLAN_INTERVAL_S, 60]",
+    )
+    plan.add_argument(
+        "--lead-time",
+        type=float,
+        metavar="S",
+        help="plan for the stock expected S seconds ahead at each community's recent rate of use; 0: the "
+        "stock as it is [RHIZOME_PLAN_LEAD_S, 43200]",
     )
     plan.add_argument("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
     plan.set_defaults(handler=_plan)
@@ -65,14 +73,17 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.time_limit <= 0 or (args.interval is not None and args.interval <= 0):
         raise ValueError("--time-limit and --interval must be positive")
-    settings = settings.with_overrides(plan_interval_s=args.interval)
+    if args.lead_time is not None and not (math.isfinite(args.lead_time) and args.lead_time >= 0):
+        raise ValueError("--lead-time must be a number of seconds >= 0")
+    settings = settings.with_overrides(plan_interval_s=args.interval, plan_lead_s=args.lead_time)
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)
     try:
         if args.loop:
-            run_loop(sessions, settings.plan_interval_s, args.time_limit, stop_on_signals())
+            stop = stop_on_signals()
+            run_loop(sessions, settings.plan_interval_s, args.time_limit, stop, lead_s=settings.plan_lead_s)
             return 0
-        run = plan_once(sessions, args.time_limit)
+        run = plan_once(sessions, args.time_limit, lead_s=settings.plan_lead_s)
     except PlanningError as exc:
         print(f"no plan: {exc}")
         return 1

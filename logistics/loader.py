@@ -8,7 +8,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select, update
@@ -29,6 +29,7 @@ from gateway.models import (
     Shipment,
     Site,
     Stock,
+    StockLedgerEntry,
     TaskEvent,
     Vehicle,
     utcnow,
@@ -56,13 +57,21 @@ from logistics.repair_data import CrewMember, RepairInput, RepairJob, RepairPlan
 from logistics.routing_data import Request, RoutingInput, RoutingPlan, Stop, VehicleSpec
 
 log = logging.getLogger(__name__)
+USE_WINDOW_LEADS = 2.0  # the rate of use is measured over twice the lead time (a day for 12 hours)
 HUB_KIND = "storage"  # goods arrive at a community's storage hub if any; they leave from where they are
 ALERT_EVENT = "shipments_planned"
 
 
-def load_allocation_input(session: Session) -> AllocationInput:
+def load_allocation_input(
+    session: Session, lead_s: float = 0.0, now: datetime | None = None
+) -> AllocationInput:
     """Communities as places, stock summed over each one's sites with the goods on their way counted where
-    they go, need levels (0 when none are set)."""
+    they go, need levels (0 when none are set).
+
+    With `lead_s`, each stock is the one expected that far ahead at the community's recent rate of use
+    (use_rates): a delivery takes hours to arrive, so a community about to fall below its minimum is
+    planned for now, not once it is short (in the region week, a shortage found at noon was met the next
+    morning and the day counted as short)."""
     hubs = hub_sites(session)
     communities = session.scalars(select(Community).order_by(Community.id)).all()
     # A community without any site has nowhere to hold or receive goods, so it cannot take part.
@@ -97,6 +106,10 @@ def load_allocation_input(session: Session) -> AllocationInput:
             held = levels[community_of[source], good_id]
             held[0] = max(0.0, held[0] - quantity)
         levels[community_of[destination], good_id][0] += quantity
+    if lead_s > 0:
+        for key, per_s in use_rates(session, USE_WINDOW_LEADS * lead_s, now).items():
+            if key in levels:
+                levels[key][0] = max(0.0, levels[key][0] - per_s * lead_s)
     for need in session.scalars(select(NeedLevel)):
         levels[need.community_id, need.good_id][1:] = [need.minimum, need.target]
     holdings = [
@@ -105,6 +118,36 @@ def load_allocation_input(session: Session) -> AllocationInput:
         if place in hubs
     ]
     return AllocationInput(places, goods, holdings)
+
+
+def use_rates(session: Session, window_s: float, now: datetime | None = None) -> dict[tuple[int, int], float]:
+    """(community, good) -> units used per second over the last `window_s` (or since the first ledger
+    entry, if later): what the stock boxes reported going out, summed over the community's sites. Harvests,
+    restocking and deliveries are left out, so the rate is of use alone."""
+    now = now or utcnow()
+    first = session.scalar(select(func.min(StockLedgerEntry.created_at)))
+    if first is None:
+        return {}
+    since = max(now - timedelta(seconds=window_s), _aware(first))
+    span = (now - since).total_seconds()
+    if span <= 0:
+        return {}
+    rows = session.execute(
+        select(Site.community_id, StockLedgerEntry.good_id, func.sum(StockLedgerEntry.delta))
+        .join(Site, StockLedgerEntry.site_id == Site.id)
+        .where(
+            StockLedgerEntry.source == "sensor",
+            StockLedgerEntry.delta < 0,
+            StockLedgerEntry.created_at >= since,
+        )
+        .group_by(Site.community_id, StockLedgerEntry.good_id)
+    )
+    return {(community, good): -float(used) / span for community, good, used in rows if used}
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; the store writes UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def save_plan(session: Session, plan: AllocationPlan) -> int:

@@ -48,11 +48,12 @@ class PlanRun:
     unchanged: bool = False  # the plan equals the current proposal, which was kept (no new alerts)
 
 
-def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0) -> PlanRun:
-    """Load, solve and save one plan; the solve holds no database transaction open."""
+def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0, lead_s: float = 0.0) -> PlanRun:
+    """Load (the stock expected `lead_s` ahead), solve and save one plan; the solve holds no database
+    transaction open."""
     started = time.perf_counter()
     with sessions.begin() as session:
-        data = load_allocation_input(session)
+        data = load_allocation_input(session, lead_s=lead_s)
     plan = solve_allocation(data, time_limit_s=time_limit_s)
     with sessions.begin() as session:
         previous = current_proposal_id(session)
@@ -137,6 +138,7 @@ def run_loop(
     time_limit_s: float,
     stop: threading.Event,
     poll_s: float = 0.25,
+    lead_s: float = 0.0,
 ) -> int:
     """Re-plan every `interval_s` s until `stop` is set; failures are logged, not fatal. Returns runs.
 
@@ -158,7 +160,7 @@ def run_loop(
             started = time.monotonic()
             deliveries = _poll(sessions, deliveries_marker)
             try:
-                run = plan_once(sessions, time_limit_s)
+                run = plan_once(sessions, time_limit_s, lead_s)
             except (PlanningError, SQLAlchemyError) as exc:
                 if stop.is_set():  # Ctrl-C also reaches the CBC child, so a run cut short by it is no failure
                     log.info("planning run interrupted by the stop: %s", exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select, update
@@ -24,12 +25,13 @@ from gateway.models import (
     Shipment,
     Site,
     Stock,
+    StockLedgerEntry,
     Vehicle,
 )
 from gateway.region import load_region
 from logistics.allocation import AllocationInput, AllocationPlan, PlannedShipment, solve_allocation
 from logistics.errors import PlanningError
-from logistics.loader import load_allocation_input, save_plan
+from logistics.loader import load_allocation_input, save_plan, use_rates
 from logistics.service import plan_once, run_loop
 from tests.conftest import tiny_region_data
 
@@ -180,6 +182,39 @@ def test_goods_are_picked_up_where_they_are_held(store: Store) -> None:
         destinations = {s.to_site_id for s in session.scalars(select(Shipment))}
     assert sources == {ids["giver/farm"]}
     assert destinations == {ids["short-town/clinic"], ids["other-short/storage"]}  # hubs, or the only site
+
+
+def test_a_community_about_to_fall_short_is_planned_for_ahead(store: Store) -> None:
+    """12 held against a minimum of 10 is not short now, but at 5 a hour it is in an hour's time."""
+    sessions, ids = store
+    now = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+    site, rice = ids["other-short/storage"], ids["rice"]
+    with sessions.begin() as session:
+        session.add(Stock(site_id=site, good_id=rice, quantity=12))
+        entries = [(-3.0, 0.0, "initial", 0.0), (-2.0, 22.0, "sensor", 22.0), (-1.0, -5.0, "sensor", 17.0)]
+        entries += [(-0.5, -5.0, "sensor", 12.0), (-0.25, 4.0, "sensor", 16.0), (-0.1, -4.0, "sensor", 12.0)]
+        for hours_ago, delta, source, after in entries:
+            at = now + timedelta(hours=hours_ago)
+            session.add(
+                StockLedgerEntry(
+                    site_id=site,
+                    good_id=rice,
+                    delta=delta,
+                    quantity_after=after,
+                    reason=source,
+                    source=source,
+                    created_at=at,
+                )
+            )
+    with sessions.begin() as session:
+        # Used 14 in the last two hours (the 4 that came in is not use): 7 a hour.
+        assert use_rates(session, 7200, now) == {(ids["other-short"], rice): pytest.approx(14 / 7200)}
+        as_is = {h.place_id: h.stock for h in load_allocation_input(session, now=now).holdings}
+        ahead = {h.place_id: h.stock for h in load_allocation_input(session, lead_s=3600, now=now).holdings}
+        plan = solve_allocation(load_allocation_input(session, lead_s=3600, now=now))
+    assert as_is[ids["other-short"]] == 12.0 and ahead[ids["other-short"]] == pytest.approx(5.0)
+    assert ahead[ids["giver"]] == as_is[ids["giver"]], "no use reported, no change"
+    assert (ids["other-short"], rice) in plan.coverage  # short in an hour: planned for now
 
 
 def test_a_shipment_heavier_than_most_vehicles_goes_as_loads_they_can_carry(store: Store) -> None:

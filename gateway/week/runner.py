@@ -52,6 +52,7 @@ class WeekConfig:
     seed: int = 1
     start: datetime = datetime(2025, 6, 2, 4, 0, tzinfo=UTC)  # a Monday, before dawn
     plan_every_h: float = 6.0  # simulated hours between planner runs
+    plan_lead_h: float = 12.0  # the planner plans for the stock expected this many simulated hours ahead
     plan_time_limit_s: float = 10.0
     out_dir: Path = Path("docs/reports")
     name: str = "region_week"
@@ -101,6 +102,7 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
             data_dir=data_dir,
             dashboard_port=free_port(settings.dashboard_host),
             plan_interval_s=max(5.0, config.plan_every_h * 3600 / config.speed),
+            plan_lead_s=config.plan_lead_h * 3600 / config.speed,
             gateway_client_id=f"rhizome-week-{stamp}",
         )
         engine = make_engine(settings.effective_database_url)
