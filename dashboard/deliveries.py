@@ -221,6 +221,32 @@ def record_stop(
     return stop
 
 
+def decline_route(session: Session, route_id: int, reason: str) -> list[int]:
+    """The driver cannot drive a route they have not started: it is declined and its shipments are free
+    for the planner again (planned, no route, the reason kept). Returns their ids; DeliveryError if the
+    route is under way, done or declined already."""
+    reason = reason.strip()
+    if not reason:
+        raise DeliveryError("say why, so the coordinator and the planner know", 400)
+    if len(reason) > MAX_REASON:
+        raise DeliveryError(f"the reason is longer than {MAX_REASON} characters", 400)
+    route = session.scalar(select(Route).where(Route.id == route_id).with_for_update())
+    if route is None:
+        raise DeliveryError("no such route", 404)
+    if route.status != "proposed":
+        raise DeliveryError(
+            f"this route is {route.status.replace('_', ' ')}: only a route not started can be declined"
+        )
+    freed = list(
+        session.scalars(select(Shipment).where(Shipment.route_id == route_id, Shipment.status == "assigned"))
+    )
+    for shipment in freed:
+        shipment.status, shipment.route_id = "planned", None
+        shipment.failure_reason = f"route {route_id} declined: {reason}"
+    route.status = "declined"
+    return [s.id for s in freed]
+
+
 @dataclass(frozen=True)
 class FailedDelivery:
     """A failed shipment for the coordinator: why, and what the planner made of it since."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.models import (
@@ -517,14 +517,16 @@ def open_tasks_marker(session: Session) -> tuple[object, ...]:
 
 
 def deliveries_marker(session: Session) -> tuple[object, ...]:
-    """How many shipments were delivered and how many failed: changes when a driver records one, so the
-    planner loop re-plans at once (a failed delivery's goods are needed again; a delivery changes stock)."""
+    """How many shipments were delivered and how many failed, and how many routes were declined: changes
+    when a driver records one, so the planner loop re-plans at once (a failed delivery's or a declined
+    route's goods are needed again; a delivery changes stock)."""
     rows = session.execute(
         select(Shipment.status, func.count())
         .where(Shipment.status.in_(("delivered", "failed")))
         .group_by(Shipment.status)
     )
-    return tuple(sorted((status, int(count)) for status, count in rows))
+    declined = session.scalar(select(func.count()).where(Route.status == "declined")) or 0
+    return (*sorted((status, int(count)) for status, count in rows), ("routes declined", int(declined)))
 
 
 def decline_task(session: Session, task_id: int, member_id: int, reason: str = "") -> None:
@@ -638,34 +640,14 @@ def load_routing_input(
 
 
 def save_routes(session: Session, data: RoutingInput, keys: RoutingKeys, plan: RoutingPlan) -> int:
-    """Replace the plan's proposed routes: routes, stops, shipments assigned, a notice per driver.
+    """Write the new routes: routes, stops, shipments assigned, a notice per driver.
 
-    Shipments no route can carry keep status `planned` with the reason in `failure_reason`. Routes equal
-    to the stored ones are not written again (no repeated notices). Returns the number of routes written.
+    The input holds only shipments on no route, so routes already offered stand until they are driven or
+    declined: replacing them on every top-up of the proposal had dropped their shipments off every route
+    (in the region week, 254 of 720 route notices went undriven, 8% of them by design). Shipments no
+    route can carry keep status `planned` with the reason in `failure_reason`. Returns routes written.
     """
-    old = session.scalars(
-        select(Route.id).where(Route.plan_id == keys.plan_id, Route.status == "proposed")
-    ).all()
     owner = {node: i for i, r in enumerate(data.requests) for node in r.nodes}
-    wanted = sorted(
-        (
-            keys.drivers[r.vehicle][1],
-            tuple(
-                (keys.shipments[owner[n]], "pickup" if n == data.requests[owner[n]].pickup else "delivery")
-                for n in r.nodes
-            ),
-        )
-        for r in plan.routes
-    )
-    if old and _routes_of(session, old) == wanted:
-        log.debug("routes of plan %s unchanged", keys.plan_id)
-        return 0
-    if old:
-        session.execute(
-            update(Shipment).where(Shipment.route_id.in_(old)).values(route_id=None, status="planned")
-        )
-        session.execute(delete(RouteStop).where(RouteStop.route_id.in_(old)))
-        session.execute(delete(Route).where(Route.id.in_(old)))
     now = utcnow()
     duration = data.distance if data.duration is None else data.duration
     for planned in plan.routes:
@@ -733,17 +715,3 @@ def save_routes(session: Session, data: RoutingInput, keys: RoutingKeys, plan: R
         if shipment is not None:
             shipment.failure_reason = u.reason[:500]
     return len(plan.routes)
-
-
-def _routes_of(
-    session: Session, route_ids: Sequence[int]
-) -> list[tuple[int | None, tuple[tuple[int | None, str], ...]]]:
-    members = dict(session.execute(select(Route.id, Route.member_id).where(Route.id.in_(route_ids))).all())
-    stops: dict[int, list[tuple[int | None, str]]] = defaultdict(list)
-    for route_id, shipment_id, action in session.execute(
-        select(RouteStop.route_id, RouteStop.shipment_id, RouteStop.action)
-        .where(RouteStop.route_id.in_(route_ids))
-        .order_by(RouteStop.route_id, RouteStop.position)
-    ):
-        stops[route_id].append((shipment_id, action))
-    return sorted((members[r], tuple(stops[r])) for r in route_ids)

@@ -207,3 +207,41 @@ def test_a_failed_shipment_is_added_back_to_the_same_proposal_with_an_alert(
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == (alerts or 0) + 1
         assert newest is not None and json.loads(newest.payload)["shipments"][0]["id"] == rows[1].id
     assert plan_once(sessions, 20.0).unchanged  # and then quiet again
+
+
+def test_a_driver_declines_a_route_not_started_and_its_goods_are_routed_again(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
+    plan_once(sessions, 20.0)
+    route_once(sessions, 5.0)
+    route, shipment, _, _ = the_route(sessions)
+    client, token = signed_in(app, "ana")
+    page = f"/routes/{route}"
+    assert "Decline this route" in client.get(page).get_data(as_text=True)
+    unexplained = client.post(f"{page}/decline", data={"reason": " ", "csrf_token": token(page)})
+    assert unexplained.status_code == 400 and "say why" in unexplained.get_data(as_text=True)
+    declined = client.post(f"{page}/decline", data={"reason": REASON, "csrf_token": token(page)})
+    assert declined.status_code == 302
+    with sessions() as session:
+        assert session.get_one(Route, route).status == "declined"
+        freed = session.get_one(Shipment, shipment)
+        assert (freed.status, freed.route_id) == ("planned", None)
+        assert freed.failure_reason == f"route {route} declined: {REASON}"
+    again = client.post(f"{page}/decline", data={"reason": REASON, "csrf_token": token(page)})
+    assert again.status_code == 409
+    route_once(sessions, 5.0)  # the same proposal's shipment goes out on a new route
+    with sessions() as session:
+        rerouted = session.get_one(Shipment, shipment)
+        assert rerouted.status == "assigned" and rerouted.route_id not in (None, route)
+
+
+def test_a_route_under_way_cannot_be_declined(app: Flask, sessions: sessionmaker[Session]) -> None:
+    plan_once(sessions, 20.0)
+    route_once(sessions, 5.0)
+    route, _, pickup, _ = the_route(sessions)
+    client, token = signed_in(app, "ana")
+    page = f"/routes/{route}"
+    assert client.post(f"{page}/stops/{pickup}/done", data={"csrf_token": token(page)}).status_code == 302
+    assert "Decline this route" not in client.get(page).get_data(as_text=True)
+    refused = client.post(f"{page}/decline", data={"reason": REASON, "csrf_token": token(page)})
+    assert refused.status_code == 409 and "only a route not started" in refused.get_data(as_text=True)

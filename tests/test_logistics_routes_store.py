@@ -128,10 +128,12 @@ def test_route_once_writes_routes_stops_and_a_notice(store: Store) -> None:
         assert (
             notice["event"] == "route_planned" and [s["action"] for s in notice["stops"]].count("pickup") == 2
         )
-    # The same routes again: nothing rewritten, no second notice.
+    # Again: the offered route stands (its shipments are on it), nothing new to route, no second notice.
     assert route_once(sessions, time_limit_s=1.0).written == 0
     with sessions.begin() as session:
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+        kept = session.scalars(select(Route)).one()
+        assert kept.status == "proposed" and session.get_one(Shipment, ids["shipment0"]).route_id == kept.id
 
 
 def test_nothing_to_route_without_a_driver(store: Store) -> None:

@@ -90,3 +90,17 @@ def record(route_id: int, stop_id: int, outcome: str) -> Response:
         abort(exc.status, description=str(exc))
     flash(message, "ok")
     return redirect(url_for("routes.show", route_id=route_id) + f"#stop-{stop_id}")
+
+
+@bp.post("/<id:route_id>/decline")
+@role_required("driver")
+def decline(route_id: int) -> Response:
+    """The driver cannot drive this route: it goes back to the planner, with the reason."""
+    _route(route_id)
+    try:
+        with get_store().sessions.begin() as session:
+            freed = deliveries.decline_route(session, route_id, request.form.get("reason", ""))
+    except deliveries.DeliveryError as exc:
+        abort(exc.status, description=str(exc))
+    flash(f"Route declined; its {len(freed)} shipments go back to the planner.", "ok")
+    return redirect(url_for("routes.mine"))

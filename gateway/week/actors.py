@@ -58,7 +58,7 @@ class Behaviour:
     respond_min: tuple[float, float] = (5.0, 30.0)
     crew_kmh: float = 35.0
     driver_kmh: float = 40.0
-    driver_no_show_p: float = 0.08
+    driver_no_show_p: float = 0.08  # routes the driver declines (after the usual wait) instead of driving
     driver_wait_min: tuple[float, float] = (15.0, 90.0)
     stop_min: float = 10.0
     failed_delivery_p: float = 0.03
@@ -251,12 +251,13 @@ class People:
     def _route(self, member_id: int, route_id: int) -> None:
         b = self.behaviour
         rng = random.Random(f"{b.seed}/route/{route_id}")
-        if rng.random() < b.driver_no_show_p:
-            self.tally.routes_skipped += 1
-            log.info("driver %s does not drive route %s", member_id, route_id)
-            return
         leave = max(time.monotonic(), self._free_at.get(member_id, 0.0))
         wait_s = rng.uniform(*b.driver_wait_min) * 60
+        if rng.random() < b.driver_no_show_p:
+            self.tally.routes_skipped += 1
+            log.info("driver %s cannot drive route %s: declines it", member_id, route_id)
+            self._later(wait_s, lambda: self.web.decline_route(route_id, "cannot drive this week"), leave)
+            return
         self._later(wait_s, lambda: self._drive(member_id, route_id, rng), leave)
         self._free_at[member_id] = leave + wait_s / b.speed  # updated with the whole trip when it starts
 
@@ -277,7 +278,7 @@ class People:
             )
             if member is None or not rows:
                 self.tally.routes_skipped += 1
-                return  # re-planned or taken away meanwhile
+                return  # taken away meanwhile (the driver left, the route was declined for them)
             here = (member.lat, member.lon)
             stops = []
             for stop, site, shipment, good in rows:

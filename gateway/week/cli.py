@@ -129,7 +129,7 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
         "over 1.35 "
         "times the straight-line distance, repair in 0.5-5 h by fault, decline 10% of tasks, do not show "
         "up for "
-        "7% (a coordinator declines for them after 4 h), and skip 8% of routes."
+        "7% (a coordinator declines for them after 4 h), and decline 8% of the routes they are offered."
     )
     coverage_note = (
         "A **need-day** is one (community, essential good with a minimum) on one simulated day; its "

@@ -201,8 +201,9 @@ Gini over every member who could have done the work (crew for repairs, drivers f
 
 Against what members pledged (hours a week in the region file, over the period): crews gave
 {vol["used_h"]["crew"]} h of {vol["pledged_h"]["crew"]} h, drivers {vol["used_h"]["driver"]} h of
-{vol["pledged_h"]["driver"]} h. Simulated drivers drive every route they do not skip, and the planner limits
-each route to a driver's weekly hours but does not yet count the hours of their earlier routes in the week.
+{vol["pledged_h"]["driver"]} h. Simulated drivers drive every route they do not decline, and the planner
+limits each route to a driver's weekly hours but does not yet count the hours of their earlier routes in
+the week.
 
 ## Run
 

@@ -74,3 +74,7 @@ class DashboardClient:
         """Record a stop done (picked up / delivered, a pickup with what was loaded) or failed."""
         fields = {} if quantity is None else {"quantity": f"{quantity:g}"}
         self._post(f"/routes/{route_id}/stops/{stop_id}/{outcome}", reason, **fields)
+
+    def decline_route(self, route_id: int, reason: str) -> None:
+        """Decline a route not started (the route page's button): its shipments go back to the planner."""
+        self._post(f"/routes/{route_id}/decline", reason)
