@@ -148,12 +148,14 @@ def test_the_gateway_flags_the_units_use_reach_the_service(
     db = f"sqlite:///{tmp_path / 'r.db'}"
     argv = ["--mqtt", "mqtt://u:p@127.0.0.1:1", "--db", db, "gateway", "--shared"]
     argv += ["--client-id", "rhizome-gateway-1", "--metrics-port", "9101", "--rules", str(rules)]
+    argv += ["--sweep-every", "2.5"]
     assert main(argv) == 0
     assert seen == {
         "shared": True,
         "ready_file": None,
         "metrics_port": 9101,
         "rules_file": rules,
+        "sweep_every_s": 2.5,
         "client_id": "rhizome-gateway-1",
         "ran": True,
     }
