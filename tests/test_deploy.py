@@ -159,3 +159,14 @@ def test_the_gateway_flags_the_units_use_reach_the_service(
         "client_id": "rhizome-gateway-1",
         "ran": True,
     }
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
+def test_the_gateway_refuses_a_sweep_period_that_is_not_positive(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["gateway", "--sweep-every", value])
+    assert exited.value.code == 2 and "--sweep-every" in capsys.readouterr().err
