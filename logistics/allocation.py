@@ -4,7 +4,7 @@ Two LP solves over one model. Stage 1 maximises, per good, the coverage floor th
 gets (priority-weighted over goods). Stage 2 keeps those floors (less a tiny tolerance) and maximises
 priority-weighted total coverage minus a small distance cost. A second pass of the same model then lets
 communities still below their minimum of an essential good draw on what neighbours can spare below their
-target, up to that minimum (network.build_network's `sharing`). See docs/planning.md.
+target, up to the safety level the givers keep (network.build_network's `sharing`). See docs/planning.md.
 """
 
 from __future__ import annotations

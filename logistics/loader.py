@@ -70,8 +70,8 @@ def load_allocation_input(
 
     With `lead_s`, each stock is the one expected that far ahead at the community's recent rate of use
     (use_rates): a delivery takes hours to arrive, so a community about to fall below its minimum is
-    planned for now, not once it is short (in the region week, a shortage found at noon was met the next
-    morning and the day counted as short)."""
+    planned for now, not once it is short (in the region week, drop-offs came a median 8.4 and a p90 13.5
+    simulated hours after their plan)."""
     hubs = hub_sites(session)
     communities = session.scalars(select(Community).order_by(Community.id)).all()
     # A community without any site has nowhere to hold or receive goods, so it cannot take part.
@@ -209,7 +209,7 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
 def vehicle_loads(session: Session, shipments: Sequence[PlannedShipment]) -> list[PlannedShipment]:
     """The shipments, each one heavier than most active drivers' vehicles can carry (the median capacity)
     split into equal loads that fit: no route can take a 2.3-tonne shipment of rice when the largest van
-    carries 1.35 t, so it sat unrouted all week. Unchanged when no vehicle is active."""
+    carries 1.35 t, so it sat unrouted. Unchanged when no vehicle is active."""
     capacities = sorted(
         session.scalars(
             select(Vehicle.capacity_kg)
