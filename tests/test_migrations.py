@@ -73,7 +73,7 @@ def test_empty_sqlite_and_postgresql_upgrade_to_the_same_schema(tmp_path: Path, 
         sqlite_schema, postgres_schema = describe(sqlite), describe(postgres)
         assert len(sqlite_schema) == len(Base.metadata.tables) == 23
         assert sqlite_schema == postgres_schema
-        assert current_revision(sqlite) == current_revision(postgres) == "0002"
+        assert current_revision(sqlite) == current_revision(postgres) == "0003"
     finally:
         postgres.dispose()
 
@@ -110,4 +110,4 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     command.downgrade(alembic_config(engine), "base")
     assert inspect(engine).get_table_names() == ["alembic_version"]
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"

@@ -121,6 +121,7 @@ class StockLedgerEntry(Base):
         one_of("source", LEDGER_SOURCES),
         CheckConstraint("quantity_after >= 0", name="quantity_after"),
         Index(None, "site_id", "good_id", "created_at"),
+        Index(None, "created_at"),  # the planner's recent use of every community (logistics.loader)
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
