@@ -191,7 +191,8 @@ def test_a_community_about_to_fall_short_is_planned_for_ahead(store: Store) -> N
     site, rice = ids["other-short/storage"], ids["rice"]
     with sessions.begin() as session:
         session.add(Stock(site_id=site, good_id=rice, quantity=12))
-        entries = [(-3.0, 0.0, "initial", 0.0), (-2.0, 22.0, "sensor", 22.0), (-1.0, -5.0, "sensor", 17.0)]
+        entries = [(-3.0, 0.0, "initial", 0.0), (-2.5, -100.0, "sensor", 0.0), (-2.0, 22.0, "sensor", 22.0)]
+        entries += [(-1.0, -5.0, "sensor", 17.0)]
         entries += [(-0.5, -5.0, "sensor", 12.0), (-0.25, 4.0, "sensor", 16.0), (-0.1, -4.0, "sensor", 12.0)]
         for hours_ago, delta, source, after in entries:
             at = now + timedelta(hours=hours_ago)
@@ -207,7 +208,8 @@ def test_a_community_about_to_fall_short_is_planned_for_ahead(store: Store) -> N
                 )
             )
     with sessions.begin() as session:
-        # Used 14 in the last two hours (the 4 that came in is not use): 7 a hour.
+        # Used 14 in the last two hours (the 100 before them is outside the window, the 4 that came in is
+        # not use): 7 a hour.
         assert use_rates(session, 7200, now) == {(ids["other-short"], rice): pytest.approx(14 / 7200)}
         as_is = {h.place_id: h.stock for h in load_allocation_input(session, now=now).holdings}
         ahead = {h.place_id: h.stock for h in load_allocation_input(session, lead_s=3600, now=now).holdings}
