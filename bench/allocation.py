@@ -14,8 +14,8 @@ import json
 import statistics
 import time
 
-from logistics.allocation import build_allocation_model, solve_allocation
-from logistics.synthetic import synthetic_input
+from bench.synthetic.allocation import synthetic_input
+from logistics.allocation.solve import build_allocation_model, solve_allocation
 
 
 def main() -> int:

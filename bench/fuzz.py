@@ -29,7 +29,7 @@ from typing import Any, get_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.protocol import (
+from gateway.contract.protocol import (
     MAX_PAYLOAD_BYTES,
     METRICS,
     Message,

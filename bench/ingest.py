@@ -28,16 +28,16 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.broker import BrokerAccount, EmbeddedBroker
-from gateway.db import make_engine, make_session_factory
-from gateway.migrate import upgrade
-from gateway.models import Reading
-from gateway.mqtt import connect, make_client
-from gateway.protocol import QOS, UPSTREAM_FILTER, MqttTarget, Telemetry, encode
-from gateway.region import load_region
-from gateway.region_gen import generate_region
-from gateway.service import GatewayService
-from gateway.settings import Settings
+from bench.synthetic.region import generate_region
+from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+from gateway.contract.client import connect, make_client
+from gateway.contract.protocol import QOS, UPSTREAM_FILTER, MqttTarget, Telemetry, encode
+from gateway.ingest.service import GatewayService
+from gateway.process.settings import Settings
+from gateway.store.db import make_engine, make_session_factory
+from gateway.store.migrate import upgrade
+from gateway.store.models import Reading
+from gateway.store.region import load_region
 
 ACCOUNT = BrokerAccount("bench", "bench-password")
 

@@ -39,14 +39,24 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from dashboard.accounts import MemoryAccountStore
-from dashboard.app import create_app
-from dashboard.store import get_store
-from gateway.db import make_engine
-from gateway.migrate import upgrade
-from gateway.models import Community, DeliveryPlan, Device, Good, NeedLevel, Shipment, Site, Stock, utcnow
-from gateway.region import read_region, sample_region_path
-from gateway.settings import Settings
+from dashboard.web.accounts import MemoryAccountStore
+from dashboard.web.app import create_app
+from dashboard.web.store import get_store
+from gateway.process.settings import Settings
+from gateway.store.db import make_engine
+from gateway.store.migrate import upgrade
+from gateway.store.models import (
+    Community,
+    DeliveryPlan,
+    Device,
+    Good,
+    NeedLevel,
+    Shipment,
+    Site,
+    Stock,
+    utcnow,
+)
+from gateway.store.region import read_region, sample_region_path
 
 CHROMIUM = os.environ.get("RHIZOME_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

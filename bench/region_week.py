@@ -5,7 +5,7 @@
     RHIZOME_MQTT_URL=mqtt://127.0.0.1:1883 RHIZOME_DATABASE_URL=postgresql://.../empty_db \\
         .venv/bin/python bench/region_week.py
 
-Starts broker, gateway, planner, dashboard and device simulator (gateway/week/runner.py), runs the scenario
+Starts broker, gateway, planner, dashboard and device simulator (bench/week/runner.py), runs the scenario
 (devices/scenarios/region-week.json: 23 faults of eight kinds) with simulated crews and drivers acting through
 the dashboard, then prints the summary table and, as its last line, the figures as JSON (from the store and
 the outbox). The Markdown report with two plots goes to docs/reports/region_week.md.
@@ -17,9 +17,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from gateway.settings import from_env
-from gateway.week import measure
-from gateway.week.cli import add_arguments, config_of, run_and_report
+from bench.week import measure
+from bench.week.cli import add_arguments, config_of, run_and_report
+from gateway.process.settings import from_env
 
 
 def main() -> int:

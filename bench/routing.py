@@ -177,7 +177,7 @@ def verify(case: Case, routes: list[list[int]]) -> tuple[float, str]:
 
 def run_ours(case: Case, limit: float) -> tuple[list[list[int]], float]:
     started = time.perf_counter()
-    code = "import sys; from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from gateway.process.cli import main; sys.exit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, "--log-level", "WARNING", "plan", "vrp", str(case.path)]
     cmd += ["--time-limit", str(limit), "--json"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit * 3 + 60, cwd=ROOT)

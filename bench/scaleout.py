@@ -42,11 +42,11 @@ from bench.ingest import (  # noqa: E402 - after the path set-up, like bench/ing
     postgres_database,
     preload,
 )
-from gateway.broker import EmbeddedBroker  # noqa: E402
-from gateway.procutil import free_port  # noqa: E402
-from gateway.protocol import MqttTarget, shared_filter  # noqa: E402
-from gateway.region_gen import generate_region  # noqa: E402
-from gateway.service import SHARED_SESSION_EXPIRY_S  # noqa: E402
+from bench.synthetic.region import generate_region  # noqa: E402
+from gateway.broker.embedded import EmbeddedBroker  # noqa: E402
+from gateway.contract.protocol import MqttTarget, shared_filter  # noqa: E402
+from gateway.ingest.service import SHARED_SESSION_EXPIRY_S  # noqa: E402
+from gateway.process.procutil import free_port  # noqa: E402
 
 SESSION_S = SHARED_SESSION_EXPIRY_S  # what the members ask for when they resume
 PRELOAD_BUDGET_S = SESSION_S - 20  # the members' sessions must outlive the preload
@@ -68,7 +68,7 @@ class Member:
         args += ["--metrics-port", str(self.metrics_port)]
         with self.log.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", *args], stdout=log, stderr=log
+                [sys.executable, "-m", "gateway.process.cli", *args], stdout=log, stderr=log
             )
 
     def counters(self) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Benchmark: can one simulator process keep 10,000 devices at one message every 10 s (1,000 msg/s)?
 
-Starts its own Mosquitto with the project's config (gateway/mosquitto/mosquitto.conf via EmbeddedBroker),
+Starts its own Mosquitto with the project's config (gateway/broker/mosquitto/mosquitto.conf via
+EmbeddedBroker),
 a counting subscriber in a separate process (so it does not compete for the simulator's GIL) that checks
 every message arrives once and in order per device, and runs the simulator in multiplexed mode at speed 1
 through the store-and-forward spool, exactly as `rhizome devices simulate` does. The first interval (every
@@ -52,7 +53,7 @@ def count_messages(url: str, topic_filter: str) -> int:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from gateway.protocol import MqttTarget
+    from gateway.contract.protocol import MqttTarget
 
     target = MqttTarget.from_url(url, "5")
     last: dict[str, int] = {}
@@ -110,8 +111,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from devices.fleet import MultiplexedFleet
     from devices.regionfile import devices_of
     from devices.simulator import Simulator
-    from gateway.broker import BrokerAccount, EmbeddedBroker
-    from gateway.protocol import MqttTarget
+    from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+    from gateway.contract.protocol import MqttTarget
 
     specs = devices_of(bench_region(args.devices, args.interval))
     account = BrokerAccount("bench", secrets.token_urlsafe(12))

@@ -1,6 +1,7 @@
 """Soak: many simulated devices for many minutes into a `rhizome gateway` process on PostgreSQL.
 
-Starts its own Mosquitto with the shipped config (gateway/mosquitto/mosquitto.conf, on a free loopback port),
+Starts its own Mosquitto with the shipped config (gateway/broker/mosquitto/mosquitto.conf, on a free
+loopback port),
 a fresh PostgreSQL database, the gateway as a process (`rhizome gateway --metrics-port`), and the device
 simulator (devices/simulator.py, multiplexed over a few connections) in this process. Devices report at the
 sample region's intervals (pumps and cold rooms every 60 s, soil and stock every 300 s); `--speed` is chosen
@@ -45,13 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import Engine, text
 
 from bench.ingest import fresh_store, postgres_database
+from bench.synthetic.region import generate_region
 from devices.fleet import MultiplexedFleet
 from devices.regionfile import devices_of
 from devices.simulator import Simulator
-from gateway.broker import BrokerAccount, EmbeddedBroker
-from gateway.procutil import free_port
-from gateway.protocol import MqttTarget
-from gateway.region_gen import generate_region
+from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+from gateway.contract.protocol import MqttTarget
+from gateway.process.procutil import free_port
 
 KINDS = (
     ("pump", "pump", 60.0),
@@ -158,7 +159,7 @@ class GatewayProcess:
         args = [
             sys.executable,
             "-m",
-            "gateway.cli",
+            "gateway.process.cli",
             "--mqtt",
             mqtt_url,
             "--db",

@@ -7,7 +7,7 @@ import logging
 import threading
 from typing import Any
 
-from gateway.settings import Settings
+from gateway.process.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ def run_add_account(settings: Settings, args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from dashboard.accounts import FileAccountStore, make_account
-    from dashboard.app import ACCOUNTS_FILE
+    from dashboard.web.accounts import FileAccountStore, make_account
+    from dashboard.web.app import ACCOUNTS_FILE
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -57,9 +57,9 @@ def run_dashboard(settings: Settings, args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM, then stop accepting, finish the requests in flight and exit 0."""
     from werkzeug.serving import make_server
 
-    from dashboard.app import create_app
-    from dashboard.store import get_store
-    from gateway.cli import stop_on_signals
+    from dashboard.web.app import create_app
+    from dashboard.web.store import get_store
+    from gateway.process.cli import stop_on_signals
 
     settings = settings.with_overrides(dashboard_host=args.host, dashboard_port=args.port)
     if not 0 <= settings.dashboard_port <= 65535:

@@ -16,7 +16,7 @@ DEFAULT_CONNECTIONS: Final = 4
 
 
 class DeviceSettings(Protocol):
-    """The attributes of gateway.settings.Settings this package reads (duck-typed: no gateway import)."""
+    """The attributes of gateway.process.settings.Settings this package reads (duck-typed: no import)."""
 
     mqtt_url: str | None
     mqtt_protocol: str
@@ -110,7 +110,7 @@ def simulate(settings: DeviceSettings, args: argparse.Namespace) -> int:
     from devices.regionfile import read_devices, sample_region_path, select
     from devices.scenario import load_scenario
     from devices.simulator import Simulator
-    from gateway.protocol import MqttTarget
+    from gateway.contract.protocol import MqttTarget
 
     stop = stop_on_signals()
     if not settings.mqtt_url:

@@ -22,7 +22,7 @@ from devices.link import BACKOFF_MAX_S, Link
 from devices.netloop import NetworkLoop
 from devices.spool import DEFAULT_MAX_MESSAGES, DropReport, Spool
 from devices.state import DEFAULT_BLOCK, DeviceState
-from gateway.protocol import (
+from gateway.contract.protocol import (
     Body,
     MqttTarget,
     StateMessage,

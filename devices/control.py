@@ -2,7 +2,7 @@
 
 A crew repairing a box, or a driver unloading goods at a store, is not something a device reports by itself;
 in a simulation someone has to tell the simulator when it happens. `rhizome devices simulate --control`
-subscribes to `rhizome/v1/sim/<device>` (gateway.protocol.sim_control_topic) and applies:
+subscribes to `rhizome/v1/sim/<device>` (gateway.contract.protocol.sim_control_topic) and applies:
 
 - `{"action": "repair"}`: every fault of the device ends now (the device then reads normal by its physics);
 - `{"action": "receive", "goods": {"rice": 40, "drinking-water": -500}}`: stock arrived or left (a stock box).
@@ -21,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from devices.link import make_paho_client
-from gateway.protocol import QOS, ROOT, SIM_CONTROL_FILTER, MqttTarget, is_slug
+from gateway.contract.protocol import QOS, ROOT, SIM_CONTROL_FILTER, MqttTarget, is_slug
 
 log = logging.getLogger(__name__)
 ACTIONS = ("repair", "receive")

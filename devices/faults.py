@@ -33,7 +33,7 @@ from devices.scenario import (
     Scenario,
     check_event,
 )
-from gateway.protocol import METRICS
+from gateway.contract.protocol import METRICS
 
 log = logging.getLogger(__name__)
 MIN_REPAIR_S = 60.0

@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from devices.netloop import NetworkLoop
-from gateway.protocol import QOS, MqttTarget
+from gateway.contract.protocol import QOS, MqttTarget
 
 log = logging.getLogger(__name__)
 BACKOFF_MIN_S: Final = 1.0

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.protocol import DEVICE_KINDS, Topic, is_slug
+from gateway.contract.protocol import DEVICE_KINDS, Topic, is_slug
 
 FORMAT: Final = "rhizome-region/1"
 SAMPLE: Final = "puerto_rico.json"
@@ -41,7 +41,7 @@ class DeviceSpec:
 
 def sample_region_path() -> Path:
     """The bundled sample region (a data file of the gateway package, not a code import)."""
-    return Path(str(resources.files("gateway") / "regions" / SAMPLE))
+    return Path(str(resources.files("gateway.contract") / "regions" / SAMPLE))
 
 
 def read_devices(path: Path | str) -> list[DeviceSpec]:

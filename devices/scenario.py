@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.protocol import FAULTS, METRICS, is_slug, parse_duration
+from gateway.contract.protocol import FAULTS, METRICS, is_slug, parse_duration
 
 FORMAT: Final = "rhizome-scenario/1"
 EVENTS: Final = (*FAULTS, "repair")

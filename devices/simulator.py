@@ -31,7 +31,7 @@ from devices.fleet import Fleet
 from devices.models import Model, device_rng, make_model
 from devices.regionfile import DeviceSpec
 from devices.scenario import Scenario
-from gateway.protocol import Body, StockReport, Telemetry
+from gateway.contract.protocol import Body, StockReport, Telemetry
 
 log = logging.getLogger(__name__)
 CONNECT_WAIT_S: Final = 15.0

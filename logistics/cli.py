@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Any
 
-from gateway.settings import Settings
+from gateway.process.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -66,9 +66,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 def _plan(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from gateway.cli import stop_on_signals
-    from gateway.db import make_engine, make_session_factory
-    from logistics.errors import PlanningError
+    from gateway.process.cli import stop_on_signals
+    from gateway.store.db import make_engine, make_session_factory
+    from logistics.common.errors import PlanningError
     from logistics.service import format_summary, plan_once, run_loop
 
     if args.time_limit <= 0 or (args.interval is not None and args.interval <= 0):
@@ -106,8 +106,8 @@ def _vrp(settings: Settings, args: argparse.Namespace) -> int:
 def _repairs(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from gateway.db import make_engine, make_session_factory
-    from logistics.errors import PlanningError
+    from gateway.store.db import make_engine, make_session_factory
+    from logistics.common.errors import PlanningError
     from logistics.service import assign_once, format_assignments
 
     if args.time_limit <= 0:
@@ -133,8 +133,8 @@ def _repairs(settings: Settings, args: argparse.Namespace) -> int:
 def _routes(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from gateway.db import make_engine, make_session_factory
-    from logistics.errors import PlanningError
+    from gateway.store.db import make_engine, make_session_factory
+    from logistics.common.errors import PlanningError
     from logistics.service import route_once
 
     if args.time_limit <= 0:

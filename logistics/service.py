@@ -11,26 +11,22 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from logistics.allocation import solve_allocation
-from logistics.allocation_data import AllocationPlan
-from logistics.errors import PlanningError
-from logistics.loader import (
-    current_proposal_id,
+from logistics.allocation.data import AllocationPlan
+from logistics.allocation.solve import solve_allocation
+from logistics.common.errors import PlanningError
+from logistics.loaders.allocation import current_proposal_id, load_allocation_input, save_plan, shipment_count
+from logistics.loaders.repairs import (
     decline_task,
     deliveries_marker,
-    load_allocation_input,
     load_repair_input,
-    load_routing_input,
     open_tasks_marker,
-    save_plan,
     save_repair_plan,
-    save_routes,
-    shipment_count,
 )
-from logistics.repair_data import RepairPlan
-from logistics.repairs import solve_repairs
-from logistics.routing import solve_routing
-from logistics.routing_data import RoutingPlan
+from logistics.loaders.routing import load_routing_input, save_routes
+from logistics.repairs.data import RepairPlan
+from logistics.repairs.solve import solve_repairs
+from logistics.routing.data import RoutingPlan
+from logistics.routing.solve import solve_routing
 
 log = logging.getLogger(__name__)
 DELIVERY_POLL_S = 2.0  # how often the loop checks for recorded deliveries between runs

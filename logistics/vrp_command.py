@@ -7,9 +7,9 @@ import logging
 import sys
 import time
 
-from logistics.errors import PlanningError
-from logistics.routing import solve_routing
-from logistics.vrpfile import Instance, read_instance
+from logistics.common.errors import PlanningError
+from logistics.routing.solve import solve_routing
+from logistics.routing.vrpfile import Instance, read_instance
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from gateway.broker import BrokerAccount, EmbeddedBroker, find_mosquitto
-from gateway.db import make_engine
-from gateway.migrate import upgrade
-from gateway.protocol import MqttTarget
+from gateway.broker.embedded import BrokerAccount, EmbeddedBroker, find_mosquitto
+from gateway.contract.protocol import MqttTarget
+from gateway.store.db import make_engine
+from gateway.store.migrate import upgrade
 
 MQTT_ENV = "RHIZOME_TEST_MQTT_URL"
 POSTGRES_ENV = "RHIZOME_TEST_POSTGRES_URL"

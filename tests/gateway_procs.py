@@ -13,11 +13,11 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from gateway.db import make_session_factory
-from gateway.models import Reading
-from gateway.mqtt import connect, make_client
-from gateway.protocol import QOS, MqttTarget, Telemetry, encode
-from gateway.region import load_region
+from gateway.contract.client import connect, make_client
+from gateway.contract.protocol import QOS, MqttTarget, Telemetry, encode
+from gateway.store.db import make_session_factory
+from gateway.store.models import Reading
+from gateway.store.region import load_region
 from tests.conftest import tiny_region_data
 
 
@@ -36,7 +36,7 @@ class Gateway:
         args += ["--client-id", self.client_id, "--ready-file", str(ready), *self.extra]
         with (self.tmp / f"{self.client_id}.log").open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", *args], stdout=log, stderr=log
+                [sys.executable, "-m", "gateway.process.cli", *args], stdout=log, stderr=log
             )
         deadline = time.monotonic() + 30
         while not ready.exists():

@@ -14,9 +14,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import MOSQUITTO_CONF, find_mosquitto, render_mosquitto_conf
-from gateway.brokerfiles import ACL_FILE, PASSWORD_FILE
-from gateway.procutil import free_port, port_open
+from gateway.broker.embedded import MOSQUITTO_CONF, find_mosquitto, render_mosquitto_conf
+from gateway.broker.files import ACL_FILE, PASSWORD_FILE
+from gateway.process.procutil import free_port, port_open
 
 HOST = "127.0.0.1"
 

@@ -22,10 +22,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from gateway.models import DeadLetter, Device, Reading
-from gateway.mqtt import connect, make_client
-from gateway.procutil import free_port
-from gateway.protocol import MAX_PAYLOAD_BYTES, QOS, MqttTarget, StockReport, Telemetry, encode
+from gateway.contract.client import connect, make_client
+from gateway.contract.protocol import MAX_PAYLOAD_BYTES, QOS, MqttTarget, StockReport, Telemetry, encode
+from gateway.process.procutil import free_port
+from gateway.store.models import DeadLetter, Device, Reading
 from tests.conftest import ShippedBroker
 from tests.gateway_procs import Gateway, region_topics
 
@@ -209,7 +209,7 @@ def _seqs(messages: list[tuple[str, bytes]]) -> list[tuple[str, int]]:
 def test_the_catalogue_covers_the_reasons_the_gateway_can_give() -> None:
     from typing import get_args
 
-    from gateway.protocol import ProtocolError, Reason, parse_message
+    from gateway.contract.protocol import ProtocolError, Reason, parse_message
 
     catalogue = kinds("rhizome/v1/utuado/pump-1/d")
     store = {"unknown_device", "device_topic_mismatch", "unknown_good"}

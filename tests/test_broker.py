@@ -22,7 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.broker import (
+from gateway.broker.embedded import (
     MOSQUITTO_CONF,
     BrokerAccount,
     BrokerError,
@@ -31,7 +31,7 @@ from gateway.broker import (
     mosquitto_hash,
     render_mosquitto_conf,
 )
-from gateway.procutil import die_with_parent, free_port, port_open, wait_for_port
+from gateway.process.procutil import die_with_parent, free_port, port_open, wait_for_port
 
 WAIT = 5.0
 ACCOUNT = BrokerAccount("gateway-1", "s3cr:et/p@ss word")
@@ -263,7 +263,7 @@ def test_wait_for_port() -> None:
 
 
 def test_auto_falls_back_to_amqtt_without_mosquitto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gateway.broker.find_mosquitto", lambda: None)
+    monkeypatch.setattr("gateway.broker.embedded.find_mosquitto", lambda: None)
     with EmbeddedBroker(tmp_path, [ACCOUNT]) as started:
         assert (started.kind, started.protocol) == ("amqtt", "3.1.1")
     with pytest.raises(BrokerError, match="mosquitto requested"):

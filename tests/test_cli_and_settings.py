@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser, main
-from gateway.settings import Settings, from_env, to_env
+from gateway.process.cli import build_parser, main
+from gateway.process.settings import Settings, from_env, to_env
 
 SUBCOMMANDS = [
     ["demo"],

@@ -18,13 +18,13 @@ from flask.testing import FlaskClient
 from markupsafe import escape
 from sqlalchemy import update
 
-from dashboard.app import create_app
-from dashboard.store import get_store
-from gateway.db import make_engine, make_session_factory
-from gateway.migrate import upgrade
-from gateway.models import Device
-from gateway.region import load_region
-from gateway.settings import Settings
+from dashboard.web.app import create_app
+from dashboard.web.store import get_store
+from gateway.process.settings import Settings
+from gateway.store.db import make_engine, make_session_factory
+from gateway.store.migrate import upgrade
+from gateway.store.models import Device
+from gateway.store.region import load_region
 
 XSS = "<img src=x onerror=alert(1)></script>"
 TEMPLATE_BREAKER = "Back`tick ${alert(2)} \\u00"  # ends or interpolates a JS template literal if unescaped

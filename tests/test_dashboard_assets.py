@@ -15,9 +15,9 @@ import folium.folium
 import pytest
 from folium.plugins import Fullscreen, MarkerCluster
 
-from dashboard import vendor
-from dashboard.assets import CDN_ASSETS, UnmappedAssetError, external_asset_urls, localize_assets
-from dashboard.mapview import (
+from dashboard.map import vendor
+from dashboard.map.assets import CDN_ASSETS, UnmappedAssetError, external_asset_urls, localize_assets
+from dashboard.map.render import (
     MapData,
     MapOptions,
     build_map,
@@ -27,9 +27,9 @@ from dashboard.mapview import (
     script_json,
     site_state,
 )
-from dashboard.queries import CommunitySummary, DeviceRow, GoodLevel, SiteSummary
+from dashboard.read.queries import CommunitySummary, DeviceRow, GoodLevel, SiteSummary
 
-STATIC = Path(vendor.__file__).with_name("static")
+STATIC = Path(vendor.__file__).resolve().parents[1] / "static"
 
 
 def static_url(path: str) -> str:
@@ -63,7 +63,9 @@ def one_community_map(name: str = "A") -> folium.Map:
 def test_every_url_folium_links_is_mapped() -> None:
     plugins = MarkerCluster.default_js + MarkerCluster.default_css
     emitted = {url for _, url in folium.folium._default_js + folium.folium._default_css + plugins}
-    assert emitted == set(CDN_ASSETS), "folium's CDN links changed: update dashboard/assets.py and vendor.py"
+    assert emitted == set(CDN_ASSETS), (
+        "folium's CDN links changed: update dashboard/map/assets.py and vendor.py"
+    )
     for local in filter(None, CDN_ASSETS.values()):
         assert (STATIC / local).is_file(), local
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import gateway.cli
+import gateway.process.cli
 from dashboard.cli import run_dashboard
-from gateway.cli import build_parser
-from gateway.db import make_engine
-from gateway.migrate import upgrade
-from gateway.settings import Settings
+from gateway.process.cli import build_parser
+from gateway.process.settings import Settings
+from gateway.store.db import make_engine
+from gateway.store.migrate import upgrade
 
 
 def test_flags_override_settings() -> None:
@@ -49,7 +49,9 @@ def test_serves_until_stopped(
     upgrade(engine)
     engine.dispose()
     stop = threading.Event()
-    monkeypatch.setattr(gateway.cli, "stop_on_signals", lambda: stop)  # no signal handlers in a test thread
+    monkeypatch.setattr(
+        gateway.process.cli, "stop_on_signals", lambda: stop
+    )  # no signal handlers in a test thread
     caplog.set_level(logging.INFO, logger="dashboard.cli")
     args = build_parser().parse_args(["dashboard", "--host", "127.0.0.1", "--port", "0"])
     result: list[int] = []
@@ -74,7 +76,7 @@ def test_dashboard_account_command_stores_a_hashed_login(
 ) -> None:
     import io
 
-    from dashboard.accounts import FileAccountStore, authenticate
+    from dashboard.web.accounts import FileAccountStore, authenticate
 
     monkeypatch.delenv("RHIZOME_ACCOUNTS_FILE", raising=False)
     monkeypatch.setattr(sys, "stdin", io.StringIO("a long enough secret\n"))

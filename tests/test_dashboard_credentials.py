@@ -12,14 +12,14 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, select
 
-from dashboard.accounts import Account, MemoryAccountStore, make_account
-from dashboard.app import create_app
-from dashboard.store import get_store
-from gateway.brokerfiles import write_broker_files
-from gateway.db import make_session_factory
-from gateway.models import BrokerCredential, Member
-from gateway.region import load_region
-from gateway.settings import Settings
+from dashboard.web.accounts import Account, MemoryAccountStore, make_account
+from dashboard.web.app import create_app
+from dashboard.web.store import get_store
+from gateway.broker.files import write_broker_files
+from gateway.process.settings import Settings
+from gateway.store.db import make_session_factory
+from gateway.store.models import BrokerCredential, Member
+from gateway.store.region import load_region
 from tests.conftest import require_mosquitto, tiny_region_data
 from tests.secure_broker import Probe, SecureMosquitto
 from tests.test_dashboard_pages import PASSWORD, Auth

@@ -16,15 +16,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 
-from dashboard import charts, history
-from dashboard.accounts import Account, MemoryAccountStore, authenticate, make_account
-from dashboard.app import create_app
-from dashboard.exports import shortages_csv, shortages_geojson
-from dashboard.progress import Shortage
-from dashboard.ratelimit import LoginLimiter
-from dashboard.store import get_store
-from gateway.db import make_session_factory
-from gateway.models import (
+from dashboard.api.exports import shortages_csv, shortages_geojson
+from dashboard.read import history
+from dashboard.read.progress import Shortage
+from dashboard.views import charts
+from dashboard.web.accounts import Account, MemoryAccountStore, authenticate, make_account
+from dashboard.web.app import create_app
+from dashboard.web.ratelimit import LoginLimiter
+from dashboard.web.store import get_store
+from gateway.contract.protocol import member_alerts_topic
+from gateway.process.settings import Settings
+from gateway.store.db import make_session_factory
+from gateway.store.models import (
     Community,
     DeliveryPlan,
     Device,
@@ -42,9 +45,7 @@ from gateway.models import (
     TaskEvent,
     utcnow,
 )
-from gateway.protocol import member_alerts_topic
-from gateway.region import load_region
-from gateway.settings import Settings
+from gateway.store.region import load_region
 from tests.conftest import tiny_region_data
 
 PASSWORD = "a long enough secret"
@@ -473,7 +474,7 @@ def test_coordinator_registers_a_community_site_need_and_member(app: Flask, auth
 
 
 def test_dead_letters_are_shown_as_text(app: Flask, auth: Auth) -> None:
-    from gateway.models import DeadLetter
+    from gateway.store.models import DeadLetter
 
     with get_store(app).sessions.begin() as session:
         session.add(
@@ -598,7 +599,7 @@ def test_accounts_hash_passwords_and_check_them() -> None:
 
 
 def test_file_account_store_is_private_and_reloads(tmp_path: Any) -> None:
-    from dashboard.accounts import FileAccountStore
+    from dashboard.web.accounts import FileAccountStore
 
     path = tmp_path / "accounts.json"
     store = FileAccountStore(path)

@@ -6,11 +6,11 @@ import time
 
 from sqlalchemy import Engine
 
-from dashboard.app import create_app
-from dashboard.store import get_store
-from gateway.db import make_session_factory
-from gateway.region import load_region, read_region, sample_region_path
-from gateway.settings import Settings
+from dashboard.web.app import create_app
+from dashboard.web.store import get_store
+from gateway.process.settings import Settings
+from gateway.store.db import make_session_factory
+from gateway.store.region import load_region, read_region, sample_region_path
 from tests.test_dashboard_app import REGION, XSS
 
 MAX_SAMPLE_PAGE_SECONDS = 10.0  # generous for CI; about 0.4 s on a 2-core machine

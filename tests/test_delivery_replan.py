@@ -18,14 +18,14 @@ from markupsafe import escape
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from dashboard.accounts import Account, MemoryAccountStore, make_account
-from dashboard.app import create_app
-from dashboard.store import get_store
-from gateway.db import make_session_factory
-from gateway.models import Member, OutboxMessage, Route, RouteStop, Shipment, Vehicle
-from gateway.protocol import INTERNAL_EVENTS
-from gateway.region import load_region
-from gateway.settings import Settings
+from dashboard.web.accounts import Account, MemoryAccountStore, make_account
+from dashboard.web.app import create_app
+from dashboard.web.store import get_store
+from gateway.contract.protocol import INTERNAL_EVENTS
+from gateway.process.settings import Settings
+from gateway.store.db import make_session_factory
+from gateway.store.models import Member, OutboxMessage, Route, RouteStop, Shipment, Vehicle
+from gateway.store.region import load_region
 from logistics.service import plan_once, route_once, run_loop
 from tests.conftest import tiny_region_data
 

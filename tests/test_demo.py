@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.db import make_engine
-from gateway.models import Device, Reading
-from gateway.procutil import free_port
-from gateway.region import read_region, sample_region_path
+from gateway.process.procutil import free_port
+from gateway.store.db import make_engine
+from gateway.store.models import Device, Reading
+from gateway.store.region import read_region, sample_region_path
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 READY = re.compile(r"ready in ([\d.]+) s: open (http://\S+)")
@@ -75,7 +75,7 @@ def test_demo_starts_serves_and_stops_cleanly(
     env = {k: v for k, v in os.environ.items() if not k.startswith("RHIZOME_")}
     started = time.monotonic()
     demo = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", *args],
+        [sys.executable, "-m", "gateway.process.cli", *args],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

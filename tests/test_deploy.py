@@ -15,9 +15,9 @@ import pytest
 import yaml
 from sqlalchemy import Engine
 
-from gateway.broker import MOSQUITTO_CONF
-from gateway.cli import build_parser
-from gateway.service import SHARED_SESSION_EXPIRY_S
+from gateway.broker.embedded import MOSQUITTO_CONF
+from gateway.ingest.service import SHARED_SESSION_EXPIRY_S
+from gateway.process.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "gateway" / "deploy"
@@ -80,7 +80,7 @@ def test_systemd_restarts_a_gateway_well_within_its_session_expiry() -> None:
 def test_the_dashboard_is_served_by_a_wsgi_server_from_the_wsgi_module() -> None:
     servers = [argv for argv in commands().values() if argv[0] == "gunicorn"]
     assert len(servers) == 3
-    assert all(argv[-1] == "dashboard.wsgi:app" for argv in servers)
+    assert all(argv[-1] == "dashboard.web.wsgi:app" for argv in servers)
 
 
 def test_the_container_broker_runs_the_tested_config_with_its_paths_mounted() -> None:
@@ -116,8 +116,8 @@ def test_the_wsgi_module_builds_the_app_from_the_environment(
     monkeypatch.setenv("RHIZOME_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("RHIZOME_SECRET_KEY", "k" * 64)
     monkeypatch.setenv("RHIZOME_DATA_DIR", str(tmp_path))
-    sys.modules.pop("dashboard.wsgi", None)
-    wsgi = importlib.import_module("dashboard.wsgi")
+    sys.modules.pop("dashboard.web.wsgi", None)
+    wsgi = importlib.import_module("dashboard.web.wsgi")
     try:
         assert wsgi.app.secret_key == "k" * 64
         assert wsgi.app.test_client().get("/api/health").status_code == 200
@@ -125,14 +125,14 @@ def test_the_wsgi_module_builds_the_app_from_the_environment(
         with pytest.raises(RuntimeError, match="RHIZOME_SECRET_KEY"):
             wsgi.build_app({"RHIZOME_DATABASE_URL": "sqlite://"})
     finally:
-        sys.modules.pop("dashboard.wsgi", None)
+        sys.modules.pop("dashboard.web.wsgi", None)
 
 
 def test_the_gateway_flags_the_units_use_reach_the_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gateway.service
-    from gateway.cli import main
+    import gateway.ingest.service
+    from gateway.process.cli import main
 
     seen: dict[str, object] = {}
 
@@ -143,7 +143,7 @@ def test_the_gateway_flags_the_units_use_reach_the_service(
         def run(self, stop: object) -> None:
             seen["ran"] = True
 
-    monkeypatch.setattr(gateway.service, "GatewayService", FakeService)
+    monkeypatch.setattr(gateway.ingest.service, "GatewayService", FakeService)
     rules = tmp_path / "rules.toml"
     db = f"sqlite:///{tmp_path / 'r.db'}"
     argv = ["--mqtt", "mqtt://u:p@127.0.0.1:1", "--db", db, "gateway", "--shared"]
@@ -165,7 +165,7 @@ def test_the_gateway_flags_the_units_use_reach_the_service(
 def test_the_gateway_refuses_a_sweep_period_that_is_not_positive(
     value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gateway.cli import main
+    from gateway.process.cli import main
 
     with pytest.raises(SystemExit) as exited:
         main(["gateway", "--sweep-every", value])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.detector import RATE_SAMPLES, Cleared, Detector, Opened
-from gateway.rules import load_rules
+from gateway.ingest.detector import RATE_SAMPLES, Cleared, Detector, Opened
+from gateway.ingest.rules import load_rules
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 RULES = load_rules()

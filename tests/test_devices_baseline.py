@@ -11,7 +11,7 @@ import pytest
 from devices.baseline import stock_levels
 from devices.regionfile import devices_of
 from devices.simulator import Reading, Schedule
-from gateway.cli import main
+from gateway.process.cli import main
 from tests.conftest import tiny_region_data
 
 START = datetime(2025, 6, 2, 4, 0, tzinfo=UTC)

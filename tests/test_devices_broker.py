@@ -26,8 +26,8 @@ from devices.client import DeviceClient
 from devices.fleet import MultiplexedFleet
 from devices.regionfile import devices_of
 from devices.simulator import Simulator
-from gateway.broker import BrokerAccount, EmbeddedBroker
-from gateway.protocol import MqttTarget, StateMessage, Telemetry, Topic, parse_message
+from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+from gateway.contract.protocol import MqttTarget, StateMessage, Telemetry, Topic, parse_message
 
 pytestmark = pytest.mark.network
 WAIT = 10.0
@@ -38,7 +38,7 @@ def rhizome_command() -> list[str]:
     script = Path(sys.executable).parent / "rhizome"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from gateway.process.cli import main; sys.exit(main())"]
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ DEVICE_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from devices.client import DeviceClient
-    from gateway.protocol import MqttTarget
+    from gateway.contract.protocol import MqttTarget
     url, protocol, community, state_dir = sys.argv[1:5]
     target = MqttTarget.from_url(url, protocol)
     client = DeviceClient(target, community, "site", "victim", state_dir=state_dir)

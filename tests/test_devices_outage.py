@@ -32,9 +32,9 @@ from devices.regionfile import devices_of
 from devices.scenario import scenario_of
 from devices.simulator import Simulator
 from devices.spool import DropReport
-from gateway.broker import BrokerAccount, EmbeddedBroker
-from gateway.procutil import free_port
-from gateway.protocol import MqttTarget, StateMessage, Telemetry, Topic
+from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+from gateway.contract.protocol import MqttTarget, StateMessage, Telemetry, Topic
+from gateway.process.procutil import free_port
 from tests.conftest import Broker
 from tests.test_devices_broker import WAIT, Probe, Received, is_state, unique
 
@@ -180,7 +180,7 @@ DEVICE_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from devices.client import DeviceClient, now_utc
-    from gateway.protocol import MqttTarget, Telemetry
+    from gateway.contract.protocol import MqttTarget, Telemetry
     url, protocol, community, state_dir, count, end = sys.argv[1:7]
     client = DeviceClient(MqttTarget.from_url(url, protocol), community, "site", "box", state_dir=state_dir)
     online = client.start(wait=10 if end != "offline" else None)

@@ -16,7 +16,7 @@ import devices
 from devices.client import DeviceClient
 from devices.link import BACKOFF_MAX_S, backoff_delay
 from devices.state import DeviceState
-from gateway.protocol import MAX_SEQ, MqttTarget, ProtocolError, StateMessage, Telemetry
+from gateway.contract.protocol import MAX_SEQ, MqttTarget, ProtocolError, StateMessage, Telemetry
 
 TARGET = MqttTarget.from_url("mqtt://dev:pw@127.0.0.1:1")  # never connected in these tests
 
@@ -130,13 +130,15 @@ def test_devices_imports_only_stdlib_paho_and_the_protocol() -> None:
         for name in _imports(path):
             top = name.split(".")[0]
             allowed = (
-                top in sys.stdlib_module_names or top in ("paho", "devices") or name == "gateway.protocol"
+                top in sys.stdlib_module_names
+                or top in ("paho", "devices")
+                or name == "gateway.contract.protocol"
             )
             assert allowed, f"{path.name} imports {name}"
 
 
 def test_cli_registers_devices_simulate() -> None:
-    from gateway.cli import build_parser
+    from gateway.process.cli import build_parser
 
     args = build_parser().parse_args(
         ["devices", "simulate", "--limit", "5", "--speed", "60", "--mode", "multiplexed"]

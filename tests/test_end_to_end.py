@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from dashboard.app import create_app
-from dashboard.store import get_store
-from gateway.db import make_session_factory
-from gateway.models import Community, Device, Good, Reading, Site, Stock, StockLedgerEntry
-from gateway.region import load_region
-from gateway.service import GatewayService
-from gateway.settings import Settings
+from dashboard.web.app import create_app
+from dashboard.web.store import get_store
+from gateway.ingest.service import GatewayService
+from gateway.process.settings import Settings
+from gateway.store.db import make_session_factory
+from gateway.store.models import Community, Device, Good, Reading, Site, Stock, StockLedgerEntry
+from gateway.store.region import load_region
 from tests.conftest import Broker, tiny_region_data
 from tests.test_gateway_service import Running, wait_until
 
@@ -59,7 +59,15 @@ def test_devices_gateway_store_dashboard(
     gateway = Running(GatewayService(settings, engine, session_expiry_s=0))
     try:
         env = {**os.environ, "RHIZOME_MQTT_URL": broker.url, "RHIZOME_MQTT_PROTOCOL": broker.protocol}
-        simulate = [sys.executable, "-m", "gateway.cli", "--data-dir", str(tmp_path), "devices", "simulate"]
+        simulate = [
+            sys.executable,
+            "-m",
+            "gateway.process.cli",
+            "--data-dir",
+            str(tmp_path),
+            "devices",
+            "simulate",
+        ]
         # Yesterday's daytime: people use stock by day, so a run that starts at night may change nothing.
         start = (datetime.now(UTC) - timedelta(days=1)).replace(hour=14, minute=0, second=0, microsecond=0)
         options = ["--region", str(region_file), "--speed", "600", "--duration", "6", "--seed", "3"]

@@ -24,18 +24,18 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from gateway.bridge import BridgeCommunity, BridgeOptions, render_community_conf
-from gateway.bridge_cli import community_from_region, community_from_store, regional_target
-from gateway.broker import HOST, BrokerAccount, EmbeddedBroker, find_mosquitto, mosquitto_hash
-from gateway.cli import main
-from gateway.db import make_session_factory
-from gateway.models import Device, Reading
-from gateway.mqtt import connect, make_client
-from gateway.procutil import free_port, port_open
-from gateway.protocol import QOS, MqttTarget, Telemetry, encode
-from gateway.region import load_region
-from gateway.service import GatewayService
-from gateway.settings import Settings
+from gateway.broker.bridge import BridgeCommunity, BridgeOptions, render_community_conf
+from gateway.broker.bridge_cli import community_from_region, community_from_store, regional_target
+from gateway.broker.embedded import HOST, BrokerAccount, EmbeddedBroker, find_mosquitto, mosquitto_hash
+from gateway.contract.client import connect, make_client
+from gateway.contract.protocol import QOS, MqttTarget, Telemetry, encode
+from gateway.ingest.service import GatewayService
+from gateway.process.cli import main
+from gateway.process.procutil import free_port, port_open
+from gateway.process.settings import Settings
+from gateway.store.db import make_session_factory
+from gateway.store.models import Device, Reading
+from gateway.store.region import load_region
 from tests.conftest import require_mosquitto, tiny_region_data
 
 CUT_S = 60.0

@@ -1,4 +1,5 @@
-"""Lossless ingestion under crashes, with the broker configured as shipped (gateway/mosquitto/mosquitto.conf):
+"""Lossless ingestion under crashes, with the broker configured as shipped
+(gateway/broker/mosquitto/mosquitto.conf):
 `kill -9` of the gateway mid-stream, and a member of a shared subscription killed and restarted mid-stream."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from gateway.protocol import MqttTarget
+from gateway.contract.protocol import MqttTarget
 from tests.conftest import ShippedBroker
 from tests.gateway_procs import (
     Gateway,

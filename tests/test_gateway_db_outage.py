@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from gateway.db import make_engine
-from gateway.migrate import upgrade
-from gateway.procutil import free_port
-from gateway.protocol import MqttTarget
+from gateway.contract.protocol import MqttTarget
+from gateway.process.procutil import free_port
+from gateway.store.db import make_engine
+from gateway.store.migrate import upgrade
 from tests.conftest import ShippedBroker
 from tests.gateway_procs import (
     Gateway,

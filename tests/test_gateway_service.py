@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from gateway.db import make_session_factory
-from gateway.models import DeadLetter, Device, OutboxMessage, Reading
-from gateway.mqtt import make_client
-from gateway.protocol import QOS, StateMessage, Telemetry, encode
-from gateway.region import load_region
-from gateway.service import GatewayService
-from gateway.settings import Settings
+from gateway.contract.client import make_client
+from gateway.contract.protocol import QOS, StateMessage, Telemetry, encode
+from gateway.ingest.service import GatewayService
+from gateway.process.settings import Settings
+from gateway.store.db import make_session_factory
+from gateway.store.models import DeadLetter, Device, OutboxMessage, Reading
+from gateway.store.region import load_region
 from tests.conftest import Broker, tiny_region_data
 
 pytestmark = pytest.mark.network
@@ -162,7 +162,7 @@ def test_metrics_endpoint_speaks_prometheus(
 ) -> None:
     import urllib.request
 
-    from gateway.procutil import free_port
+    from gateway.process.procutil import free_port
 
     port = free_port()
     running = Running(GatewayService(settings, engine, session_expiry_s=0, metrics_port=port))
@@ -185,8 +185,8 @@ def test_metrics_endpoint_speaks_prometheus(
 def test_silence_is_judged_at_the_stored_frontier_while_behind_a_backlog(engine: Engine) -> None:
     from datetime import timedelta
 
-    from gateway.ingest import RawMessage
-    from gateway.service import _Delivery
+    from gateway.ingest.messages import RawMessage
+    from gateway.ingest.service import _Delivery
 
     service = GatewayService(Settings(mqtt_url="mqtt://127.0.0.1:1"), engine)
     assert abs(service.sweep_clock() - datetime.now(UTC)) < timedelta(seconds=5)  # nothing stored yet

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from gateway.db import make_session_factory
-from gateway.ingest import Ingestor, RawMessage
-from gateway.models import Device, Fault, OutboxMessage, RepairTask, TaskEvent
-from gateway.protocol import INTERNAL_EVENTS, StateMessage, Telemetry, encode
-from gateway.region import load_region
+from gateway.contract.protocol import INTERNAL_EVENTS, StateMessage, Telemetry, encode
+from gateway.ingest.messages import Ingestor, RawMessage
+from gateway.store.db import make_session_factory
+from gateway.store.models import Device, Fault, OutboxMessage, RepairTask, TaskEvent
+from gateway.store.region import load_region
 from tests.conftest import tiny_region_data
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)

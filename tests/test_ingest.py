@@ -10,11 +10,11 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from gateway.db import make_session_factory
-from gateway.ingest import Ingestor, RawMessage
-from gateway.models import DeadLetter, Device, DeviceStateChange, Reading, Stock, StockLedgerEntry
-from gateway.protocol import StateMessage, StockReport, Telemetry, encode
-from gateway.region import load_region
+from gateway.contract.protocol import StateMessage, StockReport, Telemetry, encode
+from gateway.ingest.messages import Ingestor, RawMessage
+from gateway.store.db import make_session_factory
+from gateway.store.models import DeadLetter, Device, DeviceStateChange, Reading, Stock, StockLedgerEntry
+from gateway.store.region import load_region
 from tests.conftest import tiny_region_data
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -195,13 +195,13 @@ def test_details_quoting_nul_or_lone_surrogates_are_stored_escaped(store: tuple[
 def test_a_validator_bug_dead_letters_the_message_instead_of_crashing(
     store: tuple[Engine, Ingestor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gateway.ingest
+    import gateway.ingest.messages
 
     def broken(topic: str, payload: bytes, *, now: datetime | None = None) -> None:
         raise OverflowError("date value out of range")
 
     engine, ingestor = store
-    monkeypatch.setattr(gateway.ingest, "parse_message", broken)
+    monkeypatch.setattr(gateway.ingest.messages, "parse_message", broken)
     result = feed(engine, ingestor, (f"{PUMP}/telemetry", telemetry(1)))
     assert result.dead_letters == {"parser_error": 1}
     with Session(engine) as session:

@@ -9,8 +9,11 @@ from typing import Any
 import pulp
 import pytest
 
-from gateway.models.vocab import GOOD_SECTORS
-from logistics.allocation import (
+from bench.synthetic.allocation import synthetic_input
+from gateway.store.models.vocab import GOOD_SECTORS
+from logistics.allocation.data import SECTOR_PRIORITY
+from logistics.allocation.network import build_network
+from logistics.allocation.solve import (
     NO_LANE,
     NO_SHORTAGE,
     AllocationInput,
@@ -20,11 +23,8 @@ from logistics.allocation import (
     build_allocation_model,
     solve_allocation,
 )
-from logistics.allocation_data import SECTOR_PRIORITY
-from logistics.errors import PlanningError
-from logistics.network import build_network
-from logistics.solver import check_outcome, make_cbc, solve_optimal
-from logistics.synthetic import synthetic_input
+from logistics.common.errors import PlanningError
+from logistics.common.solver import check_outcome, make_cbc, solve_optimal
 
 RICE = GoodInfo(1, "rice", "food", essential=True)
 FISH = GoodInfo(2, "fresh-fish", "food", perishability_hours=1.0)  # 40 road-km at 40 km/h

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from logistics.geo import distance_matrix_km, haversine_km, mutual_nearest_mask, nearest_columns
+from logistics.common.geo import distance_matrix_km, haversine_km, mutual_nearest_mask, nearest_columns
 
 
 def test_haversine_known_distances() -> None:

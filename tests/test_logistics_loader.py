@@ -12,9 +12,9 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import logistics.service
-from gateway.cli import main
-from gateway.db import make_engine, make_session_factory
-from gateway.models import (
+from gateway.process.cli import main
+from gateway.store.db import make_engine, make_session_factory
+from gateway.store.models import (
     Base,
     Community,
     DeliveryPlan,
@@ -28,10 +28,10 @@ from gateway.models import (
     StockLedgerEntry,
     Vehicle,
 )
-from gateway.region import load_region
-from logistics.allocation import AllocationInput, AllocationPlan, PlannedShipment, solve_allocation
-from logistics.errors import PlanningError
-from logistics.loader import load_allocation_input, save_plan, use_rates
+from gateway.store.region import load_region
+from logistics.allocation.solve import AllocationInput, AllocationPlan, PlannedShipment, solve_allocation
+from logistics.common.errors import PlanningError
+from logistics.loaders.allocation import load_allocation_input, save_plan, use_rates
 from logistics.service import plan_once, run_loop
 from tests.conftest import tiny_region_data
 

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.cli import main
-from gateway.db import make_engine, make_session_factory
-from gateway.models import (
+from gateway.contract.protocol import community_alerts_topic, member_alerts_topic
+from gateway.process.cli import main
+from gateway.store.db import make_engine, make_session_factory
+from gateway.store.models import (
     Base,
     Community,
     ContributedHours,
@@ -23,10 +24,9 @@ from gateway.models import (
     Site,
     TaskEvent,
 )
-from gateway.protocol import community_alerts_topic, member_alerts_topic
-from logistics.loader import load_repair_input
-from logistics.repair_data import CrewMember, RepairInput, RepairJob, hours_until_available
-from logistics.repairs import solve_repairs
+from logistics.loaders.repairs import load_repair_input
+from logistics.repairs.data import CrewMember, RepairInput, RepairJob, hours_until_available
+from logistics.repairs.solve import solve_repairs
 from logistics.service import assign_once, decline_and_replan
 
 TOWNS = {1: (18.20, -66.50), 2: (18.30, -66.50), 3: (18.60, -66.50)}  # 2 is 11 km from 1, 3 is 44 km
@@ -305,7 +305,7 @@ def test_the_solver_free_shortcut_finds_the_staged_models_optimum(
     many tasks at each urgency and costs as little as the solver's (which it skips)."""
     import random
 
-    from logistics import repairs
+    from logistics.repairs import solve as repairs
 
     rng = random.Random(seed)
     crew = [

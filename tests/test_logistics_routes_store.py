@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.cli import main
-from gateway.db import make_engine, make_session_factory
-from gateway.models import (
+from gateway.contract.protocol import member_routes_topic
+from gateway.process.cli import main
+from gateway.store.db import make_engine, make_session_factory
+from gateway.store.models import (
     Base,
     Community,
     DeliveryPlan,
@@ -24,8 +25,7 @@ from gateway.models import (
     Site,
     Vehicle,
 )
-from gateway.protocol import member_routes_topic
-from logistics.loader import load_routing_input
+from logistics.loaders.routing import load_routing_input
 from logistics.service import route_once
 
 Store = tuple[sessionmaker[Session], dict[str, int]]

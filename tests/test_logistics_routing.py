@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.cli import main
-from logistics.errors import PlanningError
-from logistics.routing import (
+from gateway.process.cli import main
+from logistics.common.errors import PlanningError
+from logistics.routing.set_partition import PoolColumn, build_partition_model, solve_partition
+from logistics.routing.solve import (
     PlannedRoute,
     Request,
     RoutingInput,
@@ -23,8 +24,7 @@ from logistics.routing import (
     check_plan,
     solve_routing,
 )
-from logistics.routing_sp import PoolColumn, build_partition_model, solve_partition
-from logistics.vrpfile import parse_cvrplib, parse_lilim, read_instance
+from logistics.routing.vrpfile import parse_cvrplib, parse_lilim, read_instance
 
 FAST = {"time_limit_s": 5.0, "seed": 1, "max_iterations": 3000}
 

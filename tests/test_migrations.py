@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, types
 
-from gateway.db import make_engine
-from gateway.migrate import current_revision, upgrade
-from gateway.models import Base
+from gateway.store.db import make_engine
+from gateway.store.migrate import current_revision, upgrade
+from gateway.store.models import Base
 
 # Reflected types differ in spelling between databases; compare what kind of value a column holds.
 KINDS: list[tuple[type, str]] = [
@@ -105,7 +105,7 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     upgrade(engine)
     from alembic import command
 
-    from gateway.migrate import alembic_config
+    from gateway.store.migrate import alembic_config
 
     command.downgrade(alembic_config(engine), "base")
     assert inspect(engine).get_table_names() == ["alembic_version"]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.protocol import (
+from gateway.contract.protocol import (
     MAX_PAYLOAD_BYTES,
     METRICS,
     MqttTarget,
@@ -110,7 +110,7 @@ def test_bad_messages_are_rejected_with_their_reason(topic: str, raw: bytes, rea
 def test_every_reason_of_the_contract_is_exercised() -> None:
     from typing import get_args
 
-    from gateway.protocol import Reason
+    from gateway.contract.protocol import Reason
 
     assert {b[2] for b in BAD} == set(get_args(Reason))
 

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from gateway.brokerfiles import (
+from gateway.broker.accounts import ProvisionError, provision, revoke, unprovisioned_devices
+from gateway.broker.files import (
     ACL_FILE,
     PASSWORD_FILE,
     BrokerReloadError,
@@ -24,11 +25,10 @@ from gateway.brokerfiles import (
     render_acl_file,
     write_broker_files,
 )
-from gateway.cli import build_parser, main
-from gateway.db import make_session_factory
-from gateway.models import BrokerCredential, Device, Member
-from gateway.provision import ProvisionError, provision, revoke, unprovisioned_devices
-from gateway.region import load_region
+from gateway.process.cli import build_parser, main
+from gateway.store.db import make_session_factory
+from gateway.store.models import BrokerCredential, Device, Member
+from gateway.store.region import load_region
 from tests.conftest import tiny_region_data
 
 PUMP = "utuado-pump-1-pump"

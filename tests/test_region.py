@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from gateway.db import make_session_factory
-from gateway.models import Community, Device, Member, Site, StockLedgerEntry, Vehicle
-from gateway.region import RegionError, load_region, read_region, sample_region_path, validate_region
-from gateway.region_gen import generate_region
+from bench.synthetic.region import generate_region
+from gateway.store.db import make_session_factory
+from gateway.store.models import Community, Device, Member, Site, StockLedgerEntry, Vehicle
+from gateway.store.region import RegionError, load_region, read_region, sample_region_path, validate_region
 from tests.conftest import tiny_region_data
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.region import read_region, sample_region_path
-from gateway.settings import Settings
-from gateway.week.cli import run_and_report
-from gateway.week.runner import WeekConfig
-from gateway.week.timescale import MIN_STORE_INTERVAL_S, scaled_rules, store_region
+from bench.week.cli import run_and_report
+from bench.week.runner import WeekConfig
+from bench.week.timescale import MIN_STORE_INTERVAL_S, scaled_rules, store_region
+from gateway.process.settings import Settings
+from gateway.store.region import read_region, sample_region_path
 from tests.conftest import Broker
 
 pytestmark = [pytest.mark.network]

@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from gateway.db import make_session_factory
-from gateway.models import Fault, Member, RepairTask, TaskEvent
-from gateway.mqtt import connect, make_client
-from gateway.protocol import member_alerts_topic
-from gateway.region import load_region
-from gateway.service import GatewayService
-from gateway.settings import Settings
+from gateway.contract.client import connect, make_client
+from gateway.contract.protocol import member_alerts_topic
+from gateway.ingest.service import GatewayService
+from gateway.process.settings import Settings
+from gateway.store.db import make_session_factory
+from gateway.store.models import Fault, Member, RepairTask, TaskEvent
+from gateway.store.region import load_region
 from logistics.service import assign_once
 from tests.conftest import Broker, tiny_region_data
 from tests.test_gateway_service import Running, wait_until
@@ -79,7 +79,7 @@ def test_scripted_pump_failure_to_crew_alert_to_confirmed_repair(
     command = [
         sys.executable,
         "-m",
-        "gateway.cli",
+        "gateway.process.cli",
         "--data-dir",
         str(tmp_path),
         "devices",

@@ -19,11 +19,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from devices.client import DeviceClient
-from gateway.brokerfiles import reload_broker, write_broker_files
-from gateway.cli import main
-from gateway.db import make_session_factory
-from gateway.models import DeadLetter, Member, Reading
-from gateway.protocol import (
+from gateway.broker.accounts import Issued, provision, revoke
+from gateway.broker.files import reload_broker, write_broker_files
+from gateway.contract.protocol import (
     UPSTREAM_FILTER,
     MqttTarget,
     Telemetry,
@@ -34,10 +32,12 @@ from gateway.protocol import (
     member_alerts_topic,
     member_routes_topic,
 )
-from gateway.provision import Issued, provision, revoke
-from gateway.region import load_region
-from gateway.service import GatewayService
-from gateway.settings import Settings
+from gateway.ingest.service import GatewayService
+from gateway.process.cli import main
+from gateway.process.settings import Settings
+from gateway.store.db import make_session_factory
+from gateway.store.models import DeadLetter, Member, Reading
+from gateway.store.region import load_region
 from tests.conftest import require_mosquitto, tiny_region_data
 from tests.secure_broker import HOST, Probe, SecureMosquitto, TlsFiles, make_tls
 

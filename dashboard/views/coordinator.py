@@ -9,11 +9,11 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dashboard import registry
-from dashboard.auth import role_required
-from dashboard.store import get_session, get_store
-from gateway.models import Community, DeadLetter, Good
-from gateway.models.vocab import GOOD_SECTORS, SITE_KINDS
+from dashboard.web.auth import role_required
+from dashboard.web.store import get_session, get_store
+from gateway.store import registry
+from gateway.store.models import Community, DeadLetter, Good
+from gateway.store.models.vocab import GOOD_SECTORS, SITE_KINDS
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
 FORMS: dict[str, tuple[Callable[[Session, Any], Any], str]] = {

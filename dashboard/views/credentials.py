@@ -13,12 +13,12 @@ import logging
 from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
 from sqlalchemy import select
 
-from dashboard.auth import current_account, role_required
-from dashboard.store import get_session, get_store
-from gateway.brokerfiles import BrokerReloadError, reload_broker, write_broker_files
-from gateway.models import BrokerCredential, Community, Device, Site
-from gateway.provision import Issued, ProvisionError, provision, revoke
-from gateway.settings import Settings
+from dashboard.web.auth import current_account, role_required
+from dashboard.web.store import get_session, get_store
+from gateway.broker.accounts import Issued, ProvisionError, provision, revoke
+from gateway.broker.files import BrokerReloadError, reload_broker, write_broker_files
+from gateway.process.settings import Settings
+from gateway.store.models import BrokerCredential, Community, Device, Site
 
 log = logging.getLogger(__name__)
 bp = Blueprint("credentials", __name__, url_prefix="/coordinator/devices")

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 
-from dashboard import work
-from dashboard.auth import current_account, role_required
-from dashboard.store import get_session, get_store
-from gateway.models import Member
+from dashboard.web.auth import current_account, role_required
+from dashboard.web.store import get_session, get_store
+from gateway.store import tasks as work
+from gateway.store.models import Member
 
 bp = Blueprint("crew", __name__, url_prefix="/crew")
 

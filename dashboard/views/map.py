@@ -9,12 +9,12 @@ import time
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from markupsafe import Markup
 
-from dashboard import mapdata, progress, queries
-from dashboard.auth import viewer_required
-from dashboard.config import map_options
-from dashboard.mapview import MapData, MapUrls, build_map, render_map
-from dashboard.security import csp_nonce
-from dashboard.store import get_session
+from dashboard.map.render import MapData, MapUrls, build_map, render_map
+from dashboard.read import mapdata, progress, queries
+from dashboard.web.auth import viewer_required
+from dashboard.web.config import map_options
+from dashboard.web.security import csp_nonce
+from dashboard.web.store import get_session
 
 log = logging.getLogger(__name__)
 bp = Blueprint("map", __name__)

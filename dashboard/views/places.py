@@ -7,11 +7,12 @@ from datetime import timedelta
 from flask import Blueprint, abort, render_template, request
 from sqlalchemy import select
 
-from dashboard import charts, history, mapdata, queries
-from dashboard.auth import viewer_required
-from dashboard.store import get_session
-from gateway.models import Community, Device, Good, Site, utcnow
-from gateway.protocol import is_slug
+from dashboard.read import history, mapdata, queries
+from dashboard.views import charts
+from dashboard.web.auth import viewer_required
+from dashboard.web.store import get_session
+from gateway.contract.protocol import is_slug
+from gateway.store.models import Community, Device, Good, Site, utcnow
 
 bp = Blueprint("places", __name__)
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
-from dashboard import deliveries
-from dashboard.auth import current_account, role_required
-from dashboard.store import get_session, get_store
-from gateway.models import Member
+from dashboard.web.auth import current_account, role_required
+from dashboard.web.store import get_session, get_store
+from gateway.store import deliveries
+from gateway.store.models import Member
 
 bp = Blueprint("routes", __name__, url_prefix="/routes")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from dashboard import progress
-from dashboard.auth import viewer_required
-from dashboard.store import get_session
+from dashboard.read import progress
+from dashboard.web.auth import viewer_required
+from dashboard.web.store import get_session
 
 bp = Blueprint("tables", __name__)
 

@@ -22,12 +22,13 @@ from flask import Flask
 from sqlalchemy import select, update
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from dashboard.accounts import MemoryAccountStore, make_account
-from dashboard.app import create_app
-from dashboard.store import get_store
-from gateway.db import make_engine, make_session_factory
-from gateway.migrate import upgrade
-from gateway.models import (
+from dashboard.web.accounts import MemoryAccountStore, make_account
+from dashboard.web.app import create_app
+from dashboard.web.store import get_store
+from gateway.process.settings import Settings
+from gateway.store.db import make_engine, make_session_factory
+from gateway.store.migrate import upgrade
+from gateway.store.models import (
     Community,
     Device,
     Good,
@@ -40,8 +41,7 @@ from gateway.models import (
     TaskEvent,
     utcnow,
 )
-from gateway.region import load_region, read_region, sample_region_path
-from gateway.settings import Settings
+from gateway.store.region import load_region, read_region, sample_region_path
 from logistics.service import plan_once
 
 CHROMIUM_ENV = "RHIZOME_TEST_CHROMIUM"

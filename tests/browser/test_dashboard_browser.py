@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from dashboard.store import get_store
-from gateway.models import OutboxMessage
-from gateway.protocol import member_alerts_topic
+from dashboard.web.store import get_store
+from gateway.contract.protocol import member_alerts_topic
+from gateway.store.models import OutboxMessage
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,1 @@
+"""Benchmarks and the scenario harness (not installed: runtime packages never import this)."""

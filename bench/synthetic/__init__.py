@@ -1,0 +1,1 @@
+"""Seeded synthetic regions and allocation problems, for tests and benchmarks."""

@@ -1,0 +1,364 @@
+"""Simulated crews and drivers: they hear their alerts and route notices over MQTT, act through the dashboard
+like people do, and tell the simulator what their hands did (a repair, goods loaded or unloaded).
+
+Times are simulated (travel from distance, a plausible repair time) and turned into real waits by the speed.
+Some members decline, some accept and never come (a coordinator then declines for them), some drivers never
+start their route; every choice is drawn from a generator seeded per task or route, so a rerun behaves alike.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import logging
+import math
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bench.week.webclient import DashboardClient, DashboardError
+from gateway.contract.client import connect, make_client
+from gateway.contract.protocol import QOS, ROOT, MqttTarget, sim_control_topic
+from gateway.store.models import Device, Fault, Good, Member, RepairTask, RouteStop, Shipment, Site, Stock
+
+log = logging.getLogger(__name__)
+ROAD_FACTOR: Final = 1.35  # road km per straight-line km in the mountains
+# Hours on site by the fault the task came from (low, high): uniform between them.
+REPAIR_HOURS: Final = {
+    "pump_failure": (1.5, 4.0),
+    "motor_overcurrent": (2.0, 5.0),
+    "cold_chain_breach": (1.5, 3.0),
+    "cold_room_warming": (1.5, 3.0),
+    "sensor_stuck": (0.5, 1.5),
+    "pump_silent": (0.5, 2.0),
+    "cold_room_silent": (0.5, 2.0),
+}
+DEFAULT_REPAIR_HOURS: Final = (1.0, 3.0)
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How the simulated people behave, in simulated time."""
+
+    speed: float
+    seed: int = 1
+    decline_p: float = 0.10
+    no_show_p: float = 0.07
+    no_show_after_h: float = 4.0  # a coordinator declines for a member who has not arrived by then
+    respond_min: tuple[float, float] = (5.0, 30.0)
+    crew_kmh: float = 35.0
+    driver_kmh: float = 40.0
+    driver_no_show_p: float = 0.08  # routes the driver declines (after the usual wait) instead of driving
+    driver_wait_min: tuple[float, float] = (15.0, 90.0)
+    stop_min: float = 10.0
+    failed_delivery_p: float = 0.03
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One message heard on a member's topic, with the time it arrived."""
+
+    at: datetime
+    topic: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Tally:
+    """What the simulated people did (for the log; the report counts from the store)."""
+
+    accepted: int = 0
+    declined: int = 0
+    no_shows: int = 0
+    fixed: int = 0
+    refused: int = 0  # actions the dashboard refused (the task closed or moved meanwhile), empty pickups
+    short_pickups: int = 0  # pickups that loaded less than planned (the source had less by then)
+    routes_driven: int = 0
+    routes_skipped: int = 0
+    stops: int = 0
+    failed_stops: int = 0
+
+
+def km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in km."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 6371.0 * 2 * math.asin(math.sqrt(min(1.0, a)))
+
+
+@dataclass
+class People:
+    """Crews and drivers of the region, driven by their MQTT topics and a clock of due actions."""
+
+    target: MqttTarget
+    sessions: sessionmaker[Session]
+    web: DashboardClient
+    behaviour: Behaviour
+    receipts: list[Receipt] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+
+    def __post_init__(self) -> None:
+        self._inbox: queue.SimpleQueue[Receipt] = queue.SimpleQueue()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._free_at: dict[int, float] = {}  # member id -> monotonic time they are free again
+        self._not_loaded: set[int] = set()  # shipments whose pickup the dashboard refused
+        self._loaded: dict[int, float] = {}  # shipment id -> what was loaded (less than planned when short)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="week-people", daemon=True)
+        self.client = make_client(self.target, f"rhizome-week-people-{self.behaviour.seed}")
+        self.client.on_connect = lambda client, *_: client.subscribe(
+            [(f"{ROOT}/members/+/alerts", QOS), (f"{ROOT}/members/+/routes", QOS)]
+        )
+        self.client.on_message = self._on_message
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+
+    def start(self) -> None:
+        """Connect, subscribe, and start acting."""
+        connect(self.client, self.target)
+        self.client.loop_start()
+        if not self.subscribed.wait(30):
+            raise OSError("the simulated crews could not subscribe to their topics")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop acting and disconnect; actions not yet due are dropped."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        at = datetime.now(UTC)
+        try:
+            body = json.loads(message.payload)
+        except ValueError:
+            body = {}
+        receipt = Receipt(at, message.topic, body if isinstance(body, dict) else {})
+        self.receipts.append(receipt)
+        self._inbox.put(receipt)
+
+    def _later(self, sim_s: float, action: Callable[[], None], after: float | None = None) -> float:
+        due = (after if after is not None else time.monotonic()) + sim_s / self.behaviour.speed
+        heapq.heappush(self._heap, (due, next(self._order), action))
+        return due
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                receipt = self._inbox.get(timeout=0.02)
+            except queue.Empty:
+                receipt = None
+            if receipt is not None:
+                self._guard(lambda r=receipt: self._heard(r))
+            while self._heap and self._heap[0][0] <= time.monotonic() and not self._stop.is_set():
+                _, _, action = heapq.heappop(self._heap)
+                self._guard(action)
+
+    def _guard(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except DashboardError as exc:
+            self.tally.refused += 1
+            log.info("dashboard refused: %s", exc)
+        except (OSError, ValueError) as exc:  # one person's trouble never stops the others
+            log.warning("simulated person failed: %s", exc)
+
+    def _heard(self, receipt: Receipt) -> None:
+        member_id = int(receipt.topic.split("/")[3])
+        event = receipt.body.get("event")
+        if receipt.topic.endswith("/alerts") and event == "task_assigned":
+            self._task(member_id, int(receipt.body["task"]))
+        elif receipt.topic.endswith("/routes") and event == "route_planned":
+            self._route(member_id, int(receipt.body["route"]))
+
+    # Crews ---------------------------------------------------------------------------------------------
+
+    def _task(self, member_id: int, task_id: int) -> None:
+        b = self.behaviour
+        rng = random.Random(f"{b.seed}/task/{task_id}/{member_id}")
+        with self.sessions() as session:
+            member = session.get(Member, member_id)
+            task = session.get(RepairTask, task_id)
+            if member is None or task is None:
+                return
+            site = session.get(Site, task.site_id)
+            fault = session.get(Fault, task.fault_id) if task.fault_id is not None else None
+            device = session.get(Device, fault.device_id) if fault is not None else None
+            assert site is not None
+            distance = km(member.lat, member.lon, site.lat, site.lon) * ROAD_FACTOR
+            kind, slug = (fault.kind if fault else ""), (device.slug if device else None)
+        respond_s = rng.uniform(*b.respond_min) * 60
+        roll = rng.random()
+        if roll < b.decline_p:
+            self._later(
+                respond_s, lambda: self._decline(member_id, task_id, "busy with the harvest this week")
+            )
+            return
+        accepted_at = self._later(respond_s, lambda: self._act(member_id, task_id, "accept"))
+        if roll < b.decline_p + b.no_show_p:
+            reason = (
+                f"no-show: not on site {b.no_show_after_h:g} h after accepting (declined by a coordinator)"
+            )
+            self._later(
+                b.no_show_after_h * 3600, lambda: self._no_show(member_id, task_id, reason), accepted_at
+            )
+            return
+        leave = max(accepted_at, self._free_at.get(member_id, 0.0))
+        travel_s = (distance / b.crew_kmh) * 3600 + 600  # plus ten minutes to get the tools together
+        arrive = self._later(travel_s, lambda: self._act(member_id, task_id, "start"), leave)
+        low, high = REPAIR_HOURS.get(kind, DEFAULT_REPAIR_HOURS)
+        done = self._later(
+            rng.uniform(low, high) * 3600, lambda: self._fixed(member_id, task_id, slug), arrive
+        )
+        self._free_at[member_id] = done
+
+    def _act(self, member_id: int, task_id: int, action: str) -> None:
+        self.web.task_action(member_id, task_id, action)
+        if action == "accept":
+            self.tally.accepted += 1
+
+    def _decline(self, member_id: int, task_id: int, reason: str) -> None:
+        self.web.task_action(member_id, task_id, "decline", reason)
+        self.tally.declined += 1
+
+    def _no_show(self, member_id: int, task_id: int, reason: str) -> None:
+        self.web.task_action(member_id, task_id, "decline", reason)
+        self.tally.no_shows += 1
+
+    def _fixed(self, member_id: int, task_id: int, device: str | None) -> None:
+        self.web.task_action(member_id, task_id, "fixed")
+        self.tally.fixed += 1
+        if device is not None:  # the crew's hands: the simulated device is repaired now
+            self.client.publish(sim_control_topic(device), json.dumps({"action": "repair"}), qos=QOS)
+
+    # Drivers -------------------------------------------------------------------------------------------
+
+    def _route(self, member_id: int, route_id: int) -> None:
+        b = self.behaviour
+        rng = random.Random(f"{b.seed}/route/{route_id}")
+        leave = max(time.monotonic(), self._free_at.get(member_id, 0.0))
+        wait_s = rng.uniform(*b.driver_wait_min) * 60
+        if rng.random() < b.driver_no_show_p:
+            self.tally.routes_skipped += 1
+            log.info("driver %s cannot drive route %s: declines it", member_id, route_id)
+            self._later(wait_s, lambda: self.web.decline_route(route_id, "cannot drive this week"), leave)
+            return
+        self._later(wait_s, lambda: self._drive(member_id, route_id, rng), leave)
+        self._free_at[member_id] = leave + wait_s / b.speed  # updated with the whole trip when it starts
+
+    def _drive(self, member_id: int, route_id: int, rng: random.Random) -> None:
+        """Load the stops as they stand now and schedule each one after the leg that leads to it."""
+        with self.sessions() as session:
+            member = session.get(Member, member_id)
+            rows = session.execute(
+                select(RouteStop, Site, Shipment, Good.slug)
+                .join(Site, RouteStop.site_id == Site.id)
+                .join(Shipment, RouteStop.shipment_id == Shipment.id)
+                .join(Good, Shipment.good_id == Good.id)
+                .where(RouteStop.route_id == route_id, RouteStop.status == "pending")
+                .order_by(RouteStop.position)
+            ).all()
+            stock_devices = dict(
+                session.execute(select(Device.site_id, Device.slug).where(Device.kind == "stock")).all()
+            )
+            if member is None or not rows:
+                self.tally.routes_skipped += 1
+                return  # taken away meanwhile (the driver left, the route was declined for them)
+            here = (member.lat, member.lon)
+            stops = []
+            for stop, site, shipment, good in rows:
+                stops.append(
+                    (
+                        stop.id,
+                        shipment.id,
+                        stop.action,
+                        stock_devices.get(site.id),
+                        good,
+                        shipment.quantity,
+                        here,
+                    )
+                )
+                here = (site.lat, site.lon)
+                stops[-1] = (*stops[-1][:6], km(*stops[-1][6], *here) * ROAD_FACTOR)
+        self.tally.routes_driven += 1
+        due = time.monotonic()
+        for stop_id, shipment_id, action, device, good, quantity, leg_km in stops:
+            sim_s = leg_km / self.behaviour.driver_kmh * 3600 + self.behaviour.stop_min * 60
+            fail = action == "delivery" and rng.random() < self.behaviour.failed_delivery_p
+            due = self._later(
+                sim_s,
+                lambda s=stop_id, h=shipment_id, a=action, d=device, g=good, q=quantity, f=fail: (
+                    self._stop_at(route_id, s, h, a, d, g, q, f)
+                ),
+                due,
+            )
+        self._free_at[member_id] = due
+
+    def _loadable(self, shipment_id: int, planned: float) -> float | None:
+        """What the source site holds of the shipment's good, up to `planned`, in whole units; None if
+        nothing (under one unit) is there."""
+        with self.sessions() as session:
+            shipment = session.get(Shipment, shipment_id)
+            stock = session.get(Stock, (shipment.from_site_id, shipment.good_id)) if shipment else None
+            held = stock.quantity if stock else 0.0
+        if held >= planned:
+            return planned
+        return float(math.floor(held)) if held >= 1 else None
+
+    def _stop_at(
+        self,
+        route_id: int,
+        stop_id: int,
+        shipment_id: int,
+        action: str,
+        device: str | None,
+        good: str,
+        qty: float,
+        fail: bool,
+    ) -> None:
+        if action == "delivery" and shipment_id in self._not_loaded:
+            fail, reason = True, "the goods were not there to pick up"
+        else:
+            reason = "nobody at the hub to receive the goods"
+        if fail:
+            self.tally.failed_stops += 1
+            self._loaded.pop(shipment_id, None)
+            self.web.stop_outcome(route_id, stop_id, "failed", reason)
+            return
+        loaded = None
+        if action == "pickup":
+            loaded = self._loadable(shipment_id, qty)  # the driver loads what is there, up to the plan
+            if loaded is None:
+                self._not_loaded.add(shipment_id)  # its delivery is then recorded as failed, with the reason
+                self.tally.refused += 1
+                return
+            self._loaded[shipment_id] = loaded
+        try:
+            self.web.stop_outcome(route_id, stop_id, "done", quantity=loaded if loaded != qty else None)
+        except DashboardError:
+            if action == "pickup":
+                self._not_loaded.add(shipment_id)
+                self._loaded.pop(shipment_id, None)
+            raise
+        self.tally.stops += 1
+        if loaded is not None and loaded < qty:
+            self.tally.short_pickups += 1
+        if device is not None:  # the stock box counts what was loaded or unloaded
+            delta = self._loaded.pop(shipment_id, qty) if action == "delivery" else -(loaded or qty)
+            body = {"action": "receive", "goods": {good: delta}}
+            self.client.publish(sim_control_topic(device), json.dumps(body), qos=QOS)

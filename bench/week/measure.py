@@ -1,0 +1,496 @@
+"""The week's figures, from the store and the outbox (and the receipts on the members' topics).
+
+Real and simulated time: every timestamp in the store is real wall-clock time; the simulated clock started
+at `t0` (the first reading) and runs `speed` times faster, so simulated hours = real seconds * speed / 3600.
+Detection and alerting are the gateway's and planner's own latencies, in real seconds; everything people
+do (answer, travel, repair) is in simulated hours.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.contract.protocol import FAULTS, parse_duration
+from gateway.store.models import (
+    Community,
+    DeadLetter,
+    Device,
+    Fault,
+    Good,
+    Member,
+    NeedLevel,
+    OutboxMessage,
+    Reading,
+    RepairTask,
+    Route,
+    RouteStop,
+    Shipment,
+    Site,
+    StockLedgerEntry,
+    TaskEvent,
+)
+
+SITE_SECTOR = {
+    "pump": "water",
+    "farm": "food",
+    "storage": "food",
+    "clinic": "health",
+    "workshop": "maintenance",
+}
+
+
+def offset_s(value: Any) -> float:
+    """Seconds of a scenario `at` given as seconds or '1d6h30m' (ISO times are not used by the week)."""
+    if isinstance(value, int | float):
+        return float(value)
+    return parse_duration(value)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Real time of the simulated start and the speed: converts between the two clocks."""
+
+    t0: datetime
+    speed: float
+    days: float
+
+    def real(self, sim_offset_s: float) -> datetime:
+        return self.t0 + timedelta(seconds=sim_offset_s / self.speed)
+
+    def sim_h(self, at: datetime) -> float:
+        return (_aware(at) - self.t0).total_seconds() * self.speed / 3600  # type: ignore[operator]
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def _max(values: list[float]) -> float | None:
+    return round(max(values), 3) if values else None
+
+
+def fault_rows(
+    session: Session, events: list[dict[str, Any]], clock: Clock, receipts: list[Any]
+) -> list[dict[str, Any]]:
+    """One row per scenario fault: the store's fault, task, alert and confirmation, with their delays."""
+    slugs = dict(session.execute(select(Device.slug, Device.id)).all())
+    kinds = dict(session.execute(select(Device.id, Device.kind)).all())
+    alerts: dict[int, datetime] = {}  # task id -> first task_assigned heard on a member's topic
+    for r in receipts:
+        if r.topic.endswith("/alerts") and r.body.get("event") == "task_assigned":
+            alerts.setdefault(int(r.body["task"]), r.at)
+    faults_by_device: dict[int, list[Fault]] = defaultdict(list)
+    for fault in session.scalars(select(Fault).order_by(Fault.first_abnormal_at)):
+        faults_by_device[fault.device_id].append(fault)
+    faulty = [e for e in events if e.get("event") in FAULTS]
+    starts: dict[str, list[float]] = defaultdict(list)
+    for e in faulty:
+        starts[e["device"]].append(offset_s(e["at"]))
+    queued: dict[int, datetime] = {}  # task id -> when its first task_assigned entered the outbox
+    for payload, created in session.execute(
+        select(OutboxMessage.payload, OutboxMessage.created_at)
+        .where(OutboxMessage.topic.like("rhizome/v1/members/%/alerts"))
+        .order_by(OutboxMessage.id)
+    ):
+        body = json.loads(payload)
+        if body.get("event") == "task_assigned":
+            queued.setdefault(int(body["task"]), _aware(created))  # type: ignore[arg-type]
+    used: set[int] = set()
+    rows = []
+    for e in sorted(faulty, key=lambda e: offset_s(e["at"])):
+        at = offset_s(e["at"])
+        later = [s for s in starts[e["device"]] if s > at]
+        until = clock.real(min(later)) if later else None
+        device_id = slugs.get(e["device"])
+        begin = clock.real(at) - timedelta(seconds=2)  # device clocks and ours agree within this
+        fault = next(
+            (
+                f
+                for f in faults_by_device.get(device_id or -1, [])
+                if f.id not in used
+                and _aware(f.first_abnormal_at) >= begin  # type: ignore[operator]
+                and (until is None or _aware(f.first_abnormal_at) < until)
+            ),  # type: ignore[operator]
+            None,
+        )
+        row: dict[str, Any] = {
+            "device": e["device"],
+            "kind": kinds.get(device_id),
+            "event": e["event"],
+            "at_h": round(at / 3600, 2),
+            "detected": fault is not None,
+            "rule": None,
+            "tasked": False,
+            "alerted": False,
+            "accepted": False,
+            "confirmed": False,
+        }
+        rows.append(row)
+        if fault is None:
+            continue
+        used.add(fault.id)
+        first = _aware(fault.first_abnormal_at)
+        opened = _aware(fault.opened_at)
+        row.update(
+            rule=fault.kind,
+            first_abnormal_h=round(clock.sim_h(first), 2),  # type: ignore[arg-type]
+            to_fault_sim_min=round((opened - first).total_seconds() * clock.speed / 60, 1),
+        )  # type: ignore[operator]
+        task = session.scalar(select(RepairTask).where(RepairTask.fault_id == fault.id))
+        if task is None:
+            continue
+        row["tasked"] = True
+        row["to_task_s"] = round((_aware(task.created_at) - opened).total_seconds(), 3)  # type: ignore[operator]
+        outbox = queued.get(task.id)
+        if outbox is not None:
+            row["to_outbox_s"] = round((_aware(outbox) - opened).total_seconds(), 3)  # type: ignore[operator]
+        heard = alerts.get(task.id)
+        if heard is not None:
+            row["alerted"] = True
+            row["fault_to_alert_s"] = round((heard - opened).total_seconds(), 3)  # type: ignore[operator]
+        task_events = session.execute(
+            select(TaskEvent.event, TaskEvent.at, TaskEvent.reason)
+            .where(TaskEvent.task_id == task.id)
+            .order_by(TaskEvent.id)
+        ).all()
+        when = {}
+        for name, at_, _reason in task_events:
+            when.setdefault(name, _aware(at_))
+        row["declines"] = sum(1 for name, *_ in task_events if name == "declined")
+        row["no_shows"] = sum(
+            1 for name, _, reason in task_events if name == "declined" and "no-show" in reason
+        )
+        for name, key in (
+            ("accepted", "to_accept_h"),
+            ("started", "to_start_h"),
+            ("marked_fixed", "to_fixed_h"),
+            ("confirmed", "to_confirm_h"),
+        ):
+            if name in when:
+                row[key] = round(clock.sim_h(when[name]) - clock.sim_h(first), 2)  # type: ignore[arg-type]
+        # the accepted time that counts is the one of the member who went (after any decline)
+        accepts = [at_ for name, at_, _ in task_events if name == "accepted"]
+        if accepts:
+            row["to_accept_h"] = round(clock.sim_h(_aware(accepts[-1])) - clock.sim_h(first), 2)  # type: ignore[arg-type]
+        row["accepted"] = bool(accepts)
+        row["confirmed"] = "confirmed" in when
+        row["status"] = task.status
+    return rows
+
+
+def coverage(session: Session, clock: Clock, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Essential shortage-days in the same week without deliveries, and how many the planner covered.
+
+    A need-day is a (community, essential good with a minimum > 0, simulated day). Its end-of-day stock is the
+    sum over the community's sites of the last ledger level before the day ends. With the planner: the levels
+    as stored. Without deliveries: from `baseline` (devices/baseline.py: every stock device stepped offline
+    from the same seed with nobody moving goods) for the sites it holds; for any other site (and for all
+    when no baseline is given) the ledger with every delivery entry taken back out. A shortage-day is a
+    need-day under the minimum without deliveries; it is covered if the stock with the planner is at or
+    above the minimum at the end of that day.
+    """
+    essential = dict(session.execute(select(Good.id, Good.slug).where(Good.essential.is_(True))).all())
+    site_community = dict(session.execute(select(Site.id, Site.community_id)).all())
+    community_slug = dict(session.execute(select(Community.id, Community.slug)).all())
+    needs = {
+        (c, g): m
+        for c, g, m in session.execute(select(NeedLevel.community_id, NeedLevel.good_id, NeedLevel.minimum))
+        if g in essential and m > 0
+    }
+    series: dict[tuple[int, int], tuple[list[datetime], list[float], list[float]]] = {}
+    rows = session.execute(
+        select(
+            StockLedgerEntry.site_id,
+            StockLedgerEntry.good_id,
+            StockLedgerEntry.created_at,
+            StockLedgerEntry.quantity_after,
+            StockLedgerEntry.delta,
+            StockLedgerEntry.source,
+        )
+        .where(StockLedgerEntry.good_id.in_(essential))
+        .order_by(StockLedgerEntry.id)
+    )
+    moved: dict[tuple[int, int], float] = defaultdict(float)
+    for site, good, at, after, delta, source in rows:
+        key = (site, good)
+        if source == "delivery":
+            moved[key] += delta
+        times, levels, replayed = series.setdefault(key, ([], [], []))
+        times.append(_aware(at))  # type: ignore[arg-type]
+        levels.append(after)
+        replayed.append(max(0.0, after - moved[key]))
+    offline = _baseline_levels(session, baseline, essential)
+    hours = int(clock.days * 24)
+    marks = [clock.t0 + timedelta(seconds=h * 3600 / clock.speed) for h in range(1, hours + 1)]
+    with_planner: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0] * hours)
+    without: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0] * hours)
+    for (site, good), (times, levels, replayed) in series.items():
+        key = (site_community[site], good)
+        if key not in needs:
+            continue
+        stepped = offline.get((site, good))
+        for h, mark in enumerate(marks):
+            i = bisect.bisect_right(times, mark) - 1
+            if i >= 0:
+                with_planner[key][h] += levels[i]
+                if stepped is None:
+                    without[key][h] += replayed[i]
+            if stepped is not None:
+                without[key][h] += stepped[min(h, len(stepped) - 1)]
+    days = math.ceil(clock.days)  # a part day at the end counts at its last hour
+    need_days = shortage = covered = met_with = met_without = 0
+    short_hourly_with, short_hourly_without = [0] * hours, [0] * hours
+    by_good: Counter[str] = Counter()
+    covered_by_good: Counter[str] = Counter()
+    for key, minimum in needs.items():
+        w, b = with_planner[key], without[key]
+        for h in range(hours):
+            short_hourly_with[h] += w[h] < minimum
+            short_hourly_without[h] += b[h] < minimum
+        for d in range(days):
+            end = min(hours, (d + 1) * 24) - 1
+            need_days += 1
+            met_with += w[end] >= minimum
+            met_without += b[end] >= minimum
+            if b[end] < minimum:
+                shortage += 1
+                by_good[essential[key[1]]] += 1
+                covered += w[end] >= minimum
+                covered_by_good[essential[key[1]]] += w[end] >= minimum
+    return {
+        "need_days": need_days,
+        "shortage_days_baseline": shortage,
+        "shortage_days_covered": covered,
+        "essential_coverage": round(covered / shortage, 4) if shortage else None,
+        "baseline_coverage": round(met_without / need_days, 4) if need_days else None,
+        "met_share_with_planner": round(met_with / need_days, 4) if need_days else None,
+        "shortage_days_by_good": dict(by_good.most_common()),
+        "covered_days_by_good": {good: covered_by_good[good] for good, _ in by_good.most_common()},
+        "hourly_short_with": short_hourly_with,
+        "hourly_short_without": short_hourly_without,
+        "communities": len({c for c, _ in needs}),
+        "_slugs": community_slug,
+    }
+
+
+def _baseline_levels(
+    session: Session, baseline: dict[str, Any] | None, goods: dict[int, str]
+) -> dict[tuple[int, int], list[float]]:
+    """(site id, good id) -> the site's hourly levels without deliveries, from a devices/baseline.py file."""
+    if not baseline:
+        return {}
+    sites = {
+        (community, site): site_id
+        for site_id, site, community in session.execute(
+            select(Site.id, Site.slug, Community.slug).join(Community, Site.community_id == Community.id)
+        )
+    }
+    good_ids = {slug: good_id for good_id, slug in goods.items()}
+    levels: dict[tuple[int, int], list[float]] = {}
+    for device in baseline["devices"].values():
+        site_id = sites.get((device["community"], device["site"]))
+        if site_id is None:
+            raise ValueError(
+                f"baseline names a site the store does not hold: {device['community']}/{device['site']}"
+            )
+        for good, values in device["levels"].items():
+            if good in good_ids:
+                levels[site_id, good_ids[good]] = [float(v) for v in values]
+    return levels
+
+
+def _gini(values: list[float]) -> float | None:
+    """0 when everyone gave the same hours, towards 1 when one person gave them all."""
+    if not values or sum(values) == 0:
+        return None
+    values = sorted(values)
+    n = len(values)
+    return round(sum((2 * (i + 1) - n - 1) * v for i, v in enumerate(values)) / (n * sum(values)), 3)
+
+
+def volunteering(session: Session, clock: Clock) -> dict[str, Any]:
+    """Km driven, volunteer hours per sector, and how evenly they fell across members (Gini)."""
+    hours: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    site_kind = dict(session.execute(select(Site.id, Site.kind)).all())
+    for task in session.scalars(select(RepairTask)):
+        marks: dict[tuple[int | None, str], datetime] = {}
+        for member, event, at in session.execute(
+            select(TaskEvent.member_id, TaskEvent.event, TaskEvent.at).where(TaskEvent.task_id == task.id)
+        ):
+            marks[(member, event)] = _aware(at)  # type: ignore[assignment]
+        for (member, event), at in marks.items():
+            if event == "marked_fixed" and member is not None and (member, "accepted") in marks:
+                spent = (at - marks[(member, "accepted")]).total_seconds() * clock.speed / 3600
+                hours[SITE_SECTOR.get(site_kind.get(task.site_id, ""), "other")][member] += spent
+    driven_km = 0.0
+    good_sector = dict(session.execute(select(Good.id, Good.sector)).all())
+    for route in session.scalars(select(Route)):
+        done = session.scalar(
+            select(func.count()).where(RouteStop.route_id == route.id, RouteStop.status != "pending")
+        )
+        if not done or route.member_id is None:
+            continue
+        driven_km += route.distance_km
+        times = [
+            _aware(at)
+            for (at,) in session.execute(
+                select(StockLedgerEntry.created_at)
+                .join(Shipment, StockLedgerEntry.shipment_id == Shipment.id)
+                .where(Shipment.route_id == route.id)
+            )
+        ]
+        sectors = Counter(
+            good_sector[g]
+            for (g,) in session.execute(select(Shipment.good_id).where(Shipment.route_id == route.id))
+        )
+        sector = sectors.most_common(1)[0][0] if sectors else "other"
+        span = (max(times) - min(times)).total_seconds() * clock.speed / 3600 if len(times) > 1 else 0.0  # type: ignore[operator]
+        hours[f"{sector} (driving)"][route.member_id] += span
+    crew = [m for (m,) in session.execute(select(Member.id).where(Member.is_crew.is_(True)))]
+    drivers = [m for (m,) in session.execute(select(Member.id).where(Member.is_driver.is_(True)))]
+    per_sector = {}
+    for sector, by_member in sorted(hours.items()):
+        pool = drivers if sector.endswith("(driving)") else crew
+        values = [by_member.get(m, 0.0) for m in pool]
+        per_sector[sector] = {
+            "hours": round(sum(values), 1),
+            "members": sum(1 for v in values if v > 0),
+            "max_member_h": round(max(values), 1) if values else 0.0,
+            "gini": _gini(values),
+        }
+    pledged = {
+        kind: sum(
+            h
+            for (h,) in session.execute(
+                select(Member.hours_per_week).where(
+                    getattr(Member, f"is_{kind}").is_(True), Member.active.is_(True)
+                )
+            )
+        )
+        * clock.days
+        / 7
+        for kind in ("crew", "driver")
+    }
+    used = {
+        kind: sum(
+            v["hours"]
+            for sector, v in per_sector.items()
+            if sector.endswith("(driving)") == (kind == "driver")
+        )
+        for kind in ("crew", "driver")
+    }
+    return {
+        "km_driven": round(driven_km, 1),
+        "hours": per_sector,
+        # What the members said they could give over the period (hours a week), against what they gave.
+        "pledged_h": {kind: round(h, 1) for kind, h in pledged.items()},
+        "used_h": {kind: round(h, 1) for kind, h in used.items()},
+    }
+
+
+def messages(session: Session, published: int | None, receipts: list[Any]) -> dict[str, Any]:
+    """Readings stored against readings sent; the outbox drained; dead letters by reason."""
+    stored = session.scalar(select(func.count()).select_from(Reading)) or 0
+    outbox = session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+    outbox_published = (
+        session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_not(None))
+        )
+        or 0
+    )
+    member_rows = (
+        session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.topic.like("rhizome/v1/members/%"))
+        )
+        or 0
+    )
+    dead = dict(session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all())
+    return {
+        "readings_sent": published,
+        "readings_stored": stored,
+        "stored_equals_sent": published is not None and stored == published,
+        "outbox_rows": outbox,
+        "outbox_published": outbox_published,
+        "member_messages": member_rows,
+        "member_messages_heard": len(receipts),
+        "dead_letters": dead,
+    }
+
+
+def summarise(
+    rows: list[dict[str, Any]],
+    cov: dict[str, Any],
+    vol: dict[str, Any],
+    msg: dict[str, Any],
+    session: Session,
+) -> dict[str, Any]:
+    """The figures of the last JSON line."""
+
+    def col(key: str) -> list[float]:
+        return [r[key] for r in rows if r.get(key) is not None]
+
+    unconfirmed = (
+        session.scalar(
+            select(func.count())
+            .select_from(RepairTask)
+            .where(
+                RepairTask.status == "closed",
+                ~select(TaskEvent.id)
+                .where(TaskEvent.task_id == RepairTask.id, TaskEvent.event == "confirmed")
+                .exists(),
+            )
+        )
+        or 0
+    )
+    repaired = [r for r in rows if r.get("to_fixed_h") is not None]
+    all_faults = session.scalar(select(func.count()).select_from(Fault)) or 0
+    return {
+        "faults": len(rows),
+        "faults_detected": sum(r["detected"] for r in rows),
+        "faults_tasked": sum(r["tasked"] for r in rows),
+        "faults_alerted": sum(r["alerted"] for r in rows),
+        "faults_accepted": sum(r["accepted"] for r in rows),
+        "faults_repaired": len(repaired),
+        "faults_confirmed": sum(r["confirmed"] for r in rows),
+        "repaired_not_confirmed": sum(1 for r in repaired if not r["confirmed"]),
+        "faults_in_store": all_faults,
+        "faults_not_in_scenario": all_faults - sum(r["detected"] for r in rows),
+        "tasks_closed_unconfirmed": unconfirmed,
+        "fault_to_alert_median_s": _median(col("fault_to_alert_s")),
+        "fault_to_alert_max_s": _max(col("fault_to_alert_s")),
+        "to_accept_median_h": _median(col("to_accept_h")),
+        "to_confirm_median_h": _median(col("to_confirm_h")),
+        "to_confirm_max_h": _max(col("to_confirm_h")),
+        "essential_coverage": cov["essential_coverage"],
+        "baseline_coverage": cov["baseline_coverage"],
+        "met_share_with_planner": cov["met_share_with_planner"],
+        "shortage_days_baseline": cov["shortage_days_baseline"],
+        "shortage_days_covered": cov["shortage_days_covered"],
+        "km_driven": vol["km_driven"],
+        "stored_equals_sent": msg["stored_equals_sent"],
+        "readings_sent": msg["readings_sent"],
+        "readings_stored": msg["readings_stored"],
+        "outbox_unpublished": msg["outbox_rows"] - msg["outbox_published"],
+        "dead_letters": sum(msg["dead_letters"].values()),
+    }
+
+
+def dumps(figures: dict[str, Any]) -> str:
+    """One JSON line."""
+    return json.dumps(figures, separators=(",", ":"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""The JSON API (/api/...) and its OpenAPI description, and the downloads."""

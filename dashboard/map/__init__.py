@@ -1,0 +1,1 @@
+"""The regional map: folium frame, local assets, vendoring."""

@@ -1,0 +1,232 @@
+"""Vendor the map's JS/CSS from pinned npm tarballs so the dashboard never needs a CDN.
+
+`python -m dashboard.map.vendor` downloads each tarball, checks it against the pinned npm integrity (sha512),
+extracts only the files the page needs (plus the licence) into dashboard/static/vendor/<name>/ and writes
+MANIFEST.json. `python -m dashboard.map.vendor --check` verifies the committed files against it, offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import fnmatch
+import hashlib
+import io
+import json
+import logging
+import shutil
+import sys
+import tarfile
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+REGISTRY = "https://registry.npmjs.org"
+VENDOR_DIR = Path(__file__).resolve().parents[1] / "static" / "vendor"
+MANIFEST = "MANIFEST.json"
+
+
+@dataclass(frozen=True)
+class NpmPackage:
+    """One pinned npm release and the files of it that the page uses."""
+
+    name: str
+    version: str
+    integrity: str  # npm's `dist.integrity` (SRI sha512) of the tarball, pinned here
+    files: tuple[str, ...]  # paths or globs inside the tarball's package/ folder
+    strip: str = ""  # leading folder dropped from each path (keeps CSS-relative url()s working)
+
+    @property
+    def folder(self) -> str:
+        """Folder under static/vendor/: the name without its npm scope."""
+        return self.name.rsplit("/", 1)[-1]
+
+    @property
+    def tarball_url(self) -> str:
+        """The registry's conventional tarball address."""
+        return f"{REGISTRY}/{self.name}/-/{self.folder}-{self.version}.tgz"
+
+    def destination(self, path: str) -> str:
+        """Where a package file lands, relative to this package's folder."""
+        return path[len(self.strip) :] if self.strip and path.startswith(self.strip) else path
+
+
+# Versions match what folium 0.20 links from CDNs (folium.folium._default_js / _default_css).
+PACKAGES: tuple[NpmPackage, ...] = (
+    NpmPackage(
+        "leaflet",
+        "1.9.3",
+        "sha512-iB2cR9vAkDOu5l3HAay2obcUHZ7xwUBBjph8+PGtmW/2lYhbLizWtG7nTeYht36WfOslixQF9D/uSIzhZgGMfQ==",
+        ("dist/leaflet.js", "dist/leaflet.css", "dist/images/*.png", "LICENSE"),
+        strip="dist/",
+    ),
+    NpmPackage(
+        "jquery",
+        "3.7.1",
+        "sha512-m4avr8yL8kmFN8psrbFFFmB/If14iN5o9nw/NgnnM+kybDJpRsAynV2BsfpTYrTRysYUdADVD7CkUUizgkpLfg==",
+        ("dist/jquery.min.js", "LICENSE.txt"),
+        strip="dist/",
+    ),
+    NpmPackage(
+        "bootstrap",
+        "5.2.2",
+        "sha512-dEtzMTV71n6Fhmbg4fYJzQsw1N29hJKO1js5ackCgIpDcGid2ETMGC6zwSYw09v05Y+oRdQ9loC54zB1La3hHQ==",
+        ("dist/js/bootstrap.bundle.min.js", "dist/css/bootstrap.min.css", "LICENSE"),
+        strip="dist/",
+    ),
+    NpmPackage(
+        "@fortawesome/fontawesome-free",
+        "6.2.0",
+        "sha512-CNR7qRIfCwWHNN7FnKUniva94edPdyQzil/zCwk3v6k4R6rR2Fr8i4s3PM7n/lyfPA6Zfko9z5WDzFxG9SW1uQ==",
+        ("css/all.min.css", "webfonts/*.woff2", "webfonts/*.ttf", "LICENSE.txt"),
+    ),
+    # npm has no 2.0.2 (folium's cdnjs version); 2.0.5's dist files are the same plugin (self-reported 2.0.1
+    # API: L.AwesomeMarkers.icon with prefix/markerColor/iconColor/extraClasses/spin).
+    NpmPackage(
+        "leaflet.awesome-markers",
+        "2.0.5",
+        "sha512-Ne/xDjkGyaujwNVVkv2tyXQUV0ZW7gZ0Mo0FuQY4jp2qWrvXi0hwDBvmZyF/8YOvybyMabTMM/mFWCTd1jZIQA==",
+        (
+            "dist/leaflet.awesome-markers.js",
+            "dist/leaflet.awesome-markers.css",
+            "dist/images/markers-soft*.png",
+            "dist/images/markers-shadow*.png",
+            "LICENSE",
+        ),
+        strip="dist/",
+    ),
+    # Clusters the site layer so 50,000 markers draw in seconds (folium.plugins.MarkerCluster's version).
+    NpmPackage(
+        "leaflet.markercluster",
+        "1.1.0",
+        "sha512-eI+XkCiLiHwCC3uZ4/n4+Vq3rXcqEHN2lhHRVG1WVziy/3Q0TTipWkzEa1zO0dKZI2AnI5ppFDWrOjnQ7MJLKQ==",
+        (
+            "dist/leaflet.markercluster.js",
+            "dist/MarkerCluster.css",
+            "dist/MarkerCluster.Default.css",
+            "MIT-LICENCE.txt",
+        ),
+        strip="dist/",
+    ),
+)
+
+
+def fetch(url: str, timeout: float = 60.0) -> bytes:
+    """Download `url` (the npm registry only)."""
+    if not url.startswith(REGISTRY + "/"):
+        raise ValueError(f"refusing to download from outside the npm registry: {url}")
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def check_integrity(data: bytes, integrity: str) -> None:
+    """Raise ValueError unless `data` matches the SRI string (sha512-<base64>)."""
+    algorithm, _, expected = integrity.partition("-")
+    actual = base64.b64encode(hashlib.new(algorithm, data).digest()).decode()
+    if actual != expected:
+        raise ValueError(f"integrity mismatch: expected {integrity}, got {algorithm}-{actual}")
+
+
+def extract(package: NpmPackage, tarball: bytes, target: Path) -> list[dict[str, Any]]:
+    """Write the selected files of `tarball` under `target`; returns their manifest entries."""
+    entries: list[dict[str, Any]] = []
+    matched: set[str] = set()
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
+        for member in sorted(archive.getmembers(), key=lambda m: m.name):
+            if not member.isfile() or not member.name.startswith("package/"):
+                continue
+            inner = member.name.removeprefix("package/")
+            pattern = next((p for p in package.files if fnmatch.fnmatchcase(inner, p)), None)
+            if pattern is None:
+                continue
+            matched.add(pattern)
+            relative = package.destination(inner)
+            if relative.startswith("/") or ".." in Path(relative).parts:
+                raise ValueError(f"{package.name}: unsafe path {inner!r}")
+            handle = archive.extractfile(member)
+            assert handle is not None  # a regular file always has content
+            data = handle.read()
+            path = target / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            entries.append({"path": relative, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    missing = set(package.files) - matched
+    if missing:
+        raise ValueError(f"{package.name}@{package.version}: no file matches {sorted(missing)}")
+    return entries
+
+
+def vendor(packages: Sequence[NpmPackage] = PACKAGES, vendor_dir: Path = VENDOR_DIR) -> dict[str, Any]:
+    """Download, verify and extract every package, replacing what was there; returns the manifest."""
+    records = []
+    for package in packages:
+        log.info("fetching %s@%s", package.name, package.version)
+        tarball = fetch(package.tarball_url)
+        check_integrity(tarball, package.integrity)
+        target = vendor_dir / package.folder
+        if target.exists():
+            shutil.rmtree(target)  # no stale files from an older version
+        files = extract(package, tarball, target)
+        records.append(
+            {
+                "package": package.name,
+                "version": package.version,
+                "folder": package.folder,
+                "tarball": package.tarball_url,
+                "integrity": package.integrity,
+                "files": files,
+            }
+        )
+    manifest = {"generated_by": "python -m dashboard.map.vendor", "packages": records}
+    (vendor_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
+
+
+def verify(vendor_dir: Path = VENDOR_DIR) -> list[str]:
+    """Problems found comparing the vendored files with MANIFEST.json (empty when all is well)."""
+    try:
+        manifest = json.loads((vendor_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        return [f"cannot read {MANIFEST}: {exc}"]
+    problems = []
+    listed = {MANIFEST}
+    for record in manifest["packages"]:
+        for entry in record["files"]:
+            relative = f"{record['folder']}/{entry['path']}"
+            listed.add(relative)
+            path = vendor_dir / relative
+            if not path.is_file():
+                problems.append(f"missing {relative}")
+            elif hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+                problems.append(f"changed {relative}")
+    for path in sorted(p for p in vendor_dir.rglob("*") if p.is_file()):
+        if path.relative_to(vendor_dir).as_posix() not in listed:
+            problems.append(f"not in manifest: {path.relative_to(vendor_dir).as_posix()}")
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: vendor (default) or --check."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboard.map.vendor", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--check", action="store_true", help="verify the vendored files offline")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
+    if args.check:
+        problems = verify()
+        for problem in problems:
+            log.error("%s", problem)
+        log.info("%s", "vendored files match the manifest" if not problems else "vendored files differ")
+        return 1 if problems else 0
+    manifest = vendor()
+    total = sum(int(f["bytes"]) for r in manifest["packages"] for f in r["files"])
+    log.info("vendored %s packages, %s bytes, into %s", len(manifest["packages"]), total, VENDOR_DIR)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Login, logout and roles: assembly viewers, crew, drivers and coordinators.
+
+The map may be public read-only (PUBLIC_MAP); every other page needs an account with the right role, and a
+coordinator may do everything. Failed logins are rate-limited per address and per username.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response
+
+from dashboard.web.accounts import Account, AccountStore, authenticate
+from dashboard.web.ratelimit import LoginLimiter
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+EXTENSION = "rhizome.accounts"
+LIMITER = "rhizome.login_limiter"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def init_app(app: Flask, accounts: AccountStore) -> None:
+    """Attach the account store and the login limiter; load the signed-in account before each request."""
+    app.extensions[EXTENSION] = accounts
+    app.extensions[LIMITER] = LoginLimiter(app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_S"])
+    app.before_request(_load_account)
+    app.jinja_env.globals["current_account"] = current_account
+    app.register_blueprint(bp)
+
+
+def _load_account() -> None:
+    username = session.get("user")
+    account = current_app.extensions[EXTENSION].get(username) if isinstance(username, str) else None
+    g.account = account  # a deleted account is signed out on its next request
+
+
+def current_account() -> Account | None:
+    """The signed-in account, if any."""
+    return g.get("account")
+
+
+def _deny() -> Response:
+    if current_account() is None:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    abort(403, description="your account's role does not allow this page")
+
+
+def role_required(*roles: str) -> Callable[[F], F]:
+    """Allow signed-in accounts with one of `roles` (coordinators always); others are sent to log in."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            account = current_account()
+            if account is None or (account.role not in roles and account.role != "coordinator"):
+                return _deny()
+            return view(*args, **kwargs)
+
+        return cast(F, wrapped)
+
+    return decorate
+
+
+def viewer_required(view: F) -> F:
+    """Read-only pages: public when PUBLIC_MAP is set, otherwise any signed-in account."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_app.config["PUBLIC_MAP"] and current_account() is None:
+            return _deny()
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect would let a phishing link borrow our login page."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("map.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | tuple[str, int] | str:
+    """The login form; a wrong password says so without telling which part was wrong."""
+    next_url = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("login.html", next_url=next_url, error=None)
+    username = request.form.get("username", "").strip().lower()[:64]
+    password = request.form.get("password", "")[:1024]
+    limiter: LoginLimiter = current_app.extensions[LIMITER]
+    keys = (f"addr:{request.remote_addr}", f"user:{username}")
+    wait = limiter.retry_after(*keys)
+    if wait:
+        log.warning("login refused for %r from %s: too many failures", username, request.remote_addr)
+        page = render_template("login.html", next_url=next_url, error=f"Too many attempts: wait {wait} s.")
+        return Response(page, 429, {"Retry-After": str(wait)})
+    account = authenticate(current_app.extensions[EXTENSION], username, password)
+    if account is None:
+        limiter.failed(*keys)
+        log.info("failed login for %r from %s", username, request.remote_addr)
+        return render_template("login.html", next_url=next_url, error="Wrong username or password."), 401
+    limiter.succeeded(keys[1])
+    session.clear()  # a fresh session (and CSRF token) on every login
+    session["user"] = account.username
+    session.permanent = True
+    log.info("%s signed in (%s)", account.username, account.role)
+    return redirect(next_url)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """Sign out (a POST, so another site cannot sign people out with a link)."""
+    session.clear()
+    return redirect(url_for("map.index"))

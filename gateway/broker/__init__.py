@@ -1,0 +1,1 @@
+"""Broker administration: the embedded broker, broker accounts and files, community bridges."""

@@ -1,0 +1,156 @@
+"""Broker accounts in the store: provision, rotate and revoke. The only place a broker password is made.
+
+A password is generated here, hashed at once in Mosquitto's own format and handed back to the caller to
+show once; the store keeps only the hash, so the broker files can be regenerated without any password.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.broker.embedded import mosquitto_hash
+from gateway.contract.protocol import is_slug
+from gateway.store.models import BrokerCredential, Device, Member, utcnow
+
+Kind = Literal["device", "member", "gateway"]
+PASSWORD_BYTES = 24  # 192 random bits: no dictionary or brute force applies, whatever the hash cost
+
+
+class ProvisionError(ValueError):
+    """An account that cannot be provisioned, rotated or revoked as asked (unknown, or in the wrong state)."""
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A fresh password for one account: show it once, then forget it (the store has only its hash)."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Issued(username={self.username!r}, password=<hidden>)"  # keep it out of logs and tracebacks
+
+
+@dataclass(frozen=True)
+class _Owner:
+    username: str
+    device: Device | None = None
+    member_id: int | None = None
+
+
+def username_of(kind: Kind, key: str | int) -> str:
+    """The broker username of an account: a device's slug, `member.<id>` or `gateway.<name>`.
+
+    Slugs cannot contain dots, so the three kinds never collide.
+    """
+    if kind == "device":
+        return str(key)
+    if kind == "member":
+        return f"member.{int(key)}"
+    return f"gateway.{key}"
+
+
+def new_password() -> str:
+    """A random URL-safe password (no ':' or newline, so it fits any MQTT URL and file)."""
+    return secrets.token_urlsafe(PASSWORD_BYTES)
+
+
+def _owner(session: Session, kind: Kind, key: str | int) -> _Owner:
+    if kind == "device":
+        device = session.scalar(select(Device).where(Device.slug == str(key)))
+        if device is None:
+            raise ProvisionError(f"no device {str(key)[:60]!r} in the store")
+        return _Owner(username_of(kind, device.slug), device=device)
+    if kind == "member":
+        try:
+            member_id = int(key)
+        except ValueError:
+            raise ProvisionError(f"member id must be a number, got {str(key)[:40]!r}") from None
+        if session.get(Member, member_id) is None:
+            raise ProvisionError(f"no member {member_id} in the store")
+        return _Owner(username_of(kind, member_id), member_id=member_id)
+    if kind == "gateway":
+        if not is_slug(key):
+            raise ProvisionError(f"gateway name must be a slug (lowercase, digits, dashes), got {key!r}")
+        return _Owner(username_of(kind, key))
+    raise ProvisionError(f"unknown account kind {kind!r}")
+
+
+def _row(session: Session, username: str) -> BrokerCredential | None:
+    return session.scalar(select(BrokerCredential).where(BrokerCredential.username == username))
+
+
+def provision(session: Session, kind: Kind, key: str | int, *, rotate: bool = False) -> Issued | None:
+    """Give an account a new password; None when it already has one and `rotate` is False.
+
+    `rotate` replaces the password of an active account and refuses one that has none (provision it).
+    The old password stops working when the broker reloads the regenerated files.
+    """
+    owner = _owner(session, kind, key)
+    row = _row(session, owner.username)
+    active = row is not None and row.active
+    if rotate and not active:
+        raise ProvisionError(f"{owner.username} has no active credentials to rotate: provision it")
+    if active and not rotate:
+        return None
+    password, now = new_password(), utcnow()
+    if row is None:
+        row = BrokerCredential(
+            username=owner.username,
+            kind=kind,
+            device_id=owner.device.id if owner.device else None,
+            member_id=owner.member_id,
+            created_at=now,
+        )
+        session.add(row)
+    row.password_hash, row.rotated_at, row.revoked_at = mosquitto_hash(password), now, None
+    if owner.device is not None:
+        owner.device.credential_ref = owner.username
+    session.flush()
+    return Issued(owner.username, password)
+
+
+def revoke(session: Session, kind: Kind, key: str | int) -> bool:
+    """Take an account's password away (the row stays, for the record); False if it had none."""
+    owner = _owner(session, kind, key)
+    row = _row(session, owner.username)
+    if row is None or not row.active:
+        return False
+    row.password_hash, row.revoked_at = None, utcnow()
+    if owner.device is not None:
+        owner.device.credential_ref = None
+    session.flush()
+    return True
+
+
+def unprovisioned_devices(session: Session) -> list[str]:
+    """Slugs of devices without active credentials, for `provision --all`."""
+    active = select(BrokerCredential.device_id).where(
+        BrokerCredential.device_id.is_not(None), BrokerCredential.password_hash.is_not(None)
+    )
+    return list(session.scalars(select(Device.slug).where(Device.id.not_in(active)).order_by(Device.slug)))
+
+
+def provisioned_devices(session: Session) -> list[str]:
+    """Slugs of devices with active credentials, for `rotate --all`."""
+    query = (
+        select(Device.slug)
+        .join(BrokerCredential, BrokerCredential.device_id == Device.id)
+        .where(BrokerCredential.password_hash.is_not(None))
+        .order_by(Device.slug)
+    )
+    return list(session.scalars(query))
+
+
+def unprovisioned_members(session: Session) -> list[int]:
+    """Ids of active members without active credentials, for `provision --all-members`."""
+    active = select(BrokerCredential.member_id).where(
+        BrokerCredential.member_id.is_not(None), BrokerCredential.password_hash.is_not(None)
+    )
+    query = select(Member.id).where(Member.active, Member.id.not_in(active)).order_by(Member.id)
+    return list(session.scalars(query))

@@ -1,0 +1,1 @@
+"""The gateway process: subscribe, validate, store readings, detect faults, publish the outbox."""

@@ -1,0 +1,172 @@
+"""The store writer: applies batches to the database in a child process of the gateway.
+
+Parsing, validation and the database work run here, MQTT handling in the parent, so the two do not queue for
+one interpreter lock: on two cores that is the difference between storing about half and most of what a bare
+MQTT client can receive. The parent acknowledges a batch only after this process reports its commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from gateway.ingest.messages import BatchResult, Ingestor, RawMessage
+from gateway.ingest.rules import load_rules
+from gateway.process.procutil import die_with_parent
+from gateway.store.db import make_engine, make_session_factory
+
+log = logging.getLogger(__name__)
+
+
+class StoreWriter:
+    """Stores batches with the retry policy: a failed commit is retried with backoff, never half-applied."""
+
+    def __init__(self, database_url: str, rules_file: Path | None = None) -> None:
+        self.engine = make_engine(database_url)
+        self.sessions = make_session_factory(self.engine)
+        self.ingestor = Ingestor(self.engine, load_rules(rules_file))
+        self._dirty = True  # in-memory device health must be (re)loaded from the store
+
+    def _refresh_if_dirty(self, session: Session) -> None:
+        if self._dirty:
+            self.ingestor.refresh(session)
+            self._dirty = False
+
+    def store(self, batch: list[RawMessage], should_stop: Callable[[float], bool]) -> BatchResult | None:
+        """Commit `batch`; while the database is down retry, returning None if `should_stop(wait)` says so."""
+        delay = 0.5
+        while True:
+            try:
+                with self.sessions.begin() as session:
+                    self._refresh_if_dirty(session)
+                    return self.ingestor.process(session, batch)
+            except OperationalError as exc:
+                self._dirty = True
+                log.warning("database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay)
+                if should_stop(delay):
+                    return None
+                delay = min(delay * 2, 30.0)
+            except DBAPIError:
+                self._dirty = True
+                return self._one_by_one(batch)
+
+    def _one_by_one(self, batch: list[RawMessage]) -> BatchResult:
+        """Isolate a message the database refuses, dead-letter it, and keep the rest."""
+        total = BatchResult()
+        for raw in batch:
+            try:
+                with self.sessions.begin() as session:
+                    self._refresh_if_dirty(session)
+                    part = self.ingestor.process(session, [raw])
+            except SQLAlchemyError as exc:
+                self._dirty = True
+                log.error("store refused a message on %s: %s", raw.topic, exc.__class__.__name__)
+                with self.sessions.begin() as session:
+                    self.ingestor.dead_letter(session, raw, "store_rejected", str(getattr(exc, "orig", exc)))
+                part = BatchResult()
+                part.dead_letters["store_rejected"] += 1
+            total.merge(part)
+        return total
+
+    def sweep(self, now: datetime) -> int:
+        """Mark silent devices stale; 0 if the database is unavailable (the next sweep catches up)."""
+        try:
+            with self.sessions.begin() as session:
+                self._refresh_if_dirty(session)
+                return self.ingestor.health.sweep(session, now)
+        except OperationalError as exc:
+            self._dirty = True
+            log.warning("stale sweep skipped, database unavailable: %s", exc.__class__.__name__)
+            return 0
+
+    def close(self) -> None:
+        """Save the last-seen times still in memory and release the connections."""
+        try:
+            with self.sessions.begin() as session:
+                self.ingestor.flush_activity(session)
+        except OperationalError as exc:
+            log.warning("last-seen times not saved, database unavailable: %s", exc.__class__.__name__)
+        self.engine.dispose()
+
+
+class _Requests:
+    """The request pipe, read ahead while a batch is retried, so an interrupt is told apart from the next
+    batch the gateway already sent (it keeps one batch queued here while this one commits)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.backlog: deque[tuple[Any, ...]] = deque()
+
+    def next(self) -> tuple[Any, ...]:
+        return self.backlog.popleft() if self.backlog else self.conn.recv()
+
+    def interrupted(self, wait: float) -> bool:
+        """Wait up to `wait` seconds for an ("interrupt",); requests arriving meanwhile are kept in order."""
+        deadline = time.monotonic() + wait
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.conn.poll(remaining):
+                return False
+            request = self.conn.recv()
+            if request[0] == "interrupt":
+                return True
+            self.backlog.append(request)
+
+
+def writer_main(conn: Connection, database_url: str, log_level: str, rules_file: Path | None = None) -> None:
+    """Body of the writer process. Requests, answered in order: ("batch", raws) -> ("done", result);
+    ("sweep", now) -> ("swept", n); ("stop",) ends it, and so does a closed pipe (the gateway died).
+    An ("interrupt",) while a batch waits for an unavailable database answers ("stopped",) for that batch and
+    for every batch sent before the interrupt; a late interrupt, after its batches finished, is ignored."""
+    die_with_parent()
+    logging.basicConfig(
+        level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    writer = StoreWriter(database_url, rules_file)
+    requests = _Requests(conn)
+    try:
+        while True:
+            try:
+                request = requests.next()
+            except EOFError:
+                break
+            if request[0] == "batch":
+                result = writer.store(request[1], requests.interrupted)
+                if result is not None:
+                    conn.send(("done", result))
+                    continue
+                conn.send(("stopped",))
+                if _give_up_sent_before_interrupt(requests, conn):
+                    break
+            elif request[0] == "sweep":
+                conn.send(("swept", writer.sweep(request[1])))
+            elif request[0] == "stop":
+                break
+            # a late ("interrupt",) for batches that finished anyway: nothing to do
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+    finally:
+        writer.close()
+
+
+def _give_up_sent_before_interrupt(requests: _Requests, conn: Connection) -> bool:
+    """Answer the requests read ahead before the interrupt without doing them; True if one was a stop."""
+    stop = False
+    while requests.backlog:
+        request = requests.backlog.popleft()
+        if request[0] == "batch":
+            conn.send(("stopped",))
+        elif request[0] == "sweep":
+            conn.send(("swept", 0))
+        elif request[0] == "stop":
+            stop = True
+    return stop

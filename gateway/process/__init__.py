@@ -1,0 +1,1 @@
+"""Process entry points: the one CLI, the one Settings, the demo supervisor."""

@@ -1,0 +1,204 @@
+"""`rhizome demo`: the whole system on one machine (broker, gateway, devices, planner, dashboard).
+
+Each part runs as its own `rhizome` subprocess, exactly as in production; this module only supervises them,
+so the gateway still imports neither the planner nor the dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import func, select
+
+from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+from gateway.process.procutil import die_with_parent, free_port, port_open, wait_for_port
+from gateway.process.settings import Settings, to_env
+from gateway.store.db import make_engine, make_session_factory
+from gateway.store.migrate import upgrade
+from gateway.store.models import Community, Device, Reading
+from gateway.store.region import load_region, read_region, sample_region_path
+
+log = logging.getLogger(__name__)
+STOP_ORDER = ("devices", "planner", "dashboard", "gateway")  # devices first: their "offline" gets stored
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add `rhizome demo`."""
+    demo = commands.add_parser("demo", help="run the whole system locally on embedded defaults")
+    demo.add_argument("--region", type=Path, help="region file [bundled Puerto Rico sample]")
+    demo.add_argument("--port", type=int, help="dashboard port [8000, or a free one if taken]")
+    demo.add_argument("--speed", type=float, default=60.0, help="simulated time per real second [60]")
+    demo.add_argument(
+        "--embedded-broker",
+        choices=("auto", "mosquitto", "amqtt"),
+        default="auto",
+        help="broker to start when no --mqtt is given [auto: mosquitto if installed, else amqtt]",
+    )
+    demo.add_argument("--exit-after", type=float, metavar="S", help="stop cleanly after S seconds")
+    demo.set_defaults(handler=run_demo)
+
+
+@dataclass
+class Child:
+    """One supervised `rhizome` subprocess."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes] = field(repr=False)
+
+
+class Supervisor:
+    """Starts children in order and stops them in reverse, leaving no process behind."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.children: dict[str, Child] = {}
+
+    def start(self, name: str, *args: str) -> Child:
+        """Start `rhizome <args>` with its output in <log_dir>/<name>.log."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        log_file = log_path.open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.process.cli", *args],
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches only the demo, which stops children in order
+            preexec_fn=die_with_parent,  # and a killed demo still takes them down
+        )
+        child = Child(name, process, log_path, log_file)
+        self.children[name] = child
+        log.info("started %s (pid %s), log in %s", name, process.pid, log_path)
+        return child
+
+    def dead(self) -> list[Child]:
+        """Children that exited on their own."""
+        return [c for c in self.children.values() if c.process.poll() is not None]
+
+    def stop(self, name: str, timeout: float = 10.0) -> None:
+        """SIGINT (a clean stop), then SIGKILL after `timeout`."""
+        child = self.children.pop(name, None)
+        if child is None:
+            return
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGINT)
+            try:
+                child.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s; killing it", name, timeout)
+                child.process.kill()
+                child.process.wait()
+        child.log_file.close()
+        log.info("stopped %s (exit %s)", name, child.process.returncode)
+
+    def stop_all(self) -> None:
+        """Stop children in STOP_ORDER, then any others."""
+        for name in [*STOP_ORDER, *self.children]:
+            self.stop(name)
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Bring the system up, print the dashboard URL, and run until Ctrl-C."""
+    started = time.monotonic()
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    broker: EmbeddedBroker | None = None
+    supervisor: Supervisor | None = None
+    engine = None
+    try:
+        if settings.mqtt_url is None:
+            account = BrokerAccount("rhizome-demo", secrets.token_urlsafe(16))
+            broker = EmbeddedBroker(data_dir / "broker", [account], prefer=args.embedded_broker)
+            broker.start()
+            settings = settings.with_overrides(mqtt_url=broker.url(account), mqtt_protocol=broker.protocol)
+            log.info(
+                "embedded %s broker (MQTT %s) on 127.0.0.1:%s", broker.kind, broker.protocol, broker.port
+            )
+        region_path = args.region or sample_region_path()
+        engine = make_engine(settings.effective_database_url)
+        upgrade(engine)
+        with make_session_factory(engine).begin() as session:
+            load_region(session, read_region(region_path))
+        port = args.port or settings.dashboard_port
+        if args.port is None and port_open(settings.dashboard_host, port):
+            port = free_port(settings.dashboard_host)
+        settings = settings.with_overrides(dashboard_port=port, data_dir=data_dir)
+        env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
+        supervisor = Supervisor(env, data_dir / "logs")
+        ready_file = data_dir / "gateway.ready"
+        ready_file.unlink(missing_ok=True)
+        supervisor.start("gateway", "gateway", "--ready-file", str(ready_file))
+        _wait_for(lambda: ready_file.exists(), 30, "gateway subscription", supervisor)
+        simulate = ["devices", "simulate", "--region", str(region_path), "--speed", str(args.speed)]
+        if broker is not None and broker.kind == "amqtt":
+            # amqtt verifies an Argon2 hash per CONNECT: hundreds of device connections take it minutes.
+            simulate += ["--mode", "multiplexed", "--connections", "4"]
+        supervisor.start("devices", *simulate)
+        supervisor.start("planner", "plan", "--loop")
+        supervisor.start("dashboard", "dashboard", "--host", settings.dashboard_host, "--port", str(port))
+        wait_for_port(settings.dashboard_host, port, 30)
+        url = f"http://{settings.dashboard_host}:{port}/"
+        print(f"\nRhizome demo ready in {time.monotonic() - started:.1f} s: open {url}  (Ctrl-C to stop)\n")
+        sys.stdout.flush()
+        return _watch(supervisor, engine, stop, args.exit_after)
+    finally:
+        if supervisor is not None:
+            supervisor.stop_all()
+        if broker is not None:
+            broker.stop()
+        if engine is not None:
+            engine.dispose()
+        log.info("demo stopped")
+
+
+def _wait_for(condition: Any, timeout: float, what: str, supervisor: Supervisor) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        dead = supervisor.dead()
+        if dead:
+            raise OSError(f"{dead[0].name} exited while waiting for {what}; see {dead[0].log_path}")
+        if time.monotonic() > deadline:
+            raise OSError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _watch(supervisor: Supervisor, engine: Any, stop: threading.Event, exit_after: float | None) -> int:
+    """Print a status line every 10 s; stop on a signal, on `exit_after`, or when a child dies."""
+    sessions = make_session_factory(engine)
+    deadline = time.monotonic() + exit_after if exit_after else None
+    while not stop.wait(10.0 if deadline is None else min(10.0, max(0.1, deadline - time.monotonic()))):
+        dead = supervisor.dead()
+        if dead:
+            log.error(
+                "%s exited unexpectedly (code %s); see %s",
+                dead[0].name,
+                dead[0].process.returncode,
+                dead[0].log_path,
+            )
+            return 1
+        with sessions() as session:
+            readings = session.scalar(select(func.count()).select_from(Reading))
+            by_state = session.execute(select(Device.state, func.count()).group_by(Device.state))
+            states = {state: n for state, n in by_state}
+            communities = session.scalar(select(func.count()).select_from(Community))
+        log.info("status: %s communities, %s readings stored, devices %s", communities, readings, states)
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    return 0

@@ -1,0 +1,94 @@
+"""Settings: read once at the entry point (flags over RHIZOME_* variables over defaults), then passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from gateway.contract.protocol import MqttTarget
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Rhizome process needs to know about its surroundings."""
+
+    mqtt_url: str | None = None  # None: `rhizome demo` starts an embedded broker
+    mqtt_protocol: str = "5"
+    mqtt_ca_file: str | None = None
+    database_url: str | None = None  # None: SQLite in <data_dir>/rhizome.db
+    data_dir: Path = DEFAULT_DATA_DIR
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8000
+    gateway_group: str = "gateways"  # shared-subscription group name (MQTT v5 only)
+    gateway_client_id: str = "rhizome-gateway"
+    plan_interval_s: float = 60.0
+    plan_lead_s: float = 12 * 3600.0  # plan for the stock expected this far ahead (0: the stock as it is)
+    region_file: str | None = None
+    secret_key: str | None = None
+    broker_dir: Path | None = None  # None: <data_dir>/broker; where the broker's password and ACL files go
+    broker_pid_file: Path | None = None  # the broker's pid file, SIGHUPed after its account files change
+    log_level: str = "INFO"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'rhizome.db').resolve()}"
+
+    @property
+    def effective_broker_dir(self) -> Path:
+        """Where `rhizome devices provision` writes the broker's password and ACL files."""
+        return self.broker_dir or self.data_dir / "broker"
+
+    def mqtt(self) -> MqttTarget:
+        """The broker target; raises ValueError when no broker URL is configured."""
+        if not self.mqtt_url:
+            raise ValueError("no MQTT broker configured: set RHIZOME_MQTT_URL or pass --mqtt")
+        return MqttTarget.from_url(self.mqtt_url, self.mqtt_protocol, self.mqtt_ca_file)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the non-None overrides applied (flags beat the environment)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_CONVERTERS = {
+    "dashboard_port": int,
+    "plan_interval_s": float,
+    "plan_lead_s": float,
+    "data_dir": Path,
+    "broker_dir": Path,
+    "broker_pid_file": Path,
+}
+
+
+def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from RHIZOME_<FIELD> variables, then apply explicit overrides (from flags)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = environ.get(f"RHIZOME_{f.name.upper()}")
+        if raw is None or raw == "":
+            continue
+        convert = _CONVERTERS.get(f.name, str)
+        try:
+            values[f.name] = convert(raw)
+        except ValueError as exc:
+            raise ValueError(f"RHIZOME_{f.name.upper()}={raw!r}: {exc}") from exc
+    settings = Settings(**values).with_overrides(**overrides)
+    if settings.mqtt_url:
+        settings.mqtt()  # fail fast on a malformed URL
+    return settings
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The RHIZOME_* variables that reproduce these settings in a child process."""
+    env = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if value is not None:
+            env[f"RHIZOME_{f.name.upper()}"] = str(value)
+    return env

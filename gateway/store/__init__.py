@@ -1,0 +1,1 @@
+"""The store: models, migrations, and one module per lifecycle (tasks, deliveries, stock, outbox)."""

@@ -1,0 +1,44 @@
+"""The store's tables (SQLAlchemy 2.0 typed models); sessions are owned by the caller."""
+
+from gateway.store.models.access import BrokerCredential
+from gateway.store.models.base import Base, utcnow
+from gateway.store.models.ops import (
+    DeadLetter,
+    DeviceStateChange,
+    Fault,
+    OutboxMessage,
+    Reading,
+    RepairTask,
+    TaskEvent,
+)
+from gateway.store.models.people import ContributedHours, Member, MemberSkill, Vehicle
+from gateway.store.models.plans import DeliveryPlan, Route, RouteStop, Shipment
+from gateway.store.models.region import Community, Device, Good, NeedLevel, Site, Stock, StockLedgerEntry
+
+__all__ = [
+    "Base",
+    "BrokerCredential",
+    "Community",
+    "ContributedHours",
+    "DeadLetter",
+    "DeliveryPlan",
+    "Device",
+    "DeviceStateChange",
+    "Fault",
+    "Good",
+    "Member",
+    "MemberSkill",
+    "NeedLevel",
+    "OutboxMessage",
+    "Reading",
+    "RepairTask",
+    "Route",
+    "RouteStop",
+    "Shipment",
+    "Site",
+    "Stock",
+    "StockLedgerEntry",
+    "TaskEvent",
+    "Vehicle",
+    "utcnow",
+]

@@ -1,0 +1,93 @@
+"""Delivery plans: shipments of goods between sites, and the routes volunteers drive to carry them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.store.models.base import Base, utcnow
+from gateway.store.models.vocab import (
+    PLAN_STATUSES,
+    ROUTE_STATUSES,
+    SHIPMENT_STATUSES,
+    STOP_ACTIONS,
+    STOP_STATUSES,
+    one_of,
+)
+
+
+class DeliveryPlan(Base):
+    """One run of the planner: a suggestion people accept or decline."""
+
+    __tablename__ = "delivery_plans"
+    __table_args__ = (one_of("status", PLAN_STATUSES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    solver_status: Mapped[str] = mapped_column(String(40), default="")
+    objective: Mapped[float | None]
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Shipment(Base):
+    """A quantity of one good to move from one site to another."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (
+        one_of("status", SHIPMENT_STATUSES),
+        CheckConstraint("quantity > 0", name="quantity"),
+        CheckConstraint("from_site_id <> to_site_id", name="distinct_sites"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("delivery_plans.id", ondelete="CASCADE"), index=True)
+    good_id: Mapped[int] = mapped_column(ForeignKey("goods.id"))
+    from_site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    to_site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    quantity: Mapped[float]
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class Route(Base):
+    """An ordered trip for one driver and vehicle."""
+
+    __tablename__ = "routes"
+    __table_args__ = (
+        one_of("status", ROUTE_STATUSES),
+        CheckConstraint("distance_km >= 0 AND duration_min >= 0", name="length"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("delivery_plans.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    vehicle_id: Mapped[int | None] = mapped_column(ForeignKey("vehicles.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    distance_km: Mapped[float] = mapped_column(default=0.0)
+    duration_min: Mapped[float] = mapped_column(default=0.0)
+
+
+class RouteStop(Base):
+    """One stop of a route, in order: pick up or deliver a shipment at a site."""
+
+    __tablename__ = "route_stops"
+    __table_args__ = (
+        UniqueConstraint("route_id", "position"),
+        one_of("action", STOP_ACTIONS),
+        one_of("status", STOP_STATUSES),
+        CheckConstraint("position >= 0", name="position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    route_id: Mapped[int] = mapped_column(ForeignKey("routes.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    shipment_id: Mapped[int | None] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"))
+    eta: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -1,0 +1,246 @@
+"""Load a region file (`rhizome-region/1` JSON, see docs/region.md) into the store, idempotently."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.contract.protocol import is_slug
+from gateway.store.models import (
+    Community,
+    Device,
+    Good,
+    Member,
+    MemberSkill,
+    NeedLevel,
+    Site,
+    Stock,
+    StockLedgerEntry,
+    Vehicle,
+    utcnow,
+)
+from gateway.store.models.vocab import DEVICE_KINDS, GOOD_SECTORS, SITE_KINDS, VEHICLE_KINDS
+
+log = logging.getLogger(__name__)
+FORMAT = "rhizome-region/1"
+SAMPLE_REGION = "puerto_rico.json"
+
+
+class RegionError(ValueError):
+    """The region file is malformed; the message names the offending entry."""
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What a load created or changed."""
+
+    communities: int
+    sites: int
+    devices: int
+    goods: int
+    members: int
+    stock_changes: int
+
+
+def sample_region_path() -> Path:
+    """Path of the bundled sample region (Puerto Rico's 78 municipalities)."""
+    return Path(str(resources.files("gateway.contract") / "regions" / SAMPLE_REGION))
+
+
+def read_region(path: Path | str) -> dict[str, Any]:
+    """Read and structurally validate a region file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RegionError(f"cannot read region file {path}: {exc}") from exc
+    validate_region(data)
+    return data
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise RegionError(message)
+
+
+def validate_region(data: Any) -> None:
+    """Raise RegionError for the first rule a region document breaks."""
+    _check(isinstance(data, dict) and data.get("format") == FORMAT, f"not a {FORMAT} document")
+    goods = {g.get("slug") for g in data.get("goods", [])}
+    for good in data.get("goods", []):
+        _check(is_slug(good.get("slug")), f"good slug {good.get('slug')!r} invalid")
+        _check(good.get("sector") in GOOD_SECTORS, f"good {good['slug']}: sector {good.get('sector')!r}")
+    device_slugs: set[str] = set()
+    community_slugs: set[str] = set()
+    for community in data.get("communities", []):
+        slug = community.get("slug")
+        _check(is_slug(slug) and slug not in community_slugs, f"community slug {slug!r} invalid or repeated")
+        community_slugs.add(slug)
+        _check(_is_coordinate(community), f"community {slug}: bad coordinates")
+        site_slugs: set[str] = set()
+        for site in community.get("sites", []):
+            where = f"{slug}/{site.get('slug')}"
+            _check(is_slug(site.get("slug")) and site["slug"] not in site_slugs, f"site {where}: bad slug")
+            site_slugs.add(site["slug"])
+            _check(site.get("kind") in SITE_KINDS, f"site {where}: kind {site.get('kind')!r}")
+            _check(_is_coordinate(site), f"site {where}: bad coordinates")
+            for good, quantity in site.get("stock", {}).items():
+                _check(good in goods, f"site {where}: unknown good {good!r}")
+                _check(_is_number(quantity) and quantity >= 0, f"site {where}: stock of {good} must be >= 0")
+            for device in site.get("devices", []):
+                dslug = device.get("slug")
+                _check(is_slug(dslug) and dslug not in device_slugs, f"device {dslug!r} invalid or repeated")
+                device_slugs.add(dslug)
+                _check(device.get("kind") in DEVICE_KINDS, f"device {dslug}: kind {device.get('kind')!r}")
+        for good, level in community.get("needs", {}).items():
+            _check(good in goods, f"community {slug}: need for unknown good {good!r}")
+            low, high = level.get("minimum"), level.get("target")
+            _check(_is_number(low) and _is_number(high) and 0 <= low <= high, f"{slug}/{good}: need levels")
+    for member in data.get("members", []):
+        _check(
+            member.get("community") in community_slugs, f"member {member.get('name')!r}: unknown community"
+        )
+        _check(_is_coordinate(member), f"member {member.get('name')!r}: bad coordinates")
+        vehicle = member.get("vehicle")
+        if vehicle:
+            _check(vehicle.get("kind") in VEHICLE_KINDS, f"member {member['name']!r}: vehicle kind")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_coordinate(entry: Mapping[str, Any]) -> bool:
+    lat, lon = entry.get("lat"), entry.get("lon")
+    return _is_number(lat) and _is_number(lon) and -90 <= lat <= 90 and -180 <= lon <= 180  # type: ignore[operator]
+
+
+def load_region(session: Session, data: Mapping[str, Any]) -> LoadSummary:
+    """Insert or update `data`; rows are matched by slug (members by name), live stock is kept."""
+    validate_region(data)
+    goods = {g.slug: g for g in session.scalars(select(Good))}
+    for spec in data.get("goods", []):
+        good = goods.get(spec["slug"]) or Good(slug=spec["slug"])
+        good.name, good.unit, good.sector = spec["name"], spec["unit"], spec["sector"]
+        good.essential = bool(spec.get("essential", False))
+        good.perishability_hours = spec.get("perishability_hours")
+        good.weight_kg_per_unit = float(spec.get("weight_kg_per_unit", 1.0))
+        goods[good.slug] = good
+        session.add(good)
+    session.flush()
+
+    communities = {c.slug: c for c in session.scalars(select(Community))}
+    sites = {(s.community_id, s.slug): s for s in session.scalars(select(Site))}
+    devices = {d.slug: d for d in session.scalars(select(Device))}
+    stock = {(s.site_id, s.good_id): s for s in session.scalars(select(Stock))}
+    needs = {(n.community_id, n.good_id): n for n in session.scalars(select(NeedLevel))}
+    counts = {"sites": 0, "devices": 0, "stock": 0}
+    for spec in data.get("communities", []):
+        community = communities.get(spec["slug"]) or Community(slug=spec["slug"])
+        community.name, community.lat, community.lon = spec["name"], spec["lat"], spec["lon"]
+        community.population = int(spec.get("population", 0))
+        session.add(community)
+        session.flush()
+        communities[community.slug] = community
+        for site_spec in spec.get("sites", []):
+            site = sites.get((community.id, site_spec["slug"])) or Site(
+                community_id=community.id, slug=site_spec["slug"]
+            )
+            site.name, site.kind = site_spec["name"], site_spec["kind"]
+            site.lat, site.lon = site_spec["lat"], site_spec["lon"]
+            site.people_served = int(site_spec.get("people_served", 0))
+            session.add(site)
+            session.flush()
+            counts["sites"] += 1
+            for dev_spec in site_spec.get("devices", []):
+                device = devices.get(dev_spec["slug"]) or Device(slug=dev_spec["slug"])
+                device.site_id, device.kind = site.id, dev_spec["kind"]
+                device.expected_interval_s = int(dev_spec.get("interval_s", 60))
+                device.credential_ref = dev_spec.get("credential_ref", device.credential_ref)
+                session.add(device)
+                devices[device.slug] = device
+                counts["devices"] += 1
+            for good_slug, quantity in site_spec.get("stock", {}).items():
+                counts["stock"] += _set_initial_stock(session, stock, site.id, goods[good_slug].id, quantity)
+        for good_slug, level in spec.get("needs", {}).items():
+            key = (community.id, goods[good_slug].id)
+            need = needs.get(key) or NeedLevel(community_id=key[0], good_id=key[1])
+            need.minimum, need.target = float(level["minimum"]), float(level["target"])
+            session.add(need)
+            needs[key] = need
+    members = _load_members(session, data.get("members", []), communities)
+    session.flush()
+    summary = LoadSummary(
+        len(data.get("communities", [])),
+        counts["sites"],
+        counts["devices"],
+        len(goods),
+        members,
+        counts["stock"],
+    )
+    log.info(
+        "region loaded: %s communities, %s sites, %s devices, %s goods, %s members, %s stock changes",
+        summary.communities,
+        summary.sites,
+        summary.devices,
+        summary.goods,
+        summary.members,
+        summary.stock_changes,
+    )
+    return summary
+
+
+def _set_initial_stock(
+    session: Session, stock: dict[tuple[int, int], Stock], site_id: int, good_id: int, quantity: float
+) -> int:
+    """Initialise a stock level from the file; live levels already in the store are never overwritten."""
+    if (site_id, good_id) in stock:
+        return 0
+    row = Stock(site_id=site_id, good_id=good_id, quantity=float(quantity), updated_at=utcnow())
+    stock[(site_id, good_id)] = row
+    session.add(row)
+    session.add(
+        StockLedgerEntry(
+            site_id=site_id,
+            good_id=good_id,
+            delta=float(quantity),
+            quantity_after=float(quantity),
+            reason="initial level from region file",
+            source="initial",
+        )
+    )
+    return 1
+
+
+def _load_members(session: Session, specs: list[dict[str, Any]], communities: dict[str, Community]) -> int:
+    existing = {(m.community_id, m.name): m for m in session.scalars(select(Member))}
+    vehicles = {(v.member_id, v.name): v for v in session.scalars(select(Vehicle))}
+    for spec in specs:
+        community = communities[spec["community"]]
+        member = existing.get((community.id, spec["name"])) or Member(
+            name=spec["name"], community_id=community.id
+        )
+        roles = set(spec.get("roles", []))
+        member.lat, member.lon = spec["lat"], spec["lon"]
+        member.is_crew, member.is_driver = "crew" in roles, "driver" in roles
+        member.hours_per_week = float(spec.get("hours_per_week", 0))
+        member.availability = spec.get("availability")
+        member.skills = [MemberSkill(skill=skill) for skill in sorted(set(spec.get("skills", [])))]
+        session.add(member)
+        session.flush()
+        existing[(community.id, member.name)] = member
+        if spec.get("vehicle"):
+            v = spec["vehicle"]
+            name = v.get("name") or f"{member.name}'s {v['kind']}"
+            vehicle = vehicles.get((member.id, name)) or Vehicle(member_id=member.id, name=name)
+            vehicle.kind, vehicle.capacity_kg = v["kind"], float(v["capacity_kg"])
+            vehicle.community_id = community.id
+            session.add(vehicle)
+    return len(specs)

@@ -1,0 +1,1 @@
+"""Surplus allocation: data -> model -> solve -> plan."""

@@ -1,0 +1,245 @@
+"""Surplus allocation: share what some communities can spare with those below their minimum, worst-off first.
+
+Two LP solves over one model. Stage 1 maximises, per good, the coverage floor that every reachable shortage
+gets (priority-weighted over goods). Stage 2 keeps those floors (less a tiny tolerance) and maximises
+priority-weighted total coverage minus a small distance cost. A second pass of the same model then lets
+communities still below their minimum of an essential good draw on what neighbours can spare below their
+target, up to the safety level the givers keep (network.build_network's `sharing`). See docs/planning.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from typing import Final
+
+import pulp
+
+from logistics.allocation.data import (
+    AllocationInput,
+    AllocationPlan,
+    GoodInfo,
+    Holding,
+    Place,
+    PlannedShipment,
+)
+from logistics.allocation.network import QUANTITY_EPS, Lane, Network, build_network
+from logistics.common.solver import make_cbc, solve_optimal
+
+__all__ = [
+    "NO_LANE",
+    "NO_SHORTAGE",
+    "AllocationInput",
+    "AllocationPlan",
+    "AllocationVars",
+    "GoodInfo",
+    "Holding",
+    "Place",
+    "PlannedShipment",
+    "build_allocation_model",
+    "solve_allocation",
+]
+
+log = logging.getLogger(__name__)
+
+NO_SHORTAGE: Final = "NoShortage"  # nobody is below a minimum: an empty plan, not an error
+NO_LANE: Final = "NoLane"  # shortages exist but no surplus can reach them in time
+# Stage 2 may fall this far below stage 1's floor: CBC reports values to 8 significant digits.
+FLOOR_TOLERANCE: Final = 1e-7
+SIGNIFICANT_DIGITS: Final = 6  # quantities are reported to this precision, which hides the tolerance
+DISTANCE_WEIGHT: Final = 0.01  # the longest lane loses 1% of the coverage it delivers
+
+
+@dataclass(frozen=True)
+class AllocationVars:
+    """The model's variables and both objectives, aligned with the network they were built from."""
+
+    network: Network
+    flows: tuple[pulp.LpVariable, ...]  # one per lane, same order
+    floors: dict[int, pulp.LpVariable]  # good -> coverage every reachable shortage of it gets
+    fairness: pulp.LpAffineExpression  # stage 1 objective
+    efficiency: pulp.LpAffineExpression  # stage 2 objective
+
+
+def build_allocation_model(
+    data: AllocationInput, net: Network | None = None
+) -> tuple[pulp.LpProblem, AllocationVars]:
+    """The LP over the sparse network (by default the surplus one), its objective set to stage 1."""
+    net = net if net is not None else build_network(data)
+    goods = {g.id: g for g in data.goods}
+    problem = pulp.LpProblem("allocation", pulp.LpMaximize)
+    flows = tuple(
+        problem.add_variable(
+            f"x_{lane.from_place}_{lane.to_place}_{lane.good_id}",
+            lowBound=0.0,
+            upBound=min(net.supply[lane.from_place, lane.good_id], net.demand[lane.to_place, lane.good_id]),
+        )
+        for lane in net.lanes
+    )
+    outgoing: dict[tuple[int, int], list[tuple[pulp.LpVariable, float]]] = defaultdict(list)
+    incoming: dict[tuple[int, int], list[tuple[pulp.LpVariable, float]]] = defaultdict(list)
+    for lane, x in zip(net.lanes, flows, strict=True):
+        outgoing[lane.from_place, lane.good_id].append((x, 1.0))
+        incoming[lane.to_place, lane.good_id].append((x, 1.0))
+    short_goods = sorted({g for _, g in incoming})
+    floors = {g: problem.add_variable(f"floor_{g}", lowBound=0.0, upBound=1.0) for g in short_goods}
+    for (place, good), terms in outgoing.items():
+        _add(problem, terms, pulp.LpConstraintLE, net.supply[place, good], f"supply_{place}_{good}")
+    for (place, good), terms in incoming.items():
+        need = net.demand[place, good]
+        _add(problem, terms, pulp.LpConstraintLE, need, f"demand_{place}_{good}")
+        # delivered >= floor * demand, i.e. coverage >= floor, written without dividing by the demand.
+        _add(problem, [*terms, (floors[good], -need)], pulp.LpConstraintGE, 0.0, f"fair_{place}_{good}")
+    fairness = pulp.LpAffineExpression([(t, goods[g].priority) for g, t in floors.items()])
+    longest = max((lane.distance_km for lane in net.lanes), default=0.0) or 1.0
+    efficiency = pulp.LpAffineExpression(
+        [
+            (x, _coverage_value(lane, goods[lane.good_id], net, longest))
+            for lane, x in zip(net.lanes, flows, strict=True)
+        ]
+    )
+    problem.setObjective(fairness)
+    return problem, AllocationVars(net, flows, floors, fairness, efficiency)
+
+
+def solve_allocation(data: AllocationInput, time_limit_s: float = 30.0) -> AllocationPlan:
+    """Solve both stages of both passes within about `time_limit_s` (wall clock); the plan, or
+    PlanningError."""
+    if not time_limit_s > 0:
+        raise ValueError(f"time limit must be a positive number of seconds, got {time_limit_s}")
+    started = time.perf_counter()
+    net = build_network(data)
+    shipments, status, objective, fair_share = _solve_pass(data, net, time_limit_s, started)
+    reachable = {(lane.to_place, lane.good_id) for lane in net.lanes}
+    after = _after(data, shipments)
+    shared = build_network(after, sharing=True, received={(s.to_place, s.good_id) for s in shipments})
+    if shared.lanes:
+        more, more_status, more_objective, _ = _solve_pass(after, shared, time_limit_s, started)
+        shipments = _merged(shipments + more)
+        status = more_status if status in (NO_SHORTAGE, NO_LANE) else status
+        objective += more_objective
+        reachable |= {(lane.to_place, lane.good_id) for lane in shared.lanes}
+    unreachable = tuple(key for key in net.demand if key not in reachable)
+    return _plan(shipments, net, status, objective, fair_share, unreachable, started)
+
+
+def _solve_pass(
+    data: AllocationInput, net: Network, time_limit_s: float, started: float
+) -> tuple[tuple[PlannedShipment, ...], str, float, dict[int, float]]:
+    """Stage 1 and stage 2 over one network: shipments, status, objective and each good's floor."""
+    if not net.demand:
+        return (), NO_SHORTAGE, 0.0, {}
+    if not net.lanes:
+        return (), NO_LANE, 0.0, {}
+    problem, v = build_allocation_model(data, net)
+    remaining = time_limit_s - (time.perf_counter() - started)
+    solve_optimal(problem, make_cbc(max(1.0, remaining)), "fairness")
+    fair_share = {g: min(1.0, max(0.0, float(t.value() or 0.0))) for g, t in v.floors.items()}
+    for g, t in v.floors.items():
+        floor = max(0.0, fair_share[g] - FLOOR_TOLERANCE)
+        problem.addConstraint(pulp.LpConstraint(t, pulp.LpConstraintGE, rhs=floor), f"floor_{g}")
+    problem.setObjective(v.efficiency)
+    remaining = time_limit_s - (time.perf_counter() - started)
+    objective = solve_optimal(problem, make_cbc(max(1.0, remaining)), "efficiency")
+    shipments = _shipments(net, [_rounded(x.value()) for x in v.flows])
+    return shipments, pulp.LpStatus[problem.status], objective, fair_share
+
+
+def _after(data: AllocationInput, shipments: tuple[PlannedShipment, ...]) -> AllocationInput:
+    """The input as it stands once `shipments` have arrived: what the second pass shares from."""
+    delta: dict[tuple[int, int], float] = defaultdict(float)
+    for s in shipments:
+        delta[s.from_place, s.good_id] -= s.quantity
+        delta[s.to_place, s.good_id] += s.quantity
+    holdings = [
+        replace(h, stock=max(0.0, h.stock + delta[h.place_id, h.good_id]))
+        if delta[h.place_id, h.good_id]
+        else h
+        for h in data.holdings
+    ]
+    return replace(data, holdings=holdings)
+
+
+def _merged(shipments: tuple[PlannedShipment, ...]) -> tuple[PlannedShipment, ...]:
+    """One shipment per (from, to, good): a pass's surplus and the other's spare travel together."""
+    merged: dict[tuple[int, int, int], PlannedShipment] = {}
+    for s in shipments:
+        key = (s.from_place, s.to_place, s.good_id)
+        if key in merged:
+            s = replace(s, quantity=_rounded(merged[key].quantity + s.quantity))
+        merged[key] = s
+    return tuple(merged.values())
+
+
+def _add(
+    problem: pulp.LpProblem, terms: list[tuple[pulp.LpVariable, float]], sense: int, rhs: float, name: str
+) -> None:
+    problem.addConstraint(pulp.LpConstraint(pulp.LpAffineExpression(terms), sense, rhs=rhs), name)
+
+
+def _shipments(net: Network, quantities: list[float]) -> tuple[PlannedShipment, ...]:
+    """Shipments from rounded lane flows, never asking a supplier for more than its surplus."""
+    used: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, lane in enumerate(net.lanes):
+        if quantities[i] > 0.0:
+            used[lane.from_place, lane.good_id].append(i)
+    for key, lanes in used.items():
+        # Rounding up may overshoot by a few millionths; the largest shipment gives that back.
+        if (excess := sum(quantities[i] for i in lanes) - net.supply[key]) > 0.0:
+            largest = max(lanes, key=quantities.__getitem__)
+            quantities[largest] = max(0.0, quantities[largest] - excess)
+    return tuple(
+        PlannedShipment(lane.from_place, lane.to_place, lane.good_id, quantity, lane.distance_km)
+        for lane, quantity in zip(net.lanes, quantities, strict=True)
+        if quantity >= QUANTITY_EPS
+    )
+
+
+def _rounded(value: float | None) -> float:
+    """A shipped quantity to SIGNIFICANT_DIGITS: 4.9999996 is 5, and solver noise below QUANTITY_EPS is 0."""
+    quantity = float(value or 0.0)
+    return float(f"{quantity:.{SIGNIFICANT_DIGITS}g}") if quantity >= QUANTITY_EPS else 0.0
+
+
+def _coverage_value(lane: Lane, good: GoodInfo, net: Network, longest: float) -> float:
+    """Stage 2 value of one unit on a lane: the coverage it adds, less a little for the distance."""
+    per_unit = good.priority / net.demand[lane.to_place, lane.good_id]
+    return per_unit * (1.0 - DISTANCE_WEIGHT * lane.distance_km / longest)
+
+
+def _plan(
+    shipments: tuple[PlannedShipment, ...],
+    net: Network,
+    status: str,
+    objective: float,
+    fair_share: dict[int, float],
+    unreachable: tuple[tuple[int, int], ...],
+    started: float,
+) -> AllocationPlan:
+    delivered: dict[tuple[int, int], float] = defaultdict(float)
+    for s in shipments:
+        delivered[s.to_place, s.good_id] += s.quantity
+    coverage = {key: round(min(1.0, delivered[key] / need), 6) for key, need in net.demand.items()}
+    elapsed = time.perf_counter() - started
+    plan = AllocationPlan(
+        shipments=shipments,
+        coverage=coverage,
+        min_coverage=min(coverage.values(), default=1.0),
+        status=status,
+        objective=round(objective, 9),
+        fair_share=fair_share,
+        unreachable=unreachable,
+        solve_time_s=elapsed,
+    )
+    log.debug(
+        "allocation %s: %s shipments to %s places, min coverage %s, %s unreachable, %s s",
+        status,
+        len(shipments),
+        len(plan.receivers),
+        round(plan.min_coverage, 3),
+        len(unreachable),
+        round(elapsed, 2),
+    )
+    return plan

@@ -1,0 +1,1 @@
+"""Repair assignment: data -> model -> solve -> plan."""

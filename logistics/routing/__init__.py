@@ -1,0 +1,1 @@
+"""Delivery routing: data -> search and set partitioning -> routes."""
