@@ -15,7 +15,7 @@ import statistics
 import time
 
 from bench.synthetic.allocation import synthetic_input
-from logistics.allocation.solve import build_allocation_model, solve_allocation
+from logistics.allocation import build_allocation_model, solve_allocation
 
 
 def main() -> int:

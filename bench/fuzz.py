@@ -29,18 +29,17 @@ from typing import Any, get_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.contract.protocol import (
+from gateway.contract.payloads import (
     MAX_PAYLOAD_BYTES,
     METRICS,
     Message,
-    ProtocolError,
-    Reason,
     StateMessage,
     StockReport,
     Telemetry,
     encode,
     parse_message,
 )
+from gateway.contract.reasons import ProtocolError, Reason
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 REASONS = frozenset(get_args(Reason))

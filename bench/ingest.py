@@ -31,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.synthetic.region import generate_region
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
 from gateway.contract.client import connect, make_client
-from gateway.contract.protocol import QOS, UPSTREAM_FILTER, MqttTarget, Telemetry, encode
+from gateway.contract.payloads import Telemetry, encode
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import QOS, UPSTREAM_FILTER
 from gateway.ingest.service import GatewayService
 from gateway.process.settings import Settings
 from gateway.store.db import make_engine, make_session_factory

@@ -4,7 +4,7 @@ For each size, a synthetic region (one sensor per site, ten sites per community,
 plan of FLOWS shipments are bulk-written into a fresh SQLite store; the real dashboard app serves it on
 127.0.0.1 and Debian's Chromium (through Playwright) opens the map.
 
-- build_s: median server time of GET / (queries, folium, rendering), measured in-process, 3 runs;
+- build_s: median server time of GET / (queries, map data, rendering), measured in-process, 3 runs;
   sites_s: the same for GET /map/sites.json, the site points the page fetches (html_mb and sites_mb are
   the two bodies, gzip_mb both gzipped as they travel).
 - first_draw_s: from navigation start to the frame painted after every site marker was loaded into the

@@ -44,7 +44,8 @@ from bench.ingest import (  # noqa: E402 - after the path set-up, like bench/ing
 )
 from bench.synthetic.region import generate_region  # noqa: E402
 from gateway.broker.embedded import EmbeddedBroker  # noqa: E402
-from gateway.contract.protocol import MqttTarget, shared_filter  # noqa: E402
+from gateway.contract.target import MqttTarget  # noqa: E402
+from gateway.contract.topics import shared_filter  # noqa: E402
 from gateway.ingest.service import SHARED_SESSION_EXPIRY_S  # noqa: E402
 from gateway.process.procutil import free_port  # noqa: E402
 

@@ -50,18 +50,13 @@ def bench_region(devices: int, interval_s: float) -> dict[str, Any]:
 
 def count_messages(url: str, topic_filter: str) -> int:
     """The counting subscriber (a child process): data messages, duplicates and reorderings per device."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from gateway.contract.protocol import MqttTarget
+    from gateway.contract.client import make_client
+    from gateway.contract.target import MqttTarget
 
     target = MqttTarget.from_url(url, "5")
     last: dict[str, int] = {}
     counts = {"data": 0, "state": 0, "duplicates": 0, "out_of_order": 0}
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-counter", protocol=mqtt.MQTTv5
-    )
-    client.username_pw_set(target.username, target.password)
+    client = make_client(target, "bench-counter", reconnect_delay=None)  # paho's reconnect delays, as ever
     subscribed = threading.Event()
 
     def on_message(_c: Any, _u: Any, message: Any) -> None:
@@ -112,7 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from devices.regionfile import devices_of
     from devices.simulator import Simulator
     from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
-    from gateway.contract.protocol import MqttTarget
+    from gateway.contract.target import MqttTarget
 
     specs = devices_of(bench_region(args.devices, args.interval))
     account = BrokerAccount("bench", secrets.token_urlsafe(12))

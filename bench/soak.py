@@ -51,7 +51,7 @@ from devices.fleet import MultiplexedFleet
 from devices.regionfile import devices_of
 from devices.simulator import Simulator
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
-from gateway.contract.protocol import MqttTarget
+from gateway.contract.target import MqttTarget
 from gateway.process.procutil import free_port
 
 KINDS = (

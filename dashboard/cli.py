@@ -1,71 +1,104 @@
-"""`rhizome dashboard`: serve the regional map and the JSON API. Heavy imports wait for the handler."""
+"""`rhizome dashboard`: serve the regional map and the JSON API. Heavy imports wait for the command.
+
+The dashboard's own configuration (tiles, public map, accounts file, cookies) is read here, once, from
+the environment (dashboard/web/config.py) and handed to the app factory with the process's Settings.
+"""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import click
+
+from gateway.process.context import pass_settings
 from gateway.process.settings import Settings
+
+if TYPE_CHECKING:  # the web stack is imported by the commands only, so `rhizome --help` stays fast
+    from dashboard.web.config import DashboardConfig
 
 log = logging.getLogger(__name__)
 
 
-def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add the `dashboard` subcommand."""
-    parser = commands.add_parser("dashboard", help="serve the web dashboard: regional map and JSON API")
-    parser.add_argument("--host", help="address to listen on [RHIZOME_DASHBOARD_HOST, 127.0.0.1]")
-    parser.add_argument("--port", type=int, help="port, 0 for any free one [RHIZOME_DASHBOARD_PORT, 8000]")
-    parser.set_defaults(handler=run_dashboard)
-    accounts = commands.add_parser(
-        "dashboard-account", help="add or replace a dashboard login (crew, driver, coordinator, viewer)"
-    )
-    accounts.add_argument("username")
-    accounts.add_argument("--role", required=True, choices=("viewer", "crew", "driver", "coordinator"))
-    accounts.add_argument("--member", type=int, help="the member id a crew or driver account acts as")
-    accounts.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input, not a prompt"
-    )
-    accounts.set_defaults(handler=run_add_account)
+@click.command("dashboard", short_help="serve the web dashboard: regional map and JSON API")
+@click.option("--host", metavar="HOST", help="address to listen on [RHIZOME_DASHBOARD_HOST, 127.0.0.1]")
+@click.option(
+    "--port", type=int, metavar="PORT", help="port, 0 for any free one [RHIZOME_DASHBOARD_PORT, 8000]"
+)
+@pass_settings
+def dashboard(settings: Settings, host: str | None, port: int | None) -> int:
+    """Serve the web dashboard (regional map and JSON API) until SIGINT or SIGTERM."""
+    return run_dashboard(settings, read_config(), host=host, port=port)
 
 
-def run_add_account(settings: Settings, args: argparse.Namespace) -> int:
-    """Hash the password and save the account in RHIZOME_ACCOUNTS_FILE (default: in the data dir)."""
-    import getpass
+@click.command(
+    "dashboard-account",
+    short_help="add or replace a dashboard login (crew, driver, coordinator, viewer)",
+)
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(("viewer", "crew", "driver", "coordinator")))
+@click.option("--member", type=int, metavar="MEMBER", help="the member id a crew or driver account acts as")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input, not a prompt")
+@pass_settings
+def dashboard_account(
+    settings: Settings, username: str, role: str, member: int | None, password_stdin: bool
+) -> int:
+    """Add or replace the dashboard login USERNAME (crew, driver, coordinator, viewer)."""
+    path = read_config().accounts_path(settings.data_dir)
+    return run_add_account(path, username, role, member, password_stdin=password_stdin)
+
+
+def read_config() -> DashboardConfig:
+    """The dashboard's configuration, read from the environment once, as the command starts."""
     import os
+
+    from dashboard.web.config import from_environ
+
+    return from_environ(os.environ)
+
+
+def run_add_account(
+    path: Path, username: str, role: str, member: int | None = None, *, password_stdin: bool = False
+) -> int:
+    """Hash the password and save the account in the accounts file `path`."""
+    import getpass
     import sys
-    from pathlib import Path
 
     from dashboard.web.accounts import FileAccountStore, make_account
-    from dashboard.web.app import ACCOUNTS_FILE
 
-    if args.password_stdin:
+    if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass(f"password for {args.username}: ")
+        password = getpass.getpass(f"password for {username}: ")
         if getpass.getpass("again: ") != password:
             raise ValueError("the passwords differ")
-    account = make_account(args.username, password, args.role, args.member)
-    path = Path(os.environ.get("RHIZOME_ACCOUNTS_FILE") or settings.data_dir / ACCOUNTS_FILE)
+    account = make_account(username, password, role, member)
     FileAccountStore(path).put(account)
     log.info("account %s (%s) saved in %s", account.username, account.role, path)
     return 0
 
 
-def run_dashboard(settings: Settings, args: argparse.Namespace) -> int:
+def run_dashboard(
+    settings: Settings,
+    config: DashboardConfig | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+) -> int:
     """Serve until SIGINT or SIGTERM, then stop accepting, finish the requests in flight and exit 0."""
     from werkzeug.serving import make_server
 
     from dashboard.web.app import create_app
     from dashboard.web.store import get_store
-    from gateway.process.cli import stop_on_signals
+    from gateway.process import signals
 
-    settings = settings.with_overrides(dashboard_host=args.host, dashboard_port=args.port)
+    settings = settings.with_overrides(dashboard_host=host, dashboard_port=port)
     if not 0 <= settings.dashboard_port <= 65535:
         raise ValueError(f"port {settings.dashboard_port}: must be between 0 and 65535")
-    app = create_app(settings)
-    stop = stop_on_signals()
+    app = create_app(settings, config)
+    stop = signals.stop_on_signals()
     server = make_server(settings.dashboard_host, settings.dashboard_port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True)
     thread.start()

@@ -1,167 +1,182 @@
-"""`rhizome devices ...`: the device side of Rhizome. Heavy imports (paho) happen inside the handlers."""
+"""`rhizome devices ...`: the device side of Rhizome. Heavy imports (paho) happen inside the commands.
+
+This module is the package's one adapter to the `rhizome` command (click, the process's Settings and its
+signal handling); everything else in devices needs only the stdlib, paho and the contract.
+"""
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
+
+import click
+
+from gateway.process.context import PATH, pass_settings
+from gateway.process.settings import Settings
 
 log = logging.getLogger(__name__)
 PER_DEVICE_MAX: Final = 500  # above this many devices the default mode is multiplexed
 DEFAULT_CONNECTIONS: Final = 4
 
 
-class DeviceSettings(Protocol):
-    """The attributes of gateway.process.settings.Settings this package reads (duck-typed: no import)."""
+class IsoTime(click.ParamType):
+    """An ISO 8601 time; one without a zone is UTC."""
 
-    mqtt_url: str | None
-    mqtt_protocol: str
-    mqtt_ca_file: str | None
-    data_dir: Path
+    name = "iso"
 
-
-def register(commands: Any) -> None:
-    """Add `rhizome devices simulate`."""
-    sub = commands.add_parser("devices", help="device side: simulated sensor boxes publishing over MQTT")
-    actions = sub.add_subparsers(title="devices commands", metavar="CMD")
-    sim = actions.add_parser(
-        "simulate",
-        help="simulate a region's devices (pumps, soil, cold rooms, stock) against the broker",
-        description="Publish plausible, seeded readings for every device of a region file. "
-        "Stops cleanly on SIGINT/SIGTERM: every device publishes a retained clean offline.",
-    )
-    sim.add_argument("--region", type=Path, metavar="FILE", help="region file [bundled Puerto Rico sample]")
-    sim.add_argument("--seed", type=int, default=1, help="random seed; same seed, same readings [1]")
-    sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second [1]")
-    sim.add_argument("--start", type=_iso_time, metavar="ISO", help="simulated clock start, UTC [now]")
-    sim.add_argument("--duration", type=float, metavar="S", help="stop after S real seconds [until a signal]")
-    sim.add_argument("--limit", type=int, metavar="N", help="only the first N devices")
-    sim.add_argument("--community", metavar="SLUG", help="only this community's devices")
-    sim.add_argument(
-        "--mode",
-        choices=("per-device", "multiplexed"),
-        help=f"one connection per device, or a few shared ones [per-device up to {PER_DEVICE_MAX} devices]",
-    )
-    sim.add_argument(
-        "--connections",
-        type=int,
-        default=DEFAULT_CONNECTIONS,
-        help=f"multiplexed connections [{DEFAULT_CONNECTIONS}]",
-    )
-    sim.add_argument(
-        "--state-dir", type=Path, metavar="DIR", help="seq/session files and the spool [<data dir>/devices]"
-    )
-    sim.add_argument(
-        "--scenario",
-        type=Path,
-        metavar="FILE",
-        help="fault scenario (rhizome-scenario/1 JSON, see docs/scenarios.md) [none]",
-    )
-    sim.add_argument(
-        "--control",
-        action="store_true",
-        help="apply repairs and stock movements sent to rhizome/v1/sim/<device> (devices/control.py)",
-    )
-    sim.set_defaults(handler=simulate)
-    base = actions.add_parser(
-        "baseline",
-        help="stock levels of a simulated week with no deliveries (offline, no broker)",
-        description="Step every stock device of a region offline from the seed, as `simulate` would, with "
-        "nobody moving goods, and write each one's hourly levels as JSON: the baseline the region week "
-        "compares deliveries against.",
-    )
-    base.add_argument("--region", type=Path, metavar="FILE", help="region file [bundled Puerto Rico sample]")
-    base.add_argument("--seed", type=int, default=1, help="random seed, as given to simulate [1]")
-    base.add_argument(
-        "--start", type=_iso_time, required=True, metavar="ISO", help="simulated clock start, UTC"
-    )
-    base.add_argument("--days", type=float, default=7.0, help="simulated days [7]")
-    base.add_argument("--scenario", type=Path, metavar="FILE", help="fault scenario, as given to simulate")
-    base.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write the JSON")
-    base.set_defaults(handler=baseline)
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"not an ISO time: {value!r}", param, ctx)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _iso_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+ISO_TIME = IsoTime()
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGINT or SIGTERM, so the run loop can stop cleanly instead of dying mid-publish."""
-    stop = threading.Event()
-
-    def _handler(signum: int, _frame: Any) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, _handler)
-    signal.signal(signal.SIGTERM, _handler)
-    return stop
+@click.group("devices", short_help="device side: simulated sensor boxes publishing over MQTT")
+def devices() -> None:
+    """Device side: simulated sensor boxes publishing over MQTT."""
 
 
-def simulate(settings: DeviceSettings, args: argparse.Namespace) -> int:
-    """Handler of `rhizome devices simulate`."""
+@devices.command(
+    "simulate",
+    short_help="simulate a region's devices (pumps, soil, cold rooms, stock) against the broker",
+)
+@click.option("--region", type=PATH, metavar="FILE", help="region file [bundled Puerto Rico sample]")
+@click.option("--seed", type=int, default=1, metavar="SEED", help="random seed; same seed, same readings [1]")
+@click.option(
+    "--speed", type=float, default=1.0, metavar="SPEED", help="simulated seconds per real second [1]"
+)
+@click.option("--start", type=ISO_TIME, metavar="ISO", help="simulated clock start, UTC [now]")
+@click.option("--duration", type=float, metavar="S", help="stop after S real seconds [until a signal]")
+@click.option("--limit", type=int, metavar="N", help="only the first N devices")
+@click.option("--community", metavar="SLUG", help="only this community's devices")
+@click.option(
+    "--mode",
+    type=click.Choice(("per-device", "multiplexed")),
+    help=f"one connection per device, or a few shared ones [per-device up to {PER_DEVICE_MAX} devices]",
+)
+@click.option(
+    "--connections",
+    type=int,
+    default=DEFAULT_CONNECTIONS,
+    metavar="CONNECTIONS",
+    help=f"multiplexed connections [{DEFAULT_CONNECTIONS}]",
+)
+@click.option(
+    "--state-dir", type=PATH, metavar="DIR", help="seq/session files and the spool [<data dir>/devices]"
+)
+@click.option(
+    "--scenario",
+    type=PATH,
+    metavar="FILE",
+    help="fault scenario (rhizome-scenario/1 JSON, see docs/scenarios.md) [none]",
+)
+@click.option(
+    "--control",
+    is_flag=True,
+    help="apply repairs and stock movements sent to rhizome/v1/sim/<device> (devices/control.py)",
+)
+@pass_settings
+def simulate_command(settings: Settings, **options: Any) -> int:
+    """Publish plausible, seeded readings for every device of a region file. Stops cleanly on
+    SIGINT/SIGTERM: every device publishes a retained clean offline."""
+    return simulate(settings, **options)
+
+
+@devices.command(
+    "baseline", short_help="stock levels of a simulated week with no deliveries (offline, no broker)"
+)
+@click.option("--region", type=PATH, metavar="FILE", help="region file [bundled Puerto Rico sample]")
+@click.option("--seed", type=int, default=1, metavar="SEED", help="random seed, as given to simulate [1]")
+@click.option("--start", type=ISO_TIME, required=True, metavar="ISO", help="simulated clock start, UTC")
+@click.option("--days", type=float, default=7.0, metavar="DAYS", help="simulated days [7]")
+@click.option("--scenario", type=PATH, metavar="FILE", help="fault scenario, as given to simulate")
+@click.option("--out", type=PATH, required=True, metavar="FILE", help="where to write the JSON")
+@pass_settings
+def baseline_command(settings: Settings, **options: Any) -> int:
+    """Step every stock device of a region offline from the seed, as `simulate` would, with nobody moving
+    goods, and write each one's hourly levels as JSON: the baseline the region week compares deliveries
+    against."""
+    return baseline(**options)
+
+
+def simulate(
+    settings: Settings,
+    *,
+    region: Path | None = None,
+    seed: int = 1,
+    speed: float = 1.0,
+    start: datetime | None = None,
+    duration: float | None = None,
+    limit: int | None = None,
+    community: str | None = None,
+    mode: str | None = None,
+    connections: int = DEFAULT_CONNECTIONS,
+    state_dir: Path | None = None,
+    scenario: Path | None = None,
+    control: bool = False,
+) -> int:
+    """Run the region's devices against the broker until a signal (or for `duration` real seconds)."""
     from devices.control import ControlInbox
     from devices.fleet import Fleet, MultiplexedFleet, PerDeviceFleet
     from devices.regionfile import read_devices, sample_region_path, select
     from devices.scenario import load_scenario
     from devices.simulator import Simulator
-    from gateway.contract.protocol import MqttTarget
+    from gateway.process.signals import stop_on_signals
 
     stop = stop_on_signals()
-    if not settings.mqtt_url:
-        raise ValueError("no MQTT broker configured: set RHIZOME_MQTT_URL or pass --mqtt")
-    if args.limit is not None and args.limit < 1:
+    target = settings.mqtt()  # ValueError when no broker is configured
+    if limit is not None and limit < 1:
         raise ValueError("--limit must be at least 1")
-    if args.duration is not None and not args.duration > 0:
+    if duration is not None and not duration > 0:
         raise ValueError("--duration must be positive")
-    target = MqttTarget.from_url(settings.mqtt_url, settings.mqtt_protocol, settings.mqtt_ca_file)
-    scenario = load_scenario(args.scenario) if args.scenario else None
-    region = args.region or sample_region_path()
-    specs = select(read_devices(region), community=args.community, limit=args.limit)
+    faults = load_scenario(scenario) if scenario else None
+    region = region or sample_region_path()
+    specs = select(read_devices(region), community=community, limit=limit)
     if not specs:
-        raise ValueError(
-            f"no devices in {region}" + (f" for community {args.community!r}" if args.community else "")
-        )
-    mode = args.mode or ("per-device" if len(specs) <= PER_DEVICE_MAX else "multiplexed")
-    state_dir = args.state_dir or Path(settings.data_dir) / "devices"
+        raise ValueError(f"no devices in {region}" + (f" for community {community!r}" if community else ""))
+    mode = mode or ("per-device" if len(specs) <= PER_DEVICE_MAX else "multiplexed")
+    state_dir = state_dir or settings.data_dir / "devices"
     log.info("%s devices from %s, %s mode, state in %s", len(specs), region, mode, state_dir)
     fleet: Fleet
     if mode == "per-device":
         fleet = PerDeviceFleet(target, specs, state_dir)
     else:
-        fleet = MultiplexedFleet(target, specs, state_dir, args.connections)
-    control = ControlInbox(target) if args.control else None
+        fleet = MultiplexedFleet(target, specs, state_dir, connections)
+    inbox = ControlInbox(target) if control else None
     simulator = Simulator(
-        specs,
-        fleet,
-        seed=args.seed,
-        speed=args.speed,
-        sim_start=args.start,
-        scenario=scenario,
-        control=control,
+        specs, fleet, seed=seed, speed=speed, sim_start=start, scenario=faults, control=inbox
     )
-    simulator.run(stop, args.duration)
+    simulator.run(stop, duration)
     return 0
 
 
-def baseline(_settings: DeviceSettings, args: argparse.Namespace) -> int:
-    """Handler of `rhizome devices baseline`."""
+def baseline(
+    *,
+    start: datetime,
+    out: Path,
+    region: Path | None = None,
+    seed: int = 1,
+    days: float = 7.0,
+    scenario: Path | None = None,
+) -> int:
+    """Write the stock levels of `days` simulated days with nobody moving goods to `out`."""
     from devices.baseline import stock_levels, write
     from devices.regionfile import read_devices, sample_region_path
     from devices.scenario import load_scenario
 
-    if not args.days > 0:
+    if not days > 0:
         raise ValueError("--days must be positive")
-    specs = read_devices(args.region or sample_region_path())
-    scenario = load_scenario(args.scenario) if args.scenario else None
-    levels = stock_levels(specs, args.seed, args.start, args.days, scenario)
-    write(args.out, levels)
-    log.info(
-        "baseline: %s stock devices over %s days written to %s", len(levels["devices"]), args.days, args.out
-    )
+    specs = read_devices(region or sample_region_path())
+    faults = load_scenario(scenario) if scenario else None
+    levels = stock_levels(specs, seed, start, days, faults)
+    write(out, levels)
+    log.info("baseline: %s stock devices over %s days written to %s", len(levels["devices"]), days, out)
     return 0

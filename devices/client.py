@@ -22,16 +22,9 @@ from devices.link import BACKOFF_MAX_S, Link
 from devices.netloop import NetworkLoop
 from devices.spool import DEFAULT_MAX_MESSAGES, DropReport, Spool
 from devices.state import DEFAULT_BLOCK, DeviceState
-from gateway.contract.protocol import (
-    Body,
-    MqttTarget,
-    StateMessage,
-    StockReport,
-    Telemetry,
-    Topic,
-    encode,
-    parse_payload,
-)
+from gateway.contract.payloads import Body, StateMessage, StockReport, Telemetry, encode, parse_payload
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import Topic
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S: Final = 5.0

@@ -2,7 +2,7 @@
 
 A crew repairing a box, or a driver unloading goods at a store, is not something a device reports by itself;
 in a simulation someone has to tell the simulator when it happens. `rhizome devices simulate --control`
-subscribes to `rhizome/v1/sim/<device>` (gateway.contract.protocol.sim_control_topic) and applies:
+subscribes to `rhizome/v1/sim/<device>` (gateway.contract.topics.sim_control_topic) and applies:
 
 - `{"action": "repair"}`: every fault of the device ends now (the device then reads normal by its physics);
 - `{"action": "receive", "goods": {"rice": 40, "drinking-water": -500}}`: stock arrived or left (a stock box).
@@ -20,8 +20,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from devices.link import make_paho_client
-from gateway.contract.protocol import QOS, ROOT, SIM_CONTROL_FILTER, MqttTarget, is_slug
+from gateway.contract.client import make_client
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import QOS, ROOT, SIM_CONTROL_FILTER, is_slug
 
 log = logging.getLogger(__name__)
 ACTIONS = ("repair", "receive")
@@ -67,7 +68,7 @@ class ControlInbox:
         self.target = target
         self.queue: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.rejected = 0
-        self.client = make_paho_client(target, client_id, max_inflight=20, max_queued=0)
+        self.client = make_client(target, client_id, max_inflight=20, max_queued=0, reconnect_delay=None)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
 
@@ -95,7 +96,7 @@ class ControlInbox:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            self.queue.put(parse_command(message.topic, message.payload))
+            self.queue.put(parse_command(message.topic, bytes(message.payload)))
         except ValueError as exc:
             self.rejected += 1
             log.warning("control message ignored: %s", exc)

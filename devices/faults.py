@@ -33,7 +33,7 @@ from devices.scenario import (
     Scenario,
     check_event,
 )
-from gateway.contract.protocol import METRICS
+from gateway.contract.payloads import METRICS
 
 log = logging.getLogger(__name__)
 MIN_REPAIR_S = 60.0
@@ -42,7 +42,7 @@ MIN_REPAIR_S = 60.0
 class Transition(NamedTuple):
     """A scenario event that took effect: what happened to which device, and what the Fleet must do."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the device's index; shadows tuple.index, never called here
     at: datetime
     event: str  # a fault name, or "repair"
     actions: tuple[str, ...]  # power_off_drop, power_off_hang, power_on, link_down, link_up

@@ -32,7 +32,7 @@ from devices.netloop import NetworkLoop
 from devices.regionfile import DeviceSpec
 from devices.spool import DEFAULT_MAX_MESSAGES, Spool
 from devices.state import DeviceState
-from gateway.contract.protocol import MqttTarget
+from gateway.contract.target import MqttTarget
 
 log = logging.getLogger(__name__)
 SIM_SEQ_BLOCK: Final = 1000  # simulated devices are not worth a state-file write per 100 messages

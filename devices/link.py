@@ -6,16 +6,17 @@ import contextlib
 import logging
 import random
 import socket
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
 from devices.netloop import NetworkLoop
-from gateway.contract.protocol import QOS, MqttTarget
+from gateway.contract.client import make_client
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import QOS
 
 log = logging.getLogger(__name__)
 BACKOFF_MIN_S: Final = 1.0
@@ -27,26 +28,6 @@ def backoff_delay(attempt: int, rng: random.Random, max_s: float = BACKOFF_MAX_S
     """Exponential backoff with 'equal jitter', so devices cut off together do not return in lockstep."""
     cap = min(max_s, BACKOFF_MIN_S * 2.0 ** min(attempt, 16))
     return cap / 2 + rng.uniform(0, cap / 2)
-
-
-def make_paho_client(
-    target: MqttTarget, client_id: str, *, max_inflight: int, max_queued: int
-) -> mqtt.Client:
-    """A paho 2.x client for `target`: protocol version, credentials and TLS (with an optional CA file)."""
-    v5 = target.protocol == "5"
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-        clean_session=None if v5 else True,
-    )
-    if target.username:
-        client.username_pw_set(target.username, target.password)
-    if target.tls:
-        client.tls_set(ca_certs=target.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-    client.max_inflight_messages_set(max_inflight)
-    client.max_queued_messages_set(max_queued)
-    return client
 
 
 class Link:
@@ -75,7 +56,10 @@ class Link:
         self.loop = loop
         self.keepalive = keepalive
         self.max_backoff = max_backoff
-        self.client = make_paho_client(target, client_id, max_inflight=max_inflight, max_queued=max_queued)
+        # reconnect_delay=None: the loop never runs paho's reconnect; _failed() retries with jittered backoff.
+        self.client = make_client(
+            target, client_id, max_inflight=max_inflight, max_queued=max_queued, reconnect_delay=None
+        )
         if will is not None:
             self.client.will_set(will[0], will[1], qos=QOS, retain=True)
         self.client.on_connect = self._on_connect
@@ -133,7 +117,7 @@ class Link:
         def _drop() -> None:
             self._suspended = True
             sock = self.client.socket()
-            if sock is not None:
+            if isinstance(sock, socket.socket):  # TLS sockets too; paho's websocket wrapper has no shutdown
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)  # paho reads EOF next and reports the loss
 

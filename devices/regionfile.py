@@ -9,7 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.contract.protocol import DEVICE_KINDS, Topic, is_slug
+from gateway.contract.payloads import DEVICE_KINDS
+from gateway.contract.topics import Topic, is_slug
 
 FORMAT: Final = "rhizome-region/1"
 SAMPLE: Final = "puerto_rico.json"

@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.contract.protocol import FAULTS, METRICS, is_slug, parse_duration
+from gateway.contract.payloads import METRICS
+from gateway.contract.scenarios import FAULTS, parse_duration
+from gateway.contract.topics import is_slug
 
 FORMAT: Final = "rhizome-scenario/1"
 EVENTS: Final = (*FAULTS, "repair")

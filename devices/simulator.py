@@ -31,7 +31,7 @@ from devices.fleet import Fleet
 from devices.models import Model, device_rng, make_model
 from devices.regionfile import DeviceSpec
 from devices.scenario import Scenario
-from gateway.contract.protocol import Body, StockReport, Telemetry
+from gateway.contract.payloads import Body, StockReport, Telemetry
 
 log = logging.getLogger(__name__)
 CONNECT_WAIT_S: Final = 15.0
@@ -53,7 +53,7 @@ def make_body(kind: str, seq: int, ts: datetime, values: dict[str, float | bool]
 class Reading(NamedTuple):
     """One device's reading at a simulated time; `values` is None while the device has no power."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the device's index; shadows tuple.index, never called here
     at: datetime
     values: dict[str, float | bool] | None
 

@@ -204,7 +204,8 @@ class Spool:
         victim = next((row for row in rows if row[0] not in self.in_flight), None)
         if victim is None:
             log.error("spool %s is full of the latest stock of %s devices", self.path, len(self._per_device))
-            rows = self._db.execute("SELECT id, device, seq FROM messages ORDER BY id LIMIT ?", (limit,))
+            oldest = "SELECT id, device, seq FROM messages ORDER BY id LIMIT ?"
+            rows = self._db.execute(oldest, (limit,)).fetchall()
             victim = next((row for row in rows if row[0] not in self.in_flight), None)
         return victim
 

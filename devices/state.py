@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.contract.protocol import MAX_SEQ
+from gateway.contract.payloads import MAX_SEQ
 
 log = logging.getLogger(__name__)
 FORMAT: Final = "rhizome-device-state/1"

@@ -1,89 +1,109 @@
-"""`rhizome plan`: propose deliveries from surplus to shortage, once or on a timer."""
+"""`rhizome plan`: propose deliveries from surplus to shortage, once or on a timer; `plan vrp|repairs|routes`.
+
+Heavy imports (PuLP, the store) wait for the command, so `rhizome --help` stays fast.
+"""
 
 from __future__ import annotations
 
-import argparse
 import math
-from typing import Any
 
+import click
+
+from gateway.process.context import pass_settings, settings_of
 from gateway.process.settings import Settings
 
 
-def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add the planner's subcommands; heavy imports wait for the handler so `rhizome --help` stays fast."""
-    plan = commands.add_parser(
-        "plan",
-        help="propose shipments from communities with surplus to communities below their minimum",
-        description="Allocate surplus to shortages (worst-off first) and store the result as the proposed "
-        "delivery plan, with an alert queued for each receiving community.",
-    )
-    plan.add_argument("--loop", action="store_true", help="re-plan every interval until SIGINT/SIGTERM")
-    plan.add_argument(
-        "--interval",
-        type=float,
-        metavar="S",
-        help="seconds between runs with --loop [RHIZOME_PLAN_INTERVAL_S, 60]",
-    )
-    plan.add_argument(
-        "--lead-time",
-        type=float,
-        metavar="S",
-        help="plan for the stock expected S seconds ahead at each community's recent rate of use; 0: the "
-        "stock as it is [RHIZOME_PLAN_LEAD_S, 43200]",
-    )
-    plan.add_argument("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
-    plan.set_defaults(handler=_plan)
-    sub = plan.add_subparsers(dest="plan_command", metavar="{vrp,repairs,routes}")
-    vrp = sub.add_parser(
-        "vrp",
-        help="solve a CVRPLIB (.vrp) or Li & Lim (.txt) instance file and print its routes",
-        description="Route a benchmark instance with the planner's routing engine (ruin-and-recreate search "
-        "and PuLP set partitioning). Costs follow the file's own distance convention.",
-    )
-    vrp.add_argument("file", help="instance file")
-    vrp.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="wall-clock limit [10]")
-    vrp.add_argument("--seed", type=int, default=1, help="random seed [1]")
-    vrp.add_argument("--json", action="store_true", help="end with one JSON line: cost, routes, runtime_s")
-    vrp.set_defaults(handler=_vrp)
-    repairs = sub.add_parser(
-        "repairs",
-        help="assign open repair tasks to crew members once",
-        description="Match every open repair task to a qualified, available crew member (most urgent first, "
-        "rotating work towards those with fewer recent hours) and alert them; escalate what nobody can take.",
-    )
-    repairs.add_argument("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
-    repairs.set_defaults(handler=_repairs)
-    routes = sub.add_parser(
-        "routes",
-        help="route the current proposal's shipments over the active drivers once",
-        description="Turn the proposed plan's shipments into driver routes (pickup before delivery, "
-        "vehicle capacity, each driver's home and hours) and queue a route notice for each driver.",
-    )
-    routes.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="search time [10]")
-    routes.set_defaults(handler=_routes)
+@click.group(
+    "plan",
+    invoke_without_command=True,
+    short_help="propose shipments from communities with surplus to communities below their minimum",
+)
+@click.option("--loop", is_flag=True, help="re-plan every interval until SIGINT/SIGTERM")
+@click.option(
+    "--interval",
+    type=float,
+    metavar="S",
+    help="seconds between runs with --loop [RHIZOME_PLAN_INTERVAL_S, 60]",
+)
+@click.option(
+    "--lead-time",
+    type=float,
+    metavar="S",
+    help="plan for the stock expected S seconds ahead at each community's recent rate of use; 0: the "
+    "stock as it is [RHIZOME_PLAN_LEAD_S, 43200]",
+)
+@click.option("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
+@click.pass_context
+def plan(
+    ctx: click.Context, loop: bool, interval: float | None, lead_time: float | None, time_limit: float
+) -> int | None:
+    """Allocate surplus to shortages (worst-off first) and store the result as the proposed delivery plan,
+    with an alert queued for each receiving community."""
+    if ctx.invoked_subcommand is not None:
+        return None  # `plan vrp|repairs|routes`: the subcommand runs instead
+    return run_plan(settings_of(ctx), loop, interval, lead_time, time_limit)
 
 
-def _plan(settings: Settings, args: argparse.Namespace) -> int:
+@plan.command(
+    "vrp", short_help="solve a CVRPLIB (.vrp) or Li & Lim (.txt) instance file and print its routes"
+)
+@click.argument("file")
+@click.option("--time-limit", type=float, default=10.0, metavar="S", help="wall-clock limit [10]")
+@click.option("--seed", type=int, default=1, metavar="SEED", help="random seed [1]")
+@click.option("--json", "as_json", is_flag=True, help="end with one JSON line: cost, routes, runtime_s")
+@pass_settings
+def vrp(_settings: Settings, file: str, time_limit: float, seed: int, as_json: bool) -> int:
+    """Route FILE, a benchmark instance, with the planner's routing engine (ruin-and-recreate search and
+    PuLP set partitioning). Costs follow the file's own distance convention."""
+    from logistics.vrp_command import run_vrp
+
+    return run_vrp(file, time_limit, seed, as_json)
+
+
+@plan.command("repairs", short_help="assign open repair tasks to crew members once")
+@click.option("--time-limit", type=float, default=30.0, metavar="S", help="solver time limit [30]")
+@pass_settings
+def repairs(settings: Settings, time_limit: float) -> int:
+    """Match every open repair task to a qualified, available crew member (most urgent first, rotating work
+    towards those with fewer recent hours) and alert them; escalate what nobody can take."""
+    return run_repairs(settings, time_limit)
+
+
+@plan.command("routes", short_help="route the current proposal's shipments over the active drivers once")
+@click.option("--time-limit", type=float, default=10.0, metavar="S", help="search time [10]")
+@pass_settings
+def routes(settings: Settings, time_limit: float) -> int:
+    """Turn the proposed plan's shipments into driver routes (pickup before delivery, vehicle capacity,
+    each driver's home and hours) and queue a route notice for each driver."""
+    return run_routes(settings, time_limit)
+
+
+def run_plan(
+    settings: Settings, loop: bool, interval: float | None, lead_time: float | None, time_limit: float
+) -> int:
+    """Plan once and print the summary, or re-plan every interval until a signal with `loop`."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from gateway.process.cli import stop_on_signals
+    from gateway.process.signals import stop_on_signals
     from gateway.store.db import make_engine, make_session_factory
     from logistics.common.errors import PlanningError
     from logistics.service import format_summary, plan_once, run_loop
 
-    if args.time_limit <= 0 or (args.interval is not None and args.interval <= 0):
+    if time_limit <= 0 or (interval is not None and interval <= 0):
         raise ValueError("--time-limit and --interval must be positive")
-    if args.lead_time is not None and not (math.isfinite(args.lead_time) and args.lead_time >= 0):
+    if lead_time is not None and not (math.isfinite(lead_time) and lead_time >= 0):
         raise ValueError("--lead-time must be a number of seconds >= 0")
-    settings = settings.with_overrides(plan_interval_s=args.interval, plan_lead_s=args.lead_time)
+    settings = settings.with_overrides(plan_interval_s=interval, plan_lead_s=lead_time)
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)
     try:
-        if args.loop:
+        if loop:
             stop = stop_on_signals()
-            run_loop(sessions, settings.plan_interval_s, args.time_limit, stop, lead_s=settings.plan_lead_s)
+            target = settings.mqtt() if settings.mqtt_url else None  # its internal events wake the loop
+            interval, lead = settings.plan_interval_s, settings.plan_lead_s
+            run_loop(sessions, interval, time_limit, stop, lead_s=lead, target=target)
             return 0
-        run = plan_once(sessions, args.time_limit, lead_s=settings.plan_lead_s)
+        run = plan_once(sessions, time_limit, lead_s=settings.plan_lead_s)
     except PlanningError as exc:
         print(f"no plan: {exc}")
         return 1
@@ -97,25 +117,20 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _vrp(settings: Settings, args: argparse.Namespace) -> int:
-    from logistics.vrp_command import run_vrp
-
-    return run_vrp(args.file, args.time_limit, args.seed, args.json)
-
-
-def _repairs(settings: Settings, args: argparse.Namespace) -> int:
+def run_repairs(settings: Settings, time_limit: float) -> int:
+    """Assign open repair tasks once and print the assignments."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from gateway.store.db import make_engine, make_session_factory
     from logistics.common.errors import PlanningError
     from logistics.service import assign_once, format_assignments
 
-    if args.time_limit <= 0:
+    if time_limit <= 0:
         raise ValueError("--time-limit must be positive")
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)
     try:
-        run = assign_once(sessions, args.time_limit)
+        run = assign_once(sessions, time_limit)
     except PlanningError as exc:
         print(f"no assignment: {exc}")
         return 1
@@ -130,18 +145,19 @@ def _repairs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _routes(settings: Settings, args: argparse.Namespace) -> int:
+def run_routes(settings: Settings, time_limit: float) -> int:
+    """Route the proposal's shipments once and print the routes' summary."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from gateway.store.db import make_engine, make_session_factory
     from logistics.common.errors import PlanningError
     from logistics.service import route_once
 
-    if args.time_limit <= 0:
+    if time_limit <= 0:
         raise ValueError("--time-limit must be positive")
     engine = make_engine(settings.effective_database_url)
     try:
-        run = route_once(make_session_factory(engine), args.time_limit)
+        run = route_once(make_session_factory(engine), time_limit)
     except PlanningError as exc:
         print(f"no routes: {exc}")
         return 1

@@ -1,27 +1,37 @@
-"""Run the planner against the store: load, solve outside any transaction, save; once or on a timer."""
+"""Run the planner against the store: load, solve outside any transaction, save; once, or in a loop woken
+by the internal events (MQTT) and by its timer."""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.contract.client import connect, make_client
+from gateway.contract.events import (
+    InternalEvent,
+    RouteChanged,
+    ShipmentChanged,
+    TaskChanged,
+    TaskCreated,
+    decode_event,
+)
+from gateway.contract.reasons import ProtocolError
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import INTERNAL_EVENTS, QOS
+from gateway.store.tasks import decline as decline_task
 from logistics.allocation.data import AllocationPlan
 from logistics.allocation.solve import solve_allocation
 from logistics.common.errors import PlanningError
 from logistics.loaders.allocation import current_proposal_id, load_allocation_input, save_plan, shipment_count
-from logistics.loaders.repairs import (
-    decline_task,
-    deliveries_marker,
-    load_repair_input,
-    open_tasks_marker,
-    save_repair_plan,
-)
+from logistics.loaders.repairs import load_repair_input, save_repair_plan
 from logistics.loaders.routing import load_routing_input, save_routes
 from logistics.repairs.data import RepairPlan
 from logistics.repairs.solve import solve_repairs
@@ -29,7 +39,8 @@ from logistics.routing.data import RoutingPlan
 from logistics.routing.solve import solve_routing
 
 log = logging.getLogger(__name__)
-DELIVERY_POLL_S = 2.0  # how often the loop checks for recorded deliveries between runs
+CONNECT_WAIT_S = 3.0  # at start, the loop waits this long for its subscription, then plans without it
+STOP_CHECK_S = 0.1  # how often a waiting thread looks at the stop flag (memory only, never the store)
 ROUTING_TIME_S = 10.0  # routing in the loop gets at most this long
 STALL_ITERATIONS = 3000  # and stops sooner once this many search steps bring no better routes
 
@@ -128,25 +139,115 @@ def format_assignments(run: AssignRun) -> str:
     return "\n".join(lines)
 
 
+class Wakeups:
+    """What wakes the loop's two threads before their timer: set by internal events and by the catch-up
+    after each (re)subscription; each run clears its flag first, so it covers everything committed before."""
+
+    def __init__(self) -> None:
+        self.tasks = threading.Event()  # the repair assigner runs
+        self.deliveries = threading.Event()  # allocation and routing run
+
+    def catch_up(self) -> None:
+        """Events may have been missed (the broker was away): both threads run once."""
+        self.tasks.set()
+        self.deliveries.set()
+
+    def on_event(self, event: InternalEvent) -> None:
+        """Wake the thread the event concerns; the planner's own assignments and escalations wake nobody."""
+        if isinstance(event, TaskCreated) or (isinstance(event, TaskChanged) and event.status == "open"):
+            self.tasks.set()  # a new task, or one declined and open again
+        elif (isinstance(event, ShipmentChanged) and event.status in ("delivered", "failed")) or (
+            isinstance(event, RouteChanged) and event.status == "declined"
+        ):
+            self.deliveries.set()  # stock moved, or goods are needed again: plan and route them
+
+
+class EventSubscription:
+    """The planner's own MQTT client on the internal events (a clean session: what is sent while it is away
+    is lost, so every (re)subscription is followed by one catch-up run of both threads)."""
+
+    def __init__(self, target: MqttTarget, wakeups: Wakeups, client_id: str | None = None) -> None:
+        self.target = target
+        self.wakeups = wakeups
+        self.subscribed = threading.Event()
+        self.received = 0
+        self.client = make_client(target, client_id or f"rhizome-planner-{secrets.token_hex(4)}")
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def start(self) -> None:
+        """Connect in the background; paho reconnects by itself while the broker is down or restarts."""
+        connect(self.client, self.target)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the planner: %s", reason)
+            return
+        client.subscribe(INTERNAL_EVENTS, qos=QOS)
+
+    def _on_subscribe(self, _c: Any, _ud: Any, _mid: int, reasons: Any, _props: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("broker refused the planner's subscription to %s: %s", INTERNAL_EVENTS, reasons)
+            return
+        log.info("planner subscribed to %s on %s:%s", INTERNAL_EVENTS, self.target.host, self.target.port)
+        self.wakeups.catch_up()  # first: run_loop's first runs, which clear the flags, wait for `subscribed`
+        self.subscribed.set()
+
+    def _on_disconnect(self, _c: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if self.subscribed.is_set():
+            log.warning("planner lost the broker (%s): reconnecting; the timed runs go on", reason)
+        self.subscribed.clear()
+
+    def _on_message(self, _c: Any, _ud: Any, message: Any) -> None:
+        try:
+            event = decode_event(message.payload)
+        except ProtocolError as exc:
+            log.warning("internal event dropped: %s", exc)
+            return
+        self.received += 1
+        self.wakeups.on_event(event)
+
+
 def run_loop(
     sessions: sessionmaker[Session],
     interval_s: float,
     time_limit_s: float,
     stop: threading.Event,
-    poll_s: float = 0.25,
     lead_s: float = 0.0,
+    target: MqttTarget | None = None,
+    client_id: str | None = None,
 ) -> int:
     """Re-plan every `interval_s` s until `stop` is set; failures are logged, not fatal. Returns runs.
 
     Each run allocates surplus and routes the proposal's shipments. Repair tasks are assigned by a thread of
-    their own that polls the store every `poll_s` s, so a new fault's task or a decline reaches a crew
-    member within a second, even while a planning run (seconds of routing) is under way. A delivery recorded
-    as done or failed starts the next run at once (a failed delivery's goods are planned and routed again,
-    or the shipment says why not).
+    their own, so a new fault's task or a decline reaches a crew member within a second even while a planning
+    run (seconds of routing) is under way. With a broker `target`, the internal events wake them: a new or
+    declined task the assigner, a delivery done or failed or a route declined the next planning run (a failed
+    delivery's goods are planned and routed again, or the shipment says why not). Both also run every
+    `interval_s` s: crew members who became free take waiting tasks, and nothing an event missed waits longer.
     """
+    wakeups = Wakeups()
+    subscription = None
+    if target is None:
+        log.warning("no MQTT broker: the planner learns of changes only at its runs every %s s", interval_s)
+    else:
+        subscription = EventSubscription(target, wakeups, client_id)
+        subscription.start()
+        if not subscription.subscribed.wait(CONNECT_WAIT_S):
+            log.warning(
+                "broker %s:%s not reachable yet: planning on the timer until it is", target.host, target.port
+            )
     assigner = threading.Thread(
-        target=_assign_on_change,
-        args=(sessions, time_limit_s, stop, poll_s, interval_s),
+        target=_assign_on_wake,
+        args=(sessions, time_limit_s, stop, wakeups.tasks, interval_s),
         name="repair-assigner",
     )
     assigner.start()
@@ -154,7 +255,7 @@ def run_loop(
     try:
         while not stop.is_set():
             started = time.monotonic()
-            deliveries = _poll(sessions, deliveries_marker)
+            wakeups.deliveries.clear()  # this run covers every delivery recorded before it
             try:
                 run = plan_once(sessions, time_limit_s, lead_s)
             except (PlanningError, SQLAlchemyError) as exc:
@@ -166,50 +267,60 @@ def run_loop(
             else:
                 runs += 1
                 _route_logged(sessions, min(time_limit_s, ROUTING_TIME_S), stop)
-                summary = run.plan.summary()
-                log.info(
-                    "plan %s%s %s: %s shipments to %s places, min coverage %s (reachable %s), "
-                    "%s unreachable, %s s",
-                    run.plan_id,
-                    " (unchanged)" if run.unchanged else "",
-                    run.plan.status,
-                    summary["shipments"],
-                    summary["receivers"],
-                    round(run.plan.min_coverage, 3),
-                    round(run.plan.reachable_min_coverage, 3),
-                    summary["unreachable"],
-                    round(run.seconds, 2),
-                )
-            step = max(poll_s, DELIVERY_POLL_S)
-            while True:  # until the next run is due, or a delivery was recorded (done or failed)
-                left = interval_s - (time.monotonic() - started)
-                if stop.wait(min(step, max(0.0, left))) or left <= step:
-                    break
-                if (done := _poll(sessions, deliveries_marker)) != deliveries and done is not None:
-                    log.info("deliveries recorded (%s): re-planning now", done)
-                    break
+                _log_plan(run)
+            left = interval_s - (time.monotonic() - started)
+            if _wait(wakeups.deliveries, stop, left):
+                log.info("deliveries recorded or a route declined: re-planning now")
     finally:
         stop.set()  # the loop ends only on a stop; make sure the assigner sees it too
         assigner.join()
+        if subscription is not None:
+            subscription.close()
     return runs
 
 
-def _assign_on_change(
-    sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event, poll_s: float, every_s: float
-) -> None:
-    """Assign open tasks at start, whenever the open tasks change, and every `every_s` s (crew members who
-    became free meanwhile may take waiting tasks), until `stop` is set."""
-    marker: tuple[object, ...] | None = None
-    next_poll = last = time.monotonic()
+def _log_plan(run: PlanRun) -> None:
+    summary = run.plan.summary()
+    log.info(
+        "plan %s%s %s: %s shipments to %s places, min coverage %s (reachable %s), %s unreachable, %s s",
+        run.plan_id,
+        " (unchanged)" if run.unchanged else "",
+        run.plan.status,
+        summary["shipments"],
+        summary["receivers"],
+        round(run.plan.min_coverage, 3),
+        round(run.plan.reachable_min_coverage, 3),
+        summary["unreachable"],
+        round(run.seconds, 2),
+    )
+
+
+def _wait(wake: threading.Event, stop: threading.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`: True as soon as `wake` is set, False on the timeout or the stop."""
+    deadline = time.monotonic() + seconds
     while not stop.is_set():
-        if time.monotonic() >= next_poll:
-            next_poll = time.monotonic() + poll_s
-            now = _task_marker(sessions)
-            if now is not None and (now != marker or time.monotonic() - last >= every_s):
-                _assign_logged(sessions, time_limit_s, stop)
-                marker, last = _task_marker(sessions), time.monotonic()
-                log.debug("tasks changed (%s): assigned", now)
-        time.sleep(min(0.05, poll_s))  # not stop.wait: a stop event may count its waits (tests do)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if wake.wait(min(left, STOP_CHECK_S)):
+            return not stop.is_set()
+    return False
+
+
+def _assign_on_wake(
+    sessions: sessionmaker[Session],
+    time_limit_s: float,
+    stop: threading.Event,
+    wake: threading.Event,
+    every_s: float,
+) -> None:
+    """Assign open tasks at start, on each wake (a task event, a catch-up) and every `every_s` s (crew
+    members who became free meanwhile may take waiting tasks), until `stop` is set."""
+    while not stop.is_set():
+        wake.clear()  # this run covers every task committed before it
+        _assign_logged(sessions, time_limit_s, stop)
+        if _wait(wake, stop, every_s):
+            log.debug("task event: assigning")
 
 
 def _route_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event) -> None:
@@ -248,23 +359,6 @@ def _assign_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: t
             len(run.plan.unassigned),
             round(run.seconds, 2),
         )
-
-
-def _task_marker(sessions: sessionmaker[Session]) -> tuple[object, ...] | None:
-    """What the open tasks look like now (None if the store cannot say); a change wakes the assigner."""
-    return _poll(sessions, open_tasks_marker)
-
-
-def _poll(
-    sessions: sessionmaker[Session], marker: Callable[[Session], tuple[object, ...]]
-) -> tuple[object, ...] | None:
-    """One marker read from the store, or None if the store cannot say right now."""
-    try:
-        with sessions.begin() as session:
-            return marker(session)
-    except SQLAlchemyError as exc:
-        log.debug("could not poll the store: %s", exc)
-        return None
 
 
 def format_summary(run: PlanRun) -> str:

@@ -7,9 +7,9 @@ import logging
 import sys
 import time
 
+from gateway.contract.errors import InvalidInput
 from logistics.common.errors import PlanningError
-from logistics.routing.solve import solve_routing
-from logistics.routing.vrpfile import Instance, read_instance
+from logistics.routing import Instance, read_instance, solve_routing
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def run_vrp(path: str, time_limit_s: float, seed: int = 1, as_json: bool = False) -> int:
     """Solve the file's instance; print routes in the file's node numbers and the cost. Exit code."""
     if not time_limit_s > 0:
-        raise ValueError("--time-limit must be positive")
+        raise InvalidInput("--time-limit must be positive")
     instance = read_instance(path)
     started = time.perf_counter()
     last_report = [started]

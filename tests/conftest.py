@@ -1,18 +1,21 @@
-"""Shared fixtures: the broker and database the integration tests run against.
+"""Shared fixtures: the broker and database the integration tests run against, and the unit tests' stores.
 
 In CI (`.ci/run`) RHIZOME_TEST_MQTT_URL and RHIZOME_TEST_POSTGRES_URL point at the machine's real Mosquitto
 and PostgreSQL, and RHIZOME_TEST_REQUIRE_SERVICES=1 turns a missing service into a failure. Without them the
 same tests run against the embedded broker and SQLite, so `make test` passes on a bare machine.
+The markers and the guard of the unit lane (`make check`) are in tests/lanes.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import socket
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +23,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker, find_mosquitto
-from gateway.contract.protocol import MqttTarget
-from gateway.store.db import make_engine
+from gateway.contract.target import MqttTarget
+from gateway.ingest.messages import Ingestor
+from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
+from gateway.store.models import Base
+from gateway.store.region import load_region
+from tests.lanes import pytest_runtest_setup, unit_lane_guard  # noqa: F401  (hooks: pytest finds them here)
 
 MQTT_ENV = "RHIZOME_TEST_MQTT_URL"
 POSTGRES_ENV = "RHIZOME_TEST_POSTGRES_URL"
@@ -121,22 +129,77 @@ def database_url(postgres_admin_url: str | None, tmp_path: Path) -> Iterator[str
     _drop_database(postgres_admin_url, url)
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """A migrated engine on the integration store."""
-    engine = make_engine(database_url)
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session; tests get copies of it (the migrations take ~0.1 s
+    a run, a copy ~3 ms), so each still starts from a fresh, fully migrated store."""
+    path = tmp_path_factory.mktemp("migrated") / "head.db"
+    engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite database with its backup API (consistent whatever its journal mode)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
+
+
+@pytest.fixture
+def engine(database_url: str, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A migrated engine on the integration store (on SQLite, a copy of the session's migrated file)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        _copy_sqlite(request.getfixturevalue("migrated_sqlite"), Path(url.database))
+        engine = make_engine(database_url)
+    else:
+        engine = make_engine(database_url)
+        upgrade(engine)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+def sqlite_engine(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Engine]:
     """A migrated SQLite engine for fast unit tests of store logic."""
+    _copy_sqlite(migrated_sqlite, tmp_path / "unit.db")
     engine = make_engine(f"sqlite:///{tmp_path / 'unit.db'}")
-    upgrade(engine)
     yield engine
     engine.dispose()
+
+
+Store = tuple[sessionmaker[Session], dict[str, int]]
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """An in-memory SQLite store with the schema and the rows of the test module's `fill(session)`, which
+    returns the ids its tests need by name."""
+    fill: Callable[[Session], dict[str, int]] | None = getattr(request.module, "fill", None)
+    if fill is None:
+        pytest.fail(f"{request.module.__name__} uses the store fixture but defines no fill(session)")
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        ids = fill(session)
+    yield sessions, ids
+    engine.dispose()
+
+
+@pytest.fixture
+def ingest_store(sqlite_engine: Engine) -> tuple[Engine, Ingestor]:
+    """The tiny region in a migrated SQLite store, and an Ingestor that knows its devices."""
+    with make_session_factory(sqlite_engine).begin() as session:
+        load_region(session, tiny_region_data())
+        ingestor = Ingestor(sqlite_engine)
+        ingestor.refresh(session)
+    return sqlite_engine, ingestor
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from gateway.contract.client import connect, make_client
-from gateway.contract.protocol import QOS, MqttTarget, Telemetry, encode
+from gateway.contract.payloads import Telemetry, encode
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import QOS
 from gateway.store.db import make_session_factory
 from gateway.store.models import Reading
 from gateway.store.region import load_region

@@ -23,13 +23,13 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from gateway.contract.client import connect, make_client
-from gateway.contract.protocol import MAX_PAYLOAD_BYTES, QOS, MqttTarget, StockReport, Telemetry, encode
+from gateway.contract.payloads import MAX_PAYLOAD_BYTES, StockReport, Telemetry, encode
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import QOS
 from gateway.process.procutil import free_port
 from gateway.store.models import DeadLetter, Device, Reading
 from tests.conftest import ShippedBroker
 from tests.gateway_procs import Gateway, region_topics
-
-pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 MALFORMED = 10_000
 DEVICES = 50
@@ -134,6 +134,8 @@ def counts(engine: Engine) -> tuple[int, int]:
     return readings, letters
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_ten_thousand_malformed_messages_amid_good_traffic(
     shipped_mosquitto: ShippedBroker, engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
@@ -209,7 +211,8 @@ def _seqs(messages: list[tuple[str, bytes]]) -> list[tuple[str, int]]:
 def test_the_catalogue_covers_the_reasons_the_gateway_can_give() -> None:
     from typing import get_args
 
-    from gateway.contract.protocol import ProtocolError, Reason, parse_message
+    from gateway.contract.payloads import parse_message
+    from gateway.contract.reasons import ProtocolError, Reason
 
     catalogue = kinds("rhizome/v1/utuado/pump-1/d")
     store = {"unknown_device", "device_topic_mismatch", "unknown_good"}

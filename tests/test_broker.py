@@ -122,6 +122,7 @@ def _topic() -> str:
     return f"rhizome/test/{uuid.uuid4().hex}"
 
 
+@pytest.mark.network
 def test_authenticated_qos1_roundtrip(broker: EmbeddedBroker) -> None:
     probe = Probe(broker, ACCOUNT)
     try:
@@ -140,6 +141,7 @@ def test_authenticated_qos1_roundtrip(broker: EmbeddedBroker) -> None:
     [BrokerAccount(ACCOUNT.username, "wrong"), BrokerAccount("nobody", ACCOUNT.password), None],
     ids=["wrong-password", "unknown-user", "anonymous"],
 )
+@pytest.mark.network
 def test_bad_credentials_are_refused(broker: EmbeddedBroker, account: BrokerAccount | None) -> None:
     probe = Probe(broker, account)
     try:
@@ -148,6 +150,7 @@ def test_bad_credentials_are_refused(broker: EmbeddedBroker, account: BrokerAcco
         probe.close()
 
 
+@pytest.mark.network
 def test_persistent_session_keeps_qos1_messages(broker: EmbeddedBroker) -> None:
     topic, client_id = _topic(), f"sub-{uuid.uuid4().hex[:8]}"
     subscriber = Probe(broker, ACCOUNT, client_id, clean=False)
@@ -174,6 +177,7 @@ def test_persistent_session_keeps_qos1_messages(broker: EmbeddedBroker) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.network
 def test_stop_ends_process_and_closes_port(tmp_path: Path, kind: str) -> None:
     broker = EmbeddedBroker(tmp_path, [ACCOUNT], prefer=kind)  # type: ignore[arg-type]
     broker.start()
@@ -188,6 +192,7 @@ def test_stop_ends_process_and_closes_port(tmp_path: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.network
 def test_start_failure_reports_log_tail(tmp_path: Path, kind: str) -> None:
     with socket.socket() as blocker:  # bound but not listening: the broker cannot bind, probes are refused
         blocker.bind(("127.0.0.1", 0))
@@ -219,6 +224,7 @@ def test_accounts_are_required_and_validated(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd not installed")
+@pytest.mark.slow
 def test_mosquitto_hash_matches_mosquitto_passwd(tmp_path: Path) -> None:
     pw_file = tmp_path / "pw"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw_file), "u", "pässword"], check=True, timeout=WAIT)
@@ -242,6 +248,7 @@ def test_shipped_mosquitto_conf_is_rendered_without_duplicates() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+@pytest.mark.slow
 def test_die_with_parent_sets_pdeathsig() -> None:
     code = (
         "import ctypes; v = ctypes.c_int(); "
@@ -262,6 +269,7 @@ def test_wait_for_port() -> None:
         wait_for_port("127.0.0.1", free_port(), timeout=0.3)
 
 
+@pytest.mark.network
 def test_auto_falls_back_to_amqtt_without_mosquitto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("gateway.broker.embedded.find_mosquitto", lambda: None)
     with EmbeddedBroker(tmp_path, [ACCOUNT]) as started:

@@ -16,14 +16,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from dashboard.read import mapdata
 from dashboard.web.app import create_app
+from dashboard.web.config import DashboardConfig, from_environ
 from dashboard.web.store import get_store
+from gateway.contract.errors import Conflict, InvalidInput, NotFound, RhizomeError, Unavailable
 from gateway.process.settings import Settings
 from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
-from gateway.store.models import Device
+from gateway.store.models import Device, Site
 from gateway.store.region import load_region
 
 XSS = "<img src=x onerror=alert(1)></script>"
@@ -156,7 +159,8 @@ def test_map_page_shows_every_community(page: str) -> None:
     assert {c[0]: c[5] for c in rows} == {"beta": 0, "alpha": 1, "xss": 2}  # critical, short, ok
     for name in ("Alpha", "Beta Ñandú"):  # the no-script table: the communities short of something
         assert f">{escape(name)}</a>" in page
-    assert 'class="folium-map"' in page
+    assert '<div class="rz-map-frame" id="rz-map"></div>' in page
+    assert "RhizomeMap.draw(" in page and data_block(page, "map")["layers"]
     assert "3 communities" in page
 
 
@@ -185,15 +189,21 @@ def test_hostile_names_are_text_not_markup(page: str) -> None:
     assert TEMPLATE_BREAKER not in page  # site names come with the popup, from /api/sites/<id>
 
 
+@pytest.mark.slow
 def test_map_script_is_valid_javascript(page: str, tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node not installed")
-    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", page, flags=re.DOTALL)
-    source = tmp_path / "map.js"
-    source.write_text("\n;\n".join(s for s in scripts if s.strip()), encoding="utf-8")
-    result = subprocess.run([node, "--check", str(source)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", page, flags=re.DOTALL)
+    for attributes, text in scripts:
+        if 'type="application/json"' in attributes:
+            json.loads(text)  # a data block: JSON, never code
+    inline = tmp_path / "inline.js"
+    inline.write_text("\n;\n".join(t for a, t in scripts if "type=" not in a and t.strip()), encoding="utf-8")
+    static = Path(__file__).resolve().parents[1] / "dashboard" / "static" / "js"
+    for source in (inline, *sorted(static.glob("*.js"))):
+        result = subprocess.run([node, "--check", str(source)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (source.name, result.stderr)
 
 
 def test_page_scripts_carry_the_csp_nonce(client: FlaskClient) -> None:
@@ -310,6 +320,28 @@ def test_site_popup_api(client: FlaskClient) -> None:
     assert client.get("/api/sites/0").status_code == 404
 
 
+def test_site_summaries_match_each_sites_popup(store_url: str) -> None:
+    engine = make_engine(store_url)
+    with make_session_factory(engine)() as session:
+        summaries = mapdata.site_summaries(session)
+        ids = session.scalars(select(Site.id).order_by(Site.id)).all()
+        details = [mapdata.site_detail(session, site_id) for site_id in ids]
+    engine.dispose()
+    assert [(s.community, s.slug) for s in summaries] == [
+        ("alpha", "hub"),
+        ("beta", "hub"),
+        ("beta", "pump-1"),
+        ("xss", "hub"),
+    ]
+    assert sorted(summaries, key=lambda s: (s.community, s.slug)) == sorted(
+        (d for d in details if d is not None), key=lambda s: (s.community, s.slug)
+    )
+    assert {s.slug: [d.state for d in s.devices] for s in summaries if s.community == "beta"} == {
+        "hub": [],
+        "pump-1": ["fault"],
+    }
+
+
 def test_health(client: FlaskClient) -> None:
     body = client.get("/api/health").get_json()
     assert body == {"status": "ok", "counts": {"communities": 3, "sites": 4, "devices": 2, "goods": 3}}
@@ -359,8 +391,8 @@ def test_gzip_when_accepted(client: FlaskClient) -> None:
     assert "Content-Encoding" not in plain.headers
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert "Accept-Encoding" in zipped.headers["Vary"]
-    assert gzip.decompress(zipped.data).count(b"folium-map") == plain.data.count(b"folium-map") == 1
-    assert len(zipped.data) < len(plain.data) / 3
+    assert gzip.decompress(zipped.data).count(b'id="rz-map"') == plain.data.count(b'id="rz-map"') == 1
+    assert len(zipped.data) < len(plain.data) / 2
 
 
 def test_static_files_are_gzipped_and_small_answers_are_not(client: FlaskClient) -> None:
@@ -375,9 +407,7 @@ def test_static_files_are_gzipped_and_small_answers_are_not(client: FlaskClient)
 
 
 def test_store_down_is_a_503_not_a_500(tmp_path: Path) -> None:
-    app = create_app(
-        Settings(database_url=f"sqlite:///{tmp_path}"), test_config={}
-    )  # a directory, not a file
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}"))  # a directory, not a file
     with app.test_client() as client:
         assert client.get("/api/health").status_code == 503
         assert client.get("/").status_code == 503
@@ -386,12 +416,11 @@ def test_store_down_is_a_503_not_a_500(tmp_path: Path) -> None:
 
 def test_map_with_a_tile_server(store_url: str) -> None:
     tiles = "https://{s}.tiles.example.org/{z}/{x}/{y}.png"
-    app = create_app(
-        Settings(database_url=store_url), test_config={"TILE_URL": tiles, "TILE_ATTRIBUTION": "Ex"}
-    )
+    config = DashboardConfig(tile_url=tiles, tile_attribution="Ex")
+    app = create_app(Settings(database_url=store_url), config)
     response = app.test_client().get("/")
     assert response.status_code == 200
-    assert tiles in response.get_data(as_text=True)
+    assert data_block(response.get_data(as_text=True), "map")["tiles"]["url"] == tiles
     assert "img-src 'self' data: https://*.tiles.example.org" in response.headers["Content-Security-Policy"]
     get_store(app).engine.dispose()
 
@@ -399,16 +428,77 @@ def test_map_with_a_tile_server(store_url: str) -> None:
 @pytest.mark.parametrize(
     "tiles", ["ftp://x/{z}/{x}/{y}", "https://x/{z}/{x}.png", 'https://x/{z}/{x}/{y}"</script>', "tiles"]
 )
-def test_bad_tile_url_fails_at_startup(store_url: str, tiles: str) -> None:
+def test_bad_tile_url_fails_at_startup(tiles: str) -> None:
     with pytest.raises(ValueError, match="tile URL"):
-        create_app(Settings(database_url=store_url), test_config={"TILE_URL": tiles})
+        DashboardConfig(tile_url=tiles)
+    with pytest.raises(ValueError, match="tile URL"):
+        from_environ({"RHIZOME_TILE_URL": tiles})
+
+
+def test_config_from_the_environment() -> None:
+    environ = {
+        "RHIZOME_TILE_URL": "/tiles/{z}/{x}/{y}.png",
+        "RHIZOME_TILE_ATTRIBUTION": "Our tiles",
+        "RHIZOME_ACCOUNTS_FILE": "/srv/accounts.json",
+        "RHIZOME_PUBLIC_MAP": "off",
+        "RHIZOME_COOKIE_SECURE": "1",
+        "RHIZOME_UNRELATED": "x",
+    }
+    assert from_environ(environ) == DashboardConfig(
+        tile_url="/tiles/{z}/{x}/{y}.png",
+        tile_attribution="Our tiles",
+        accounts_file=Path("/srv/accounts.json"),
+        public_map=False,
+        cookie_secure=True,
+    )
+    assert from_environ({"RHIZOME_PUBLIC_MAP": ""}) == DashboardConfig()  # empty: the default
+    assert DashboardConfig().accounts_path(Path("/var/lib/rhizome")) == Path(
+        "/var/lib/rhizome/dashboard-accounts.json"
+    )
+    with pytest.raises(ValueError, match="RHIZOME_PUBLIC_MAP"):
+        from_environ({"RHIZOME_PUBLIC_MAP": "maybe"})
+    with pytest.raises(ValueError, match="MAP_MAX_ZOOM"):
+        DashboardConfig(map_max_zoom=30)
+
+
+def test_the_app_reads_its_config_not_the_environment(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RHIZOME_PUBLIC_MAP", "0")
+    monkeypatch.setenv("RHIZOME_TILE_URL", "not a tile url")
+    app = create_app(Settings(database_url=store_url), DashboardConfig(cookie_secure=True))
+    assert app.config["PUBLIC_MAP"] is True and app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.test_client().get("/api/communities").status_code == 200
+    get_store(app).engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(InvalidInput, 400), (NotFound, 404), (Conflict, 409), (Unavailable, 503), (RhizomeError, 500)],
+)
+def test_domain_errors_become_their_status_once(store_url: str, error: type[Exception], status: int) -> None:
+    app = create_app(Settings(database_url=store_url))
+
+    def refuse() -> str:
+        raise error("<b>refused</b> for a reason")
+
+    app.add_url_rule("/api/refuse", "api_refuse", refuse)
+    app.add_url_rule("/refuse", "refuse", refuse)
+    client = app.test_client()
+    body = client.get("/api/refuse").get_json()
+    message = "internal error, see the log" if status == 500 else "<b>refused</b> for a reason"
+    assert (body["status"], body["message"]) == (status, message)
+    page = client.get("/refuse")
+    assert page.status_code == status and page.mimetype == "text/html"
+    assert "<b>" not in page.get_data(as_text=True)
+    get_store(app).engine.dispose()
 
 
 def test_secret_key_from_settings_or_random(store_url: str) -> None:
     apps = [
-        create_app(Settings(database_url=store_url, secret_key="s3cret"), test_config={}),
-        create_app(Settings(database_url=store_url), test_config={}),
-        create_app(Settings(database_url=store_url), test_config={}),
+        create_app(Settings(database_url=store_url, secret_key="s3cret")),
+        create_app(Settings(database_url=store_url)),
+        create_app(Settings(database_url=store_url)),
     ]
     assert apps[0].secret_key == "s3cret"
     assert apps[1].secret_key != apps[2].secret_key and len(str(apps[1].secret_key)) >= 32

@@ -1,4 +1,4 @@
-"""Offline assets and escaping: every CDN URL folium emits is vendored, checked, and rewritten per render."""
+"""Offline assets and the map's data: every file a page links is vendored and checked, names stay data."""
 
 from __future__ import annotations
 
@@ -10,34 +10,35 @@ import re
 import tarfile
 from pathlib import Path
 
-import folium
-import folium.folium
 import pytest
-from folium.plugins import Fullscreen, MarkerCluster
 
 from dashboard.map import vendor
-from dashboard.map.assets import CDN_ASSETS, UnmappedAssetError, external_asset_urls, localize_assets
 from dashboard.map.render import (
+    LAYER_KINDS,
     MapData,
     MapOptions,
-    build_map,
-    escape_text,
+    map_frame,
     radius,
     render_map,
     script_json,
-    site_state,
 )
-from dashboard.read.queries import CommunitySummary, DeviceRow, GoodLevel, SiteSummary
+from dashboard.read.mapdata import worst_state
+from dashboard.read.queries import CommunitySummary, GoodLevel
 
 STATIC = Path(vendor.__file__).resolve().parents[1] / "static"
+TEMPLATES = STATIC.parent / "templates"
+# A script or stylesheet tag and the address it loads.
+ASSET_TAG = re.compile(r'<(?:script|link)\b[^>]*?\b(?:src|href)\s*=\s*"([^"]*)"', re.I)
 
 
-def static_url(path: str) -> str:
-    return f"/static/{path}"
+def community(
+    slug: str, name: str, population: int, *goods: GoodLevel, lat: float = 18.0
+) -> CommunitySummary:
+    return CommunitySummary(1, slug, name, lat, -66.0, population, goods)
 
 
-def community(slug: str, name: str, population: int, *goods: GoodLevel) -> CommunitySummary:
-    return CommunitySummary(1, slug, name, 18.0, -66.0, population, goods)
+def blocks(data: MapData, options: MapOptions | None = None) -> dict[str, str]:
+    return dict(render_map(data, options or MapOptions()).data)
 
 
 def test_vendored_files_match_the_manifest() -> None:
@@ -48,26 +49,31 @@ def test_manifest_pins_every_package_of_the_script() -> None:
     manifest = json.loads((vendor.VENDOR_DIR / vendor.MANIFEST).read_text(encoding="utf-8"))
     listed = {(p["package"], p["version"], p["integrity"]) for p in manifest["packages"]}
     assert listed == {(p.name, p.version, p.integrity) for p in vendor.PACKAGES}
+    assert {p["package"] for p in manifest["packages"]} == {"leaflet", "leaflet.markercluster"}
     for record in manifest["packages"]:
         paths = [f["path"] for f in record["files"]]
         assert any("LICEN" in p.upper() for p in paths), record["package"]
         assert not any(p.endswith(".map") for p in paths), record["package"]
     total = sum(f["bytes"] for p in manifest["packages"] for f in p["files"])
-    assert total < 3_000_000
+    assert total < 250_000  # Leaflet and its cluster plugin; nothing a page does not load
 
 
-def one_community_map(name: str = "A") -> folium.Map:
-    return build_map(MapData([community("a", name, 10)]), MapOptions())
+@pytest.mark.parametrize("template", sorted(TEMPLATES.glob("*.html")), ids=lambda p: p.name)
+def test_templates_link_only_files_the_app_serves(template: Path) -> None:
+    text = template.read_text(encoding="utf-8")
+    assert not re.search(r"(?:https?:)?//[a-z0-9]", text, re.I), f"{template.name} links outside the app"
+    for address in ASSET_TAG.findall(text):
+        assert address.startswith(("{{ url_for('static'", "data:")), (template.name, address)
+    for path in re.findall(r"url_for\('static', filename='([^']+)'\)", text):
+        assert (STATIC / path).is_file(), (template.name, path)
 
 
-def test_every_url_folium_links_is_mapped() -> None:
-    plugins = MarkerCluster.default_js + MarkerCluster.default_css
-    emitted = {url for _, url in folium.folium._default_js + folium.folium._default_css + plugins}
-    assert emitted == set(CDN_ASSETS), (
-        "folium's CDN links changed: update dashboard/map/assets.py and vendor.py"
-    )
-    for local in filter(None, CDN_ASSETS.values()):
-        assert (STATIC / local).is_file(), local
+@pytest.mark.parametrize(
+    "source", sorted([*STATIC.glob("js/*.js"), *STATIC.glob("css/*.css")]), ids=lambda p: p.name
+)
+def test_the_apps_own_scripts_and_styles_load_nothing_from_outside(source: Path) -> None:
+    text = source.read_text(encoding="utf-8")
+    assert not re.search(r"""(?:url\(|import|fetch\()\s*['"]?(?:https?:)?//""", text, re.I), source.name
 
 
 @pytest.mark.parametrize("css", sorted(STATIC.rglob("*.css")), ids=lambda p: str(p.relative_to(STATIC)))
@@ -79,68 +85,46 @@ def test_css_references_resolve_to_served_files(css: Path) -> None:
         assert (css.parent / ref.split("?")[0].split("#")[0]).resolve().is_file(), f"{css.name}: {ref}"
 
 
-def test_rewrite_points_at_static_and_drops_unused() -> None:
-    html = "".join(f'<link rel="stylesheet" href="{url}"/>\n' for url in CDN_ASSETS)
-    html += '<script src="https://code.jquery.com/jquery-3.7.1.min.js"></script><script>var a = 1;</script>'
-    out = localize_assets(html, static_url)
-    assert external_asset_urls(out) == []
-    assert "glyphicons" not in out and "rotate" not in out
-    assert '<script src="/static/vendor/jquery/jquery.min.js"></script><script>var a = 1;</script>' in out
+def test_the_frame_fits_the_region_and_lists_the_layers_in_drawing_order() -> None:
+    frame = map_frame(MapData([community("a", "A", 10), community("b", "B", 5, lat=18.5)]), MapOptions())
+    assert frame["bounds"] == [[18.0, -66.0], [18.5, -66.0]] and frame["padding"] == [20, 20]
+    assert frame["map"]["maxZoom"] == 18 and frame["map"]["minZoom"] == 8 and frame["tiles"] is None
+    assert [layer["kind"] for layer in frame["layers"]] == ["flows", "communities", "sites", "tasks"]
+    assert {layer["kind"] for layer in frame["layers"]} == set(LAYER_KINDS)
+    sites = next(layer for layer in frame["layers"] if layer["kind"] == "sites")
+    assert sites["options"] == {
+        "disableClusteringAtZoom": 13,
+        "url": "/map/sites.json",
+        "siteUrl": "/api/sites/0",
+    }
 
 
-@pytest.mark.parametrize(
-    "tag",
-    [
-        '<script src="https://cdn.example.org/x.js"></script>',
-        "<link rel='stylesheet' href='//cdn.example.org/x.css'>",
-        '<script defer src="http://cdn.example.org/y.js"></script>',
-    ],
-)
-def test_an_unmapped_external_asset_fails_loudly(tag: str) -> None:
-    with pytest.raises(UnmappedAssetError, match=r"cdn\.example\.org"):
-        localize_assets(f"<head>{tag}</head>", static_url)
+@pytest.mark.parametrize(("count", "center", "zoom"), [(0, [0.0, 0.0], 1), (1, [18.0, -66.0], 12)])
+def test_one_place_or_none_is_shown_without_fitting(count: int, center: list[float], zoom: int) -> None:
+    frame = map_frame(MapData([community("a", "A", 10)][:count]), MapOptions(max_zoom=11))
+    assert (frame["map"]["center"], frame["map"]["zoom"], frame["bounds"]) == (center, zoom, None)
+    sites = next(layer for layer in frame["layers"] if layer["kind"] == "sites")
+    assert sites["options"]["disableClusteringAtZoom"] == 11  # never beyond the map's own max zoom
 
 
-def test_a_plugin_with_unvendored_assets_fails_the_render() -> None:
-    fmap = one_community_map()
-    Fullscreen().add_to(fmap)
-    with pytest.raises(UnmappedAssetError, match="fullscreen"):
-        render_map(fmap, static_url, "n")
+def test_a_tile_server_is_the_base_layer_with_its_attribution_as_text() -> None:
+    options = MapOptions("https://{s}.tiles.example.org/{z}/{x}/{y}.png", "<b>OSM</b> & `co`", 16)
+    tiles = map_frame(MapData([community("a", "A", 10)]), options)["tiles"]
+    assert tiles == {
+        "name": "Base map",
+        "url": "https://{s}.tiles.example.org/{z}/{x}/{y}.png",
+        "options": {"maxZoom": 16, "maxNativeZoom": 16, "attribution": "&lt;b&gt;OSM&lt;/b&gt; &amp; `co`"},
+    }
 
 
-def test_rendering_leaves_folium_class_defaults_alone() -> None:
-    before = (list(folium.Map.default_js), list(folium.Map.default_css))
-    parts = render_map(one_community_map(), static_url, "n0nce")
-    assert (list(folium.Map.default_js), list(folium.Map.default_css)) == before
-    assert external_asset_urls(parts.header) == [] and "/static/vendor/leaflet/leaflet.js" in parts.header
-    assert all('nonce="n0nce"' in tag for tag in re.findall(r"<script\b[^>]*>", parts.header))
-    assert external_asset_urls(folium.Map().get_root().render())  # a plain folium map still uses CDNs
-
-
-@pytest.mark.parametrize(
-    ("raw", "escaped"),
-    [
-        ("<img src=x onerror=alert(1)></script>", "&lt;img src=x onerror=alert(1)&gt;&lt;/script&gt;"),
-        ("a`b${c}\\d", "a&#96;b&#36;&#123;c&#125;&#92;d"),
-        ("{{ 7*7 }} {% if x %}", "&#123;&#123; 7*7 &#125;&#125; &#123;% if x %&#125;"),
-        ('O\'Brien & "Sons"', "O&#39;Brien &amp; &#34;Sons&#34;"),
-        ("Cataño", "Cataño"),
-    ],
-)
-def test_escape_text(raw: str, escaped: str) -> None:
-    assert escape_text(raw) == escaped
-
-
-def test_hostile_names_stay_text_in_popups_and_tooltips() -> None:
+def test_hostile_names_stay_text_in_the_data_blocks() -> None:
     hostile = "</script><img src=x onerror=alert(1)>`${x}`"
     good = GoodLevel("w", hostile, "<b>L</b>", True, 1.0, 5.0, 9.0)
-    parts = render_map(build_map(MapData([community("a", hostile, 10, good)]), MapOptions()), static_url, "n")
-    data = dict(parts.data)
-    assert "<img" not in parts.header + parts.html
-    for text in (parts.script, *data.values()):  # each is inlined in a <script>
+    data = blocks(MapData([community("a", hostile, 10, good)]))
+    assert list(data) == ["map", "flows", "communities", "tasks"]
+    for text in data.values():  # each is inlined in a <script>
         assert "<img" not in text and "</script>" not in text and "<b>" not in text
-    # Names travel as JSON data for map.js to set as text, and never through folium's script.
-    assert hostile not in parts.script and "alert" not in parts.script
+    assert "alert" not in data["map"]  # the frame carries no names at all
     assert json.loads(data["communities"])[0][:2] == ["a", hostile]
     assert "w" not in json.loads(data["communities"])[0]  # goods come with the popup, from the API
 
@@ -148,11 +132,8 @@ def test_hostile_names_stay_text_in_popups_and_tooltips() -> None:
 @pytest.mark.parametrize(
     "name", ["{{ 7*7 }}", "{% if true %}x{% endif %}", "{# c #}", "{{ cycler.__init__ }}"]
 )
-def test_names_are_never_evaluated_as_templates(name: str) -> None:
-    """branca renders every element's script as a Jinja template: names must not reach it."""
-    parts = render_map(build_map(MapData([community("a", name, 10)]), MapOptions()), static_url, "n")
-    assert json.loads(dict(parts.data)["communities"])[0][1] == name
-    assert name not in parts.script and "cycler" not in parts.script
+def test_template_syntax_in_names_arrives_as_written(name: str) -> None:
+    assert json.loads(blocks(MapData([community("a", name, 10)]))["communities"])[0][1] == name
 
 
 @pytest.mark.parametrize(
@@ -190,9 +171,8 @@ def test_radius_area_follows_population() -> None:
         (("online", "stale"), "stale"),
     ],
 )
-def test_site_state(states: tuple[str, ...], expected: str) -> None:
-    devices = tuple(DeviceRow(f"d{i}", "pump", s, None, "s", "S", "c") for i, s in enumerate(states))
-    assert site_state(SiteSummary("s", "S", "pump", 0.0, 0.0, "c", "C", devices)) == expected
+def test_a_site_shows_its_worst_sensor(states: tuple[str, ...], expected: str) -> None:
+    assert worst_state(states) == expected
 
 
 def _tarball(files: dict[str, bytes]) -> bytes:

@@ -14,19 +14,20 @@ from pathlib import Path
 
 import pytest
 
-import gateway.process.cli
-from dashboard.cli import run_dashboard
-from gateway.process.cli import build_parser
+import gateway.process.signals
+from dashboard.cli import dashboard, run_dashboard
+from gateway.process.cli import main, parse
 from gateway.process.settings import Settings
 from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade
 
 
 def test_flags_override_settings() -> None:
-    args = build_parser().parse_args(["dashboard", "--host", "0.0.0.0", "--port", "8123"])
-    assert args.handler is run_dashboard and (args.host, args.port) == ("0.0.0.0", 8123)
+    ctx = parse(["dashboard", "--host", "0.0.0.0", "--port", "8123"])
+    assert ctx.command is dashboard and ctx.params == {"host": "0.0.0.0", "port": 8123}
 
 
+@pytest.mark.slow
 def test_registering_the_command_imports_no_web_stack() -> None:
     code = "import sys, dashboard.cli; print(sorted({'flask', 'folium', 'sqlalchemy'} & set(sys.modules)))"
     result = subprocess.run(
@@ -36,9 +37,9 @@ def test_registering_the_command_imports_no_web_stack() -> None:
 
 
 def test_bad_port_is_refused(tmp_path: Path) -> None:
-    args = build_parser().parse_args(["dashboard", "--port", "70000"])
     with pytest.raises(ValueError, match="port"):
-        run_dashboard(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"), args)
+        run_dashboard(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"), port=70000)
+    assert main(["--db", f"sqlite:///{tmp_path / 'x.db'}", "dashboard", "--port", "70000"]) == 1
 
 
 def test_serves_until_stopped(
@@ -50,12 +51,12 @@ def test_serves_until_stopped(
     engine.dispose()
     stop = threading.Event()
     monkeypatch.setattr(
-        gateway.process.cli, "stop_on_signals", lambda: stop
+        gateway.process.signals, "stop_on_signals", lambda: stop
     )  # no signal handlers in a test thread
     caplog.set_level(logging.INFO, logger="dashboard.cli")
-    args = build_parser().parse_args(["dashboard", "--host", "127.0.0.1", "--port", "0"])
+    settings = Settings(database_url=url)
     result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(run_dashboard(Settings(database_url=url), args)))
+    thread = threading.Thread(target=lambda: result.append(run_dashboard(settings, host="127.0.0.1", port=0)))
     thread.start()
     try:
         deadline = time.monotonic() + 20
@@ -80,11 +81,25 @@ def test_dashboard_account_command_stores_a_hashed_login(
 
     monkeypatch.delenv("RHIZOME_ACCOUNTS_FILE", raising=False)
     monkeypatch.setattr(sys, "stdin", io.StringIO("a long enough secret\n"))
-    args = build_parser().parse_args(
-        ["dashboard-account", "luz", "--role", "crew", "--member", "4", "--password-stdin"]
-    )
-    assert args.handler(Settings(data_dir=tmp_path), args) == 0
+    argv = ["--data-dir", str(tmp_path), "dashboard-account", "luz", "--role", "crew", "--member", "4"]
+    assert main([*argv, "--password-stdin"]) == 0
     store = FileAccountStore(tmp_path / "dashboard-accounts.json")
     account = authenticate(store, "luz", "a long enough secret")
     assert account is not None and (account.role, account.member_id) == ("crew", 4)
     assert "a long enough secret" not in (tmp_path / "dashboard-accounts.json").read_text()
+
+
+def test_dashboard_account_command_honours_the_accounts_file_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from dashboard.web.accounts import FileAccountStore, authenticate
+
+    elsewhere = tmp_path / "etc" / "accounts.json"
+    monkeypatch.setenv("RHIZOME_ACCOUNTS_FILE", str(elsewhere))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("another long secret\n"))
+    argv = ["--data-dir", str(tmp_path / "data"), "dashboard-account", "ana", "--role", "viewer"]
+    assert main([*argv, "--password-stdin"]) == 0
+    assert authenticate(FileAccountStore(elsewhere), "ana", "another long secret") is not None
+    assert not (tmp_path / "data").exists()

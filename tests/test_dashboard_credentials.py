@@ -70,6 +70,7 @@ def shown_password(page: str) -> str:
     return found.group(1)
 
 
+@pytest.mark.network
 def test_a_coordinator_provisions_rotates_and_revokes_a_device(
     make_app: Callable[[Settings], Flask], database_url: str, broker: SecureMosquitto
 ) -> None:

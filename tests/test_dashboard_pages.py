@@ -22,9 +22,10 @@ from dashboard.read.progress import Shortage
 from dashboard.views import charts
 from dashboard.web.accounts import Account, MemoryAccountStore, authenticate, make_account
 from dashboard.web.app import create_app
+from dashboard.web.config import DashboardConfig
 from dashboard.web.ratelimit import LoginLimiter
 from dashboard.web.store import get_store
-from gateway.contract.protocol import member_alerts_topic
+from gateway.contract.topics import member_alerts_topic
 from gateway.process.settings import Settings
 from gateway.store.db import make_session_factory
 from gateway.store.models import (
@@ -133,8 +134,9 @@ def app(engine: Engine, database_url: str, ids: dict[str, int], password_hash: s
     )
     app = create_app(
         Settings(database_url=database_url),
-        test_config={"TESTING": True, "SSE_POLL_S": 0.05, "SSE_MAX_S": 0.3, "LOGIN_MAX_FAILURES": 3},
-        accounts=accounts,
+        DashboardConfig(sse_poll_s=0.05, sse_max_s=0.3, login_max_failures=3),
+        accounts,
+        test_config={"TESTING": True},
     )
     yield app
     get_store(app).engine.dispose()
@@ -223,7 +225,7 @@ def test_roles(auth: Auth, ids: dict[str, int], user: str | None, path: str, sta
 def test_a_private_map_needs_an_account(engine: Engine, database_url: str, ids: dict[str, int]) -> None:
     app = create_app(
         Settings(database_url=database_url),
-        test_config={"PUBLIC_MAP": False},
+        DashboardConfig(public_map=False),
         accounts=MemoryAccountStore([make_account("viewer", PASSWORD, "viewer")]),
     )
     client = app.test_client()

@@ -19,7 +19,7 @@ MAX_SAMPLE_PAGE_SECONDS = 10.0  # generous for CI; about 0.4 s on a 2-core machi
 def test_same_answers_on_the_integration_store(engine: Engine, database_url: str) -> None:
     with make_session_factory(engine).begin() as session:
         load_region(session, REGION)
-    app = create_app(Settings(database_url=database_url), test_config={})
+    app = create_app(Settings(database_url=database_url))
     client = app.test_client()
     levels = {c["slug"]: c["level"] for c in client.get("/api/communities").get_json()["communities"]}
     assert levels == {"alpha": "short", "beta": "critical", "xss": "ok"}
@@ -35,7 +35,7 @@ def test_sample_region_map(engine: Engine, database_url: str) -> None:
     data = read_region(path)
     with make_session_factory(engine).begin() as session:
         load_region(session, data)
-    app = create_app(Settings(database_url=database_url), test_config={})
+    app = create_app(Settings(database_url=database_url))
     client = app.test_client()
     started = time.perf_counter()
     response = client.get("/")

@@ -1,6 +1,6 @@
-"""A failed delivery goes back to the planner at once: recorded with its reason by the driver, seen by the
-planner loop within seconds (not at its next timed run), planned again on a new route or reported with the
-router's reason, and shown to the coordinator."""
+"""A failed delivery goes back to the planner at once: recorded with its reason by the driver, announced by
+its internal event (the gateway's relay publishes it, the planner loop wakes on it, not at its next timed
+run), planned again on a new route or reported with the router's reason, and shown to the coordinator."""
 
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from dashboard.web.accounts import Account, MemoryAccountStore, make_account
 from dashboard.web.app import create_app
 from dashboard.web.store import get_store
-from gateway.contract.protocol import INTERNAL_EVENTS
+from gateway.contract.topics import INTERNAL_EVENTS
+from gateway.ingest.publisher import OutboxPublisher
 from gateway.process.settings import Settings
 from gateway.store.db import make_session_factory
 from gateway.store.models import Member, OutboxMessage, Route, RouteStop, Shipment, Vehicle
 from gateway.store.region import load_region
 from logistics.service import plan_once, route_once, run_loop
-from tests.conftest import tiny_region_data
+from tests.conftest import Broker, tiny_region_data
 
 PASSWORD = "a long enough secret"
 REASON = "bridge <b>closed</b> by the flood"
@@ -106,8 +107,10 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
 
 
 @pytest.mark.parametrize("picked_up", [True, False], ids=["after-pickup", "before-pickup"])
+@pytest.mark.slow
+@pytest.mark.network
 def test_loop_replans_a_failed_delivery_on_a_new_route_at_once(
-    app: Flask, sessions: sessionmaker[Session], picked_up: bool
+    app: Flask, sessions: sessionmaker[Session], broker: Broker, picked_up: bool
 ) -> None:
     plan_once(sessions, 20.0)
     assert route_once(sessions, 5.0).written == 1
@@ -120,7 +123,11 @@ def test_loop_replans_a_failed_delivery_on_a_new_route_at_once(
         session.commit()
 
     stop = threading.Event()
-    loop = threading.Thread(target=run_loop, args=(sessions, 3600.0, 20.0, stop, 0.2), daemon=True)
+    relay = OutboxPublisher(broker.target, f"replan-relay-{picked_up}", sessions, every_s=0.25)
+    threading.Thread(target=relay.run, args=(stop,), daemon=True).start()
+    loop = threading.Thread(
+        target=run_loop, args=(sessions, 3600.0, 20.0, stop), kwargs={"target": broker.target}, daemon=True
+    )
     loop.start()
     try:
         time.sleep(1.0)  # the loop's first run is over (nothing changed: the proposal stays, Ana's route too)
@@ -148,11 +155,13 @@ def test_loop_replans_a_failed_delivery_on_a_new_route_at_once(
         new_route = session.get(Route, again.route_id)
         assert new_route is not None and new_route.status == "proposed"
         events = [
-            json.loads(m.payload)
+            (json.loads(m.payload), m.published_at is not None)
             for m in session.scalars(select(OutboxMessage).where(OutboxMessage.topic == INTERNAL_EVENTS))
         ]
-        assert {"type": "delivery_failed", "shipment_id": shipment, "route_id": route, "reason": REASON} in [
-            {k: e[k] for k in ("type", "shipment_id", "route_id", "reason")} for e in events
+        failed = {"type": "shipment_changed", "shipment_id": shipment, "status": "failed", "reason": REASON}
+        assert ({**failed, "route_id": route}, True) in [  # written with the failure, published by the relay
+            ({k: e.get(k) for k in ("type", "shipment_id", "route_id", "status", "reason")}, published)
+            for e, published in events
         ]
 
     client, _ = signed_in(app, "coord")

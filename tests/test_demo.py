@@ -58,7 +58,9 @@ def get(url: str) -> bytes:
         return response.read()
 
 
-@pytest.mark.parametrize("setup", ["embedded-auto", "embedded-amqtt", "services"])
+@pytest.mark.parametrize(
+    "setup", ["embedded-auto", "embedded-amqtt", pytest.param("services", marks=pytest.mark.postgres)]
+)
 def test_demo_starts_serves_and_stops_cleanly(
     setup: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -1,6 +1,6 @@
-"""The shipped deployment files stay consistent with the code: every command they run parses, the gateways
-are distinct shared-subscription members restarted within their session expiry, the container broker uses
-the tested mosquitto.conf, and the dashboard's WSGI module builds the app from the environment."""
+"""The deployment files (docs/deploy/) stay consistent with the code: every command they run parses, the
+gateways are distinct shared-subscription members restarted within their session expiry, the container
+broker uses the tested mosquitto.conf, and the dashboard's WSGI module builds the app from the environment."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from sqlalchemy import Engine
 
 from gateway.broker.embedded import MOSQUITTO_CONF
 from gateway.ingest.service import SHARED_SESSION_EXPIRY_S
-from gateway.process.cli import build_parser
+from gateway.process.cli import parse
 
 ROOT = Path(__file__).resolve().parents[1]
-DEPLOY = ROOT / "gateway" / "deploy"
+DEPLOY = ROOT / "docs" / "deploy"
 
 
 def unit(name: str) -> configparser.ConfigParser:
@@ -53,17 +53,17 @@ def test_every_rhizome_command_in_the_deploy_files_parses() -> None:
     rhizome = {where: argv for where, argv in commands().items() if argv[0] == "rhizome"}
     assert len(rhizome) >= 9
     for where, argv in rhizome.items():
-        args = build_parser().parse_args([a.replace("%i", "1") for a in argv[1:]])
-        assert hasattr(args, "handler"), where
+        ctx = parse([a.replace("%i", "1") for a in argv[1:]])  # raises click.UsageError if it does not
+        assert ctx.command.callback is not None, where
 
 
 def test_every_gateway_is_a_distinct_shared_member() -> None:
     gateways = {w: a for w, a in commands().items() if a[:2] == ["rhizome", "gateway"] and "@" not in w}
     assert len(gateways) == 4  # two in the Procfile, two in the compose file
     for source in ("Procfile", "compose"):
-        parsed = [build_parser().parse_args(a[1:]) for w, a in gateways.items() if w.startswith(source)]
-        assert all(p.shared for p in parsed)
-        assert len({p.client_id for p in parsed}) == len({p.metrics_port for p in parsed}) == 2
+        parsed = [parse(a[1:]).params for w, a in gateways.items() if w.startswith(source)]
+        assert all(p["shared"] for p in parsed)
+        assert len({p["client_id"] for p in parsed}) == len({p["metrics_port"] for p in parsed}) == 2
     template = commands()["rhizome-gateway@.service"]
     assert "rhizome-gateway-%i" in template and "910%i" in template  # unique per instance
 
@@ -99,9 +99,16 @@ def test_the_container_broker_runs_the_tested_config_with_its_paths_mounted() ->
     assert str(Path(options["log_dest"].split()[1]).parent) in mounts
 
 
-def test_the_deploy_files_are_package_data() -> None:
+def test_the_deploy_files_are_documentation_and_their_paths_resolve() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert "deploy/*" in pyproject["tool"]["setuptools"]["package-data"]["gateway"]
+    package_data = pyproject["tool"]["setuptools"]["package-data"]
+    assert not any("deploy" in pattern for patterns in package_data.values() for pattern in patterns)
+    build = compose()["x-rhizome"]["build"]
+    context = (DEPLOY / build["context"]).resolve()
+    assert context == ROOT and (context / build["dockerfile"]).is_file()
+    dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    assert f"-f {build['dockerfile']} " in dockerfile  # the build command in its header
+    assert (DEPLOY / f"{compose()['x-rhizome']['env_file']}.example").is_file()  # what to copy it from
 
 
 def test_the_env_example_holds_no_secret() -> None:

@@ -11,7 +11,7 @@ from devices.control import Command, parse_command
 from devices.faults import Transition
 from devices.models import StockModel, device_rng
 from devices.simulator import Schedule
-from gateway.contract.protocol import SIM_CONTROL_FILTER, UPSTREAM_FILTER, sim_control_topic
+from gateway.contract.topics import SIM_CONTROL_FILTER, UPSTREAM_FILTER, sim_control_topic
 from tests.test_devices_models import START
 from tests.test_devices_scenario import PUMP, SPECS, pump_is_normal, scenario
 

@@ -14,7 +14,8 @@ import pytest
 from devices.models import StockModel, demand, device_rng, make_model, solar_hour
 from devices.regionfile import DeviceSpec, devices_of, read_devices, sample_region_path, select
 from devices.simulator import Schedule, make_body
-from gateway.contract.protocol import METRICS, StockReport, Telemetry, Topic, encode, parse_message
+from gateway.contract.payloads import METRICS, StockReport, Telemetry, encode, parse_message
+from gateway.contract.topics import Topic
 
 START = datetime(2025, 6, 1, 4, 0, tzinfo=UTC)  # midnight in Puerto Rico (lon -66)
 LON = -66.5

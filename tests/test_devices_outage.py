@@ -33,7 +33,9 @@ from devices.scenario import scenario_of
 from devices.simulator import Simulator
 from devices.spool import DropReport
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
-from gateway.contract.protocol import MqttTarget, StateMessage, Telemetry, Topic
+from gateway.contract.payloads import StateMessage, Telemetry
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import Topic
 from gateway.process.procutil import free_port
 from tests.conftest import Broker
 from tests.test_devices_broker import WAIT, Probe, Received, is_state, unique
@@ -180,7 +182,8 @@ DEVICE_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from devices.client import DeviceClient, now_utc
-    from gateway.contract.protocol import MqttTarget, Telemetry
+    from gateway.contract.payloads import Telemetry
+    from gateway.contract.target import MqttTarget
     url, protocol, community, state_dir, count, end = sys.argv[1:7]
     client = DeviceClient(MqttTarget.from_url(url, protocol), community, "site", "box", state_dir=state_dir)
     online = client.start(wait=10 if end != "offline" else None)

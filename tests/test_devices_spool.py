@@ -10,7 +10,8 @@ import pytest
 
 from devices.client import DeviceClient
 from devices.spool import DEFAULT_MAX_MESSAGES, Spool
-from gateway.contract.protocol import MqttTarget, Telemetry
+from gateway.contract.payloads import Telemetry
+from gateway.contract.target import MqttTarget
 
 TARGET = MqttTarget.from_url("mqtt://dev:pw@127.0.0.1:1")  # nothing listens: the device is offline
 TOPIC = "rhizome/v1/c/s/d/{}"

@@ -28,11 +28,13 @@ from gateway.broker.bridge import BridgeCommunity, BridgeOptions, render_communi
 from gateway.broker.bridge_cli import community_from_region, community_from_store, regional_target
 from gateway.broker.embedded import HOST, BrokerAccount, EmbeddedBroker, find_mosquitto, mosquitto_hash
 from gateway.contract.client import connect, make_client
-from gateway.contract.protocol import QOS, MqttTarget, Telemetry, encode
+from gateway.contract.payloads import Telemetry, encode
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import QOS
 from gateway.ingest.service import GatewayService
 from gateway.process.cli import main
 from gateway.process.procutil import free_port, port_open
-from gateway.process.settings import Settings
+from gateway.process.settings import Settings, from_env
 from gateway.store.db import make_session_factory
 from gateway.store.models import Device, Reading
 from gateway.store.region import load_region
@@ -105,11 +107,11 @@ def test_bad_options_are_refused(change: dict[str, object], message: str) -> Non
 def test_credentials_come_from_a_file_then_the_environment_then_the_url(tmp_path: Path) -> None:
     creds = tmp_path / "bridge.creds"
     creds.write_text("from-file:pw1\n")
-    env = {"RHIZOME_BRIDGE_USERNAME": "from-env", "RHIZOME_BRIDGE_PASSWORD": "pw2"}
+    env = from_env({"RHIZOME_BRIDGE_USERNAME": "from-env", "RHIZOME_BRIDGE_PASSWORD": "pw2"})
     url = "mqtt://from-url:pw3@region.example:1884"
     assert regional_target(url, creds, env).username == "from-file"
     assert regional_target(url, None, env).password == "pw2"
-    target = regional_target(url, None, {})
+    target = regional_target(url, None, from_env({}))
     assert (target.username, target.host, target.port) == ("from-url", "region.example", 1884)
     creds.write_text("no-colon\n")
     with pytest.raises(ValueError, match="user:password"):

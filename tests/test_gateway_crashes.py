@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from gateway.contract.protocol import MqttTarget
+from gateway.contract.target import MqttTarget
 from tests.conftest import ShippedBroker
 from tests.gateway_procs import (
     Gateway,

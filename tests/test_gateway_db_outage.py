@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from gateway.contract.protocol import MqttTarget
+from gateway.contract.target import MqttTarget
 from gateway.process.procutil import free_port
 from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade

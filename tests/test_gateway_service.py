@@ -15,7 +15,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from gateway.contract.client import make_client
-from gateway.contract.protocol import QOS, StateMessage, Telemetry, encode
+from gateway.contract.payloads import StateMessage, Telemetry, encode
+from gateway.contract.topics import QOS
 from gateway.ingest.service import GatewayService
 from gateway.process.settings import Settings
 from gateway.store.db import make_session_factory

@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import INTERNAL_EVENTS, StateMessage, Telemetry, encode
+from gateway.contract.payloads import StateMessage, Telemetry, encode
+from gateway.contract.topics import INTERNAL_EVENTS
 from gateway.ingest.messages import Ingestor, RawMessage
 from gateway.store.db import make_session_factory
 from gateway.store.models import Device, Fault, OutboxMessage, RepairTask, TaskEvent
-from gateway.store.region import load_region
-from tests.conftest import tiny_region_data
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 TOPIC = "rhizome/v1/utuado/pump-1/utuado-pump-1-pump/telemetry"
@@ -27,15 +26,6 @@ OK = {
     "motor_current_a": 8.0,
 }
 BROKEN = {**OK, "flow_lpm": 0.0, "pressure_kpa": 15.0}
-
-
-@pytest.fixture
-def store(sqlite_engine: Engine) -> tuple[Engine, Ingestor]:
-    with make_session_factory(sqlite_engine).begin() as session:
-        load_region(session, tiny_region_data())
-        ingestor = Ingestor(sqlite_engine)
-        ingestor.refresh(session)
-    return sqlite_engine, ingestor
 
 
 class Pump:
@@ -56,9 +46,9 @@ class Pump:
 
 
 def test_pump_failure_opens_one_fault_one_task_and_alerts_then_the_data_closes_it(
-    store: tuple[Engine, Ingestor],
+    ingest_store: tuple[Engine, Ingestor],
 ) -> None:
-    engine, ingestor = store
+    engine, ingestor = ingest_store
     pump = Pump(engine, ingestor)
     pump.run(120, OK)
     pump.run(600, BROKEN)  # ten minutes of a broken pump: still ONE incident
@@ -74,7 +64,8 @@ def test_pump_failure_opens_one_fault_one_task_and_alerts_then_the_data_closes_i
         alerts = {m.topic: json.loads(m.payload) for m in session.scalars(select(OutboxMessage))}
         assert alerts["rhizome/v1/alerts/utuado"]["type"] == "fault"
         assert alerts["rhizome/v1/alerts/utuado"]["task_id"] == task.id
-        assert alerts[INTERNAL_EVENTS] == {"type": "task_created", "task_id": task.id, "fault_id": fault.id}
+        created = {k: v for k, v in alerts[INTERNAL_EVENTS].items() if k != "ts"}
+        assert created == {"v": 1, "type": "task_created", "task_id": task.id, "fault_id": fault.id}
 
     pump.run(200, OK)  # not yet five minutes of normal flow: the task stays open
     with Session(engine) as session:
@@ -94,9 +85,9 @@ def test_pump_failure_opens_one_fault_one_task_and_alerts_then_the_data_closes_i
 
 
 def test_a_silent_pump_goes_stale_within_twice_its_interval_and_data_clears_it(
-    store: tuple[Engine, Ingestor],
+    ingest_store: tuple[Engine, Ingestor],
 ) -> None:
-    engine, ingestor = store
+    engine, ingestor = ingest_store
     pump = Pump(engine, ingestor)
     pump.run(30, OK)
     last = pump.clock
@@ -126,11 +117,11 @@ STATE_TOPIC = TOPIC.replace("/telemetry", "/state")
 
 @pytest.mark.parametrize("restart", [False, True])
 def test_a_pump_that_lost_power_is_offline_then_a_silent_fault_and_a_clean_stop_is_not(
-    store: tuple[Engine, Ingestor], restart: bool
+    ingest_store: tuple[Engine, Ingestor], restart: bool
 ) -> None:
     """The broker's last will says `offline`; a pump that stays away as long as a silent one would is a
     repair task (it lost power or its link), while a clean stop is someone's decision and opens nothing."""
-    engine, ingestor = store
+    engine, ingestor = ingest_store
     pump = Pump(engine, ingestor)
     sessions = make_session_factory(engine)
 
@@ -182,9 +173,9 @@ def test_a_pump_that_lost_power_is_offline_then_a_silent_fault_and_a_clean_stop_
 
 
 def test_a_gateway_restart_keeps_the_open_incident(
-    store: tuple[Engine, Ingestor], sqlite_engine: Engine
+    ingest_store: tuple[Engine, Ingestor], sqlite_engine: Engine
 ) -> None:
-    engine, ingestor = store
+    engine, ingestor = ingest_store
     pump = Pump(engine, ingestor)
     pump.run(120, BROKEN)
     restarted = Ingestor(engine)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import StateMessage, StockReport, Telemetry, encode
+from gateway.contract.payloads import StateMessage, StockReport, Telemetry, encode
 from gateway.ingest.messages import Ingestor, RawMessage
 from gateway.store.db import make_session_factory
 from gateway.store.models import DeadLetter, Device, DeviceStateChange, Reading, Stock, StockLedgerEntry
@@ -20,15 +20,6 @@ from tests.conftest import tiny_region_data
 NOW = datetime.now(UTC).replace(microsecond=0)
 PUMP = "rhizome/v1/utuado/pump-1/utuado-pump-1-pump"
 HUB = "rhizome/v1/utuado/hub/utuado-hub-stock"
-
-
-@pytest.fixture
-def store(sqlite_engine: Engine) -> tuple[Engine, Ingestor]:
-    with make_session_factory(sqlite_engine).begin() as session:
-        load_region(session, tiny_region_data())
-        ingestor = Ingestor(sqlite_engine)
-        ingestor.refresh(session)
-    return sqlite_engine, ingestor
 
 
 def feed(engine: Engine, ingestor: Ingestor, *messages: tuple[str, bytes]):  # type: ignore[no-untyped-def]
@@ -50,8 +41,8 @@ def count(session: Session, model: type) -> int:
     return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def test_readings_are_stored_once_even_when_redelivered(store: tuple[Engine, Ingestor]) -> None:
-    engine, ingestor = store
+def test_readings_are_stored_once_even_when_redelivered(ingest_store: tuple[Engine, Ingestor]) -> None:
+    engine, ingestor = ingest_store
     first = feed(engine, ingestor, (f"{PUMP}/telemetry", telemetry(1)), (f"{PUMP}/telemetry", telemetry(2)))
     again = feed(engine, ingestor, (f"{PUMP}/telemetry", telemetry(2)))
     assert (first.stored, again.stored, again.duplicates) == (2, 0, 1)
@@ -61,8 +52,8 @@ def test_readings_are_stored_once_even_when_redelivered(store: tuple[Engine, Ing
         assert (device.state, device.last_seq) == ("online", 2)
 
 
-def test_stock_report_updates_stock_and_appends_to_the_ledger(store: tuple[Engine, Ingestor]) -> None:
-    engine, ingestor = store
+def test_stock_report_updates_stock_and_appends_to_the_ledger(ingest_store: tuple[Engine, Ingestor]) -> None:
+    engine, ingestor = ingest_store
     feed(engine, ingestor, (f"{HUB}/stock", stock(5, water=650, rice=200)))
     feed(engine, ingestor, (f"{HUB}/stock", stock(4, water=999)))  # late store-and-forward report
     with Session(engine) as session:
@@ -81,21 +72,21 @@ def test_stock_report_updates_stock_and_appends_to_the_ledger(store: tuple[Engin
         ]  # rice unchanged: no entry
 
 
-def test_the_ledger_is_append_only_in_the_database(store: tuple[Engine, Ingestor]) -> None:
-    engine, _ = store
+def test_the_ledger_is_append_only_in_the_database(ingest_store: tuple[Engine, Ingestor]) -> None:
+    engine, _ = ingest_store
     for statement in ("UPDATE stock_ledger SET delta = 0", "DELETE FROM stock_ledger"):
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
             connection.execute(text(statement))
 
 
-def test_negative_stock_is_refused_by_the_database(store: tuple[Engine, Ingestor]) -> None:
-    engine, _ = store
+def test_negative_stock_is_refused_by_the_database(ingest_store: tuple[Engine, Ingestor]) -> None:
+    engine, _ = ingest_store
     with pytest.raises(DBAPIError), Session(engine) as session, session.begin():
         session.scalars(select(Stock)).first().quantity = -1  # type: ignore[union-attr]
 
 
-def test_birth_and_will_are_paired_by_session(store: tuple[Engine, Ingestor]) -> None:
-    engine, ingestor = store
+def test_birth_and_will_are_paired_by_session(ingest_store: tuple[Engine, Ingestor]) -> None:
+    engine, ingestor = ingest_store
     state = f"{PUMP}/state"
     feed(engine, ingestor, (state, encode(StateMessage("online", 2))))
     feed(engine, ingestor, (state, encode(StateMessage("offline", 1))))  # a late will of session 1: ignored
@@ -124,9 +115,9 @@ def test_birth_and_will_are_paired_by_session(store: tuple[Engine, Ingestor]) ->
     ],
 )
 def test_bad_messages_are_dead_lettered_byte_for_byte(
-    store: tuple[Engine, Ingestor], topic: str, payload: bytes, reason: str
+    ingest_store: tuple[Engine, Ingestor], topic: str, payload: bytes, reason: str
 ) -> None:
-    engine, ingestor = store
+    engine, ingestor = ingest_store
     result = feed(engine, ingestor, (topic, payload), (f"{PUMP}/telemetry", telemetry(9)))
     assert result.dead_letters == {reason: 1}
     assert result.stored == 1  # the good message next to it is kept
@@ -136,8 +127,8 @@ def test_bad_messages_are_dead_lettered_byte_for_byte(
         assert letter.detail
 
 
-def test_a_device_provisioned_after_start_is_found(store: tuple[Engine, Ingestor]) -> None:
-    engine, ingestor = store
+def test_a_device_provisioned_after_start_is_found(ingest_store: tuple[Engine, Ingestor]) -> None:
+    engine, ingestor = ingest_store
     data = tiny_region_data()
     data["communities"][1]["sites"][0]["devices"].append(  # type: ignore[index]
         {"slug": "jayuya-hub-cold", "kind": "cold_room", "interval_s": 60}
@@ -151,12 +142,12 @@ def test_a_device_provisioned_after_start_is_found(store: tuple[Engine, Ingestor
 
 
 def test_every_kind_of_bad_message_is_dead_lettered_and_good_traffic_between_them_is_stored(
-    store: tuple[Engine, Ingestor],
+    ingest_store: tuple[Engine, Ingestor],
 ) -> None:
     from tests.test_protocol import BAD
     from tests.test_protocol import NOW as PROTOCOL_NOW
 
-    engine, ingestor = store
+    engine, ingestor = ingest_store
     good_ts = PROTOCOL_NOW - timedelta(seconds=30)
     reading = encode(Telemetry(1, good_ts, {"flow_lpm": 3.0}))
     cases = [
@@ -179,8 +170,10 @@ def test_every_kind_of_bad_message_is_dead_lettered_and_good_traffic_between_the
     assert [(d.topic, d.payload, d.reason) for d in letters] == [tuple(c) for c in cases]
 
 
-def test_details_quoting_nul_or_lone_surrogates_are_stored_escaped(store: tuple[Engine, Ingestor]) -> None:
-    engine, ingestor = store
+def test_details_quoting_nul_or_lone_surrogates_are_stored_escaped(
+    ingest_store: tuple[Engine, Ingestor],
+) -> None:
+    engine, ingestor = ingest_store
     cases = [
         b'{"v":1,"seq":1,"ts":"2026-01-01T00:00:00Z","metrics":{"\\ud800":1}}',  # unknown_metric names it
         b'{"v":1,"seq":1,"ts":"2026-01-01T00:00:00Z","metrics":{"flow_lpm":1},"\\u0000":2}',  # field_unknown
@@ -193,14 +186,14 @@ def test_details_quoting_nul_or_lone_surrogates_are_stored_escaped(store: tuple[
 
 
 def test_a_validator_bug_dead_letters_the_message_instead_of_crashing(
-    store: tuple[Engine, Ingestor], monkeypatch: pytest.MonkeyPatch
+    ingest_store: tuple[Engine, Ingestor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import gateway.ingest.messages
 
     def broken(topic: str, payload: bytes, *, now: datetime | None = None) -> None:
         raise OverflowError("date value out of range")
 
-    engine, ingestor = store
+    engine, ingestor = ingest_store
     monkeypatch.setattr(gateway.ingest.messages, "parse_message", broken)
     result = feed(engine, ingestor, (f"{PUMP}/telemetry", telemetry(1)))
     assert result.dead_letters == {"parser_error": 1}

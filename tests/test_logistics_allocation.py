@@ -11,16 +11,16 @@ import pytest
 
 from bench.synthetic.allocation import synthetic_input
 from gateway.store.models.vocab import GOOD_SECTORS
-from logistics.allocation.data import SECTOR_PRIORITY
-from logistics.allocation.network import build_network
-from logistics.allocation.solve import (
+from logistics.allocation import (
     NO_LANE,
     NO_SHORTAGE,
+    SECTOR_PRIORITY,
     AllocationInput,
     GoodInfo,
     Holding,
     Place,
     build_allocation_model,
+    build_network,
     solve_allocation,
 )
 from logistics.common.errors import PlanningError

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 import logistics.service
 from gateway.process.cli import main
-from gateway.store.db import make_engine, make_session_factory
+from gateway.store.db import make_session_factory
 from gateway.store.models import (
     Base,
     Community,
@@ -29,15 +29,14 @@ from gateway.store.models import (
     Vehicle,
 )
 from gateway.store.region import load_region
-from logistics.allocation.solve import AllocationInput, AllocationPlan, PlannedShipment, solve_allocation
+from logistics.allocation import AllocationInput, AllocationPlan, PlannedShipment, solve_allocation
 from logistics.common.errors import PlanningError
 from logistics.loaders.allocation import load_allocation_input, save_plan, use_rates
 from logistics.service import plan_once, run_loop
-from tests.conftest import tiny_region_data
+from tests.conftest import Store, tiny_region_data
 
 # Supply 60 rice (80 held, target 20) against two shortages of 28 and 40: everyone gets 60/68 of the need.
 SHARE = 60 / 68
-Store = tuple[sessionmaker[Session], dict[str, int]]
 
 
 def fill(session: Session) -> dict[str, int]:
@@ -70,18 +69,6 @@ def fill(session: Session) -> dict[str, int]:
         ]
     )
     return ids
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    """An in-memory SQLite store with the schema and the rows of `fill`."""
-    engine = make_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    sessions = make_session_factory(engine)
-    with sessions.begin() as session:
-        ids = fill(session)
-    yield sessions, ids
-    engine.dispose()
 
 
 def count(session: Session, model: type[Base], *where: object) -> int:
@@ -295,23 +282,26 @@ def test_a_plan_for_a_siteless_community_is_refused_whole(store: Store) -> None:
         )
 
 
-class StopAfter(threading.Event):
-    """A stop event that sets itself after `runs` waits, so the loop ends without signals or sleeping."""
+def stop_after_runs(monkeypatch: pytest.MonkeyPatch, runs: int) -> threading.Event:
+    """A stop that sets itself as the loop's `runs`-th planning run ends (failed or not): no signals."""
+    stop, real, ended = threading.Event(), logistics.service.plan_once, []
 
-    def __init__(self, runs: int) -> None:
-        super().__init__()
-        self.runs = runs
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real(*args, **kwargs)
+        finally:
+            ended.append(1)
+            if len(ended) >= runs:
+                stop.set()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        self.runs -= 1
-        if self.runs <= 0:
-            self.set()
-        return self.is_set()
+    monkeypatch.setattr(logistics.service, "plan_once", counted)
+    return stop
 
 
-def test_loop_plans_until_stopped(store: Store) -> None:
+def test_loop_plans_until_stopped(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     sessions, _ = store
-    assert run_loop(sessions, interval_s=60.0, time_limit_s=10.0, stop=StopAfter(2), poll_s=60.0) == 2
+    stop = stop_after_runs(monkeypatch, 2)
+    assert run_loop(sessions, interval_s=0.2, time_limit_s=10.0, stop=stop) == 2  # no broker: the timer
     with sessions.begin() as session:
         assert count(session, DeliveryPlan) == 1  # the second run found the same plan
 
@@ -329,7 +319,8 @@ def test_a_failed_run_is_logged_and_the_loop_goes_on(
         return real(data, time_limit_s)
 
     monkeypatch.setattr(logistics.service, "solve_allocation", flaky)
-    assert run_loop(sessions, interval_s=60.0, time_limit_s=10.0, stop=StopAfter(2), poll_s=60.0) == 1
+    stop = stop_after_runs(monkeypatch, 2)
+    assert run_loop(sessions, interval_s=0.2, time_limit_s=10.0, stop=stop) == 1
     assert "planning run failed: fairness: solver status 'Stopped': time limit" in caplog.text
     with sessions.begin() as session:
         assert count(session, DeliveryPlan) == 1

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import community_alerts_topic, member_alerts_topic
+from gateway.contract.errors import InvalidInput, NotFound
+from gateway.contract.topics import INTERNAL_EVENTS, community_alerts_topic, member_alerts_topic
 from gateway.process.cli import main
-from gateway.store.db import make_engine, make_session_factory
+from gateway.store.db import make_session_factory
 from gateway.store.models import (
-    Base,
     Community,
     ContributedHours,
     Member,
@@ -24,10 +23,11 @@ from gateway.store.models import (
     Site,
     TaskEvent,
 )
+from gateway.store.tasks import decline as decline_task
 from logistics.loaders.repairs import load_repair_input
-from logistics.repairs.data import CrewMember, RepairInput, RepairJob, hours_until_available
-from logistics.repairs.solve import solve_repairs
+from logistics.repairs import CrewMember, RepairInput, RepairJob, hours_until_available, solve_repairs
 from logistics.service import assign_once, decline_and_replan
+from tests.conftest import Store
 
 TOWNS = {1: (18.20, -66.50), 2: (18.30, -66.50), 3: (18.60, -66.50)}  # 2 is 11 km from 1, 3 is 44 km
 
@@ -184,8 +184,6 @@ def test_malformed_availability_is_rejected(window: dict[str, object]) -> None:
 
 # --- against the store ------------------------------------------------------------------------------------
 
-Store = tuple[sessionmaker[Session], dict[str, int]]
-
 
 def fill(session: Session) -> dict[str, int]:
     """Two towns 11 km apart; Ana (rested) and Beto (tired) in the first, a pump with an open task."""
@@ -215,17 +213,6 @@ def fill(session: Session) -> dict[str, int]:
     session.flush()
     ids["task"] = broken.id
     return ids
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    engine = make_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    sessions = make_session_factory(engine)
-    with sessions.begin() as session:
-        ids = fill(session)
-    yield sessions, ids
-    engine.dispose()
 
 
 def alerts(session: Session, topic: str) -> list[dict[str, object]]:
@@ -280,13 +267,41 @@ def test_assign_decline_reassign_then_escalate(store: Store) -> None:
     # A later run keeps trying but does not announce the escalation again.
     assert assign_once(sessions, time_limit_s=10).escalated == 0
     with sessions.begin() as session:
-        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 3
+        published = select(func.count()).select_from(OutboxMessage)
+        assert session.scalar(published.where(OutboxMessage.topic != INTERNAL_EVENTS)) == 3
+        # ...and each of the five moves (assign, decline, assign, decline, escalate) told the other processes.
+        assert session.scalar(published.where(OutboxMessage.topic == INTERNAL_EVENTS)) == 5
 
 
 def test_declining_a_task_not_assigned_to_you_is_refused(store: Store) -> None:
+    """The planner's decline is the crew page's: a task not yours is not found, and a reason is needed."""
     sessions, ids = store
-    with pytest.raises(ValueError, match="not assigned"):
+    with pytest.raises(NotFound, match="no such task among yours"):
+        decline_and_replan(sessions, ids["task"], ids["Beto"], "no parts")
+    with pytest.raises(InvalidInput, match="say why you decline"):
         decline_and_replan(sessions, ids["task"], ids["Beto"])
+    with sessions.begin() as session:
+        assert events(session, ids["task"]) == []
+
+
+def test_a_declined_task_is_open_again_and_a_long_reason_is_refused(store: Store) -> None:
+    """Declining through the planner checks the reason like the crew page (at most 500 characters, not cut)
+    and stamps the task's updated_at."""
+    sessions, ids = store
+    assign_once(sessions, time_limit_s=10)
+    with sessions.begin() as session:
+        before = session.get(RepairTask, ids["task"]).updated_at  # type: ignore[union-attr]
+    with pytest.raises(InvalidInput, match="longer than 500"):
+        decline_and_replan(sessions, ids["task"], ids["Ana"], "x" * 501, time_limit_s=10)
+    with sessions.begin() as session:
+        decline_task(session, ids["task"], ids["Ana"], "x" * 500)
+    with sessions.begin() as session:
+        row = session.get(RepairTask, ids["task"])
+        assert row is not None and row.status == "open"
+        assert (row.assigned_member_id, row.explanation) == (None, None)
+        assert row.updated_at > before
+        (reason,) = session.scalars(select(TaskEvent.reason).where(TaskEvent.event == "declined")).all()
+        assert reason == "x" * 500
 
 
 def test_plan_repairs_command(engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:

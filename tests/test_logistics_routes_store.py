@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import member_routes_topic
+from gateway.contract.topics import member_routes_topic
 from gateway.process.cli import main
-from gateway.store.db import make_engine, make_session_factory
+from gateway.store.db import make_session_factory
 from gateway.store.models import (
-    Base,
     Community,
     DeliveryPlan,
     Good,
@@ -27,8 +25,7 @@ from gateway.store.models import (
 )
 from logistics.loaders.routing import load_routing_input
 from logistics.service import route_once
-
-Store = tuple[sessionmaker[Session], dict[str, int]]
+from tests.conftest import Store
 
 
 def fill(session: Session) -> dict[str, int]:
@@ -74,17 +71,6 @@ def fill(session: Session) -> dict[str, int]:
     session.flush()
     ids |= {"driver": driver.id, "plan": plan.id} | {f"shipment{i}": s.id for i, s in enumerate(shipments)}
     return ids
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    engine = make_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    sessions = make_session_factory(engine)
-    with sessions.begin() as session:
-        ids = fill(session)
-    yield sessions, ids
-    engine.dispose()
 
 
 def test_loader_turns_shipments_into_kg_requests_and_drivers_into_vehicles(store: Store) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gateway.contract.errors import InvalidInput, RhizomeError
 from gateway.process.cli import main
 from logistics.common.errors import PlanningError
-from logistics.routing.set_partition import PoolColumn, build_partition_model, solve_partition
-from logistics.routing.solve import (
+from logistics.routing import (
     PlannedRoute,
     Request,
     RoutingInput,
@@ -22,9 +22,11 @@ from logistics.routing.solve import (
     Stop,
     VehicleSpec,
     check_plan,
+    read_instance,
     solve_routing,
 )
-from logistics.routing.vrpfile import parse_cvrplib, parse_lilim, read_instance
+from logistics.routing.set_partition import PoolColumn, build_partition_model, solve_partition
+from logistics.routing.vrpfile import parse_cvrplib, parse_lilim
 
 FAST = {"time_limit_s": 5.0, "seed": 1, "max_iterations": 3000}
 
@@ -350,6 +352,18 @@ def test_no_first_solution_in_time_is_an_error_not_a_partial_plan() -> None:
         solve_routing(data, time_limit_s=1e-9)
     with pytest.raises(ValueError, match="time limit"):
         solve_routing(data, time_limit_s=0)
+
+
+def test_the_planners_errors_belong_to_rhizomes_error_tree() -> None:
+    # Bad input is InvalidInput (still a ValueError); a plan the solver cannot prove is a PlanningError.
+    assert issubclass(PlanningError, RhizomeError) and issubclass(InvalidInput, ValueError)
+    data = RoutingInput(line([0, 1]), [Request(delivery=1, load=1)], [VehicleSpec(0, 0, 5)])
+    with pytest.raises(InvalidInput, match="time limit"):
+        solve_routing(data, time_limit_s=math.inf)
+    with pytest.raises(InvalidInput, match="capacity must be > 0"):
+        VehicleSpec(0, 0, 0)
+    with pytest.raises(InvalidInput, match="not a Li & Lim file"):
+        parse_lilim("no numbers here", "broken")
 
 
 def test_the_planner_loop_stops_early_on_small_problems() -> None:

@@ -64,6 +64,7 @@ def describe(engine: Engine) -> dict[str, Any]:
     return schema
 
 
+@pytest.mark.postgres
 def test_empty_sqlite_and_postgresql_upgrade_to_the_same_schema(tmp_path: Path, postgres_url: str) -> None:
     sqlite = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
     postgres = make_engine(postgres_url)
@@ -78,7 +79,7 @@ def test_empty_sqlite_and_postgresql_upgrade_to_the_same_schema(tmp_path: Path, 
         postgres.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_migrations_match_the_models(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     engine = make_engine(url)

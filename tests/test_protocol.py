@@ -11,19 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.contract.protocol import (
+from gateway.contract.payloads import (
     MAX_PAYLOAD_BYTES,
     METRICS,
-    MqttTarget,
-    ProtocolError,
     StateMessage,
     StockReport,
     Telemetry,
-    Topic,
     encode,
     parse_message,
-    shared_filter,
 )
+from gateway.contract.reasons import ProtocolError
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import Topic, shared_filter
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TS = "2026-11-26T11:59:00Z"
@@ -110,7 +109,7 @@ def test_bad_messages_are_rejected_with_their_reason(topic: str, raw: bytes, rea
 def test_every_reason_of_the_contract_is_exercised() -> None:
     from typing import get_args
 
-    from gateway.contract.protocol import Reason
+    from gateway.contract.reasons import Reason
 
     assert {b[2] for b in BAD} == set(get_args(Reason))
 

@@ -25,7 +25,7 @@ from gateway.broker.files import (
     render_acl_file,
     write_broker_files,
 )
-from gateway.process.cli import build_parser, main
+from gateway.process.cli import main, parse
 from gateway.store.db import make_session_factory
 from gateway.store.models import BrokerCredential, Device, Member
 from gateway.store.region import load_region
@@ -120,6 +120,7 @@ def test_acl_gives_each_account_only_its_own_topics(session: Session) -> None:
         ],
         "user gateway.main": [
             "topic read rhizome/v1/+/+/+/+",
+            "topic read rhizome/v1/internal/events",  # the planner and dashboard use system accounts too
             "topic write rhizome/v1/alerts/+",
             "topic write rhizome/v1/members/+/alerts",
             "topic write rhizome/v1/members/+/routes",
@@ -164,6 +165,7 @@ def test_reload_refuses_a_missing_or_bogus_pid_file(tmp_path: Path) -> None:
         reload_broker(tmp_path / "init.pid")
 
 
+@pytest.mark.slow
 def test_reload_sends_sighup(tmp_path: Path) -> None:
     child = subprocess.Popen(
         [
@@ -188,8 +190,9 @@ def test_reload_sends_sighup(tmp_path: Path) -> None:
 
 
 def test_the_cli_sits_under_devices_and_refuses_an_empty_rotate(tmp_path: Path) -> None:
-    args = build_parser().parse_args(["devices", "revoke", PUMP, "--member", "3", "--gateway", "main"])
-    assert (args.action, args.slugs, args.member, args.gateway) == ("revoke", [PUMP], [3], ["main"])
+    ctx = parse(["devices", "revoke", PUMP, "--member", "3", "--gateway", "main"])
+    assert ctx.command.name == "revoke" and ctx.parent is not None and ctx.parent.info_name == "devices"
+    assert (ctx.params["slugs"], ctx.params["member"], ctx.params["gateway"]) == ((PUMP,), (3,), ("main",))
     db = f"sqlite:///{tmp_path / 'r.db'}"
     assert main(["--db", db, "--data-dir", str(tmp_path), "db", "upgrade"]) == 0
     assert main(["--db", db, "--data-dir", str(tmp_path), "devices", "rotate"]) == 1

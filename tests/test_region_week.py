@@ -17,7 +17,6 @@ from gateway.process.settings import Settings
 from gateway.store.region import read_region, sample_region_path
 from tests.conftest import Broker
 
-pytestmark = [pytest.mark.network]
 COMMUNITIES = {"utuado", "adjuntas", "lares", "jayuya", "ponce", "humacao", "yauco"}
 EVENTS = [
     {"at": "1h", "device": "utuado-pump-1-pump", "event": "pump_failure"},
@@ -44,6 +43,8 @@ def test_rules_and_intervals_are_scaled_by_the_speed() -> None:
     assert intervals == {MIN_STORE_INTERVAL_S}
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_a_short_week_closes_every_scripted_fault_through_the_real_chain(
     broker: Broker, database_url: str, tmp_path: Path
 ) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from gateway.contract.client import connect, make_client
-from gateway.contract.protocol import member_alerts_topic
+from gateway.contract.topics import member_alerts_topic
 from gateway.ingest.service import GatewayService
 from gateway.process.settings import Settings
 from gateway.store.db import make_session_factory

@@ -21,14 +21,15 @@ from sqlalchemy.orm import Session
 from devices.client import DeviceClient
 from gateway.broker.accounts import Issued, provision, revoke
 from gateway.broker.files import reload_broker, write_broker_files
-from gateway.contract.protocol import (
+from gateway.contract.events import TaskCreated, encode_event
+from gateway.contract.payloads import Telemetry, encode
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import (
+    INTERNAL_EVENTS,
     UPSTREAM_FILTER,
-    MqttTarget,
-    Telemetry,
     Topic,
     command_topic,
     community_alerts_topic,
-    encode,
     member_alerts_topic,
     member_routes_topic,
 )
@@ -147,6 +148,32 @@ def test_a_member_app_reads_only_its_own_alerts_routes_and_community(secured: Se
     time.sleep(0.3)
     assert [t for t, _ in app.messages] == own
     assert app.publish(member_alerts_topic(secured.ana), b"{}") == "Not authorized"
+
+
+def test_only_the_gateway_publishes_internal_events_and_only_system_accounts_read_them(
+    secured: Secured,
+) -> None:
+    # The planner and the dashboard connect with a system account, as the gateway does (their own in
+    # production, `gateway.<name>`: the same kind, so the same topics).
+    planner, gateway = secured.probe("gateway.main"), secured.probe("gateway.main")
+    app, pump = secured.probe(f"member.{secured.ana}"), secured.probe(PUMP[2])
+    forger_app, forger_pump = secured.probe(f"member.{secured.ana}"), secured.probe(PUMP[2])
+    assert all(p.connected() for p in (planner, gateway, app, pump, forger_app, forger_pump))
+    event = encode_event(TaskCreated(task_id=7, fault_id=3, at=datetime.now(UTC)))
+    assert forger_pump.publish(INTERNAL_EVENTS, b"{}") == "Not authorized"
+    assert forger_app.publish(INTERNAL_EVENTS, b"{}") == "Not authorized"
+    for probe in (planner, app, pump):
+        probe.subscribe("rhizome/v1/#")  # the broker delivers only what each may read
+    assert gateway.publish(INTERNAL_EVENTS, event) == "accepted"  # the outbox relay's account
+    # Each probe's own topic last: once it arrived, the event would have too.
+    assert gateway.publish(member_alerts_topic(secured.ana), b"own") == "accepted"
+    assert gateway.publish(command_topic(*PUMP), b"{}") == "accepted"
+    assert planner.wait(lambda: any(t == INTERNAL_EVENTS for t, _ in planner.messages))
+    assert app.wait(lambda: len(app.messages) >= 1) and pump.wait(lambda: len(pump.messages) >= 1)
+    time.sleep(0.3)
+    assert [m for m in planner.messages if m[0] == INTERNAL_EVENTS] == [(INTERNAL_EVENTS, event)]
+    assert [t for t, _ in app.messages] == [member_alerts_topic(secured.ana)]
+    assert [t for t, _ in pump.messages] == [command_topic(*PUMP)]
 
 
 def test_bad_credentials_are_refused(secured: Secured) -> None:

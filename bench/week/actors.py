@@ -28,8 +28,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.week.webclient import DashboardClient, DashboardError
 from gateway.contract.client import connect, make_client
-from gateway.contract.protocol import QOS, ROOT, MqttTarget, sim_control_topic
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import QOS, ROOT, sim_control_topic
 from gateway.store.models import Device, Fault, Good, Member, RepairTask, RouteStop, Shipment, Site, Stock
+from logistics.common.geo import haversine_km
 
 log = logging.getLogger(__name__)
 ROAD_FACTOR: Final = 1.35  # road km per straight-line km in the mountains
@@ -87,16 +89,6 @@ class Tally:
     routes_skipped: int = 0
     stops: int = 0
     failed_stops: int = 0
-
-
-def km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in km."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = (
-        math.sin((p2 - p1) / 2) ** 2
-        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 6371.0 * 2 * math.asin(math.sqrt(min(1.0, a)))
 
 
 @dataclass
@@ -200,7 +192,7 @@ class People:
             fault = session.get(Fault, task.fault_id) if task.fault_id is not None else None
             device = session.get(Device, fault.device_id) if fault is not None else None
             assert site is not None
-            distance = km(member.lat, member.lon, site.lat, site.lon) * ROAD_FACTOR
+            distance = haversine_km(member.lat, member.lon, site.lat, site.lon) * ROAD_FACTOR
             kind, slug = (fault.kind if fault else ""), (device.slug if device else None)
         respond_s = rng.uniform(*b.respond_min) * 60
         roll = rng.random()
@@ -294,7 +286,7 @@ class People:
                     )
                 )
                 here = (site.lat, site.lon)
-                stops[-1] = (*stops[-1][:6], km(*stops[-1][6], *here) * ROAD_FACTOR)
+                stops[-1] = (*stops[-1][:6], haversine_km(*stops[-1][6], *here) * ROAD_FACTOR)
         self.tally.routes_driven += 1
         due = time.monotonic()
         for stop_id, shipment_id, action, device, good, quantity, leg_km in stops:

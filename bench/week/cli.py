@@ -1,4 +1,5 @@
-"""`rhizome scenario run FILE`: a simulated week (or any span) of the region, measured and reported."""
+"""The options and the run of bench/region_week.py: a simulated week (or any span) of the region, measured
+and reported."""
 
 from __future__ import annotations
 
@@ -30,25 +31,8 @@ JSON_KEYS = (
 )
 
 
-def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add `rhizome scenario run`."""
-    scenario = commands.add_parser(
-        "scenario", help="run the whole system through a fault scenario and measure it"
-    )
-    actions = scenario.add_subparsers(title="scenario commands", metavar="CMD")
-    run = actions.add_parser(
-        "run",
-        help="a simulated week of the region: faults, crews, deliveries; figures from the store",
-        description="Starts broker (embedded unless RHIZOME_MQTT_URL), gateway, planner, dashboard and the "
-        "device simulator on a fresh store (SQLite in the data dir unless RHIZOME_DATABASE_URL names an "
-        "empty database), runs FILE at --speed with simulated crews and drivers, and writes the report.",
-    )
-    add_arguments(run)
-    run.set_defaults(handler=run_command)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared by `rhizome scenario run` and bench/region_week.py."""
+    """The options of bench/region_week.py: the scenario FILE, the region, the span, speed, seed, report."""
     parser.add_argument(
         "file",
         type=Path,
@@ -69,13 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("docs/reports/region_week.md"),
         help="Markdown report; the PNGs go next to it [docs/reports/region_week.md]",
     )
-
-
-def run_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Handler: run, measure, report; the last stdout line is the JSON figures."""
-    figures = run_and_report(settings, config_of(args), args.report)
-    print(measure.dumps(figures))
-    return 0
 
 
 def config_of(args: argparse.Namespace) -> WeekConfig:

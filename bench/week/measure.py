@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import FAULTS, parse_duration
+from gateway.contract.scenarios import FAULTS, parse_duration
 from gateway.store.models import (
     Community,
     DeadLetter,

@@ -14,7 +14,7 @@ from dashboard.read import mapdata, progress, queries
 from dashboard.read.queries import CommunitySummary, DeviceRow, GoodLevel
 from dashboard.web.auth import current_account
 from dashboard.web.store import get_session
-from gateway.contract.protocol import is_slug
+from gateway.contract.topics import is_slug
 from gateway.store.models import Community, Good
 from gateway.store.models.vocab import DEVICE_KINDS, DEVICE_STATES
 

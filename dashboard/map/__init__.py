@@ -1,1 +1,1 @@
-"""The regional map: folium frame, local assets, vendoring."""
+"""The regional map: its data for static/js/map.js (render.py) and its two vendored libraries (vendor.py)."""

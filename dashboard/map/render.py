@@ -1,49 +1,37 @@
-"""The regional map: communities by worst shortage, sites by sensor state, repair tasks, delivery flows.
+"""The regional map as data: communities by worst shortage, sites by sensor state, repair tasks, flows.
 
-Folium draws the frame (map, tiles, legend, layer control); the data layers are built in the browser by
-the app's own `static/js/map.js` (sites clustered, popups only when opened). Their data never passes through
-folium: branca renders each element's script *as a Jinja template*, so a community named `{{ 7*7 }}` would
-be evaluated on the server. Instead the page carries the small layers as JSON data blocks
-(`MapParts.data`, written by the page template) and the sites, the layer that reaches 50,000 rows, come
-from `/map/sites.json` as flat arrays. Names reach the DOM only as text. Anything folium itself renders
-(the tile attribution) goes through `escape_text`.
+The app's own `static/js/map.js` draws everything (the Leaflet map, tiles, scale, legend, layer control and
+the four data layers); this module only turns query results into the JSON it reads. The page carries the
+frame and the small layers as JSON data blocks (`<script type="application/json" id="rz-data-NAME">`), and
+the sites, the layer that reaches 50,000 rows, come from `/map/sites.json` as flat arrays. No name is ever
+part of a script: map.js reads the blocks with JSON.parse and puts names in the DOM only as text.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import folium
-from branca.element import MacroElement
-from folium.elements import JSCSSMixin
-from folium.map import Layer
-from folium.template import Template
 from markupsafe import escape
 
-from dashboard.map.assets import add_nonce, external_asset_urls, localize_assets
-from dashboard.read.mapdata import Flow, TaskPoint, worst_state
-from dashboard.read.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary, SiteSummary
+from dashboard.read.mapdata import Flow, TaskPoint
+from dashboard.read.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary
 
 LEVEL_COLOURS = {CRITICAL: "#d62728", SHORT: "#ff7f0e", OK: "#2ca02c"}
 STATE_COLOURS = {"online": "#2ca02c", "fault": "#d62728"}  # offline, stale, unknown, no sensor: grey
 GREY = "#7f7f7f"
 FLOW_COLOUR = "#1f5fa8"
+LEGEND_COLOURS = {**LEVEL_COLOURS, **STATE_COLOURS, "grey": GREY, "flow": FLOW_COLOUR}  # map.html's swatches
 MIN_FLOW_WIDTH, MAX_FLOW_WIDTH = 1.5, 9.0
 # At this zoom the site layer stops clustering: every site is drawn (streets-level view).
 DISABLE_CLUSTERING_AT_ZOOM = 13  # ~30 km across: a village's sites are apart; fewer levels to cluster
-MARKERCLUSTER_JS = (
-    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/leaflet.markercluster.js"
-)
-MARKERCLUSTER_CSS = "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/MarkerCluster.css"
 MIN_RADIUS, MAX_RADIUS = 5.0, 26.0
-# Backtick, dollar and backslash would end or interpolate folium's JS template literals; as HTML entities
-# they are inert in JavaScript and still display as themselves.
-# Braces as entities: folium text is re-read as a Jinja template by branca, where {{ }} would run.
-_TEMPLATE_LITERAL = str.maketrans({"`": "&#96;", "$": "&#36;", "\\": "&#92;", "{": "&#123;", "}": "&#125;"})
+FIT_PADDING_PX = 20
+ONE_PLACE_ZOOM = 12  # a region of one community is shown around it at this zoom
+LAYER_KINDS = ("communities", "sites", "tasks", "flows")  # the layer builders of RhizomeMap in map.js
 
 
 @dataclass(frozen=True)
@@ -52,7 +40,7 @@ class MapOptions:
 
     tile_url: str | None = None
     tile_attribution: str = "Base map tiles"
-    max_zoom: int = 18  # with tiles=None Leaflet has no max zoom, which marker clustering needs
+    max_zoom: int = 18  # without tiles Leaflet has no max zoom, which marker clustering needs
 
 
 @dataclass(frozen=True)
@@ -77,18 +65,12 @@ class MapData:
 
 @dataclass(frozen=True)
 class MapParts:
-    """A rendered map split for a page template: <head> markup, <body> markup, the script, and the layers'
-    data as (name, JSON safe inside a <script>) for `<script type="application/json" id="rz-data-NAME">`."""
+    """The map's data blocks for a page template, each (name, JSON safe inside a <script>), in page order.
 
-    header: str
-    html: str
-    script: str
-    data: tuple[tuple[str, str], ...] = ()
+    `map` is the frame (view, tiles, layers in drawing order); the others are the layers map.js reads.
+    """
 
-
-def escape_text(value: object) -> str:
-    """Escape text for folium popups and tooltips: HTML-escaped and inert inside a JS template literal."""
-    return str(escape(str(value))).translate(_TEMPLATE_LITERAL)
+    data: tuple[tuple[str, str], ...]
 
 
 def radius(population: int, largest: int) -> float:
@@ -96,14 +78,6 @@ def radius(population: int, largest: int) -> float:
     if largest <= 0:
         return MIN_RADIUS
     return MIN_RADIUS + (MAX_RADIUS - MIN_RADIUS) * math.sqrt(max(population, 0) / largest)
-
-
-LAYER_KINDS = ("communities", "sites", "tasks", "flows")  # the functions of RhizomeMap in map.js
-
-
-def site_state(site: SiteSummary) -> str:
-    """One word for a site's sensors: fault if any is faulty, online if all are, else the worst other."""
-    return worst_state(d.state for d in site.devices)
 
 
 def min_zoom(points: Sequence[tuple[float, float]]) -> int:
@@ -138,12 +112,6 @@ def script_json(value: Any) -> str:
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
-
-
-def jinja_inert_json(text: str) -> str:
-    """Compact JSON that Jinja reads as plain text: `{{`, `{%` and `{#` occur only inside its strings
-    (an object opens with `{"` or `{}`), where the second character can be a JSON escape instead."""
-    return text.replace("{{", "{\\u007b").replace("{%", "{\\u0025").replace("{#", "{\\u0023")
 
 
 def community_rows(communities: Sequence[CommunitySummary]) -> list[list[Any]]:
@@ -206,148 +174,74 @@ def flow_rows(flows: Sequence[Flow]) -> list[dict[str, Any]]:
     ]
 
 
-class DataLayer(JSCSSMixin, Layer):
-    """A layer built in the browser by `RhizomeMap.<kind>(options)` from static/js/map.js.
-
-    Its data is kept out of the folium script on purpose (see the module docstring): `data_json` goes into
-    the page's data block `rz-data-<kind>`, and a layer without data fetches its own (the sites).
-    """
-
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = RhizomeMap.{{ this.kind }}({{ this.options_json }});
-        RhizomeMap.register({{ this.kind|tojson }}, {{ this.get_name() }}, {{ this._parent.get_name() }});
-        {% endmacro %}
-        """
-    )
-
-    def __init__(
-        self,
-        kind: str,
-        data: Any,
-        name: str,
-        *,
-        options: Mapping[str, Any] | None = None,
-        clustered: bool = False,
-        show: bool = True,
-    ) -> None:
-        super().__init__(name=name, overlay=True, control=True, show=show)
-        self._name = "RhizomeLayer"
-        if kind not in LAYER_KINDS:
-            raise ValueError(f"unknown map layer {kind!r}")
-        self.kind = kind
-        self.data_json = None if data is None else script_json(data)
-        # Options are the app's own values (URLs, zoom levels), never names; made inert for Jinja anyway.
-        self.options_json = jinja_inert_json(script_json(dict(options or {})))
-        # The plugin's CDN URLs, rewritten to the vendored copies like folium's own (dashboard/map/assets.py).
-        self.default_js = [("markerclusterjs", MARKERCLUSTER_JS)] if clustered else []
-        self.default_css = [("markerclustercss", MARKERCLUSTER_CSS)] if clustered else []
-
-
-class Legend(MacroElement):
-    """A static legend as a Leaflet control (no user data in it)."""
-
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-        (function () {
-            var legend = L.control({position: "bottomright"});
-            legend.onAdd = function () {
-                var div = L.DomUtil.create("div", "rz-legend");
-                div.innerHTML = {{ this.html|tojson }};
-                return div;
-            };
-            legend.addTo({{ this._parent.get_name() }});
-        })();
-        {% endmacro %}
-        """
-    )
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._name = "Legend"
-        swatch = '<div><i style="background:{}"></i>{}</div>'
-        self.html = "".join(
-            [
-                "<strong>Communities</strong>",
-                swatch.format(LEVEL_COLOURS[CRITICAL], "essential good below minimum"),
-                swatch.format(LEVEL_COLOURS[SHORT], "other good below minimum"),
-                swatch.format(LEVEL_COLOURS[OK], "all goods at or above minimum"),
-                "<div><small>circle area: population</small></div>",
-                "<strong>Sites</strong>",
-                swatch.format(STATE_COLOURS["online"], "sensors online"),
-                swatch.format(STATE_COLOURS["fault"], "sensor fault"),
-                swatch.format(GREY, "offline, stale, unknown or no sensor"),
-                "<div><small>numbered circles: groups of sites, red if one has a fault</small></div>",
-                '<div><i class="rz-ring"></i>open repair task</div>',
-                f'<div><i class="rz-line" style="background:{FLOW_COLOUR}"></i>delivery; width: weight,'
-                " arrow: direction</div>",
-            ]
-        )
-
-
-def build_map(data: MapData, options: MapOptions) -> folium.Map:
-    """The regional map: community, site, repair-task and flow layers, a legend and a layer control."""
-    points = [(c.lat, c.lon) for c in data.communities]  # every site belongs to one
-    fmap = folium.Map(
-        minZoom=min_zoom(points),  # a map option: folium's min_zoom only reaches a tile layer (none here)
-        location=points[0] if len(points) == 1 else None,
-        zoom_start=12 if len(points) == 1 else 2,
-        tiles=None,
-        prefer_canvas=True,  # thousands of circles and lines draw faster on one canvas than as SVG nodes
-        control_scale=True,
-        maxZoom=options.max_zoom,  # with tiles=None Leaflet has no max zoom, and clustering needs one
-        zoomSnap=0.25,  # fit the region to the screen more tightly than whole zoom levels allow
-    )
-    if options.tile_url:
-        folium.TileLayer(
-            tiles=options.tile_url,
-            attr=escape_text(options.tile_attribution),
-            name="Base map",
-            max_zoom=options.max_zoom,
-        ).add_to(fmap)
+def _view(points: Sequence[tuple[float, float]], options: MapOptions) -> dict[str, Any]:
+    """Leaflet map options and the bounds to fit: the region's box, or one place at ONE_PLACE_ZOOM."""
+    one = len(points) == 1
+    view: dict[str, Any] = {
+        "center": list(points[0]) if one else [0.0, 0.0],
+        "zoom": ONE_PLACE_ZOOM if one else 1,
+        "zoomControl": True,
+        "preferCanvas": True,  # thousands of circles and lines draw faster on one canvas than as SVG nodes
+        "minZoom": min_zoom(points),
+        "maxZoom": options.max_zoom,  # without tiles Leaflet has no max zoom, and clustering needs one
+        "zoomSnap": 0.25,  # fit the region to the screen more tightly than whole zoom levels allow
+    }
+    bounds = None
     if len(points) > 1:
         lats, lons = [p[0] for p in points], [p[1] for p in points]
-        fmap.fit_bounds([[min(lats), min(lons)], [max(lats), max(lons)]], padding=(20, 20))
+        bounds = [[min(lats), min(lons)], [max(lats), max(lons)]]
+    return {"map": view, "bounds": bounds, "padding": [FIT_PADDING_PX, FIT_PADDING_PX]}
 
-    urls = data.urls
-    DataLayer("flows", flow_rows(data.flows), "Deliveries (planned and moving)").add_to(fmap)
-    DataLayer(
-        "communities",
-        community_rows(data.communities),
-        "Communities (worst shortage)",
-        options={"levels": list(LEVELS), "detailUrl": urls.community, "pageUrl": urls.community_page},
-    ).add_to(fmap)
-    DataLayer(
-        "sites",
-        None,  # fetched from urls.sites: the page does not wait for 50,000 points
-        "Sites and sensors",
-        options={
-            "disableClusteringAtZoom": min(DISABLE_CLUSTERING_AT_ZOOM, options.max_zoom),
-            "url": urls.sites,
-            "siteUrl": urls.site,
+
+def _tiles(options: MapOptions) -> dict[str, Any] | None:
+    """The base map layer, or None offline. Leaflet shows the attribution as HTML: it is escaped here."""
+    if not options.tile_url:
+        return None
+    return {
+        "name": "Base map",
+        "url": options.tile_url,
+        "options": {
+            "maxZoom": options.max_zoom,
+            "maxNativeZoom": options.max_zoom,
+            "attribution": str(escape(options.tile_attribution)),
         },
-        clustered=True,
-    ).add_to(fmap)
-    DataLayer("tasks", task_rows(data.tasks), "Open repair tasks").add_to(fmap)
-    Legend().add_to(fmap)
-    folium.LayerControl(collapsed=False).add_to(fmap)
-    return fmap
+    }
 
 
-def render_map(fmap: folium.Map, static_url: Callable[[str], str], nonce: str) -> MapParts:
-    """Render `fmap` into page parts, its CDN links pointing at the app's vendored copies."""
-    figure = fmap.get_root()
-    figure.render()  # fills the figure's header, html and script elements
-    header = add_nonce(localize_assets(figure.header.render(), static_url), nonce)
-    data = tuple(
-        (child.kind, child.data_json)
-        for child in fmap._children.values()
-        if isinstance(child, DataLayer) and child.data_json is not None
-    )
-    parts = MapParts(header, figure.html.render(), figure.script.render(), data)
-    leftover = external_asset_urls(parts.html) + external_asset_urls(parts.script)
-    if leftover:
-        raise RuntimeError(f"map body links external assets: {leftover}")
-    return parts
+def map_frame(data: MapData, options: MapOptions) -> dict[str, Any]:
+    """What map.js builds the map from: the view, the tiles and the layers in drawing order."""
+    points = [(c.lat, c.lon) for c in data.communities]  # every site belongs to one
+    urls = data.urls
+    layers = [
+        ("flows", "Deliveries (planned and moving)", {}),
+        (
+            "communities",
+            "Communities (worst shortage)",
+            {"levels": list(LEVELS), "detailUrl": urls.community, "pageUrl": urls.community_page},
+        ),
+        (
+            "sites",  # fetched from urls.sites: the page does not wait for 50,000 points
+            "Sites and sensors",
+            {
+                "disableClusteringAtZoom": min(DISABLE_CLUSTERING_AT_ZOOM, options.max_zoom),
+                "url": urls.sites,
+                "siteUrl": urls.site,
+            },
+        ),
+        ("tasks", "Open repair tasks", {}),
+    ]
+    return _view(points, options) | {
+        "tiles": _tiles(options),
+        "layers": [{"kind": kind, "name": name, "options": opts} for kind, name, opts in layers],
+    }
+
+
+def render_map(data: MapData, options: MapOptions) -> MapParts:
+    """The page's data blocks: the frame first, then the layers that travel with the page."""
+    blocks = {
+        "map": map_frame(data, options),
+        "flows": flow_rows(data.flows),
+        "communities": community_rows(data.communities),
+        "tasks": task_rows(data.tasks),
+    }
+    return MapParts(tuple((name, script_json(value)) for name, value in blocks.items()))

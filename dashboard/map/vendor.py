@@ -1,4 +1,4 @@
-"""Vendor the map's JS/CSS from pinned npm tarballs so the dashboard never needs a CDN.
+"""Vendor the map's JS/CSS (Leaflet and its marker-cluster plugin) from pinned npm tarballs: no CDN, ever.
 
 `python -m dashboard.map.vendor` downloads each tarball, checks it against the pinned npm integrity (sha512),
 extracts only the files the page needs (plus the licence) into dashboard/static/vendor/<name>/ and writes
@@ -54,7 +54,7 @@ class NpmPackage:
         return path[len(self.strip) :] if self.strip and path.startswith(self.strip) else path
 
 
-# Versions match what folium 0.20 links from CDNs (folium.folium._default_js / _default_css).
+# The two libraries map.js draws with; a page links each file from static/vendor/ by its path.
 PACKAGES: tuple[NpmPackage, ...] = (
     NpmPackage(
         "leaflet",
@@ -63,52 +63,13 @@ PACKAGES: tuple[NpmPackage, ...] = (
         ("dist/leaflet.js", "dist/leaflet.css", "dist/images/*.png", "LICENSE"),
         strip="dist/",
     ),
-    NpmPackage(
-        "jquery",
-        "3.7.1",
-        "sha512-m4avr8yL8kmFN8psrbFFFmB/If14iN5o9nw/NgnnM+kybDJpRsAynV2BsfpTYrTRysYUdADVD7CkUUizgkpLfg==",
-        ("dist/jquery.min.js", "LICENSE.txt"),
-        strip="dist/",
-    ),
-    NpmPackage(
-        "bootstrap",
-        "5.2.2",
-        "sha512-dEtzMTV71n6Fhmbg4fYJzQsw1N29hJKO1js5ackCgIpDcGid2ETMGC6zwSYw09v05Y+oRdQ9loC54zB1La3hHQ==",
-        ("dist/js/bootstrap.bundle.min.js", "dist/css/bootstrap.min.css", "LICENSE"),
-        strip="dist/",
-    ),
-    NpmPackage(
-        "@fortawesome/fontawesome-free",
-        "6.2.0",
-        "sha512-CNR7qRIfCwWHNN7FnKUniva94edPdyQzil/zCwk3v6k4R6rR2Fr8i4s3PM7n/lyfPA6Zfko9z5WDzFxG9SW1uQ==",
-        ("css/all.min.css", "webfonts/*.woff2", "webfonts/*.ttf", "LICENSE.txt"),
-    ),
-    # npm has no 2.0.2 (folium's cdnjs version); 2.0.5's dist files are the same plugin (self-reported 2.0.1
-    # API: L.AwesomeMarkers.icon with prefix/markerColor/iconColor/extraClasses/spin).
-    NpmPackage(
-        "leaflet.awesome-markers",
-        "2.0.5",
-        "sha512-Ne/xDjkGyaujwNVVkv2tyXQUV0ZW7gZ0Mo0FuQY4jp2qWrvXi0hwDBvmZyF/8YOvybyMabTMM/mFWCTd1jZIQA==",
-        (
-            "dist/leaflet.awesome-markers.js",
-            "dist/leaflet.awesome-markers.css",
-            "dist/images/markers-soft*.png",
-            "dist/images/markers-shadow*.png",
-            "LICENSE",
-        ),
-        strip="dist/",
-    ),
-    # Clusters the site layer so 50,000 markers draw in seconds (folium.plugins.MarkerCluster's version).
+    # Clusters the site layer so 50,000 markers draw in seconds. map.js draws its own cluster icons, so the
+    # plugin's MarkerCluster.Default.css (the default icons) is not needed.
     NpmPackage(
         "leaflet.markercluster",
         "1.1.0",
         "sha512-eI+XkCiLiHwCC3uZ4/n4+Vq3rXcqEHN2lhHRVG1WVziy/3Q0TTipWkzEa1zO0dKZI2AnI5ppFDWrOjnQ7MJLKQ==",
-        (
-            "dist/leaflet.markercluster.js",
-            "dist/MarkerCluster.css",
-            "dist/MarkerCluster.Default.css",
-            "MIT-LICENCE.txt",
-        ),
+        ("dist/leaflet.markercluster.js", "dist/MarkerCluster.css", "MIT-LICENCE.txt"),
         strip="dist/",
     ),
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.read.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary
@@ -74,7 +74,8 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _levels(session: Session) -> list[tuple[Row[Any], Row[Any], Row[Any], float]]:
+def _levels(session: Session) -> list[tuple[Any, Any, Any, float]]:
+    """Each need level as (community row, good row, need row, quantity the community holds)."""
     totals = {
         (community_id, good_id): float(quantity or 0.0)
         for community_id, good_id, quantity in session.execute(

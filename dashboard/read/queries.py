@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import Community, Device, Good, NeedLevel, Site, Stock
@@ -139,9 +139,9 @@ def community_summaries(session: Session, slug: str | None = None) -> list[Commu
         need_query = need_query.where(NeedLevel.community_id.in_(ids))
     for community_id, good_id, quantity in session.execute(stock_query):
         totals[community_id][good_id] = float(quantity or 0.0)
-    needs: dict[int, dict[int, Row[tuple[int, int, float, float]]]] = defaultdict(dict)
-    for need in session.execute(need_query):
-        needs[need[0]][need[1]] = need
+    needs: dict[int, dict[int, tuple[float, float]]] = defaultdict(dict)  # (minimum, target)
+    for community_id, good_id, minimum, target in session.execute(need_query):
+        needs[community_id][good_id] = (minimum, target)
     order = {good_id: n for n, good_id in enumerate(sorted(goods, key=lambda i: goods[i].slug))}
     summaries = []
     for community_id, c_slug, c_name, lat, lon, population in communities:  # plain tuples: 5,000 of them
@@ -156,27 +156,12 @@ def community_summaries(session: Session, slug: str | None = None) -> list[Commu
                     good.unit,
                     good.essential,
                     held.get(good_id, 0.0),
-                    need[2] if need else None,
-                    need[3] if need else None,
+                    need[0] if need else None,
+                    need[1] if need else None,
                 )
             )
         summaries.append(CommunitySummary(community_id, c_slug, c_name, lat, lon, population, tuple(levels)))
     return summaries
-
-
-def _device_query() -> Select[tuple[Device, Site, Community]]:
-    return (
-        select(Device, Site, Community)
-        .join(Site, Device.site_id == Site.id)
-        .join(Community, Site.community_id == Community.id)
-        .order_by(Community.slug, Site.slug, Device.slug)
-    )
-
-
-def _device_row(device: Device, site: Site, community: Community) -> DeviceRow:
-    return DeviceRow(
-        device.slug, device.kind, device.state, device.last_seen_at, site.slug, site.name, community.slug
-    )
 
 
 def device_rows(
@@ -188,7 +173,14 @@ def device_rows(
     offset: int = 0,
 ) -> list[DeviceRow]:
     """Devices with their site and community, optionally filtered, in a stable order."""
-    query = _device_query()
+    query = (
+        select(
+            Device.slug, Device.kind, Device.state, Device.last_seen_at, Site.slug, Site.name, Community.slug
+        )
+        .join(Site, Device.site_id == Site.id)
+        .join(Community, Site.community_id == Community.id)
+        .order_by(Community.slug, Site.slug, Device.slug)
+    )
     if community is not None:
         query = query.where(Community.slug == community)
     if kind is not None:
@@ -196,23 +188,7 @@ def device_rows(
     if state is not None:
         query = query.where(Device.state == state)
     query = query.limit(limit).offset(offset)
-    return [_device_row(*row) for row in session.execute(query)]
-
-
-def site_summaries(session: Session) -> list[SiteSummary]:
-    """Every site with its devices, for the map."""
-    devices: dict[int, list[DeviceRow]] = defaultdict(list)
-    for device, site, community in session.execute(_device_query()):
-        devices[site.id].append(_device_row(device, site, community))
-    query = (
-        select(Site, Community)
-        .join(Community, Site.community_id == Community.id)
-        .order_by(Community.slug, Site.slug)
-    )
-    return [
-        SiteSummary(s.slug, s.name, s.kind, s.lat, s.lon, c.slug, c.name, tuple(devices[s.id]))
-        for s, c in session.execute(query)
-    ]
+    return [DeviceRow(*row) for row in session.execute(query)]
 
 
 def stock_rows(

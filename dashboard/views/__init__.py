@@ -1,1 +1,1 @@
-"""Page blueprints (HTML): one module per view; crew, driver and coordinator views come later."""
+"""Page blueprints (HTML): one blueprint per module, and charts.py, the SVG charts the pages draw."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
 
+from dashboard.read import admin
 from dashboard.web.auth import role_required
 from dashboard.web.store import get_session, get_store
 from gateway.store import registry
-from gateway.store.models import Community, DeadLetter, Good
 from gateway.store.models.vocab import GOOD_SECTORS, SITE_KINDS
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
@@ -37,8 +37,8 @@ def _page(error: str | None = None, form_name: str | None = None) -> str:
     session = get_session()
     return render_template(
         "coordinator.html",
-        communities=session.execute(select(Community.slug, Community.name).order_by(Community.name)).all(),
-        goods=session.execute(select(Good.slug, Good.name).order_by(Good.name)).all(),
+        communities=admin.community_choices(session),
+        goods=admin.good_choices(session),
         kinds=[(k, k) for k in SITE_KINDS],
         sector_pairs=[(s, s) for s in GOOD_SECTORS],
         error=error,
@@ -69,15 +69,8 @@ def dead_letters() -> str:
     """Messages that broke the contract, newest first, filterable by reason."""
     session = get_session()
     reason = request.args.get("reason") or None
-    reasons = session.execute(
-        select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason).order_by(DeadLetter.reason)
-    ).all()
+    reasons = admin.dead_letter_reasons(session)
     if reason is not None and reason not in {r for r, _ in reasons}:
         abort(404, description="no dead letters with that reason")
-    query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(DEAD_LETTERS_PER_PAGE)
-    if reason is not None:
-        query = query.where(DeadLetter.reason == reason)
-    letters = [
-        (d, d.payload[:400].decode("utf-8", errors="replace"), len(d.payload)) for d in session.scalars(query)
-    ]
+    letters = admin.dead_letters(session, DEAD_LETTERS_PER_PAGE, reason)
     return render_template("dead_letters.html", letters=letters, reasons=reasons, reason=reason)

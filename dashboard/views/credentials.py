@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
-from sqlalchemy import select
 
+from dashboard.read import admin
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.store import get_session, get_store
 from gateway.broker.accounts import Issued, ProvisionError, provision, revoke
 from gateway.broker.files import BrokerReloadError, reload_broker, write_broker_files
 from gateway.process.settings import Settings
-from gateway.store.models import BrokerCredential, Community, Device, Site
 
 log = logging.getLogger(__name__)
 bp = Blueprint("credentials", __name__, url_prefix="/coordinator/devices")
@@ -73,14 +72,7 @@ def change(action: str) -> Response:
 def _page(
     *, issued: Issued | None = None, notice: str | None = None, error: str | None = None, status: int = 200
 ) -> Response:
-    query = (
-        select(Community.name, Site.slug, Device.slug, BrokerCredential)
-        .join(Site, Site.id == Device.site_id)
-        .join(Community, Community.id == Site.community_id)
-        .outerjoin(BrokerCredential, BrokerCredential.device_id == Device.id)
-        .order_by(Community.name, Site.slug, Device.slug)
-    )
-    rows = get_session().execute(query).all()
+    rows = admin.device_credentials(get_session())
     body = render_template("credentials.html", rows=rows, issued=issued, notice=notice, error=error)
     response = make_response(body, status)
     response.headers["Cache-Control"] = "no-store"  # a page with a password must not be cached anywhere

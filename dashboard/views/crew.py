@@ -8,13 +8,18 @@ import time
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as Redirect
 
+from dashboard.read import crew as crew_read
 from dashboard.web.auth import current_account, role_required
+from dashboard.web.notifier import get_notifier
 from dashboard.web.store import get_session, get_store
 from gateway.store import tasks as work
 from gateway.store.models import Member
+from logistics.common.geo import haversine_km
 
 bp = Blueprint("crew", __name__, url_prefix="/crew")
+KEEPALIVE_S = 15.0  # an alert stream says something at least this often
 
 
 def _member() -> Member:
@@ -34,14 +39,6 @@ def _member() -> Member:
     return member
 
 
-def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in km (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 6371.0 * 2 * math.asin(math.sqrt(min(1.0, a)))
-
-
 def bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> str:
     """Compass direction from the first point to the second (N, NE, ...)."""
     p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
@@ -57,11 +54,11 @@ def index() -> str:
     """My tasks by urgency with where they are, and my recent alerts."""
     member = _member()
     session = get_session()
-    tasks = work.member_tasks(session, member.id)
-    alerts = work.member_alerts(session, member.id)
+    tasks = crew_read.member_tasks(session, member.id)
+    alerts = crew_read.member_alerts(session, member.id)
     ways = {
         t.id: (
-            distance_km(member.lat, member.lon, t.lat, t.lon),
+            haversine_km(member.lat, member.lon, t.lat, t.lon),
             bearing(member.lat, member.lon, t.lat, t.lon),
         )
         for t in tasks
@@ -90,15 +87,13 @@ def index() -> str:
 
 @bp.post("/tasks/<id:task_id>/<action>")
 @role_required("crew")
-def act(task_id: int, action: str) -> Response:
+def act(task_id: int, action: str) -> Redirect:
     """Accept, decline (with a reason), start or mark fixed one of my tasks."""
     member = _member()
-    try:
-        with get_store().sessions.begin() as session:
-            task = work.apply_action(session, task_id, member.id, action, request.form.get("reason", ""))
-            message = f"Task “{task.title}” is now {task.status.replace('_', ' ')}."
-    except work.TaskActionError as exc:
-        abort(exc.status, description=str(exc))
+    # A refused action raises a domain error (bad input, not found, conflict): the web layer answers it.
+    with get_store().sessions.begin() as session:
+        task = work.apply_action(session, task_id, member.id, action, request.form.get("reason", ""))
+        message = f"Task “{task.title}” is now {task.status.replace('_', ' ')}."
     flash(message, "ok")
     return redirect(url_for("crew.index", member=request.args.get("member")))
 
@@ -113,41 +108,51 @@ def _int_arg(name: str) -> int:
 @bp.get("/events")
 @role_required("crew")
 def events() -> Response:
-    """Server-Sent Events: `alert` for each new alert to me, `task` for each task newly given to me."""
+    """Server-Sent Events: `alert` for each new alert to me, `task` for each task newly given to me.
+
+    The stream reads the store when it opens and then only when the process's change notifier moves (an
+    internal event, or a new outbox row when there is no broker), never on a timer of its own."""
     member_id = _member().id
     last_alert = max(_int_arg("after"), _int_arg_header())
     last_task = _int_arg("tasks_after")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    poll_s, max_s = float(app.config["SSE_POLL_S"]), float(app.config["SSE_MAX_S"])
+    notifier, max_s = get_notifier(app), float(app.config["SSE_MAX_S"])
+
+    def new_events() -> Iterator[str]:
+        nonlocal last_alert, last_task
+        with get_store(app).sessions() as session:
+            alerts = crew_read.member_alerts(session, member_id, last_alert)
+            tasks = [t for t in crew_read.member_tasks(session, member_id) if t.id > last_task]
+        for alert in alerts:
+            last_alert = alert.id
+            body = {"id": alert.id, "at": alert.at.isoformat(), "text": alert.text}
+            yield f"id: {alert.id}\nevent: alert\ndata: {json.dumps(body)}\n\n"
+        for task in tasks:
+            last_task = max(last_task, task.id)
+            body = {
+                "id": task.id,
+                "title": task.title,
+                "urgency": task.urgency,
+                "status": task.status,
+                "site": task.site_name,
+                "community": task.community_name,
+            }
+            yield f"event: task\ndata: {json.dumps(body)}\n\n"
 
     def stream() -> Iterator[str]:
-        nonlocal last_alert, last_task
         yield "retry: 1000\n\n"
         deadline = time.monotonic() + max_s
         beat = time.monotonic()
-        while time.monotonic() < deadline:
-            with get_store(app).sessions() as session:
-                alerts = work.member_alerts(session, member_id, last_alert)
-                tasks = [t for t in work.member_tasks(session, member_id) if t.id > last_task]
-            for alert in alerts:
-                last_alert = alert.id
-                body = {"id": alert.id, "at": alert.at.isoformat(), "text": alert.text}
-                yield f"id: {alert.id}\nevent: alert\ndata: {json.dumps(body)}\n\n"
-            for task in tasks:
-                last_task = max(last_task, task.id)
-                body = {
-                    "id": task.id,
-                    "title": task.title,
-                    "urgency": task.urgency,
-                    "status": task.status,
-                    "site": task.site_name,
-                    "community": task.community_name,
-                }
-                yield f"event: task\ndata: {json.dumps(body)}\n\n"
-            if time.monotonic() - beat > 15:
-                beat = time.monotonic()
-                yield ": keep-alive\n\n"  # proxies drop silent connections
-            time.sleep(poll_s)
+        with notifier.listening() as seen:  # the count before the first read: no change slips between
+            yield from new_events()
+            while (left := deadline - time.monotonic()) > 0:
+                count = notifier.wait(seen, min(left, beat + KEEPALIVE_S - time.monotonic()))
+                if count != seen:
+                    seen = count
+                    yield from new_events()
+                if time.monotonic() - beat >= KEEPALIVE_S:
+                    beat = time.monotonic()
+                    yield ": keep-alive\n\n"  # proxies drop silent connections
 
     return Response(
         stream(),

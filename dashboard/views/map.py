@@ -9,11 +9,10 @@ import time
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from markupsafe import Markup
 
-from dashboard.map.render import MapData, MapUrls, build_map, render_map
+from dashboard.map.render import LEGEND_COLOURS, MapData, MapUrls, render_map
 from dashboard.read import mapdata, progress, queries
 from dashboard.web.auth import viewer_required
 from dashboard.web.config import map_options
-from dashboard.web.security import csp_nonce
 from dashboard.web.store import get_session
 
 log = logging.getLogger(__name__)
@@ -37,8 +36,7 @@ def index() -> str:
     data = MapData(
         communities=communities, tasks=mapdata.open_tasks(session), flows=mapdata.flows(session), urls=urls
     )
-    fmap = build_map(data, map_options(current_app.config))
-    parts = render_map(fmap, lambda path: url_for("static", filename=path), csp_nonce())
+    parts = render_map(data, map_options(current_app.config))
     log.debug("map of %s communities built in %.3f s", len(communities), time.perf_counter() - started)
     shortages = {level: sum(c.level == level for c in communities) for level in queries.LEVELS}
     ranked = sorted(
@@ -47,10 +45,8 @@ def index() -> str:
     noscript = [c for c in ranked if c.level != queries.OK] or ranked
     return render_template(
         "map.html",
-        map_header=Markup(parts.header),  # folium output: no user text goes through folium (mapview)
-        map_html=Markup(parts.html),
-        map_script=Markup(parts.script),
         map_data=[(name, Markup(text)) for name, text in parts.data],  # script_json: safe in a <script>
+        colours=LEGEND_COLOURS,  # the legend (templates/map.html) in the layers' colours
         sites_url=urls.sites,
         communities=communities,
         noscript=noscript[:NOSCRIPT_ROWS],

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, abort, render_template, request
-from sqlalchemy import select
 
-from dashboard.read import history, mapdata, queries
+from dashboard.read import history, mapdata, places, queries
 from dashboard.views import charts
 from dashboard.web.auth import viewer_required
 from dashboard.web.store import get_session
-from gateway.contract.protocol import is_slug
-from gateway.store.models import Community, Device, Good, Site, utcnow
+from gateway.contract.topics import is_slug
+from gateway.store.models import utcnow
 
 bp = Blueprint("places", __name__)
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -25,8 +24,8 @@ def _window(default: str) -> tuple[str, timedelta]:
     return name, WINDOWS[name]
 
 
-def _community(slug: str) -> Community:
-    found = get_session().scalar(select(Community).where(Community.slug == slug)) if is_slug(slug) else None
+def _community(slug: str) -> places.Place:
+    found = places.find_community(get_session(), slug) if is_slug(slug) else None
     if found is None:
         abort(404, description="no such community")
     return found
@@ -40,7 +39,7 @@ def community(slug: str) -> str:
     row = _community(slug)
     window, span = _window("30d")
     summary = queries.community_summaries(session, slug)[0]
-    goods = {g.slug: g for g in session.scalars(select(Good))}
+    goods = places.goods_by_slug(session)
     since = utcnow() - span
     figures = []
     for level in summary.goods:
@@ -56,9 +55,7 @@ def community(slug: str) -> str:
                 reference_label="minimum" if level.minimum is not None else "",
             )
         )
-    sites = session.execute(
-        select(Site.slug, Site.name, Site.kind).where(Site.community_id == row.id).order_by(Site.slug)
-    ).all()
+    sites = places.community_sites(session, row.id)
     return render_template(
         "community.html",
         community=summary,
@@ -76,11 +73,7 @@ def site(slug: str, site_slug: str) -> str:
     """A site's sensors and their telemetry over the last 24 hours or 7 days."""
     session = get_session()
     row = _community(slug)
-    found = (
-        session.scalar(select(Site).where(Site.community_id == row.id, Site.slug == site_slug))
-        if is_slug(site_slug)
-        else None
-    )
+    found = places.find_site(session, row.id, site_slug) if is_slug(site_slug) else None
     if found is None:
         abort(404, description="no such site")
     window, span = _window("24h")
@@ -90,11 +83,7 @@ def site(slug: str, site_slug: str) -> str:
         for device, metrics in sorted(series.items())
         for metric, points in sorted(metrics.items())
     ]
-    devices = session.execute(
-        select(Device.slug, Device.kind, Device.state, Device.last_seen_at)
-        .where(Device.site_id == found.id)
-        .order_by(Device.slug)
-    ).all()
+    devices = places.site_sensors(session, found.id)
     return render_template(
         "site.html",
         community=row,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as Redirect
 
+from dashboard.read import routes as route_read
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.store import get_session, get_store
 from gateway.store import deliveries
@@ -12,9 +14,9 @@ from gateway.store.models import Member
 bp = Blueprint("routes", __name__, url_prefix="/routes")
 
 
-def _route(route_id: int) -> deliveries.RouteView:
+def _route(route_id: int) -> route_read.RouteView:
     """The route if the signed-in driver drives it (coordinators see every route); 404 otherwise."""
-    route = deliveries.load_route(get_session(), route_id)
+    route = route_read.load_route(get_session(), route_id)
     account = current_account()
     assert account is not None  # role_required ran first
     if route is None or (account.role != "coordinator" and route.member_id != account.member_id):
@@ -32,8 +34,8 @@ def mine() -> str:
     member_id = None if coordinator else account.member_id
     return render_template(
         "routes.html",
-        routes=deliveries.member_routes(get_session(), member_id),
-        failed=deliveries.failed_deliveries(get_session()) if coordinator else [],
+        routes=route_read.member_routes(get_session(), member_id),
+        failed=route_read.failed_deliveries(get_session()) if coordinator else [],
     )
 
 
@@ -58,7 +60,7 @@ def gpx(route_id: int) -> Response:
     """The route as GPX 1.1, for OsmAnd, Organic Maps and other navigation apps."""
     route = _route(route_id)
     return Response(
-        deliveries.gpx(route, f"Rhizome route {route.id}"),
+        route_read.gpx(route, f"Rhizome route {route.id}"),
         mimetype="application/gpx+xml",
         headers={"Content-Disposition": f'attachment; filename="rhizome-route-{route.id}.gpx"'},
     )
@@ -76,31 +78,26 @@ def _quantity(text: str) -> float | None:
 
 @bp.post("/<id:route_id>/stops/<id:stop_id>/<outcome>")
 @role_required("driver")
-def record(route_id: int, stop_id: int, outcome: str) -> Response:
+def record(route_id: int, stop_id: int, outcome: str) -> Redirect:
     """Picked up / delivered (outcome done) or failed with a reason."""
     _route(route_id)
     quantity = _quantity(request.form.get("quantity", ""))
-    try:
-        with get_store().sessions.begin() as session:
-            reason = request.form.get("reason", "")
-            stop = deliveries.record_stop(session, route_id, stop_id, outcome, reason, quantity)
-            done = {"pickup": "Picked up.", "delivery": "Delivered."}[stop.action]
-            message = done if outcome == "done" else "Failed delivery recorded; it will be re-planned."
-    except deliveries.DeliveryError as exc:
-        abort(exc.status, description=str(exc))
+    # A refused stop raises a domain error (bad input, not found, conflict): the web layer answers it.
+    with get_store().sessions.begin() as session:
+        reason = request.form.get("reason", "")
+        stop = deliveries.record_stop(session, route_id, stop_id, outcome, reason, quantity)
+        done = {"pickup": "Picked up.", "delivery": "Delivered."}[stop.action]
+        message = done if outcome == "done" else "Failed delivery recorded; it will be re-planned."
     flash(message, "ok")
     return redirect(url_for("routes.show", route_id=route_id) + f"#stop-{stop_id}")
 
 
 @bp.post("/<id:route_id>/decline")
 @role_required("driver")
-def decline(route_id: int) -> Response:
+def decline(route_id: int) -> Redirect:
     """The driver cannot drive this route: it goes back to the planner, with the reason."""
     _route(route_id)
-    try:
-        with get_store().sessions.begin() as session:
-            freed = deliveries.decline_route(session, route_id, request.form.get("reason", ""))
-    except deliveries.DeliveryError as exc:
-        abort(exc.status, description=str(exc))
+    with get_store().sessions.begin() as session:
+        freed = deliveries.decline_route(session, route_id, request.form.get("reason", ""))
     flash(f"Route declined; its {len(freed)} shipments go back to the planner.", "ok")
     return redirect(url_for("routes.mine"))

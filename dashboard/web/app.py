@@ -1,12 +1,14 @@
-"""The dashboard's Flask app factory: settings in, app out, so tests and the CLI each build their own."""
+"""The dashboard's Flask app factory: settings and config in, app out, so tests and the CLI build their own.
+
+It reads no environment: the entry points (`rhizome dashboard`, dashboard/web/wsgi.py) read Settings and
+DashboardConfig once and pass them in.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -15,12 +17,13 @@ from werkzeug.routing import IntegerConverter
 from dashboard.api import routes as api
 from dashboard.views import coordinator, credentials, crew, places, routes, tables
 from dashboard.views import map as map_view
-from dashboard.web import auth, compression, config, csrf, errors, security, store
+from dashboard.web import auth, compression, csrf, errors, security, store
 from dashboard.web.accounts import AccountStore, FileAccountStore
-from gateway.process.settings import Settings, from_env
+from dashboard.web.config import ACCOUNTS_FILE as ACCOUNTS_FILE  # `rhizome dashboard-account` imports it here
+from dashboard.web.config import DashboardConfig, map_options
+from gateway.process.settings import Settings
 
 log = logging.getLogger(__name__)
-ACCOUNTS_FILE = "dashboard-accounts.json"
 
 
 class RowIdConverter(IntegerConverter):
@@ -31,30 +34,29 @@ class RowIdConverter(IntegerConverter):
 
 
 def create_app(
-    settings: Settings | None = None,
-    test_config: Mapping[str, Any] | None = None,
+    settings: Settings,
+    config: DashboardConfig | None = None,
     accounts: AccountStore | None = None,
+    *,
+    test_config: Mapping[str, Any] | None = None,
 ) -> Flask:
-    """The dashboard for `settings` (default: RHIZOME_* variables); `test_config` replaces env config.
+    """The dashboard for `settings` and `config` (default: DashboardConfig(), i.e. offline, public map).
 
-    `accounts` defaults to the JSON file ACCOUNTS_FILE (or <data dir>/dashboard-accounts.json).
+    `accounts` defaults to the JSON file `config.accounts_path(settings.data_dir)`. `test_config` holds
+    Flask settings for tests (e.g. TESTING), applied last.
     """
-    if settings is None:
-        settings = from_env()
+    config = config or DashboardConfig()
     app = Flask("dashboard")  # templates/ and static/ live at the package root, not beside this module
     app.config.from_mapping(
         # A random key per process: sessions do not survive a restart until a key is configured.
         SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         RHIZOME_SETTINGS=settings,
-        **config.DEFAULTS,
+        **config.flask_config(),
     )
-    if test_config is None:
-        app.config.from_mapping(config.from_environ(os.environ))
-    else:
-        app.config.from_mapping(test_config)
-    config.map_options(app.config)  # fail at startup, not on the first page view
+    app.config.from_mapping(test_config or {})
+    map_options(app.config)  # fail at startup, not on the first page view
     if accounts is None:
-        accounts = FileAccountStore(Path(app.config["ACCOUNTS_FILE"] or settings.data_dir / ACCOUNTS_FILE))
+        accounts = FileAccountStore(config.accounts_path(settings.data_dir))
 
     app.url_map.converters["id"] = RowIdConverter  # before the blueprints' rules are added
     store.init_app(app, settings.effective_database_url)

@@ -1,33 +1,72 @@
-"""Dashboard configuration beyond gateway Settings (tiles, public map, accounts, cookies), read at start."""
+"""Dashboard configuration beyond gateway Settings (tiles, public map, accounts, cookies, streams).
+
+An entry point reads it once with `from_environ(os.environ)` and hands the frozen `DashboardConfig` to
+`create_app`; tests build their own. Nothing below the entry point reads the environment. Inside the app
+the values live in Flask's config under the keys of `flask_config()`, where views and hooks read them.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from dashboard.map.render import MapOptions
 
+ACCOUNTS_FILE = "dashboard-accounts.json"  # in the data dir, unless RHIZOME_ACCOUNTS_FILE says otherwise
 # Absolute http(s) or same-origin path; no quotes, spaces or angle brackets (it lands in a script).
 _TILE_URL = re.compile(r"^(?:https?://[^\s\"'<>`\\]+|/[^\s\"'<>`\\]*)$")
-DEFAULTS: Mapping[str, Any] = {
-    "TILE_URL": None,
-    "TILE_ATTRIBUTION": "Base map tiles",
-    "MAP_MAX_ZOOM": 18,
-    "PUBLIC_MAP": True,  # assembly screens see the map and read-only pages without an account
-    "ACCOUNTS_FILE": None,  # default: <data dir>/dashboard-accounts.json
-    "LOGIN_MAX_FAILURES": 5,
-    "LOGIN_WINDOW_S": 900.0,
-    "SSE_POLL_S": 0.5,  # how often an open alert stream looks for new rows
-    "SSE_MAX_S": 300.0,  # a stream ends after this and the browser reconnects (frees the worker thread)
+# Fixed for every deployment: the session cookie's name and safety flags (Secure is configurable).
+COOKIE_DEFAULTS: Mapping[str, Any] = {
     "SESSION_COOKIE_NAME": "rhizome_session",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    "SESSION_COOKIE_SECURE": False,  # set RHIZOME_COOKIE_SECURE=1 behind HTTPS
     "PERMANENT_SESSION_LIFETIME": 12 * 3600,
 }
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """How this dashboard runs; checked when made, so a tile URL that cannot work stops the start."""
+
+    tile_url: str | None = None  # None: a plain background, works offline
+    tile_attribution: str = "Base map tiles"
+    map_max_zoom: int = 18
+    public_map: bool = True  # assembly screens see the map and read-only pages without an account
+    accounts_file: Path | None = None  # None: <data dir>/dashboard-accounts.json
+    cookie_secure: bool = False  # True behind HTTPS
+    login_max_failures: int = 5
+    login_window_s: float = 900.0
+    sse_poll_s: float = 0.5  # no broker: how often the process's one poll looks for new outbox rows
+    sse_max_s: float = 300.0  # a stream ends after this and the browser reconnects (frees the worker thread)
+
+    def __post_init__(self) -> None:
+        check_tile_url(self.tile_url)
+        if not 1 <= self.map_max_zoom <= 24:
+            raise ValueError(f"MAP_MAX_ZOOM {self.map_max_zoom}: must be between 1 and 24")
+
+    def accounts_path(self, data_dir: Path) -> Path:
+        """The accounts file: the configured one, or ACCOUNTS_FILE in `data_dir`."""
+        return self.accounts_file or data_dir / ACCOUNTS_FILE
+
+    def flask_config(self) -> dict[str, Any]:
+        """The app config keys this configuration sets (the cookie defaults included)."""
+        return {
+            **COOKIE_DEFAULTS,
+            "TILE_URL": self.tile_url,
+            "TILE_ATTRIBUTION": self.tile_attribution,
+            "MAP_MAX_ZOOM": self.map_max_zoom,
+            "PUBLIC_MAP": self.public_map,
+            "SESSION_COOKIE_SECURE": self.cookie_secure,
+            "LOGIN_MAX_FAILURES": self.login_max_failures,
+            "LOGIN_WINDOW_S": self.login_window_s,
+            "SSE_POLL_S": self.sse_poll_s,
+            "SSE_MAX_S": self.sse_max_s,
+        }
 
 
 def _flag(name: str, raw: str) -> bool:
@@ -37,37 +76,41 @@ def _flag(name: str, raw: str) -> bool:
     return value in _TRUE
 
 
-def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    """RHIZOME_TILE_URL and RHIZOME_TILE_ATTRIBUTION as app config keys (unset: offline plain background)."""
-    config: dict[str, Any] = {}
+def from_environ(environ: Mapping[str, str]) -> DashboardConfig:
+    """The configuration from RHIZOME_TILE_URL, RHIZOME_TILE_ATTRIBUTION, RHIZOME_ACCOUNTS_FILE,
+    RHIZOME_PUBLIC_MAP and RHIZOME_COOKIE_SECURE; an unset or empty variable keeps the default."""
+    values: dict[str, Any] = {}
     if environ.get("RHIZOME_TILE_URL"):
-        config["TILE_URL"] = environ["RHIZOME_TILE_URL"]
+        values["tile_url"] = environ["RHIZOME_TILE_URL"]
     if environ.get("RHIZOME_TILE_ATTRIBUTION"):
-        config["TILE_ATTRIBUTION"] = environ["RHIZOME_TILE_ATTRIBUTION"]
+        values["tile_attribution"] = environ["RHIZOME_TILE_ATTRIBUTION"]
     if environ.get("RHIZOME_ACCOUNTS_FILE"):
-        config["ACCOUNTS_FILE"] = environ["RHIZOME_ACCOUNTS_FILE"]
-    for variable, key in (
-        ("RHIZOME_PUBLIC_MAP", "PUBLIC_MAP"),
-        ("RHIZOME_COOKIE_SECURE", "SESSION_COOKIE_SECURE"),
-    ):
+        values["accounts_file"] = Path(environ["RHIZOME_ACCOUNTS_FILE"])
+    for variable, field in (("RHIZOME_PUBLIC_MAP", "public_map"), ("RHIZOME_COOKIE_SECURE", "cookie_secure")):
         if environ.get(variable):
-            config[key] = _flag(variable, environ[variable])
-    return config
+            values[field] = _flag(variable, environ[variable])
+    return DashboardConfig(**values)
+
+
+def check_tile_url(url: str | None) -> None:
+    """Raise ValueError for a tile URL that cannot work (None, offline, is fine)."""
+    if url is None:
+        return
+    if not _TILE_URL.match(url):
+        raise ValueError(f"tile URL {url!r}: must be an http(s) URL or a /path, without quotes or spaces")
+    missing = [p for p in ("{z}", "{x}", "{y}") if p not in url]
+    if missing:
+        raise ValueError(f"tile URL {url!r}: missing placeholder(s) {' '.join(missing)}")
 
 
 def map_options(config: Mapping[str, Any]) -> MapOptions:
     """Validated map options from app config; raises ValueError for a tile URL that cannot work."""
     url = config.get("TILE_URL") or None
-    if url is not None:
-        if not _TILE_URL.match(url):
-            raise ValueError(f"tile URL {url!r}: must be an http(s) URL or a /path, without quotes or spaces")
-        missing = [p for p in ("{z}", "{x}", "{y}") if p not in url]
-        if missing:
-            raise ValueError(f"tile URL {url!r}: missing placeholder(s) {' '.join(missing)}")
-    max_zoom = int(config.get("MAP_MAX_ZOOM", DEFAULTS["MAP_MAX_ZOOM"]))
+    check_tile_url(url)
+    max_zoom = int(config.get("MAP_MAX_ZOOM", DashboardConfig.map_max_zoom))
     if not 1 <= max_zoom <= 24:
         raise ValueError(f"MAP_MAX_ZOOM {max_zoom}: must be between 1 and 24")
-    attribution = str(config.get("TILE_ATTRIBUTION") or DEFAULTS["TILE_ATTRIBUTION"])
+    attribution = str(config.get("TILE_ATTRIBUTION") or DashboardConfig.tile_attribution)
     return MapOptions(tile_url=url, tile_attribution=attribution, max_zoom=max_zoom)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.broker.embedded import mosquitto_hash
-from gateway.contract.protocol import is_slug
+from gateway.contract.topics import is_slug
 from gateway.store.models import BrokerCredential, Device, Member, utcnow
 
 Kind = Literal["device", "member", "gateway"]

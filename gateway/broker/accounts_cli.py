@@ -1,86 +1,120 @@
 """`rhizome devices provision | rotate | revoke`: broker accounts from the store, then the broker's files.
 
-The commands live in the gateway (they need the store) but sit under `rhizome devices`, added to that
-group from here, so the devices package never imports anything but the contract.
+The commands live in the gateway (they need the store) but sit under `rhizome devices`: the root's table
+(gateway/process/cli.py) adds the commands of `accounts` to that group, so the devices package never
+imports anything but the contract.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import click
+
+from gateway.process.context import PATH, pass_settings
 from gateway.process.settings import Settings
 
+ACTIONS = (
+    ("provision", "give devices (and member apps, the gateway) broker credentials; write broker files"),
+    ("rotate", "replace the password of provisioned accounts; the old one stops working on reload"),
+    ("revoke", "take accounts' credentials away; the broker refuses them after the reload"),
+)
 
-def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add provision, rotate and revoke to the `devices` group (creating the group if it is absent)."""
-    devices = commands.choices.get("devices") or commands.add_parser("devices", help="device side")
-    actions = next((a for a in devices._actions if isinstance(a, argparse._SubParsersAction)), None)
-    if actions is None:
-        actions = devices.add_subparsers(title="devices commands", metavar="CMD")
-    specs = (
-        ("provision", "give devices (and member apps, the gateway) broker credentials; write broker files"),
-        ("rotate", "replace the password of provisioned accounts; the old one stops working on reload"),
-        ("revoke", "take accounts' credentials away; the broker refuses them after the reload"),
-    )
-    for name, text in specs:
-        sub = actions.add_parser(
-            name,
-            help=text,
-            description=text + ". Passwords are printed once (or written to --secrets-dir); the store keeps "
-            "only hashes. The password and ACL files are always regenerated from the store.",
-        )
-        sub.add_argument("slugs", nargs="*", metavar="DEVICE", help="device slugs")
-        sub.add_argument(
-            "--member", type=int, action="append", default=[], metavar="ID", help="a member's app"
-        )
-        sub.add_argument("--gateway", action="append", default=[], metavar="NAME", help="a gateway account")
-        if name != "revoke":
-            sub.add_argument("--all", action="store_true", help="every device (provision: those without one)")
-            sub.add_argument(
-                "--secrets-dir",
-                type=Path,
+
+@click.group("accounts")
+def accounts() -> None:
+    """Broker accounts (its commands join `rhizome devices`)."""
+
+
+def _account_command(action: str, text: str) -> click.Command:
+    """The click command of one action; revoke takes neither --all nor --secrets-dir."""
+    params: list[click.Parameter] = [
+        click.Argument(["slugs"], nargs=-1, metavar="[DEVICE]..."),
+        click.Option(["--member"], type=int, multiple=True, metavar="ID", help="a member's app"),
+        click.Option(["--gateway"], multiple=True, metavar="NAME", help="a gateway account"),
+    ]
+    if action != "revoke":
+        params += [
+            click.Option(
+                ["--all", "every"], is_flag=True, help="every device (provision: those without one)"
+            ),
+            click.Option(
+                ["--secrets-dir"],
+                type=PATH,
                 metavar="DIR",
                 help="write each password to DIR/<username>.password (mode 0600) instead of printing it",
-            )
-        if name == "provision":
-            sub.add_argument("--all-members", action="store_true", help="every active member without one")
-        sub.add_argument(
-            "--broker-dir",
-            type=Path,
+            ),
+        ]
+    if action == "provision":
+        params.append(click.Option(["--all-members"], is_flag=True, help="every active member without one"))
+    params += [
+        click.Option(
+            ["--broker-dir"],
+            type=PATH,
             metavar="DIR",
             help="where rhizome.passwd and rhizome.acl go [RHIZOME_BROKER_DIR, <data dir>/broker]",
-        )
-        sub.add_argument(
-            "--reload-pid",
-            type=Path,
+        ),
+        click.Option(
+            ["--reload-pid"],
+            type=PATH,
             metavar="FILE",
             help="SIGHUP the broker whose pid is in FILE afterwards [RHIZOME_BROKER_PID_FILE, none]",
-        )
-        sub.set_defaults(handler=_run, action=name)
+        ),
+    ]
+
+    @pass_settings
+    def callback(settings: Settings, **options: Any) -> int:
+        return run_accounts(settings, action, **options)
+
+    details = (
+        "Passwords are printed once (or written to --secrets-dir); the store keeps only hashes. The password "
+        "and ACL files are always regenerated from the store. DEVICE: device slugs."
+    )
+    return click.Command(
+        action,
+        callback=callback,
+        params=params,
+        short_help=text,
+        help=f"{text[:1].upper()}{text[1:]}. {details}",
+    )
 
 
-def _run(settings: Settings, args: argparse.Namespace) -> int:
+for _action, _text in ACTIONS:
+    accounts.add_command(_account_command(_action, _text))
+
+
+def run_accounts(
+    settings: Settings,
+    action: str,
+    *,
+    slugs: Sequence[str] = (),
+    member: Sequence[int] = (),
+    gateway: Sequence[str] = (),
+    every: bool = False,
+    all_members: bool = False,
+    secrets_dir: Path | None = None,
+    broker_dir: Path | None = None,
+    reload_pid: Path | None = None,
+) -> int:
+    """Provision, rotate or revoke the named accounts (and those `every`/`all_members` stand for)."""
     from gateway.broker.accounts import Issued, provision, revoke, username_of
     from gateway.broker.files import reload_broker, write_broker_files
     from gateway.store.db import make_engine, make_session_factory
 
-    action: str = args.action
-    secrets_dir: Path | None = getattr(args, "secrets_dir", None)
-    every = getattr(args, "all", False) or getattr(args, "all_members", False)
-    if action != "provision" and not (args.slugs or args.member or args.gateway or every):
+    if action != "provision" and not (slugs or member or gateway or every or all_members):
         raise ValueError(f"{action}: name at least one device, --member or --gateway")
-    broker_dir = args.broker_dir or settings.effective_broker_dir
-    pid_file = args.reload_pid or settings.broker_pid_file
+    broker_dir = broker_dir or settings.effective_broker_dir
+    pid_file = reload_pid or settings.broker_pid_file
     issued: list[Issued] = []
     changed: list[str] = []
     engine = make_engine(settings.effective_database_url)
     try:
         with make_session_factory(engine).begin() as session:
-            selected = _selection(session, args)
+            selected = _selection(session, action, slugs, member, gateway, every, all_members)
             for kind, key in dict.fromkeys(selected):  # once each, in the order given
                 if action == "revoke":
                     if revoke(session, kind, key):
@@ -115,16 +149,24 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _selection(session: Any, args: argparse.Namespace) -> list[tuple[Any, str | int]]:
+def _selection(
+    session: Any,
+    action: str,
+    slugs: Sequence[str],
+    members: Sequence[int],
+    gateways: Sequence[str],
+    every: bool,
+    all_members: bool,
+) -> list[tuple[Any, str | int]]:
     """The accounts named on the command line plus those --all / --all-members stand for."""
     from gateway.broker.accounts import provisioned_devices, unprovisioned_devices, unprovisioned_members
 
-    selected: list[tuple[Any, str | int]] = [("device", s) for s in args.slugs]
-    selected += [("member", m) for m in args.member] + [("gateway", g) for g in args.gateway]
-    if getattr(args, "all", False):
-        every = provisioned_devices if args.action == "rotate" else unprovisioned_devices
-        selected += [("device", s) for s in every(session)]
-    if getattr(args, "all_members", False):
+    selected: list[tuple[Any, str | int]] = [("device", s) for s in slugs]
+    selected += [("member", m) for m in members] + [("gateway", g) for g in gateways]
+    if every:
+        devices = provisioned_devices if action == "rotate" else unprovisioned_devices
+        selected += [("device", s) for s in devices(session)]
+    if all_members:
         selected += [("member", m) for m in unprovisioned_members(session)]
     return selected
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.contract.protocol import (
+from gateway.contract.target import MqttTarget
+from gateway.contract.topics import (
     ROOT,
     UPSTREAM_KINDS,
-    MqttTarget,
     community_alerts_topic,
     is_slug,
     member_alerts_topic,
@@ -95,15 +95,6 @@ def render_community_conf(
     community: BridgeCommunity, options: BridgeOptions, *, now: datetime | None = None
 ) -> str:
     """A complete mosquitto.conf for the community's own broker, bridge section last."""
-    remote = options.regional
-    base, cap = options.restart_timeout
-    hours = outage_hours(community, options.queue_messages)
-    coverage = (
-        f"{hours:,.0f} h ({hours / 24:.1f} days) at its {community.messages_per_hour:,.0f} messages/hour"
-        if hours is not None
-        else "an unknown time (no devices registered yet)"
-    )
-    megabytes = options.queue_messages * BYTES_PER_QUEUED_MESSAGE / 1e6
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# Rhizome community broker for {_comment(community.name)} ({community.slug}).",
@@ -112,6 +103,23 @@ def render_community_conf(
         "# Holds the regional broker's password: root:mosquitto, mode 0640 (a reload on SIGHUP reads it",
         "# again after Mosquitto dropped root).",
         "",
+        *_local_broker_lines(community, options),
+        "",
+        *_bridge_lines(community, options),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _local_broker_lines(community: BridgeCommunity, options: BridgeOptions) -> list[str]:
+    """The community broker itself: accounts, persistence, the bounded queue and the devices' listener."""
+    hours = outage_hours(community, options.queue_messages)
+    coverage = (
+        f"{hours:,.0f} h ({hours / 24:.1f} days) at its {community.messages_per_hour:,.0f} messages/hour"
+        if hours is not None
+        else "an unknown time (no devices registered yet)"
+    )
+    megabytes = options.queue_messages * BYTES_PER_QUEUED_MESSAGE / 1e6
+    return [
         "per_listener_settings false",
         "allow_anonymous false",
         f"password_file {options.password_file}",
@@ -136,7 +144,14 @@ def render_community_conf(
         "",
         "# Devices of this community connect here.",
         f"listener {options.listener}",
-        "",
+    ]
+
+
+def _bridge_lines(community: BridgeCommunity, options: BridgeOptions) -> list[str]:
+    """The bridge section (last in the file: every option after `connection` belongs to it)."""
+    remote = options.regional
+    base, cap = options.restart_timeout
+    lines = [
         "# --- Bridge to the regional broker (keep last: every option below belongs to it) ---",
         f"connection rhizome-{community.slug}",
         f"address {remote.host}:{remote.port}",
@@ -162,7 +177,7 @@ def render_community_conf(
     if community.member_ids is None:
         lines.append("# Member alerts and routes are not bridged: generate from the store to include them.")
     lines += [f"topic {topic} in 1" for topic in downstream_topics(community)]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def messages_per_hour(intervals_s: Sequence[float]) -> float:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import click
 
 from gateway.broker.bridge import (
     DEFAULT_QUEUE,
@@ -17,64 +18,74 @@ from gateway.broker.bridge import (
     messages_per_hour,
     render_community_conf,
 )
-from gateway.contract.protocol import MqttTarget
+from gateway.contract.target import MqttTarget
+from gateway.process.context import PATH, pass_settings
 from gateway.process.settings import Settings
 
 if TYPE_CHECKING:  # the store is imported by the handler only, so `rhizome --help` stays fast
     from sqlalchemy.orm import Session
 
-USERNAME_ENV = "RHIZOME_BRIDGE_USERNAME"
-PASSWORD_ENV = "RHIZOME_BRIDGE_PASSWORD"
+USERNAME_ENV = "RHIZOME_BRIDGE_USERNAME"  # Settings.bridge_username
+PASSWORD_ENV = "RHIZOME_BRIDGE_PASSWORD"  # Settings.bridge_password
 
 
-def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add `rhizome bridge config`."""
-    bridge = commands.add_parser("bridge", help="community brokers bridged to the regional broker")
-    sub = bridge.add_subparsers(title="bridge commands", metavar="CMD")
-    conf = sub.add_parser(
-        "config",
-        help="print a complete mosquitto.conf for a community's own broker",
-        description="Devices publish to their community's broker; it bridges to the regional broker and "
-        "queues (bounded, on disk) while the uplink is down. The community must exist in the store (or in "
-        f"--region FILE). Credentials: --credentials FILE (one line user:password), else {USERNAME_ENV} "
-        f"and {PASSWORD_ENV}, else the --regional URL.",
-    )
-    conf.add_argument("--community", required=True, metavar="SLUG", help="the community this broker serves")
-    conf.add_argument("--regional", required=True, metavar="URL", help="regional broker, mqtt[s]://host:port")
-    conf.add_argument(
-        "--credentials", type=Path, metavar="FILE", help="user:password for the regional broker"
-    )
-    conf.add_argument("--region", type=Path, metavar="FILE", help="look the community up in a region file")
-    conf.add_argument(
-        "--queue",
-        type=int,
-        default=DEFAULT_QUEUE,
-        help=f"messages queued while the uplink is down [{DEFAULT_QUEUE}]",
-    )
-    conf.add_argument("--listener", default="1883", help="local listener: port [and address] [1883]")
-    conf.add_argument("-o", "--output", type=Path, help="write here (mode 0600) instead of stdout")
-    conf.set_defaults(handler=run_bridge_config)
+@click.group("bridge", short_help="community brokers bridged to the regional broker")
+def bridge() -> None:
+    """Community brokers bridged to the regional broker."""
 
 
-def run_bridge_config(settings: Settings, args: argparse.Namespace) -> int:
+@bridge.command(
+    "config",
+    short_help="print a complete mosquitto.conf for a community's own broker",
+    help="Devices publish to their community's broker; it bridges to the regional broker and queues "
+    "(bounded, on disk) while the uplink is down. The community must exist in the store (or in --region "
+    f"FILE). Credentials: --credentials FILE (one line user:password), else {USERNAME_ENV} and "
+    f"{PASSWORD_ENV}, else the --regional URL.",
+)
+@click.option("--community", required=True, metavar="SLUG", help="the community this broker serves")
+@click.option("--regional", required=True, metavar="URL", help="regional broker, mqtt[s]://host:port")
+@click.option("--credentials", type=PATH, metavar="FILE", help="user:password for the regional broker")
+@click.option("--region", type=PATH, metavar="FILE", help="look the community up in a region file")
+@click.option(
+    "--queue",
+    type=int,
+    default=DEFAULT_QUEUE,
+    metavar="QUEUE",
+    help=f"messages queued while the uplink is down [{DEFAULT_QUEUE}]",
+)
+@click.option(
+    "--listener", default="1883", metavar="LISTENER", help="local listener: port [and address] [1883]"
+)
+@click.option("-o", "--output", type=PATH, metavar="OUTPUT", help="write here (mode 0600) instead of stdout")
+@pass_settings
+def run_bridge_config(
+    settings: Settings,
+    community: str,
+    regional: str,
+    credentials: Path | None,
+    region: Path | None,
+    queue: int,
+    listener: str,
+    output: Path | None,
+) -> int:
     """Look the community up, read the credentials, render the config."""
-    community = _community(settings, args.community, args.region)
-    regional = regional_target(args.regional, args.credentials, os.environ)
-    options = BridgeOptions(regional=regional, queue_messages=args.queue, listener=args.listener)
-    text = render_community_conf(community, options)
-    if args.output is None:
+    found = _community(settings, community, region)
+    target = regional_target(regional, credentials, settings)
+    options = BridgeOptions(regional=target, queue_messages=queue, listener=listener)
+    text = render_community_conf(found, options)
+    if output is None:
         sys.stdout.write(text)
         return 0
-    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a password
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a password
     os.fchmod(fd, 0o600)  # also when it existed with a wider mode
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
-    print(f"wrote {args.output} for {community.slug}", file=sys.stderr)
+    print(f"wrote {output} for {found.slug}", file=sys.stderr)
     return 0
 
 
-def regional_target(url: str, credentials: Path | None, environ: Mapping[str, str]) -> MqttTarget:
-    """The regional broker with the bridge's credentials: file, then environment, then URL."""
+def regional_target(url: str, credentials: Path | None, settings: Settings) -> MqttTarget:
+    """The regional broker with the bridge's credentials: file, then settings (environment), then URL."""
     target = MqttTarget.from_url(url)
     if credentials is not None:
         try:
@@ -85,8 +96,8 @@ def regional_target(url: str, credentials: Path | None, environ: Mapping[str, st
         if not sep or not user or not password:
             raise ValueError(f"{credentials}: expected one line user:password")
         return replace(target, username=user, password=password)
-    if environ.get(USERNAME_ENV) and environ.get(PASSWORD_ENV):
-        return replace(target, username=environ[USERNAME_ENV], password=environ[PASSWORD_ENV])
+    if settings.bridge_username and settings.bridge_password:
+        return replace(target, username=settings.bridge_username, password=settings.bridge_password)
     return target
 
 

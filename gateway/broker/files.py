@@ -4,7 +4,10 @@ makes a running Mosquitto re-read them (no restart: connected clients stay, unle
 Every account may touch only its own topics:
 - a device publishes its telemetry, stock and state topics and reads only its command topic;
 - a member's app reads its own alerts and routes and its community's alerts, and publishes nothing;
-- the gateway reads every upstream topic and publishes alerts, route notices, commands and events.
+- the gateway reads every upstream topic and publishes alerts, route notices, commands and the internal
+  events (its outbox relay publishes every process's outbox rows);
+- the planner and the dashboard connect with system accounts of the same kind (`gateway.<name>`) and read
+  the internal events, which wake them when another process changed the store.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import (
+from gateway.contract.topics import (
     COMMAND_FILTER,
     COMMUNITY_ALERTS_FILTER,
     INTERNAL_EVENTS,
@@ -40,7 +43,7 @@ from gateway.store.models import BrokerCredential, Community, Device, Member, Si
 log = logging.getLogger(__name__)
 PASSWORD_FILE = "rhizome.passwd"
 ACL_FILE = "rhizome.acl"
-GATEWAY_READS = (UPSTREAM_FILTER,)
+GATEWAY_READS = (UPSTREAM_FILTER, INTERNAL_EVENTS)  # the events: for the planner and dashboard processes
 GATEWAY_WRITES = (
     COMMUNITY_ALERTS_FILTER,
     MEMBER_ALERTS_FILTER,
@@ -104,6 +107,7 @@ def accounts(session: Session) -> list[Access]:
         .where(active, BrokerCredential.kind == "device")
     )
     for username, hashed, community, site, device in session.execute(devices):
+        assert hashed is not None  # `active` rows have a hash (CHECK revoked_has_no_hash)
         found.append(device_access(username, hashed, community, site, device))
     members = (
         select(BrokerCredential.username, BrokerCredential.password_hash, Member.id, Community.slug)
@@ -112,11 +116,13 @@ def accounts(session: Session) -> list[Access]:
         .where(active, BrokerCredential.kind == "member")
     )
     for username, hashed, member_id, community in session.execute(members):
+        assert hashed is not None
         found.append(member_access(username, hashed, member_id, community))
     gateways = select(BrokerCredential.username, BrokerCredential.password_hash).where(
         active, BrokerCredential.kind == "gateway"
     )
     for username, hashed in session.execute(gateways):
+        assert hashed is not None
         found.append(Access(username, hashed, GATEWAY_READS, GATEWAY_WRITES))
     return sorted(found, key=lambda a: a.username)
 

@@ -6,11 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Text, bindparam, case, func, insert, update
+from sqlalchemy import Table, Text, bindparam, case, func, insert, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from gateway.store.models import Device, DeviceStateChange, Reading
+
+# The typed views of the tables (ORM `__table__` is typed as a generic FromClause).
+READINGS_TABLE: Table = Reading.__table__  # type: ignore[assignment]
+DEVICES_TABLE: Table = Device.__table__  # type: ignore[assignment]
+STATE_CHANGES_TABLE: Table = DeviceStateChange.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ def insert_readings(session: Session, rows: Sequence[PendingReading]) -> set[tup
         return set()
     if session.get_bind().dialect.name == "postgresql":
         return _copy_readings(session, rows)
-    table = Reading.__table__
+    table = READINGS_TABLE
     # An executemany with RETURNING: SQLAlchemy packs it into multi-row INSERTs ("insertmanyvalues") from a
     # cached compilation, and RETURNING says which rows were new (rowcount is unreliable with ON CONFLICT).
     stmt = (
@@ -65,6 +70,7 @@ def _copy_readings(session: Session, rows: Sequence[PendingReading]) -> set[tupl
     multi-row INSERT from Python.
     """
     raw = session.connection().connection.driver_connection
+    assert raw is not None  # a live pool connection always has its driver connection
     with raw.cursor() as cursor:
         cursor.execute(_STAGING)
         columns = "device_id, seq, kind, device_ts, received_at, payload"
@@ -83,9 +89,9 @@ def record_activity(session: Session, seen: dict[int, tuple[int, datetime]]) -> 
     """Store last seen time and highest seq per device (one executemany for the whole set)."""
     if not seen:
         return
-    devices = Device.__table__.c
+    devices = DEVICES_TABLE.c
     session.connection().execute(
-        update(Device.__table__)
+        update(DEVICES_TABLE)
         .where(devices.id == bindparam("b_id"))
         .values(
             last_seen_at=bindparam("b_at"),
@@ -105,11 +111,11 @@ def revive_devices(session: Session, seen: dict[int, tuple[int, datetime]]) -> i
     """
     if not seen:
         return 0
-    devices = Device.__table__.c
+    devices = DEVICES_TABLE.c
     conn = session.connection()
     revived = (
         conn.execute(
-            update(Device.__table__)
+            update(DEVICES_TABLE)
             .where(devices.id.in_(list(seen)), devices.state.in_(("unknown", "offline", "stale")))
             .values(state="online", state_changed_at=max(at for _, at in seen.values()))
             .returning(devices.id)
@@ -119,7 +125,7 @@ def revive_devices(session: Session, seen: dict[int, tuple[int, datetime]]) -> i
     )
     if revived:
         conn.execute(
-            insert(DeviceStateChange.__table__),
+            insert(STATE_CHANGES_TABLE),
             [
                 {"device_id": d, "state": "online", "at": seen[d][1], "reason": "data received"}
                 for d in revived

@@ -134,6 +134,8 @@ class DeviceHealth:
         )
         changed = 0
         for device_id, kind, last_seen, interval in rows:
+            if last_seen is None:  # excluded by the query; says so to the type checker
+                continue
             silent_for = (now - last_seen).total_seconds()
             if silent_for <= self.stale_factor * interval:
                 continue
@@ -166,5 +168,7 @@ class DeviceHealth:
             )
         )
         for device_id, kind, last_seen, interval in rows:
+            if last_seen is None:
+                continue
             if (now - last_seen).total_seconds() > self.stale_factor * interval:
                 self._open_silence(session, device_id, kind, last_seen, now)

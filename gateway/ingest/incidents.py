@@ -12,20 +12,23 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import INTERNAL_EVENTS, community_alerts_topic, format_ts, member_alerts_topic
+from gateway.contract.events import TaskCreated
+from gateway.contract.payloads import format_ts
+from gateway.contract.topics import community_alerts_topic, member_alerts_topic
 from gateway.ingest.detector import Cleared, Event, Opened
+from gateway.store import tasks
 from gateway.store.models import (
     Community,
     Device,
     DeviceStateChange,
     Fault,
     Good,
-    OutboxMessage,
     RepairTask,
     Site,
     Stock,
-    TaskEvent,
 )
+from gateway.store.models.vocab import FaultStatus
+from gateway.store.outbox import enqueue, enqueue_event
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +72,16 @@ def _open(session: Session, event: Opened) -> int:
     )
     session.add(fault)
     session.flush()
-    task = RepairTask(
+    task = tasks.open_task(
+        session,
         fault_id=fault.id,
         site_id=site.id,
-        title=f"{rule.title} at {site.name}"[:200],
+        title=f"{rule.title} at {site.name}",
         urgency=urgency(rule.urgency, site.people_served),
-        required_skills=list(rule.skills),
-        created_at=event.at,
-        updated_at=event.at,
+        skills=rule.skills,
+        reason=rule.name,
+        at=event.at,
     )
-    session.add(task)
-    session.flush()
-    session.add(TaskEvent(task_id=task.id, event="created", reason=rule.name, at=event.at))
     if rule.kind != "silent":  # a silent device is already "stale"; that says more than "fault"
         set_state(session, device, "fault", event.at, rule.name)
     alert = {
@@ -100,8 +101,8 @@ def _open(session: Session, event: Opened) -> int:
         "first_abnormal_at": format_ts(event.first_abnormal_at),
         "at": format_ts(event.at),
     }
-    _outbox(session, community_alerts_topic(community.slug), alert)
-    _outbox(session, INTERNAL_EVENTS, {"type": "task_created", "task_id": task.id, "fault_id": fault.id})
+    enqueue(session, community_alerts_topic(community.slug), alert)
+    enqueue_event(session, TaskCreated(task_id=task.id, fault_id=fault.id, at=event.at))
     log.warning(
         "fault %s (%s) at %s/%s: task %s, urgency %s",
         rule.name,
@@ -117,29 +118,27 @@ def _open(session: Session, event: Opened) -> int:
 def _clear(session: Session, event: Cleared) -> int | None:
     fault = session.scalars(
         select(Fault)
-        .where(Fault.device_id == event.device_id, Fault.kind == event.rule.name, Fault.status == "open")
+        .where(
+            Fault.device_id == event.device_id,
+            Fault.kind == event.rule.name,
+            Fault.status == FaultStatus.OPEN,
+        )
         .order_by(Fault.id.desc())
     ).first()
     if fault is None:
         return None
-    fault.status, fault.cleared_at = "cleared", event.at
+    fault.status, fault.cleared_at = FaultStatus.CLEARED.value, event.at
     device, site, community = _place(session, event.device_id)
     still_open = session.scalar(
-        select(Fault.id).where(Fault.device_id == device.id, Fault.status == "open", Fault.id != fault.id)
+        select(Fault.id).where(
+            Fault.device_id == device.id, Fault.status == FaultStatus.OPEN, Fault.id != fault.id
+        )
     )
     if still_open is None:
         set_state(session, device, "online", event.at, f"{event.rule.name} cleared")
     task = session.scalars(select(RepairTask).where(RepairTask.fault_id == fault.id)).first()
-    if task is None or task.status == "closed":
+    if task is None or not tasks.allows(task.status, tasks.TaskAction.CONFIRM):
         return None
-    reason = f"readings normal for {event.rule.clear_after_s:.0f} s"
-    session.add(
-        TaskEvent(
-            task_id=task.id, member_id=task.assigned_member_id, event="confirmed", reason=reason, at=event.at
-        )
-    )
-    session.add(TaskEvent(task_id=task.id, member_id=task.assigned_member_id, event="closed", at=event.at))
-    task.status, task.closed_at, task.updated_at = "closed", event.at, event.at
     notice = {
         "type": "fault_cleared",
         "fault_id": fault.id,
@@ -149,9 +148,11 @@ def _clear(session: Session, event: Cleared) -> int | None:
         "site": site.slug,
         "at": format_ts(event.at),
     }
-    _outbox(session, community_alerts_topic(community.slug), notice)
+    enqueue(session, community_alerts_topic(community.slug), notice)
     if task.assigned_member_id is not None:
-        _outbox(session, member_alerts_topic(task.assigned_member_id), notice)
+        enqueue(session, member_alerts_topic(task.assigned_member_id), notice)
+    reason = f"readings normal for {event.rule.clear_after_s:.0f} s"
+    tasks.apply(session, task, tasks.TaskAction.CONFIRM, reason=reason, at=event.at)
     log.info(
         "fault %s at %s/%s cleared by the data; task %s closed",
         fault.kind,
@@ -178,8 +179,3 @@ def set_state(session: Session, device: Device, state: str, at: datetime, reason
     device.state, device.state_changed_at = state, at
     session.add(DeviceStateChange(device_id=device.id, state=state, at=at, reason=reason[:200]))
     return 1
-
-
-def _outbox(session: Session, topic: str, body: dict[str, Any]) -> None:
-    payload = json.dumps(body, separators=(",", ":")).encode()
-    session.add(OutboxMessage(topic=topic, payload=payload, qos=1))

@@ -15,19 +15,14 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import (
-    Message,
-    ProtocolError,
-    StateMessage,
-    StockReport,
-    Telemetry,
-    parse_message,
-)
+from gateway.contract.payloads import Message, StateMessage, StockReport, Telemetry, parse_message
+from gateway.contract.reasons import ProtocolError
 from gateway.ingest.bulk import PendingReading, insert_readings
 from gateway.ingest.health import LAST_WILL, DeviceHealth, Stored
 from gateway.ingest.incidents import set_state
 from gateway.ingest.rules import Rule
-from gateway.store.models import DeadLetter, Device, Good, Reading, Site, Stock, StockLedgerEntry
+from gateway.store import stock
+from gateway.store.models import DeadLetter, Device, Good, Reading, Site, Stock
 from gateway.store.models.region import Community
 
 log = logging.getLogger(__name__)
@@ -253,27 +248,7 @@ class Ingestor:
         self, session: Session, device: KnownDevice, seq: int, levels: dict[int, float], now: datetime
     ) -> None:
         for good_id, quantity in levels.items():
-            row = session.get(Stock, (device.site_id, good_id))
-            before = row.quantity if row else 0.0
-            if row is not None and before == quantity:
-                continue
-            if row is None:
-                row = Stock(site_id=device.site_id, good_id=good_id)
-                session.add(row)
-            row.quantity, row.updated_at = quantity, now
-            session.add(
-                StockLedgerEntry(
-                    site_id=device.site_id,
-                    good_id=good_id,
-                    delta=quantity - before,
-                    quantity_after=quantity,
-                    reason="stock report",
-                    source="sensor",
-                    device_id=device.id,
-                    seq=seq,
-                    created_at=now,
-                )
-            )
+            stock.report_level(session, device.site_id, good_id, quantity, device.id, seq, now)
 
     def _apply_state(self, session: Session, known: KnownDevice, body: StateMessage, now: datetime) -> int:
         device = session.get(Device, known.id)

@@ -1,11 +1,19 @@
-"""Drain the outbox to MQTT: messages decided in a transaction are published after it, even if the broker
-was down when they were decided."""
+"""The outbox relay: drain the outbox to MQTT, so messages decided in a transaction are published after it,
+even if the broker was down when they were decided.
+
+This is the transactional outbox's relay and the one loop in Rhizome that polls the database. Any process may
+commit outbox rows (the gateway its alerts and task events, the planner its crew alerts, the dashboard the
+events of crew and driver actions); other processes learn of changes from what the relay publishes on
+`rhizome/v1/internal/events`, never by polling the store themselves. The gateway wakes the relay right after
+its own commits; the poll only bounds the delay for rows committed by other processes.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import select
@@ -13,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contract.client import connect, make_client
-from gateway.contract.protocol import MqttTarget
+from gateway.contract.target import MqttTarget
 from gateway.store.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -65,19 +73,26 @@ class OutboxPublisher:
         self.sessions = sessions
         self.every_s = every_s
         self.target = target
-        self.client = make_client(target, client_id)
-        self.client.on_connect = lambda *_: self.connected.set()
-        self.client.on_disconnect = lambda *_: self.connected.clear()
         self.connected = threading.Event()
+        self.client = make_client(target, client_id)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *_: self.connected.clear()
         self.published = 0
         self._wake = threading.Event()
 
     def wake(self) -> None:
-        """Drain now instead of at the next poll (the ingest loop just wrote alerts)."""
+        """Drain now instead of at the next poll (this process just committed outbox rows)."""
         self._wake.set()
 
+    def _on_connect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the outbox relay: %s", reason)
+            return
+        self.connected.set()
+        self.wake()  # what waited while the broker was away goes out now, not at the next poll
+
     def run(self, stop: threading.Event) -> None:
-        """Drain the outbox every `every_s` seconds until `stop` is set."""
+        """Drain the outbox when woken and at least every `every_s` seconds, until `stop` is set."""
         connect(self.client, self.target)
         self.client.loop_start()
         try:

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gateway.contract.protocol import DEVICE_KINDS, METRICS
+from gateway.contract.payloads import DEVICE_KINDS, METRICS
 from gateway.store.models.vocab import SEVERITIES
 
 OPS: Mapping[str, Callable[[Any, Any], bool]] = {

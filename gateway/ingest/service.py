@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import Engine
 
 from gateway.contract.client import connect, make_client
-from gateway.contract.protocol import QOS, UPSTREAM_FILTER, is_command_topic, shared_filter
+from gateway.contract.topics import QOS, UPSTREAM_FILTER, is_command_topic, shared_filter
 from gateway.ingest.messages import BatchResult, RawMessage
 from gateway.ingest.metrics import GatewayMetrics, serve_metrics
 from gateway.ingest.publisher import OutboxPublisher
@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 IDLE_GAP_S = 0.005
 SHARED_SESSION_EXPIRY_S = 120
 INBOX_BATCHES = 4  # messages held in memory: the two batches in flight, the one collected, one spare
-OUTBOX_POLL_S = 0.25  # the planner writes crew alerts to the outbox; a quarter second until they go out
+# The outbox relay's poll: rows other processes commit (the planner's crew alerts, the dashboard's events)
+# wait at most a quarter second; this process's own rows are published at once (`outbox.wake()`).
+OUTBOX_POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ class GatewayService:
 
     def _sweep(self, stop: threading.Event) -> None:
         reply = self._ask_writer(("sweep", self.sweep_clock()), stop)
+        self.outbox.wake()  # a sweep may have opened silent faults: their alerts and task events go out now
         if reply is not None and reply[1]:
             log.info("%s devices went stale", reply[1])
 

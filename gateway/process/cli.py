@@ -1,223 +1,144 @@
-"""The `rhizome` command. Each package contributes its subcommands through the `rhizome.commands` entry
-points, so the gateway never imports the packages built on top of it."""
+"""The `rhizome` command: one click group whose commands are named in COMMANDS and imported on first use.
+
+The table names each command by "module:attr", so the gateway never imports the packages built on top of
+it (logistics, dashboard, devices), and `rhizome devices ...` loads neither Flask nor pandas nor PuLP.
+`python -m gateway.process.cli` is the same command (the demo and the tests start children that way).
+"""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import logging
-import math
-import signal
 import sys
-import threading
-from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.process.settings import Settings, from_env
+import click
+
+from gateway.contract.errors import RhizomeError
+from gateway.process.context import PATH
 
 log = logging.getLogger(__name__)
-Handler = Callable[[Settings, argparse.Namespace], int]
+
+# Every command of `rhizome`, in the order `rhizome --help` lists them. The first "module:attr" is the
+# command; any further ones are groups whose commands join it: `devices provision|rotate|revoke` need the
+# store, so they live in the gateway yet sit under `rhizome devices`.
+COMMANDS: Mapping[str, tuple[str, ...]] = {
+    "gateway": ("gateway.process.commands:gateway",),
+    "db": ("gateway.process.commands:db",),
+    "region": ("gateway.process.commands:region",),
+    "bridge": ("gateway.broker.bridge_cli:bridge",),
+    "demo": ("gateway.process.commands:demo",),
+    "devices": ("devices.cli:devices", "gateway.broker.accounts_cli:accounts"),
+    "plan": ("logistics.cli:plan",),
+    "dashboard": ("dashboard.cli:dashboard",),
+    "dashboard-account": ("dashboard.cli:dashboard_account",),
+}
+CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `rhizome` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+class LazyGroup(click.Group):
+    """A group whose commands are imported when first named (or listed by --help), not at startup."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, tuple[str, ...]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(dict.fromkeys([*self.lazy, *self.commands]))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(compose(self.lazy[cmd_name]), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+def compose(specs: Sequence[str]) -> click.Command:
+    """The command named by specs[0], with the commands of the groups named by specs[1:] added to it."""
+    command = load(specs[0])
+    for spec in specs[1:]:
+        extra = load(spec)
+        if not isinstance(command, click.Group) or not isinstance(extra, click.Group):
+            raise TypeError(f"{spec}: only a group's commands can join another group")
+        for name, sub in extra.commands.items():
+            command.add_command(sub, name)
+    return command
+
+
+def load(spec: str) -> click.Command:
+    """Import "module:attr" and check that it is a click command."""
+    module, _, attr = spec.partition(":")
+    command = getattr(importlib.import_module(module), attr)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{spec} is not a click command")
+    return command
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings=CONTEXT,
+    help="IoT logistics and inventory for networks of cooperating communities.",
+)
+@click.option("--mqtt", metavar="URL", help="broker URL, mqtt://user:pass@host:port [RHIZOME_MQTT_URL]")
+@click.option(
+    "--mqtt-protocol",
+    type=click.Choice(("5", "3.1.1")),
+    help="MQTT protocol version [RHIZOME_MQTT_PROTOCOL, 5]",
+)
+@click.option("--db", metavar="URL", help="SQLAlchemy database URL [RHIZOME_DATABASE_URL]")
+@click.option(
+    "--data-dir", type=PATH, metavar="DATA_DIR", help="where embedded data lives [RHIZOME_DATA_DIR, ./var]"
+)
+@click.option("--log-level", type=click.Choice(("DEBUG", "INFO", "WARNING", "ERROR")), help="[INFO]")
+def cli(
+    mqtt: str | None,
+    mqtt_protocol: str | None,
+    db: str | None,
+    data_dir: Path | None,
+    log_level: str | None,
+) -> None:
+    """Configure logging; the command reads its Settings from these options (gateway.process.context)."""
     logging.basicConfig(
-        level=args.log_level or "INFO",
+        level=log_level or "INFO",
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    if not hasattr(args, "handler"):
-        parser.print_help()
-        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `rhizome`; return the command's exit code: 1 for a refused input or an OS error (logged), 130
+    for Ctrl-C. --help and usage errors (a bad flag or setting: exit 2) leave by SystemExit."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        settings = from_env(
-            mqtt_url=args.mqtt,
-            mqtt_protocol=args.mqtt_protocol,
-            database_url=args.db,
-            data_dir=args.data_dir,
-            log_level=args.log_level,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        return int(args.handler(settings, args) or 0)
+        with cli.make_context("rhizome", args) as ctx:
+            return int(cli.invoke(ctx) or 0)
+    except click.exceptions.Exit as exc:  # --help
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:  # usage: message and usage line on stderr
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError) as exc:
+    except (RhizomeError, ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser with every installed package's subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="rhizome",
-        description="IoT logistics and inventory for networks of cooperating communities.",
-    )
-    parser.add_argument(
-        "--mqtt", metavar="URL", help="broker URL, mqtt://user:pass@host:port [RHIZOME_MQTT_URL]"
-    )
-    parser.add_argument(
-        "--mqtt-protocol", choices=("5", "3.1.1"), help="MQTT protocol version [RHIZOME_MQTT_PROTOCOL, 5]"
-    )
-    parser.add_argument("--db", metavar="URL", help="SQLAlchemy database URL [RHIZOME_DATABASE_URL]")
-    parser.add_argument("--data-dir", type=Path, help="where embedded data lives [RHIZOME_DATA_DIR, ./var]")
-    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="[INFO]")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for entry in sorted(entry_points(group="rhizome.commands"), key=lambda e: e.name):
-        entry.load()(commands)
-    return parser
-
-
-def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """The gateway's subcommands: gateway, db, region, bridge, demo, devices provision/rotate/revoke."""
-    gw = commands.add_parser("gateway", help="run the gateway: store every reading, track device state")
-    gw.add_argument("--shared", action="store_true", help="join the shared subscription group (MQTT v5)")
-    gw.add_argument("--group", help="shared subscription group name [gateways]")
-    gw.add_argument("--client-id", help="MQTT client id; unique per gateway process [rhizome-gateway]")
-    gw.add_argument(
-        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on 127.0.0.1:PORT [off]"
-    )
-    gw.add_argument(
-        "--rules", type=Path, metavar="FILE", help="fault rules file [gateway/ingest/faults/rules.toml]"
-    )
-    gw.add_argument("--ready-file", type=Path, help="touch this file once subscribed (for supervisors)")
-    gw.add_argument(
-        "--sweep-every",
-        type=_positive_seconds,
-        default=5.0,
-        metavar="S",
-        help="seconds between checks for silent devices [5]",
-    )
-    gw.set_defaults(handler=_run_gateway)
-
-    db = commands.add_parser("db", help="database schema").add_subparsers(title="db commands", metavar="CMD")
-    up = db.add_parser("upgrade", help="migrate the database to the latest schema")
-    up.add_argument("--revision", default="head", help="target revision [head]")
-    up.set_defaults(handler=_db_upgrade)
-
-    region = commands.add_parser("region", help="region data").add_subparsers(
-        title="region commands", metavar="CMD"
-    )
-    load = region.add_parser("load", help="load a region file (rhizome-region/1 JSON) into the store")
-    load.add_argument("file", type=Path, help="region file; 'sample' for the bundled Puerto Rico region")
-    load.set_defaults(handler=_region_load)
-    gen = region.add_parser("generate", help="write a synthetic region of any size (seeded)")
-    gen.add_argument("--communities", type=int, required=True, help="number of communities")
-    gen.add_argument("--seed", type=int, default=1, help="random seed [1]")
-    gen.add_argument("--members", type=int, help="number of members [communities / 2]")
-    gen.add_argument("-o", "--output", type=Path, help="output file [stdout]")
-    gen.set_defaults(handler=_region_generate)
-
-    from gateway.broker.accounts_cli import register as register_provision
-    from gateway.broker.bridge_cli import register as register_bridge
-    from gateway.process.demo import register as register_demo
-
-    register_bridge(commands)
-    register_demo(commands)
-    register_provision(commands)  # `devices provision|rotate|revoke`: needs the store, so it lives here
-
-
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGINT or SIGTERM, for long-running commands that stop cleanly."""
-    stop = threading.Event()
-
-    def _handler(signum: int, _frame: Any) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, _handler)
-    signal.signal(signal.SIGTERM, _handler)
-    return stop
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
-def _run_gateway(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.ingest.service import GatewayService
-    from gateway.store.db import make_engine
-
-    settings = settings.with_overrides(gateway_group=args.group, gateway_client_id=args.client_id)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        GatewayService(
-            settings,
-            engine,
-            shared=args.shared,
-            ready_file=args.ready_file,
-            metrics_port=args.metrics_port,
-            rules_file=args.rules,
-            sweep_every_s=args.sweep_every,
-        ).run(stop_on_signals())
-    finally:
-        engine.dispose()
-    return 0
-
-
-def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.store.db import make_engine
-    from gateway.store.migrate import upgrade
-
-    engine = make_engine(settings.effective_database_url)
-    try:
-        upgrade(engine, args.revision)
-    finally:
-        engine.dispose()
-    print(f"database at {args.revision}: {_safe_url(settings.effective_database_url)}")
-    return 0
-
-
-def _region_load(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.store.db import make_engine, make_session_factory
-    from gateway.store.region import load_region, read_region, sample_region_path
-
-    path = sample_region_path() if str(args.file) == "sample" else args.file
-    data = read_region(path)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with make_session_factory(engine).begin() as session:
-            summary = load_region(session, data)
-    finally:
-        engine.dispose()
-    print(
-        f"loaded {path.name}: {summary.communities} communities, {summary.sites} sites, "
-        f"{summary.devices} devices, {summary.goods} goods, {summary.members} members"
-    )
-    return 0
-
-
-def _region_generate(settings: Settings, args: argparse.Namespace) -> int:
-    import json
-
-    from bench.synthetic.region import generate_region
-
-    if args.communities < 1:
-        raise ValueError("--communities must be at least 1")
-    data = generate_region(args.communities, seed=args.seed, members=args.members)
-    text = json.dumps(data, indent=1, ensure_ascii=False)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
-        print(f"wrote {args.output}: {len(data['communities'])} communities", file=sys.stderr)
-    else:
-        print(text)
-    return 0
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+def parse(argv: Sequence[str]) -> click.Context:
+    """The context of the command `argv` names, every option parsed and nothing run, for checking command
+    lines (the deploy files, the tests) without starting anything; raises click.UsageError as `main` would."""
+    ctx = cli.make_context("rhizome", list(argv))
+    while isinstance(ctx.command, click.Group):
+        # click 8 keeps the subcommand's name apart from ctx.args; click 9 will keep it in ctx.args.
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        if not rest:
+            break  # a group that runs on its own, e.g. `rhizome plan`
+        name, command, rest = ctx.command.resolve_command(ctx, rest)
+        assert name is not None and command is not None  # resolve_command raises for an unknown name
+        ctx = command.make_context(name, rest, parent=ctx)
+    return ctx
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ so the gateway still imports neither the planner nor the dashboard.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import secrets
@@ -24,6 +23,7 @@ from sqlalchemy import func, select
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
 from gateway.process.procutil import die_with_parent, free_port, port_open, wait_for_port
 from gateway.process.settings import Settings, to_env
+from gateway.process.signals import stop_on_signals
 from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models import Community, Device, Reading
@@ -31,22 +31,6 @@ from gateway.store.region import load_region, read_region, sample_region_path
 
 log = logging.getLogger(__name__)
 STOP_ORDER = ("devices", "planner", "dashboard", "gateway")  # devices first: their "offline" gets stored
-
-
-def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add `rhizome demo`."""
-    demo = commands.add_parser("demo", help="run the whole system locally on embedded defaults")
-    demo.add_argument("--region", type=Path, help="region file [bundled Puerto Rico sample]")
-    demo.add_argument("--port", type=int, help="dashboard port [8000, or a free one if taken]")
-    demo.add_argument("--speed", type=float, default=60.0, help="simulated time per real second [60]")
-    demo.add_argument(
-        "--embedded-broker",
-        choices=("auto", "mosquitto", "amqtt"),
-        default="auto",
-        help="broker to start when no --mqtt is given [auto: mosquitto if installed, else amqtt]",
-    )
-    demo.add_argument("--exit-after", type=float, metavar="S", help="stop cleanly after S seconds")
-    demo.set_defaults(handler=run_demo)
 
 
 @dataclass
@@ -111,53 +95,59 @@ class Supervisor:
             self.stop(name)
 
 
-def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """Bring the system up, print the dashboard URL, and run until Ctrl-C."""
+def run_demo(
+    settings: Settings,
+    *,
+    region: Path | None = None,
+    port: int | None = None,
+    speed: float = 60.0,
+    embedded_broker: str = "auto",
+    exit_after: float | None = None,
+) -> int:
+    """Bring the system up, print the dashboard URL, and run until Ctrl-C (or for `exit_after` seconds)."""
     started = time.monotonic()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     broker: EmbeddedBroker | None = None
     supervisor: Supervisor | None = None
     engine = None
     try:
         if settings.mqtt_url is None:
             account = BrokerAccount("rhizome-demo", secrets.token_urlsafe(16))
-            broker = EmbeddedBroker(data_dir / "broker", [account], prefer=args.embedded_broker)
+            broker = EmbeddedBroker(data_dir / "broker", [account], prefer=embedded_broker)
             broker.start()
             settings = settings.with_overrides(mqtt_url=broker.url(account), mqtt_protocol=broker.protocol)
             log.info(
                 "embedded %s broker (MQTT %s) on 127.0.0.1:%s", broker.kind, broker.protocol, broker.port
             )
-        region_path = args.region or sample_region_path()
+        region_path = region or sample_region_path()
         engine = make_engine(settings.effective_database_url)
         upgrade(engine)
         with make_session_factory(engine).begin() as session:
             load_region(session, read_region(region_path))
-        port = args.port or settings.dashboard_port
-        if args.port is None and port_open(settings.dashboard_host, port):
-            port = free_port(settings.dashboard_host)
-        settings = settings.with_overrides(dashboard_port=port, data_dir=data_dir)
+        chosen = port or settings.dashboard_port
+        if port is None and port_open(settings.dashboard_host, chosen):
+            chosen = free_port(settings.dashboard_host)
+        settings = settings.with_overrides(dashboard_port=chosen, data_dir=data_dir)
         env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
         supervisor = Supervisor(env, data_dir / "logs")
         ready_file = data_dir / "gateway.ready"
         ready_file.unlink(missing_ok=True)
         supervisor.start("gateway", "gateway", "--ready-file", str(ready_file))
         _wait_for(lambda: ready_file.exists(), 30, "gateway subscription", supervisor)
-        simulate = ["devices", "simulate", "--region", str(region_path), "--speed", str(args.speed)]
+        simulate = ["devices", "simulate", "--region", str(region_path), "--speed", str(speed)]
         if broker is not None and broker.kind == "amqtt":
             # amqtt verifies an Argon2 hash per CONNECT: hundreds of device connections take it minutes.
             simulate += ["--mode", "multiplexed", "--connections", "4"]
         supervisor.start("devices", *simulate)
         supervisor.start("planner", "plan", "--loop")
-        supervisor.start("dashboard", "dashboard", "--host", settings.dashboard_host, "--port", str(port))
-        wait_for_port(settings.dashboard_host, port, 30)
-        url = f"http://{settings.dashboard_host}:{port}/"
+        supervisor.start("dashboard", "dashboard", "--host", settings.dashboard_host, "--port", str(chosen))
+        wait_for_port(settings.dashboard_host, chosen, 30)
+        url = f"http://{settings.dashboard_host}:{chosen}/"
         print(f"\nRhizome demo ready in {time.monotonic() - started:.1f} s: open {url}  (Ctrl-C to stop)\n")
         sys.stdout.flush()
-        return _watch(supervisor, engine, stop, args.exit_after)
+        return _watch(supervisor, engine, stop, exit_after)
     finally:
         if supervisor is not None:
             supervisor.stop_all()

@@ -1,4 +1,9 @@
-"""Settings: read once at the entry point (flags over RHIZOME_* variables over defaults), then passed down."""
+"""Settings: read once at the entry point (flags over RHIZOME_* variables over defaults), then passed down.
+
+The one shape of a process's surroundings: the `rhizome` root reads it for every command (gateway,
+devices, planner, dashboard), dashboard/web/wsgi.py and the bench scripts read it the same way, and a
+supervisor hands it to its children with `to_env`. Nothing below an entry point reads RHIZOME_* itself.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.contract.protocol import MqttTarget
+from gateway.contract.target import MqttTarget
 
 DEFAULT_DATA_DIR = Path("var")
 
@@ -32,6 +37,8 @@ class Settings:
     secret_key: str | None = None
     broker_dir: Path | None = None  # None: <data_dir>/broker; where the broker's password and ACL files go
     broker_pid_file: Path | None = None  # the broker's pid file, SIGHUPed after its account files change
+    bridge_username: str | None = None  # `rhizome bridge config`: the regional account, when no --credentials
+    bridge_password: str | None = None
     log_level: str = "INFO"
 
     @property

@@ -1,145 +1,118 @@
-"""A driver's route: its ordered stops, and recording each pickup, delivery or failed delivery.
+"""The shipment and route lifecycles, each one table: what a driver's recorded stop or declined route does.
 
 Picking up takes the shipment's goods out of the source site's stock; delivering puts them into the
-destination's; both append a stock ledger entry with source "delivery". A failed delivery keeps its reason,
-returns picked-up goods to the source site's stock, and tells the planner (an internal event; the planner
-loop sees the failed shipment in the store within seconds and re-plans at once).
+destination's; both append a stock ledger entry with source "delivery" (gateway.store.stock). A failed
+delivery keeps its reason, returns picked-up goods to the source site's stock, and tells the planner: each
+recorded stop and each declined route writes an internal event in the same transaction, which wakes the
+planner to re-plan at once. The router puts planned shipments on new routes (`put_on_route`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from datetime import datetime
-from xml.sax.saxutils import escape as xml_escape
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Final
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import INTERNAL_EVENTS, format_ts
-from gateway.store.models import (
-    Community,
-    Good,
-    OutboxMessage,
-    Route,
-    RouteStop,
-    Shipment,
-    Site,
-    Stock,
-    StockLedgerEntry,
-    utcnow,
-)
+from gateway.contract.errors import Conflict, InvalidInput, NotFound
+from gateway.contract.events import RouteChanged, ShipmentChanged
+from gateway.store import stock
+from gateway.store.models import Route, RouteStop, Shipment, utcnow
+from gateway.store.models.vocab import RouteStatus, ShipmentStatus, StopAction, StopStatus
+from gateway.store.outbox import enqueue_event
 
-MAX_REASON = 500
-FAILED_SHOWN = 100  # the coordinator's list of failed deliveries: the newest
+MAX_REASON: Final = 500
 
 
-class DeliveryError(ValueError):
-    """A stop action that cannot be applied; `status` is the HTTP status to answer with."""
+class ShipmentAction(StrEnum):
+    """What can happen to a shipment once the allocation planned it."""
 
-    def __init__(self, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class StopView:
-    """One stop as the driver sees it."""
-
-    id: int
-    position: int
-    action: str
-    status: str
-    site_name: str
-    community_name: str
-    lat: float
-    lon: float
-    good_name: str | None
-    quantity: float | None
-    unit: str | None
-    eta: datetime | None
-    failure_reason: str | None
+    ROUTE = "route"  # the router puts it on a new route
+    UNROUTE = "unroute"  # its route was declined: planned again, on no route
+    PICK_UP = "pick_up"  # the driver loaded it (perhaps less than planned)
+    DELIVER = "deliver"  # the driver dropped it off
+    FAIL = "fail"  # the driver could not deliver it, with a reason
 
 
-@dataclass(frozen=True)
-class RouteView:
-    """A route with its stops in order."""
+class RouteAction(StrEnum):
+    """What can happen to a route once the router proposed it."""
 
-    id: int
-    status: str
-    member_id: int | None
-    distance_km: float
-    duration_min: float
-    stops: tuple[StopView, ...]
+    DECLINE = "decline"  # the driver cannot drive it (only before starting)
+    RECORD = "record"  # a stop was recorded and others are still pending
+    FINISH = "finish"  # the last pending stop was recorded
 
 
-def load_route(session: Session, route_id: int) -> RouteView | None:
-    """The route and its stops, in order; None when there is no such route."""
-    route = session.get(Route, route_id)
-    if route is None:
-        return None
-    rows = session.execute(
-        select(RouteStop, Site.name, Community.name, Site.lat, Site.lon, Good.name, Shipment, Good.unit)
-        .join(Site, RouteStop.site_id == Site.id)
-        .join(Community, Site.community_id == Community.id)
-        .outerjoin(Shipment, RouteStop.shipment_id == Shipment.id)
-        .outerjoin(Good, Shipment.good_id == Good.id)
-        .where(RouteStop.route_id == route_id)
-        .order_by(RouteStop.position)
+SHIPMENT_TRANSITIONS: Final[Mapping[tuple[ShipmentStatus, ShipmentAction], ShipmentStatus]] = {
+    (ShipmentStatus.PLANNED, ShipmentAction.ROUTE): ShipmentStatus.ASSIGNED,
+    (ShipmentStatus.ASSIGNED, ShipmentAction.UNROUTE): ShipmentStatus.PLANNED,
+    (ShipmentStatus.PLANNED, ShipmentAction.PICK_UP): ShipmentStatus.PICKED_UP,
+    (ShipmentStatus.ASSIGNED, ShipmentAction.PICK_UP): ShipmentStatus.PICKED_UP,
+    (ShipmentStatus.PICKED_UP, ShipmentAction.DELIVER): ShipmentStatus.DELIVERED,
+    (ShipmentStatus.PLANNED, ShipmentAction.FAIL): ShipmentStatus.FAILED,
+    (ShipmentStatus.ASSIGNED, ShipmentAction.FAIL): ShipmentStatus.FAILED,
+    (ShipmentStatus.PICKED_UP, ShipmentAction.FAIL): ShipmentStatus.FAILED,
+}
+ROUTE_TRANSITIONS: Final[Mapping[tuple[RouteStatus, RouteAction], RouteStatus]] = {
+    (RouteStatus.PROPOSED, RouteAction.DECLINE): RouteStatus.DECLINED,
+    (RouteStatus.PROPOSED, RouteAction.RECORD): RouteStatus.IN_PROGRESS,
+    (RouteStatus.ACCEPTED, RouteAction.RECORD): RouteStatus.IN_PROGRESS,
+    (RouteStatus.IN_PROGRESS, RouteAction.RECORD): RouteStatus.IN_PROGRESS,
+    (RouteStatus.PROPOSED, RouteAction.FINISH): RouteStatus.DONE,
+    (RouteStatus.ACCEPTED, RouteAction.FINISH): RouteStatus.DONE,
+    (RouteStatus.IN_PROGRESS, RouteAction.FINISH): RouteStatus.DONE,
+}
+# Why a move the table does not allow is refused, for the driver ({status} is the current one, in words).
+SHIPMENT_REFUSED: Final[Mapping[ShipmentAction, str]] = {
+    ShipmentAction.ROUTE: "the shipment is {status}: it cannot be put on a route",
+    ShipmentAction.UNROUTE: "the shipment is {status}: it is on no route to leave",
+    ShipmentAction.PICK_UP: "the shipment is {status}: it cannot be picked up",
+    ShipmentAction.DELIVER: "pick the goods up first: the shipment has not been picked up",
+    ShipmentAction.FAIL: "the shipment is {status}: its delivery cannot fail",
+}
+ROUTE_REFUSED: Final[Mapping[RouteAction, str]] = {
+    RouteAction.DECLINE: "this route is {status}: only a route not started can be declined",
+    RouteAction.RECORD: "this route is {status}: its stops can no longer be recorded",
+    RouteAction.FINISH: "this route is {status}: its stops can no longer be recorded",
+}
+OUTCOMES: Final = (StopStatus.DONE, StopStatus.FAILED)  # what a driver records for a pending stop
+
+
+def shipment_move(shipment: Shipment, action: ShipmentAction) -> ShipmentStatus:
+    """The shipment's status after `action`; Conflict if the table does not allow it from its status."""
+    new = SHIPMENT_TRANSITIONS.get((ShipmentStatus(shipment.status), action))
+    if new is None:
+        raise Conflict(SHIPMENT_REFUSED[action].format(status=shipment.status.replace("_", " ")))
+    return new
+
+
+def route_move(route: Route, action: RouteAction) -> RouteStatus:
+    """The route's status after `action`; Conflict if the table does not allow it from its status."""
+    new = ROUTE_TRANSITIONS.get((RouteStatus(route.status), action))
+    if new is None:
+        raise Conflict(ROUTE_REFUSED[action].format(status=route.status.replace("_", " ")))
+    return new
+
+
+def put_on_route(session: Session, shipment_ids: Sequence[int], route_id: int) -> None:
+    """The router's new route carries these planned shipments: one UPDATE for them all."""
+    assigned = SHIPMENT_TRANSITIONS[ShipmentStatus.PLANNED, ShipmentAction.ROUTE]
+    session.execute(
+        update(Shipment).where(Shipment.id.in_(shipment_ids)).values(route_id=route_id, status=assigned.value)
     )
-    stops = tuple(
-        StopView(
-            stop.id,
-            stop.position,
-            stop.action,
-            stop.status,
-            site,
-            community,
-            lat,
-            lon,
-            good,
-            shipment.quantity if shipment else None,
-            unit,
-            stop.eta,
-            shipment.failure_reason if shipment and stop.status == "failed" else None,
-        )
-        for stop, site, community, lat, lon, good, shipment, unit in rows
-    )
-    return RouteView(route.id, route.status, route.member_id, route.distance_km, route.duration_min, stops)
 
 
-def member_routes(session: Session, member_id: int | None) -> list[Route]:
-    """Routes of a member (all routes for None) not yet done, newest first."""
-    query = select(Route).where(Route.status != "done").order_by(Route.id.desc())
-    if member_id is not None:
-        query = query.where(Route.member_id == member_id)
-    return list(session.scalars(query))
-
-
-def _move_stock(session: Session, site_id: int, shipment: Shipment, delta: float, reason: str) -> None:
-    stock = session.get(Stock, (site_id, shipment.good_id))
-    before = stock.quantity if stock else 0.0
-    after = before + delta
-    if after < 0:
-        raise DeliveryError(f"the site holds only {before:g} of this good, not {-delta:g}")
-    now = utcnow()
-    if stock is None:
-        stock = Stock(site_id=site_id, good_id=shipment.good_id, quantity=0.0)
-        session.add(stock)
-    stock.quantity, stock.updated_at = after, now
-    session.add(
-        StockLedgerEntry(
-            site_id=site_id,
-            good_id=shipment.good_id,
-            delta=delta,
-            quantity_after=after,
-            reason=reason[:200],
-            source="delivery",
-            shipment_id=shipment.id,
-            created_at=now,
-        )
-    )
+def _reason(text: str, required: str | None) -> str:
+    """A person's reason, stripped; InvalidInput with `required` if it is empty (and one is needed) and
+    if it is longer than MAX_REASON."""
+    text = text.strip()
+    if required is not None and not text:
+        raise InvalidInput(required)
+    if len(text) > MAX_REASON:
+        raise InvalidInput(f"the reason is longer than {MAX_REASON} characters")
+    return text
 
 
 def record_stop(
@@ -150,188 +123,121 @@ def record_stop(
     reason: str = "",
     quantity: float | None = None,
 ) -> RouteStop:
-    """Record `outcome` (done or failed) for a pending stop of the route; raises DeliveryError.
+    """Record `outcome` (done or failed) for a pending stop of the route.
 
     A pickup may take less than planned (`quantity`: what was there); the shipment then carries what was
-    loaded, and the rest of the need waits for the next plan instead of the whole delivery failing."""
-    if outcome not in ("done", "failed"):
-        raise DeliveryError(f"unknown outcome {outcome[:40]!r}: use done or failed", 404)
-    reason = reason.strip()
-    if outcome == "failed" and not reason:
-        raise DeliveryError("say why the delivery failed, so it can be re-planned sensibly", 400)
-    if len(reason) > MAX_REASON:
-        raise DeliveryError(f"the reason is longer than {MAX_REASON} characters", 400)
+    loaded, and the rest of the need waits for the next plan instead of the whole delivery failing.
+    Raises NotFound, InvalidInput or Conflict (a move the shipment or route tables do not allow).
+    """
+    recorded = next((o for o in OUTCOMES if o.value == outcome), None)
+    if recorded is None:
+        raise NotFound(f"unknown outcome {outcome[:40]!r}: use done or failed")
+    failed = recorded is StopStatus.FAILED
+    why = "say why the delivery failed, so it can be re-planned sensibly"
+    reason = _reason(reason, why if failed else None)
     if quantity is not None and not math.isfinite(quantity):
-        raise DeliveryError("the quantity must be a number", 400)
+        raise InvalidInput("the quantity must be a number")
+    stop, shipment = _pending_stop(session, route_id, stop_id)
+    route, route_status = _route_after(session, route_id, stop)
+    if failed:
+        _fail(session, stop, shipment, reason)
+    elif stop.action == StopAction.PICKUP:
+        _pick_up(session, stop, shipment, route_id, quantity)
+    else:
+        _deliver(session, stop, shipment, route_id)
+    stop.status = recorded.value
+    changed = ShipmentChanged(
+        shipment_id=shipment.id,
+        route_id=route_id,
+        status=shipment.status,
+        reason=reason if failed else "",
+        at=utcnow(),
+    )
+    enqueue_event(session, changed)
+    route.status = route_status.value
+    return stop
+
+
+def _pending_stop(session: Session, route_id: int, stop_id: int) -> tuple[RouteStop, Shipment]:
+    """The route's stop, locked, if it is still pending, with the shipment it carries."""
     stop = session.scalar(
         select(RouteStop).where(RouteStop.id == stop_id, RouteStop.route_id == route_id).with_for_update()
     )
     if stop is None:
-        raise DeliveryError("no such stop on this route", 404)
-    if stop.status != "pending":
-        raise DeliveryError(f"this stop is already recorded as {stop.status}")
+        raise NotFound("no such stop on this route")
+    if stop.status != StopStatus.PENDING:
+        raise Conflict(f"this stop is already recorded as {stop.status}")
     shipment = session.get(Shipment, stop.shipment_id) if stop.shipment_id is not None else None
     if shipment is None:
-        raise DeliveryError("this stop carries no shipment", 400)
-    if outcome == "failed":
-        if stop.action != "delivery":
-            raise DeliveryError("only a delivery can fail; skip a pickup by failing its delivery", 400)
-        if shipment.status == "picked_up":
-            _move_stock(session, shipment.from_site_id, shipment, shipment.quantity, f"returned: {reason}")
-        shipment.status, shipment.failure_reason = "failed", reason
-        event = {
-            "type": "delivery_failed",
-            "ts": format_ts(utcnow()),
-            "shipment_id": shipment.id,
-            "route_id": route_id,
-            "reason": reason,
-        }
-        session.add(OutboxMessage(topic=INTERNAL_EVENTS, payload=json.dumps(event).encode(), qos=1))
-    elif stop.action == "pickup":
-        if shipment.status not in ("planned", "assigned"):
-            raise DeliveryError(
-                f"the shipment is {shipment.status.replace('_', ' ')}: it cannot be picked up"
-            )
-        planned = shipment.quantity
-        taken = planned if quantity is None else quantity
-        if not 0 < taken <= planned:
-            raise DeliveryError(f"pick up more than 0 and at most the planned {planned:g}", 400)
-        note = f"picked up (route {route_id})" if taken == planned else f"picked up {taken:g} of {planned:g}"
-        stock = session.get(Stock, (stop.site_id, shipment.good_id))
-        held = stock.quantity if stock else 0.0
-        if held < taken:
-            raise DeliveryError(
-                f"the site holds only {held:g} of this good, not {taken:g}: pick up what is there"
-            )
-        shipment.quantity = taken
-        _move_stock(session, stop.site_id, shipment, -taken, note)
-        shipment.status = "picked_up"
-    else:
-        if shipment.status != "picked_up":
-            raise DeliveryError("pick the goods up first: the shipment has not been picked up")
-        _move_stock(session, stop.site_id, shipment, shipment.quantity, f"delivered (route {route_id})")
-        shipment.status = "delivered"
-    stop.status = outcome
+        raise InvalidInput("this stop carries no shipment")
+    return stop, shipment
+
+
+def _route_after(session: Session, route_id: int, stop: RouteStop) -> tuple[Route, RouteStatus]:
+    """The route and its status once `stop` is recorded: done with it if no other stop is pending."""
     route = session.get(Route, route_id)
     assert route is not None  # the stop belongs to it
-    pending = session.scalar(
-        select(RouteStop.id).where(RouteStop.route_id == route_id, RouteStop.status == "pending").limit(1)
+    pending = RouteStop.status == StopStatus.PENDING
+    others = session.scalar(
+        select(RouteStop.id).where(RouteStop.route_id == route_id, pending, RouteStop.id != stop.id).limit(1)
     )
-    route.status = "in_progress" if pending is not None else "done"
-    return stop
+    return route, route_move(route, RouteAction.RECORD if others is not None else RouteAction.FINISH)
+
+
+def _fail(session: Session, stop: RouteStop, shipment: Shipment, reason: str) -> None:
+    """A failed delivery: goods already loaded go back to the source site; the reason is kept."""
+    if stop.action != StopAction.DELIVERY:
+        raise InvalidInput("only a delivery can fail; skip a pickup by failing its delivery")
+    new = shipment_move(shipment, ShipmentAction.FAIL)
+    if shipment.status == ShipmentStatus.PICKED_UP:
+        note = f"returned: {reason}"
+        stock.move(session, shipment.from_site_id, shipment.good_id, shipment.quantity, note, shipment.id)
+    shipment.status, shipment.failure_reason = new.value, reason
+
+
+def _pick_up(
+    session: Session, stop: RouteStop, shipment: Shipment, route_id: int, quantity: float | None
+) -> None:
+    """The driver loads the shipment, or the `quantity` of it the site still held."""
+    new = shipment_move(shipment, ShipmentAction.PICK_UP)
+    planned = shipment.quantity
+    taken = planned if quantity is None else quantity
+    if not 0 < taken <= planned:
+        raise InvalidInput(f"pick up more than 0 and at most the planned {planned:g}")
+    note = f"picked up (route {route_id})" if taken == planned else f"picked up {taken:g} of {planned:g}"
+    held = stock.held(session, stop.site_id, shipment.good_id)
+    if held < taken:
+        raise Conflict(f"the site holds only {held:g} of this good, not {taken:g}: pick up what is there")
+    shipment.quantity = taken
+    stock.move(session, stop.site_id, shipment.good_id, -taken, note, shipment.id)
+    shipment.status = new.value
+
+
+def _deliver(session: Session, stop: RouteStop, shipment: Shipment, route_id: int) -> None:
+    """The driver drops the loaded goods off at the destination."""
+    new = shipment_move(shipment, ShipmentAction.DELIVER)
+    note = f"delivered (route {route_id})"
+    stock.move(session, stop.site_id, shipment.good_id, shipment.quantity, note, shipment.id)
+    shipment.status = new.value
 
 
 def decline_route(session: Session, route_id: int, reason: str) -> list[int]:
     """The driver cannot drive a route they have not started: it is declined and its shipments are free
-    for the planner again (planned, no route, the reason kept). Returns their ids; DeliveryError if the
+    for the planner again (planned, no route, the reason kept). Returns their ids; Conflict if the
     route is under way, done or declined already."""
-    reason = reason.strip()
-    if not reason:
-        raise DeliveryError("say why, so the coordinator and the planner know", 400)
-    if len(reason) > MAX_REASON:
-        raise DeliveryError(f"the reason is longer than {MAX_REASON} characters", 400)
+    reason = _reason(reason, "say why, so the coordinator and the planner know")
     route = session.scalar(select(Route).where(Route.id == route_id).with_for_update())
     if route is None:
-        raise DeliveryError("no such route", 404)
-    if route.status != "proposed":
-        raise DeliveryError(
-            f"this route is {route.status.replace('_', ' ')}: only a route not started can be declined"
-        )
+        raise NotFound("no such route")
+    declined = route_move(route, RouteAction.DECLINE)
     freed = list(
-        session.scalars(select(Shipment).where(Shipment.route_id == route_id, Shipment.status == "assigned"))
+        session.scalars(
+            select(Shipment).where(Shipment.route_id == route_id, Shipment.status == ShipmentStatus.ASSIGNED)
+        )
     )
     for shipment in freed:
-        shipment.status, shipment.route_id = "planned", None
+        shipment.status, shipment.route_id = shipment_move(shipment, ShipmentAction.UNROUTE).value, None
         shipment.failure_reason = f"route {route_id} declined: {reason}"
-    route.status = "declined"
+    route.status = declined.value
+    enqueue_event(session, RouteChanged(route_id=route_id, status=route.status, at=utcnow()))
     return [s.id for s in freed]
-
-
-@dataclass(frozen=True)
-class FailedDelivery:
-    """A failed shipment for the coordinator: why, and what the planner made of it since."""
-
-    shipment_id: int
-    route_id: int | None
-    good_name: str
-    quantity: float
-    unit: str
-    from_name: str
-    to_name: str
-    reason: str
-    again: str  # "route 12 (assigned)", "waiting: <the router's reason>", "not planned again (yet)", ...
-
-
-def failed_deliveries(session: Session, limit: int = FAILED_SHOWN) -> list[FailedDelivery]:
-    """The newest failed shipments with their reasons and what became of their goods: the same good on the
-    same lane planned again later (on a route, or waiting with the router's reason), or not."""
-    source, dest = aliased(Site), aliased(Site)
-    rows = session.execute(
-        select(Shipment, Good.name, Good.unit, source.name, dest.name)
-        .join(Good, Shipment.good_id == Good.id)
-        .join(source, Shipment.from_site_id == source.id)
-        .join(dest, Shipment.to_site_id == dest.id)
-        .where(Shipment.status == "failed")
-        .order_by(Shipment.id.desc())
-        .limit(limit)
-    ).all()
-    found = []
-    for shipment, good, unit, from_name, to_name in rows:
-        later = session.scalars(
-            select(Shipment)
-            .where(
-                Shipment.id > shipment.id,
-                Shipment.good_id == shipment.good_id,
-                Shipment.from_site_id == shipment.from_site_id,
-                Shipment.to_site_id == shipment.to_site_id,
-                Shipment.status.in_(("planned", "assigned", "picked_up", "delivered")),
-            )
-            .order_by(Shipment.id)
-            .limit(1)
-        ).first()
-        if later is None:  # the planner has not run since, or no longer sends this good this way
-            again = "not planned again (yet)"
-        elif later.route_id is not None:
-            again = f"route {later.route_id} ({later.status.replace('_', ' ')})"
-        else:
-            again = f"waiting: {later.failure_reason}" if later.failure_reason else "planned, not yet routed"
-        found.append(
-            FailedDelivery(
-                shipment.id,
-                shipment.route_id,
-                good,
-                shipment.quantity,
-                unit,
-                from_name,
-                to_name,
-                shipment.failure_reason or "",
-                again,
-            )
-        )
-    return found
-
-
-def gpx(route: RouteView, name: str) -> str:
-    """GPX 1.1 for navigation apps (OsmAnd, Organic Maps): a waypoint per stop and the route in order."""
-    points = []
-    for stop in route.stops:
-        what = (
-            f"{stop.action} {stop.quantity:g} {stop.unit} {stop.good_name}" if stop.good_name else stop.action
-        )
-        label = f"{stop.position + 1}. {stop.site_name} ({stop.community_name})"
-        points.append((stop, label, what))
-    wpts = "".join(
-        f'<wpt lat="{s.lat:.6f}" lon="{s.lon:.6f}"><name>{xml_escape(label)}</name>'
-        f"<desc>{xml_escape(what)}</desc></wpt>\n"
-        for s, label, what in points
-    )
-    rtepts = "".join(
-        f'<rtept lat="{s.lat:.6f}" lon="{s.lon:.6f}"><name>{xml_escape(label)}</name></rtept>\n'
-        for s, label, _ in points
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<gpx version="1.1" creator="Rhizome" xmlns="http://www.topografix.com/GPX/1/1">\n'
-        f"<metadata><name>{xml_escape(name)}</name></metadata>\n"
-        f"{wpts}<rte><name>{xml_escape(name)}</name>\n{rtepts}</rte>\n</gpx>\n"
-    )

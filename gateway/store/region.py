@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import is_slug
+from gateway.contract.topics import is_slug
 from gateway.store.models import (
     Community,
     Device,
@@ -23,11 +23,10 @@ from gateway.store.models import (
     NeedLevel,
     Site,
     Stock,
-    StockLedgerEntry,
     Vehicle,
-    utcnow,
 )
 from gateway.store.models.vocab import DEVICE_KINDS, GOOD_SECTORS, SITE_KINDS, VEHICLE_KINDS
+from gateway.store.stock import initial_level
 
 log = logging.getLogger(__name__)
 FORMAT = "rhizome-region/1"
@@ -125,56 +124,8 @@ def _is_coordinate(entry: Mapping[str, Any]) -> bool:
 def load_region(session: Session, data: Mapping[str, Any]) -> LoadSummary:
     """Insert or update `data`; rows are matched by slug (members by name), live stock is kept."""
     validate_region(data)
-    goods = {g.slug: g for g in session.scalars(select(Good))}
-    for spec in data.get("goods", []):
-        good = goods.get(spec["slug"]) or Good(slug=spec["slug"])
-        good.name, good.unit, good.sector = spec["name"], spec["unit"], spec["sector"]
-        good.essential = bool(spec.get("essential", False))
-        good.perishability_hours = spec.get("perishability_hours")
-        good.weight_kg_per_unit = float(spec.get("weight_kg_per_unit", 1.0))
-        goods[good.slug] = good
-        session.add(good)
-    session.flush()
-
-    communities = {c.slug: c for c in session.scalars(select(Community))}
-    sites = {(s.community_id, s.slug): s for s in session.scalars(select(Site))}
-    devices = {d.slug: d for d in session.scalars(select(Device))}
-    stock = {(s.site_id, s.good_id): s for s in session.scalars(select(Stock))}
-    needs = {(n.community_id, n.good_id): n for n in session.scalars(select(NeedLevel))}
-    counts = {"sites": 0, "devices": 0, "stock": 0}
-    for spec in data.get("communities", []):
-        community = communities.get(spec["slug"]) or Community(slug=spec["slug"])
-        community.name, community.lat, community.lon = spec["name"], spec["lat"], spec["lon"]
-        community.population = int(spec.get("population", 0))
-        session.add(community)
-        session.flush()
-        communities[community.slug] = community
-        for site_spec in spec.get("sites", []):
-            site = sites.get((community.id, site_spec["slug"])) or Site(
-                community_id=community.id, slug=site_spec["slug"]
-            )
-            site.name, site.kind = site_spec["name"], site_spec["kind"]
-            site.lat, site.lon = site_spec["lat"], site_spec["lon"]
-            site.people_served = int(site_spec.get("people_served", 0))
-            session.add(site)
-            session.flush()
-            counts["sites"] += 1
-            for dev_spec in site_spec.get("devices", []):
-                device = devices.get(dev_spec["slug"]) or Device(slug=dev_spec["slug"])
-                device.site_id, device.kind = site.id, dev_spec["kind"]
-                device.expected_interval_s = int(dev_spec.get("interval_s", 60))
-                device.credential_ref = dev_spec.get("credential_ref", device.credential_ref)
-                session.add(device)
-                devices[device.slug] = device
-                counts["devices"] += 1
-            for good_slug, quantity in site_spec.get("stock", {}).items():
-                counts["stock"] += _set_initial_stock(session, stock, site.id, goods[good_slug].id, quantity)
-        for good_slug, level in spec.get("needs", {}).items():
-            key = (community.id, goods[good_slug].id)
-            need = needs.get(key) or NeedLevel(community_id=key[0], good_id=key[1])
-            need.minimum, need.target = float(level["minimum"]), float(level["target"])
-            session.add(need)
-            needs[key] = need
+    goods = _load_goods(session, data.get("goods", []))
+    communities, counts = _load_communities(session, data.get("communities", []), goods)
     members = _load_members(session, data.get("members", []), communities)
     session.flush()
     summary = LoadSummary(
@@ -197,25 +148,99 @@ def load_region(session: Session, data: Mapping[str, Any]) -> LoadSummary:
     return summary
 
 
+def _load_goods(session: Session, specs: list[dict[str, Any]]) -> dict[str, Good]:
+    """Upsert the goods; returns every good in the store by slug (flushed, so ids are set)."""
+    goods = {g.slug: g for g in session.scalars(select(Good))}
+    for spec in specs:
+        good = goods.get(spec["slug"]) or Good(slug=spec["slug"])
+        good.name, good.unit, good.sector = spec["name"], spec["unit"], spec["sector"]
+        good.essential = bool(spec.get("essential", False))
+        good.perishability_hours = spec.get("perishability_hours")
+        good.weight_kg_per_unit = float(spec.get("weight_kg_per_unit", 1.0))
+        goods[good.slug] = good
+        session.add(good)
+    session.flush()
+    return goods
+
+
+def _load_communities(
+    session: Session, specs: list[dict[str, Any]], goods: Mapping[str, Good]
+) -> tuple[dict[str, Community], dict[str, int]]:
+    """Upsert communities with their sites, devices, initial stock and needs; returns them by slug and
+    the counts of sites, devices and stock changes."""
+    communities = {c.slug: c for c in session.scalars(select(Community))}
+    sites = {(s.community_id, s.slug): s for s in session.scalars(select(Site))}
+    devices = {d.slug: d for d in session.scalars(select(Device))}
+    stock = {(s.site_id, s.good_id): s for s in session.scalars(select(Stock))}
+    needs = {(n.community_id, n.good_id): n for n in session.scalars(select(NeedLevel))}
+    counts = {"sites": 0, "devices": 0, "stock": 0}
+    for spec in specs:
+        community = communities.get(spec["slug"]) or Community(slug=spec["slug"])
+        community.name, community.lat, community.lon = spec["name"], spec["lat"], spec["lon"]
+        community.population = int(spec.get("population", 0))
+        session.add(community)
+        session.flush()
+        communities[community.slug] = community
+        for site_spec in spec.get("sites", []):
+            site = _upsert_site(session, sites, community.id, site_spec)
+            counts["sites"] += 1
+            counts["devices"] += _load_devices(session, devices, site.id, site_spec.get("devices", []))
+            for good_slug, quantity in site_spec.get("stock", {}).items():
+                counts["stock"] += _set_initial_stock(session, stock, site.id, goods[good_slug].id, quantity)
+        _load_needs(session, needs, community.id, spec.get("needs", {}), goods)
+    return communities, counts
+
+
+def _upsert_site(
+    session: Session, sites: dict[tuple[int, str], Site], community_id: int, spec: Mapping[str, Any]
+) -> Site:
+    """Insert or update one site of a community (flushed, so its id is set)."""
+    site = sites.get((community_id, spec["slug"])) or Site(community_id=community_id, slug=spec["slug"])
+    site.name, site.kind = spec["name"], spec["kind"]
+    site.lat, site.lon = spec["lat"], spec["lon"]
+    site.people_served = int(spec.get("people_served", 0))
+    session.add(site)
+    session.flush()
+    return site
+
+
+def _load_devices(
+    session: Session, devices: dict[str, Device], site_id: int, specs: list[dict[str, Any]]
+) -> int:
+    """Insert or update a site's devices (a device named again elsewhere moves to this site)."""
+    for spec in specs:
+        device = devices.get(spec["slug"]) or Device(slug=spec["slug"])
+        device.site_id, device.kind = site_id, spec["kind"]
+        device.expected_interval_s = int(spec.get("interval_s", 60))
+        device.credential_ref = spec.get("credential_ref", device.credential_ref)
+        session.add(device)
+        devices[device.slug] = device
+    return len(specs)
+
+
+def _load_needs(
+    session: Session,
+    needs: dict[tuple[int, int], NeedLevel],
+    community_id: int,
+    specs: Mapping[str, Mapping[str, Any]],
+    goods: Mapping[str, Good],
+) -> None:
+    """Insert or update a community's need levels (minimum and target per good)."""
+    for good_slug, level in specs.items():
+        key = (community_id, goods[good_slug].id)
+        need = needs.get(key) or NeedLevel(community_id=key[0], good_id=key[1])
+        need.minimum, need.target = float(level["minimum"]), float(level["target"])
+        session.add(need)
+        needs[key] = need
+
+
 def _set_initial_stock(
     session: Session, stock: dict[tuple[int, int], Stock], site_id: int, good_id: int, quantity: float
 ) -> int:
     """Initialise a stock level from the file; live levels already in the store are never overwritten."""
     if (site_id, good_id) in stock:
         return 0
-    row = Stock(site_id=site_id, good_id=good_id, quantity=float(quantity), updated_at=utcnow())
-    stock[(site_id, good_id)] = row
-    session.add(row)
-    session.add(
-        StockLedgerEntry(
-            site_id=site_id,
-            good_id=good_id,
-            delta=float(quantity),
-            quantity_after=float(quantity),
-            reason="initial level from region file",
-            source="initial",
-        )
-    )
+    stock[(site_id, good_id)] = initial_level(session, site_id, good_id, quantity)
     return 1
 
 

@@ -1,4 +1,5 @@
-"""Coordinator edits of the region: validated form input in, rows out. Bad input raises FormError (a 400)."""
+"""Coordinator edits of the region: validated form input in, rows out. Bad input raises FormError, an
+InvalidInput of the one error tree (the dashboard's web layer answers it)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import is_slug
+from gateway.contract.errors import InvalidInput
+from gateway.contract.topics import is_slug
 from gateway.store.models import Community, Good, Member, MemberSkill, NeedLevel, Site
 from gateway.store.models.vocab import GOOD_SECTORS, SITE_KINDS
 
 
-class FormError(ValueError):
+class FormError(InvalidInput):
     """A form value that cannot be stored, with a message saying which and why."""
 
 

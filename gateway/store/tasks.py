@@ -1,146 +1,183 @@
-"""Crew work on repair tasks: the allowed transitions, each recorded as a TaskEvent; and a member's alerts.
+"""The repair-task lifecycle, in one table: who may move a task from which state, and what that records.
 
-A task marked fixed waits in `fixed_pending` for sensor data to confirm the repair (the gateway closes it).
+The gateway opens a task for a fault and closes it when the data confirms the repair; the planner assigns
+it (or escalates it when nobody nearby can take it); the member accepts, declines, starts and marks it
+fixed. A task marked fixed waits in `fixed_pending` for sensor data to confirm the repair. Every move goes
+through `apply`, which checks TRANSITIONS, sets the status and updated_at, appends the TaskEvent and queues
+the internal `task_changed` event, all in the caller's transaction.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import member_alerts_topic
-from gateway.store.models import Community, OutboxMessage, RepairTask, Site, TaskEvent, utcnow
+from gateway.contract.errors import Conflict, InvalidInput, NotFound
+from gateway.contract.events import TaskChanged
+from gateway.store.models import RepairTask, TaskEvent, utcnow
+from gateway.store.models.vocab import TaskEventKind, TaskStatus
+from gateway.store.outbox import enqueue_event
 
-ACTIVE_STATUSES = ("assigned", "accepted", "in_progress", "fixed_pending")
-MAX_REASON = 500
-
-
-@dataclass(frozen=True)
-class Transition:
-    """What a crew action needs and does."""
-
-    allowed_from: tuple[str, ...]
-    status: str
-    event: str
-    needs_reason: bool = False
+MAX_REASON: Final = 500  # the task_events.reason column; a longer reason from a person is refused
 
 
-ACTIONS = {
-    "accept": Transition(("assigned",), "accepted", "accepted"),
-    # Declining hands the task back to the assigner; the reason is kept so nobody is asked twice for nothing.
-    "decline": Transition(("assigned", "accepted"), "open", "declined", needs_reason=True),
-    "start": Transition(("accepted",), "in_progress", "started"),
-    "fixed": Transition(("in_progress",), "fixed_pending", "marked_fixed"),
+class TaskAction(StrEnum):
+    """What can happen to a task, and who does it."""
+
+    ASSIGN = "assign"  # the planner, to the member it chose
+    ESCALATE = "escalate"  # the planner, when nobody can take it: wider communities are alerted
+    ACCEPT = "accept"  # the member
+    DECLINE = "decline"  # the member, with a reason: the task is open again and they are not asked again
+    START = "start"  # the member
+    FIXED = "fixed"  # the member: the task waits for the data to confirm it
+    CONFIRM = "confirm"  # the gateway: readings are normal again, the task closes
+
+
+TRANSITIONS: Final[Mapping[tuple[TaskStatus, TaskAction], TaskStatus]] = {
+    (TaskStatus.OPEN, TaskAction.ASSIGN): TaskStatus.ASSIGNED,
+    (TaskStatus.ESCALATED, TaskAction.ASSIGN): TaskStatus.ASSIGNED,
+    (TaskStatus.OPEN, TaskAction.ESCALATE): TaskStatus.ESCALATED,
+    (TaskStatus.ASSIGNED, TaskAction.ACCEPT): TaskStatus.ACCEPTED,
+    (TaskStatus.ASSIGNED, TaskAction.DECLINE): TaskStatus.OPEN,
+    (TaskStatus.ACCEPTED, TaskAction.DECLINE): TaskStatus.OPEN,
+    (TaskStatus.ACCEPTED, TaskAction.START): TaskStatus.IN_PROGRESS,
+    (TaskStatus.IN_PROGRESS, TaskAction.FIXED): TaskStatus.FIXED_PENDING,
+    # The data closes a task in whatever state the people left it: the fault is gone either way.
+    (TaskStatus.OPEN, TaskAction.CONFIRM): TaskStatus.CLOSED,
+    (TaskStatus.ESCALATED, TaskAction.CONFIRM): TaskStatus.CLOSED,
+    (TaskStatus.ASSIGNED, TaskAction.CONFIRM): TaskStatus.CLOSED,
+    (TaskStatus.ACCEPTED, TaskAction.CONFIRM): TaskStatus.CLOSED,
+    (TaskStatus.IN_PROGRESS, TaskAction.CONFIRM): TaskStatus.CLOSED,
+    (TaskStatus.FIXED_PENDING, TaskAction.CONFIRM): TaskStatus.CLOSED,
 }
+# The TaskEvent each action records (a confirmation also records `closed` after it).
+EVENT_OF: Final[Mapping[TaskAction, TaskEventKind]] = {
+    TaskAction.ASSIGN: TaskEventKind.ASSIGNED,
+    TaskAction.ESCALATE: TaskEventKind.ESCALATED,
+    TaskAction.ACCEPT: TaskEventKind.ACCEPTED,
+    TaskAction.DECLINE: TaskEventKind.DECLINED,
+    TaskAction.START: TaskEventKind.STARTED,
+    TaskAction.FIXED: TaskEventKind.MARKED_FIXED,
+    TaskAction.CONFIRM: TaskEventKind.CONFIRMED,
+}
+# What a member may do from the crew page (a decline may also come through the planner's CLI).
+MEMBER_ACTIONS: Final = (TaskAction.ACCEPT, TaskAction.DECLINE, TaskAction.START, TaskAction.FIXED)
+
+# Two honest meanings of "active": a fixed task waiting for the data stays on the member's list, but the
+# member is free for the next task, so it no longer takes one of their slots.
+SHOWN_TO_CREW: Final[Sequence[TaskStatus]] = (
+    TaskStatus.ASSIGNED,
+    TaskStatus.ACCEPTED,
+    TaskStatus.IN_PROGRESS,
+    TaskStatus.FIXED_PENDING,
+)
+HOLDS_A_SLOT: Final[Sequence[TaskStatus]] = (TaskStatus.ASSIGNED, TaskStatus.ACCEPTED, TaskStatus.IN_PROGRESS)
+# What the planner (re)assigns: open and escalated, the states ASSIGN leaves from.
+TO_PLAN: Final[Sequence[TaskStatus]] = tuple(s for s, a in TRANSITIONS if a is TaskAction.ASSIGN)
+# Every state but closed: the ones the data's confirmation closes (the map shows these tasks).
+NOT_CLOSED: Final[Sequence[TaskStatus]] = tuple(s for s, a in TRANSITIONS if a is TaskAction.CONFIRM)
 
 
-class TaskActionError(ValueError):
-    """A crew action that cannot be applied; `status` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
+def allows(status: str, action: TaskAction) -> bool:
+    """Whether a task in `status` may take `action`."""
+    return (status, action) in TRANSITIONS
 
 
-@dataclass(frozen=True)
-class CrewTask:
-    """A task as the crew page shows it."""
-
-    id: int
-    title: str
-    status: str
-    urgency: int
-    skills: tuple[str, ...]
-    site_name: str
-    community_name: str
-    lat: float
-    lon: float
-    explanation: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Alert:
-    """One alert addressed to a member, as text."""
-
-    id: int
-    at: datetime
-    text: str
-
-
-def member_tasks(session: Session, member_id: int) -> list[CrewTask]:
-    """The member's tasks not yet closed, most urgent first."""
-    rows = session.execute(
-        select(RepairTask, Site.name, Community.name, Site.lat, Site.lon)
-        .join(Site, RepairTask.site_id == Site.id)
-        .join(Community, Site.community_id == Community.id)
-        .where(RepairTask.assigned_member_id == member_id, RepairTask.status.in_(ACTIVE_STATUSES))
-        .order_by(RepairTask.urgency.desc(), RepairTask.created_at, RepairTask.id)
+def open_task(
+    session: Session,
+    *,
+    fault_id: int,
+    site_id: int,
+    title: str,
+    urgency: int,
+    skills: Sequence[str],
+    reason: str,
+    at: datetime,
+) -> RepairTask:
+    """A new open task for a fault, flushed (its id is set) with its `created` event."""
+    task = RepairTask(
+        fault_id=fault_id,
+        site_id=site_id,
+        title=title[:200],
+        status=TaskStatus.OPEN.value,
+        urgency=urgency,
+        required_skills=list(skills),
+        created_at=at,
+        updated_at=at,
     )
-    return [
-        CrewTask(
-            t.id,
-            t.title,
-            t.status,
-            t.urgency,
-            tuple(str(s) for s in t.required_skills or ()),
-            site,
-            community,
-            lat,
-            lon,
-            t.explanation,
-            t.created_at,
-        )
-        for t, site, community, lat, lon in rows
-    ]
-
-
-def apply_action(session: Session, task_id: int, member_id: int, action: str, reason: str = "") -> RepairTask:
-    """Apply a crew action to one of the member's tasks and record it; raises TaskActionError."""
-    transition = ACTIONS.get(action)
-    if transition is None:
-        raise TaskActionError(f"unknown action {action[:40]!r}; use one of {', '.join(ACTIONS)}", 404)
-    reason = reason.strip()
-    if transition.needs_reason and not reason:
-        raise TaskActionError("say why you decline, so the next person is not asked for nothing", 400)
-    if len(reason) > MAX_REASON:
-        raise TaskActionError(f"the reason is longer than {MAX_REASON} characters", 400)
-    task = session.scalar(select(RepairTask).where(RepairTask.id == task_id).with_for_update())
-    if task is None or task.assigned_member_id != member_id:
-        raise TaskActionError("no such task among yours", 404)
-    if task.status not in transition.allowed_from:
-        raise TaskActionError(f"the task is {task.status.replace('_', ' ')}: it cannot be {transition.event}")
-    task.status = transition.status
-    task.updated_at = utcnow()
-    if action == "decline":
-        task.assigned_member_id = None
-    session.add(TaskEvent(task_id=task.id, member_id=member_id, event=transition.event, reason=reason))
+    session.add(task)
+    session.flush()
+    session.add(
+        TaskEvent(task_id=task.id, event=TaskEventKind.CREATED.value, reason=reason[:MAX_REASON], at=at)
+    )
     return task
 
 
-def alert_text(payload: bytes) -> str:
-    """Readable text of an alert payload: its text/title/message field, else the JSON itself."""
-    try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return payload.decode("utf-8", errors="replace")[:500]
-    if isinstance(body, dict):
-        for key in ("text", "message", "title", "summary"):
-            if isinstance(body.get(key), str):
-                return body[key][:500]
-    return json.dumps(body, ensure_ascii=False)[:500]
+def apply(
+    session: Session,
+    task: RepairTask,
+    action: TaskAction,
+    *,
+    member_id: int | None = None,
+    reason: str = "",
+    explanation: str | None = None,
+    at: datetime | None = None,
+) -> TaskStatus:
+    """Move `task` by `action` if TRANSITIONS allows it from its status, and record the move.
 
-
-def member_alerts(session: Session, member_id: int, after_id: int = 0, limit: int = 50) -> list[Alert]:
-    """Alerts queued for the member (topic rhizome/v1/members/<id>/alerts) newer than `after_id`."""
-    rows = session.execute(
-        select(OutboxMessage.id, OutboxMessage.created_at, OutboxMessage.payload)
-        .where(OutboxMessage.topic == member_alerts_topic(member_id), OutboxMessage.id > after_id)
-        .order_by(OutboxMessage.id.desc())
-        .limit(limit)
+    `member_id` is who acts (a member's action) or whom the planner assigns (ASSIGN, with `explanation`);
+    the event's member is otherwise the one assigned. Raises Conflict if the move is not allowed.
+    """
+    if action is TaskAction.ASSIGN and member_id is None:
+        raise InvalidInput("a task is assigned to a member")
+    new = TRANSITIONS.get((TaskStatus(task.status), action))
+    if new is None:
+        raise Conflict(f"the task is {task.status.replace('_', ' ')}: it cannot be {EVENT_OF[action]}")
+    at = at or utcnow()
+    who = member_id if member_id is not None else task.assigned_member_id
+    if action is TaskAction.ASSIGN:
+        task.assigned_member_id, task.explanation = member_id, explanation
+    elif action is TaskAction.DECLINE:  # the explanation was why they were asked; it no longer holds
+        task.assigned_member_id, task.explanation = None, None
+    elif action is TaskAction.CONFIRM:
+        task.closed_at = at
+    task.status, task.updated_at = new.value, at
+    event = EVENT_OF[action].value
+    session.add(TaskEvent(task_id=task.id, member_id=who, event=event, reason=reason[:MAX_REASON], at=at))
+    if action is TaskAction.CONFIRM:
+        session.add(TaskEvent(task_id=task.id, member_id=who, event=TaskEventKind.CLOSED.value, at=at))
+    enqueue_event(
+        session, TaskChanged(task_id=task.id, status=new.value, member_id=task.assigned_member_id, at=at)
     )
-    return sorted((Alert(i, at, alert_text(p)) for i, at, p in rows), key=lambda a: a.id)
+    return new
+
+
+def apply_action(session: Session, task_id: int, member_id: int, action: str, reason: str = "") -> RepairTask:
+    """A member's action on one of their tasks (the crew page, or a decline through the planner).
+
+    Raises NotFound (no such action, or not the member's task), InvalidInput (a decline needs a reason of
+    at most MAX_REASON characters) or Conflict (not allowed from the task's status).
+    """
+    chosen = next((a for a in MEMBER_ACTIONS if a.value == action), None)
+    if chosen is None:
+        raise NotFound(f"unknown action {action[:40]!r}; use one of {', '.join(MEMBER_ACTIONS)}")
+    reason = reason.strip()
+    if chosen is TaskAction.DECLINE and not reason:
+        raise InvalidInput("say why you decline, so the next person is not asked for nothing")
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"the reason is longer than {MAX_REASON} characters")
+    task = session.scalar(select(RepairTask).where(RepairTask.id == task_id).with_for_update())
+    if task is None or task.assigned_member_id != member_id:
+        raise NotFound("no such task among yours")
+    apply(session, task, chosen, member_id=member_id, reason=reason)
+    return task
+
+
+def decline(session: Session, task_id: int, member_id: int, reason: str) -> RepairTask:
+    """The assigned member declines, with a reason: the task is open again and they are not asked again."""
+    return apply_action(session, task_id, member_id, TaskAction.DECLINE, reason)

@@ -1,1 +1,38 @@
-"""Surplus allocation: data -> model -> solve -> plan."""
+"""Surplus allocation: data -> network and LP model -> two-stage solve -> plan.
+
+`solve_allocation(AllocationInput) -> AllocationPlan` is the door; `build_allocation_model` is there for
+benchmarks and tests that inspect the LP itself.
+"""
+
+from logistics.allocation.data import (
+    SECTOR_PRIORITY,
+    AllocationInput,
+    AllocationPlan,
+    GoodInfo,
+    Holding,
+    Place,
+    PlannedShipment,
+    good_priority,
+)
+from logistics.allocation.model import AllocationVars, build_allocation_model
+from logistics.allocation.network import Lane, Network, build_network
+from logistics.allocation.solve import NO_LANE, NO_SHORTAGE, solve_allocation
+
+__all__ = [
+    "NO_LANE",
+    "NO_SHORTAGE",
+    "SECTOR_PRIORITY",
+    "AllocationInput",
+    "AllocationPlan",
+    "AllocationVars",
+    "GoodInfo",
+    "Holding",
+    "Lane",
+    "Network",
+    "Place",
+    "PlannedShipment",
+    "build_allocation_model",
+    "build_network",
+    "good_priority",
+    "solve_allocation",
+]

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from gateway.contract.errors import InvalidInput
+
 # Who is served first when goods compete (sector), and essential goods above every non-essential one.
 SECTOR_PRIORITY: Final[Mapping[str, float]] = {
     "water": 4.0,
@@ -20,7 +22,7 @@ ESSENTIAL_BONUS: Final = 4.0
 
 def _finite(name: str, value: float) -> None:
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise InvalidInput(f"{name} must be a finite number, got {value!r}")
 
 
 def good_priority(sector: str, essential: bool) -> float:
@@ -41,7 +43,7 @@ class Place:
         _finite("lat", self.lat)
         _finite("lon", self.lon)
         if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
-            raise ValueError(f"place {self.id}: coordinates ({self.lat}, {self.lon}) out of range")
+            raise InvalidInput(f"place {self.id}: coordinates ({self.lat}, {self.lon}) out of range")
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,14 @@ class GoodInfo:
 
     def __post_init__(self) -> None:
         if self.sector not in SECTOR_PRIORITY:
-            raise ValueError(f"good {self.slug!r}: unknown sector {self.sector!r}")
+            raise InvalidInput(f"good {self.slug!r}: unknown sector {self.sector!r}")
         if self.perishability_hours is not None:
             _finite("perishability_hours", self.perishability_hours)
             if self.perishability_hours <= 0:
-                raise ValueError(f"good {self.slug!r}: perishability_hours must be > 0")
+                raise InvalidInput(f"good {self.slug!r}: perishability_hours must be > 0")
         _finite("weight_kg_per_unit", self.weight_kg_per_unit)
         if self.weight_kg_per_unit < 0:
-            raise ValueError(f"good {self.slug!r}: weight_kg_per_unit must be >= 0")
+            raise InvalidInput(f"good {self.slug!r}: weight_kg_per_unit must be >= 0")
 
     @property
     def priority(self) -> float:
@@ -87,9 +89,9 @@ class Holding:
             value = getattr(self, name)
             _finite(name, value)
             if value < 0:
-                raise ValueError(f"holding ({self.place_id}, {self.good_id}): negative {name} {value}")
+                raise InvalidInput(f"holding ({self.place_id}, {self.good_id}): negative {name} {value}")
         if self.minimum > self.target:
-            raise ValueError(
+            raise InvalidInput(
                 f"holding ({self.place_id}, {self.good_id}): minimum {self.minimum} > target {self.target}"
             )
 
@@ -139,31 +141,31 @@ class AllocationInput:
         place_ids = {p.id for p in self.places}
         good_ids = {g.id for g in self.goods}
         if len(place_ids) != len(self.places):
-            raise ValueError("duplicate place id")
+            raise InvalidInput("duplicate place id")
         if len(good_ids) != len(self.goods):
-            raise ValueError("duplicate good id")
+            raise InvalidInput("duplicate good id")
         seen: set[tuple[int, int]] = set()
         for h in self.holdings:
             if h.place_id not in place_ids:
-                raise ValueError(f"holding refers to unknown place {h.place_id}")
+                raise InvalidInput(f"holding refers to unknown place {h.place_id}")
             if h.good_id not in good_ids:
-                raise ValueError(f"holding refers to unknown good {h.good_id}")
+                raise InvalidInput(f"holding refers to unknown good {h.good_id}")
             if (h.place_id, h.good_id) in seen:
-                raise ValueError(f"duplicate holding ({h.place_id}, {h.good_id})")
+                raise InvalidInput(f"duplicate holding ({h.place_id}, {h.good_id})")
             seen.add((h.place_id, h.good_id))
         if self.max_neighbours < 1:
-            raise ValueError(f"max_neighbours must be at least 1, got {self.max_neighbours}")
+            raise InvalidInput(f"max_neighbours must be at least 1, got {self.max_neighbours}")
         for name in ("detour_factor", "speed_kmh", "reserve_fraction"):
             _finite(name, getattr(self, name))
         if self.detour_factor < 1.0:
-            raise ValueError(f"detour_factor must be >= 1, got {self.detour_factor}")
+            raise InvalidInput(f"detour_factor must be >= 1, got {self.detour_factor}")
         if self.speed_kmh <= 0:
-            raise ValueError(f"speed_kmh must be > 0, got {self.speed_kmh}")
+            raise InvalidInput(f"speed_kmh must be > 0, got {self.speed_kmh}")
         if not 0.0 <= self.reserve_fraction <= 1.0:
-            raise ValueError(f"reserve_fraction must be in [0, 1], got {self.reserve_fraction}")
+            raise InvalidInput(f"reserve_fraction must be in [0, 1], got {self.reserve_fraction}")
         _finite("share_margin", self.share_margin)
         if not 0.0 <= self.share_margin <= 1.0:
-            raise ValueError(f"share_margin must be in [0, 1], got {self.share_margin}")
+            raise InvalidInput(f"share_margin must be in [0, 1], got {self.share_margin}")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
-"""Errors of the planner: one small tree so callers catch planning failures apart from bad input."""
+"""Errors of the planner: one small branch of Rhizome's error tree, so callers catch planning failures apart
+from bad input (which raises `InvalidInput`, a `ValueError`)."""
 
 from __future__ import annotations
 
+from gateway.contract.errors import RhizomeError
 
-class LogisticsError(Exception):
-    """Base of every error the planner raises on purpose (bad input stays a plain ValueError)."""
+
+class LogisticsError(RhizomeError):
+    """Base of every error the planner raises on purpose, other than bad input."""
 
 
 class PlanningError(LogisticsError):

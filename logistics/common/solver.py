@@ -7,6 +7,7 @@ import math
 
 import pulp
 
+from gateway.contract.errors import InvalidInput
 from logistics.common.errors import PlanningError
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ def make_cbc(time_limit_s: float, warm_start: bool = False) -> pulp.LpSolver:
     With `warm_start`, CBC starts from the variables' initial values (`setInitialValue`).
     """
     if not math.isfinite(time_limit_s) or time_limit_s <= 0:
-        raise ValueError(f"time limit must be a positive number of seconds, got {time_limit_s}")
+        raise InvalidInput(f"time limit must be a positive number of seconds, got {time_limit_s}")
     limit = max(1, math.ceil(time_limit_s))
     system = pulp.COIN_CMD(msg=False, timeLimit=limit, warmStart=warm_start)
     if system.available():
@@ -70,14 +71,14 @@ def make_mip_solver(time_limit_s: float, warm_start: bool = False) -> tuple[pulp
     With `warm_start` the solver starts from the variables' initial values (`setInitialValue`).
     """
     if not math.isfinite(time_limit_s) or time_limit_s <= 0:
-        raise ValueError(f"time limit must be a positive number of seconds, got {time_limit_s}")
+        raise InvalidInput(f"time limit must be a positive number of seconds, got {time_limit_s}")
     if highs_available():
         solver_class = _HiGHSFromStart if warm_start else pulp.HiGHS
         return solver_class(msg=False, timeLimit=time_limit_s, threads=1), "HiGHS"
     return make_cbc(time_limit_s, warm_start=warm_start), "CBC"
 
 
-class _HiGHSFromStart(pulp.HiGHS):  # type: ignore[misc, name-defined]
+class _HiGHSFromStart(pulp.HiGHS):
     """PuLP's HiGHS, handed the variables' initial values as a MIP start before it runs."""
 
     def callSolver(self, lp: pulp.LpProblem) -> None:

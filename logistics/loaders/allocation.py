@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import Counter, defaultdict
@@ -14,20 +13,14 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import (
-    MAX_PAYLOAD_BYTES,
-    QOS,
-    VERSION,
-    community_alerts_topic,
-    format_ts,
-)
+from gateway.contract.payloads import MAX_PAYLOAD_BYTES, VERSION, format_ts
+from gateway.contract.topics import community_alerts_topic
 from gateway.store.models import (
     Community,
     DeliveryPlan,
     Good,
     Member,
     NeedLevel,
-    OutboxMessage,
     Shipment,
     Site,
     Stock,
@@ -35,6 +28,8 @@ from gateway.store.models import (
     Vehicle,
     utcnow,
 )
+from gateway.store.models.vocab import LedgerSource, PlanStatus, ShipmentStatus
+from gateway.store.outbox import compact_json, enqueue
 from logistics.allocation.data import (
     AllocationInput,
     AllocationPlan,
@@ -79,21 +74,7 @@ def load_allocation_input(
     )
     for community_id, good_id, quantity in stock:
         levels[community_id, good_id][0] = float(quantity or 0.0)
-    # Goods already on their way count where they are going: a shipment on a route (`assigned`) still sits in
-    # its source's stock but is promised, one `picked_up` has left its source and not yet arrived. Planned
-    # on stock alone, a re-plan while drivers were out promised the same goods again (in the region week,
-    # 912 pickups found nothing left to load).
-    community_of = dict(session.execute(select(Site.id, Site.community_id)).all())
-    moving = session.execute(
-        select(
-            Shipment.status, Shipment.good_id, Shipment.from_site_id, Shipment.to_site_id, Shipment.quantity
-        ).where(Shipment.status.in_(("assigned", "picked_up")))
-    )
-    for status, good_id, source, destination, quantity in moving:
-        if status == "assigned":
-            held = levels[community_of[source], good_id]
-            held[0] = max(0.0, held[0] - quantity)
-        levels[community_of[destination], good_id][0] += quantity
+    _count_goods_on_their_way(session, levels)
     if lead_s > 0:
         for key, per_s in use_rates(session, USE_WINDOW_LEADS * lead_s, now).items():
             if key in levels:
@@ -106,6 +87,27 @@ def load_allocation_input(
         if place in hubs
     ]
     return AllocationInput(places, goods, holdings)
+
+
+def _count_goods_on_their_way(session: Session, levels: dict[tuple[int, int], list[float]]) -> None:
+    """Move the stock of shipments under way, in `levels` ((community, good) -> [stock, minimum, target]),
+    to where it is going.
+
+    A shipment on a route (`assigned`) still sits in its source's stock but is promised, one `picked_up`
+    has left its source and not yet arrived. Planned on stock alone, a re-plan while drivers were out
+    promised the same goods again (in the region week, 912 pickups found nothing left to load).
+    """
+    community_of = dict(session.execute(select(Site.id, Site.community_id)).all())
+    moving = session.execute(
+        select(
+            Shipment.status, Shipment.good_id, Shipment.from_site_id, Shipment.to_site_id, Shipment.quantity
+        ).where(Shipment.status.in_((ShipmentStatus.ASSIGNED, ShipmentStatus.PICKED_UP)))
+    )
+    for status, good_id, source, destination, quantity in moving:
+        if status == ShipmentStatus.ASSIGNED:
+            held = levels[community_of[source], good_id]
+            held[0] = max(0.0, held[0] - quantity)
+        levels[community_of[destination], good_id][0] += quantity
 
 
 def use_rates(session: Session, window_s: float, now: datetime | None = None) -> dict[tuple[int, int], float]:
@@ -124,7 +126,7 @@ def use_rates(session: Session, window_s: float, now: datetime | None = None) ->
         select(Site.community_id, StockLedgerEntry.good_id, func.sum(StockLedgerEntry.delta))
         .join(Site, StockLedgerEntry.site_id == Site.id)
         .where(
-            StockLedgerEntry.source == "sensor",
+            StockLedgerEntry.source == LedgerSource.SENSOR,
             StockLedgerEntry.delta < 0,
             StockLedgerEntry.created_at >= since,
         )
@@ -177,10 +179,12 @@ def save_plan(session: Session, plan: AllocationPlan) -> int:
     superseded = cast(
         CursorResult[Any],
         session.execute(
-            update(DeliveryPlan).where(DeliveryPlan.status == "proposed").values(status="superseded")
+            update(DeliveryPlan)
+            .where(DeliveryPlan.status == PlanStatus.PROPOSED)
+            .values(status=PlanStatus.SUPERSEDED.value)
         ),
     )
-    row = DeliveryPlan(status="proposed", solver_status=plan.status, objective=plan.objective)
+    row = DeliveryPlan(status=PlanStatus.PROPOSED.value, solver_status=plan.status, objective=plan.objective)
     session.add(row)
     session.flush()
     shipments, alerts = _add_shipments(session, row.id, plan, planned, hubs, sources)
@@ -243,7 +247,7 @@ def _add_shipments(
             from_site_id=sources[s.from_place, s.good_id],
             to_site_id=hubs[s.to_place],
             quantity=s.quantity,
-            status="planned",
+            status=ShipmentStatus.PLANNED.value,
         )
         for s in planned
     ]
@@ -254,7 +258,7 @@ def _add_shipments(
 
 def current_proposal_id(session: Session) -> int | None:
     """The newest plan still proposed, if any."""
-    return session.scalar(select(func.max(DeliveryPlan.id)).where(DeliveryPlan.status == "proposed"))
+    return session.scalar(select(func.max(DeliveryPlan.id)).where(DeliveryPlan.status == PlanStatus.PROPOSED))
 
 
 def shipment_count(session: Session, plan_id: int | None) -> int:
@@ -270,7 +274,7 @@ def _shipments_of(session: Session, plan_id: int) -> list[tuple[int, int, int, f
     needed again, if at all."""
     rows = session.execute(
         select(Shipment.good_id, Shipment.from_site_id, Shipment.to_site_id, Shipment.quantity).where(
-            Shipment.plan_id == plan_id, Shipment.status == "planned"
+            Shipment.plan_id == plan_id, Shipment.status == ShipmentStatus.PLANNED
         )
     )
     return sorted((good, source, dest, quantity) for good, source, dest, quantity in rows)
@@ -320,7 +324,7 @@ def _queue_alerts(
     now = format_ts(utcnow())
     for place, items in sorted(incoming.items()):
         payload = alert_payload(plan_id, slugs[place], now, items)
-        session.add(OutboxMessage(topic=community_alerts_topic(slugs[place]), payload=payload, qos=QOS))
+        enqueue(session, community_alerts_topic(slugs[place]), payload)
     return len(incoming)
 
 
@@ -338,11 +342,11 @@ def alert_payload(plan_id: int, community: str, ts: str, items: list[dict[str, A
         "totals": {good: round(q, 6) for good, q in sorted(totals.items())},
         "shipments": items,
     }
-    raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    raw = compact_json(body)
     if len(raw) > MAX_PAYLOAD_BYTES:
         body["shipments"] = []
         body["truncated"] = len(items)
-        raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        raw = compact_json(body)
     return raw
 
 

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.contract.protocol import (
-    QOS,
-    VERSION,
-    format_ts,
-    member_routes_topic,
-)
+from gateway.contract.payloads import VERSION, format_ts
+from gateway.contract.topics import member_routes_topic
+from gateway.store.deliveries import put_on_route
 from gateway.store.models import (
     Good,
     Member,
-    OutboxMessage,
     Route,
     RouteStop,
     Shipment,
@@ -27,13 +24,14 @@ from gateway.store.models import (
     Vehicle,
     utcnow,
 )
+from gateway.store.models.vocab import RouteStatus, ShipmentStatus
+from gateway.store.outbox import enqueue
 from logistics.allocation.data import (
     good_priority,
 )
 from logistics.common.geo import distance_matrix_km
-from logistics.loaders import json_payload as _json
 from logistics.loaders.allocation import current_proposal_id
-from logistics.routing.data import Request, RoutingInput, RoutingPlan, Stop, VehicleSpec
+from logistics.routing.data import PlannedRoute, Request, RoutingInput, RoutingPlan, Stop, VehicleSpec
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +66,7 @@ def load_routing_input(
     rows = session.execute(
         select(Shipment, Good)
         .join(Good, Shipment.good_id == Good.id)
-        .where(Shipment.plan_id == plan_id, Shipment.status == "planned")
+        .where(Shipment.plan_id == plan_id, Shipment.status == ShipmentStatus.PLANNED)
         .order_by(Shipment.id)
     ).all()
     drivers = session.execute(
@@ -80,52 +78,65 @@ def load_routing_input(
     if not rows or not drivers:
         return None
     sites = {s.id: s for s in session.scalars(select(Site))}
-    points: list[tuple[float, float]] = []
-    node_sites: list[int | None] = []
-    vehicles = []
-    for vehicle, person in drivers:
-        home = len(points)
-        points.append((person.lat, person.lon))
-        node_sites.append(None)
-        hours = min(shift_hours, person.hours_per_week) if person.hours_per_week > 0 else shift_hours
-        vehicles.append(
-            VehicleSpec(
-                start=home,
-                end=home,
-                capacity=vehicle.capacity_kg,
-                max_duration=hours * 60.0,
-                label=f"{person.name} ({vehicle.name})",
-            )
-        )
-    requests = []
-    for shipment, good in rows:
-        for site_id in (shipment.from_site_id, shipment.to_site_id):
-            points.append((sites[site_id].lat, sites[site_id].lon))
-            node_sites.append(site_id)
-        requests.append(
-            Request(
-                pickup=len(points) - 2,
-                delivery=len(points) - 1,
-                load=shipment.quantity * good.weight_kg_per_unit,
-                label=str(shipment.id),
-                # When drivers are short, insulin and water go before eggs (the allocation's priorities).
-                weight=good_priority(good.sector, good.essential),
-            )
-        )
-    lat = [p[0] for p in points]
-    lon = [p[1] for p in points]
+    nodes = _Nodes()
+    vehicles = [_vehicle(nodes, vehicle, person, shift_hours) for vehicle, person in drivers]
+    requests = [_request(nodes, sites, shipment, good) for shipment, good in rows]
+    lat = [p[0] for p in nodes.points]
+    lon = [p[1] for p in nodes.points]
     km = distance_matrix_km(lat, lon, lat, lon) * detour_factor
-    stops = [Stop() if site is None else Stop(service=stop_minutes) for site in node_sites]
+    stops = [Stop() if site is None else Stop(service=stop_minutes) for site in nodes.sites]
     data = RoutingInput(
         km, requests, vehicles, stops=stops, duration=km / speed_kmh * 60.0, name=f"plan {plan_id}"
     )
     keys = RoutingKeys(
         plan_id,
         tuple(shipment.id for shipment, _ in rows),
-        tuple(node_sites),
+        tuple(nodes.sites),
         tuple((vehicle.id, person.id) for vehicle, person in drivers),
     )
     return data, keys
+
+
+@dataclass
+class _Nodes:
+    """The matrix rows as they are added: each node's point and its site (None for a driver's home)."""
+
+    points: list[tuple[float, float]] = field(default_factory=list)
+    sites: list[int | None] = field(default_factory=list)
+
+    def add(self, lat: float, lon: float, site_id: int | None) -> int:
+        """Add a node; its row number."""
+        self.points.append((lat, lon))
+        self.sites.append(site_id)
+        return len(self.points) - 1
+
+
+def _vehicle(nodes: _Nodes, vehicle: Vehicle, person: Member, shift_hours: float) -> VehicleSpec:
+    """A driver's vehicle from and back to their home, for a shift or their weekly hours if fewer."""
+    home = nodes.add(person.lat, person.lon, None)
+    hours = min(shift_hours, person.hours_per_week) if person.hours_per_week > 0 else shift_hours
+    return VehicleSpec(
+        start=home,
+        end=home,
+        capacity=vehicle.capacity_kg,
+        max_duration=hours * 60.0,
+        label=f"{person.name} ({vehicle.name})",
+    )
+
+
+def _request(nodes: _Nodes, sites: Mapping[int, Site], shipment: Shipment, good: Good) -> Request:
+    """A shipment as a pickup at its source and a delivery at its destination, its load in kg."""
+    source, destination = sites[shipment.from_site_id], sites[shipment.to_site_id]
+    pickup = nodes.add(source.lat, source.lon, source.id)
+    delivery = nodes.add(destination.lat, destination.lon, destination.id)
+    return Request(
+        pickup=pickup,
+        delivery=delivery,
+        load=shipment.quantity * good.weight_kg_per_unit,
+        label=str(shipment.id),
+        # When drivers are short, insulin and water go before eggs (the allocation's priorities).
+        weight=good_priority(good.sector, good.essential),
+    )
 
 
 def save_routes(session: Session, data: RoutingInput, keys: RoutingKeys, plan: RoutingPlan) -> int:
@@ -138,56 +149,21 @@ def save_routes(session: Session, data: RoutingInput, keys: RoutingKeys, plan: R
     """
     owner = {node: i for i, r in enumerate(data.requests) for node in r.nodes}
     now = utcnow()
-    duration = data.distance if data.duration is None else data.duration
     for planned in plan.routes:
         vehicle_id, member_id = keys.drivers[planned.vehicle]
-        spec = data.vehicles[planned.vehicle]
         row = Route(
             plan_id=keys.plan_id,
             member_id=member_id,
             vehicle_id=vehicle_id,
-            status="proposed",
+            status=RouteStatus.PROPOSED.value,
             distance_km=round(planned.distance, 3),
             duration_min=round(planned.duration, 1),
         )
         session.add(row)
         session.flush()
-        clock = spec.shift_start
-        previous = spec.start
-        stops: list[dict[str, Any]] = []
-        for position, node in enumerate(planned.nodes):
-            clock += data.stop(previous).service + float(duration[previous, node])
-            clock = max(clock, data.stop(node).earliest)
-            previous = node
-            request = data.requests[owner[node]]
-            shipment_id = keys.shipments[owner[node]]
-            action = "pickup" if node == request.pickup else "delivery"
-            site_id = keys.sites[node]
-            assert site_id is not None  # request nodes are sites; homes are depots
-            eta = now + timedelta(minutes=clock)
-            session.add(
-                RouteStop(
-                    route_id=row.id,
-                    position=position,
-                    site_id=site_id,
-                    action=action,
-                    shipment_id=shipment_id,
-                    eta=eta,
-                )
-            )
-            stops.append(
-                {
-                    "position": position,
-                    "site": site_id,
-                    "action": action,
-                    "shipment": shipment_id,
-                    "eta": format_ts(eta),
-                }
-            )
+        stops = _add_stops(session, data, keys, owner, row.id, planned, now)
         carried = sorted({keys.shipments[owner[n]] for n in planned.nodes})
-        session.execute(
-            update(Shipment).where(Shipment.id.in_(carried)).values(route_id=row.id, status="assigned")
-        )
+        put_on_route(session, carried, row.id)
         body = {
             "v": VERSION,
             "event": "route_planned",
@@ -198,9 +174,57 @@ def save_routes(session: Session, data: RoutingInput, keys: RoutingKeys, plan: R
             "duration_min": row.duration_min,
             "stops": stops,
         }
-        session.add(OutboxMessage(topic=member_routes_topic(member_id), payload=_json(body), qos=QOS))
+        enqueue(session, member_routes_topic(member_id), body)
     for u in plan.unassigned:
         shipment = session.get(Shipment, keys.shipments[u.request])
         if shipment is not None:
             shipment.failure_reason = u.reason[:500]
     return len(plan.routes)
+
+
+def _add_stops(
+    session: Session,
+    data: RoutingInput,
+    keys: RoutingKeys,
+    owner: Mapping[int, int],
+    route_id: int,
+    planned: PlannedRoute,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The route's stops as rows, each with its ETA (travel, waiting and service from the shift start), and
+    as the driver's notice lists them."""
+    duration = data.distance if data.duration is None else data.duration
+    spec = data.vehicles[planned.vehicle]
+    clock = spec.shift_start
+    previous = spec.start
+    stops: list[dict[str, Any]] = []
+    for position, node in enumerate(planned.nodes):
+        clock += data.stop(previous).service + float(duration[previous, node])
+        clock = max(clock, data.stop(node).earliest)
+        previous = node
+        request = data.requests[owner[node]]
+        shipment_id = keys.shipments[owner[node]]
+        action = "pickup" if node == request.pickup else "delivery"
+        site_id = keys.sites[node]
+        assert site_id is not None  # request nodes are sites; homes are depots
+        eta = now + timedelta(minutes=clock)
+        session.add(
+            RouteStop(
+                route_id=route_id,
+                position=position,
+                site_id=site_id,
+                action=action,
+                shipment_id=shipment_id,
+                eta=eta,
+            )
+        )
+        stops.append(
+            {
+                "position": position,
+                "site": site_id,
+                "action": action,
+                "shipment": shipment_id,
+                "eta": format_ts(eta),
+            }
+        )
+    return stops

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
+from gateway.contract.errors import InvalidInput
+
 # Hours a year a person gives by default (about 150): 20 in each essential sector, 50 in other work.
 ESSENTIAL_SECTORS: Final = ("food", "health", "education", "maintenance", "governance")
 DEFAULT_BASELINE: Final[Mapping[str, float]] = MappingProxyType(
@@ -19,12 +21,12 @@ REPAIR_SECTOR: Final = "maintenance"
 
 def _finite_nonnegative(name: str, value: float) -> None:
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise InvalidInput(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def _coordinates(what: str, lat: float, lon: float) -> None:
     if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        raise ValueError(f"{what}: coordinates ({lat}, {lon}) out of range")
+        raise InvalidInput(f"{what}: coordinates ({lat}, {lon}) out of range")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class CrewMember:
         _coordinates(f"member {self.id}", self.lat, self.lon)
         object.__setattr__(self, "skills", frozenset(self.skills))
         if self.free_slots < 0:
-            raise ValueError(f"member {self.id}: free_slots must be >= 0, got {self.free_slots}")
+            raise InvalidInput(f"member {self.id}: free_slots must be >= 0, got {self.free_slots}")
         if self.available_in_h is not None:
             _finite_nonnegative(f"member {self.id} available_in_h", self.available_in_h)
         for sector, hours in self.recent_hours.items():
@@ -71,7 +73,7 @@ class RepairJob:
         object.__setattr__(self, "required_skills", frozenset(self.required_skills))
         object.__setattr__(self, "declined_by", frozenset(self.declined_by))
         if self.urgency < 0:
-            raise ValueError(f"task {self.id}: urgency must be >= 0, got {self.urgency}")
+            raise InvalidInput(f"task {self.id}: urgency must be >= 0, got {self.urgency}")
 
 
 @dataclass(frozen=True)
@@ -93,22 +95,23 @@ class RepairInput:
         for name in ("tasks", "crew"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if len({t.id for t in self.tasks}) != len(self.tasks):
-            raise ValueError("duplicate task id")
+            raise InvalidInput("duplicate task id")
         if len({m.id for m in self.crew}) != len(self.crew):
-            raise ValueError("duplicate member id")
-        for who in (*self.tasks, *self.crew):
+            raise InvalidInput("duplicate member id")
+        everyone: tuple[RepairJob | CrewMember, ...] = (*self.tasks, *self.crew)
+        for who in everyone:
             if who.community_id not in self.communities:
-                raise ValueError(f"{type(who).__name__} {who.id}: unknown community {who.community_id}")
+                raise InvalidInput(f"{type(who).__name__} {who.id}: unknown community {who.community_id}")
         for community, baseline in self.baselines.items():
             for sector, hours in baseline.items():
                 if not (math.isfinite(hours) and hours > 0):
-                    raise ValueError(f"community {community}: baseline for {sector} must be > 0")
+                    raise InvalidInput(f"community {community}: baseline for {sector} must be > 0")
         if self.escalation_neighbours < 0:
-            raise ValueError("escalation_neighbours must be >= 0")
+            raise InvalidInput("escalation_neighbours must be >= 0")
         for name in ("detour_factor", "speed_kmh", "fairness_weight", "wait_weight"):
             _finite_nonnegative(name, getattr(self, name))
         if self.detour_factor < 1 or self.speed_kmh <= 0:
-            raise ValueError("detour_factor must be >= 1 and speed_kmh > 0")
+            raise InvalidInput("detour_factor must be >= 1 and speed_kmh > 0")
 
     def baseline(self, community_id: int, sector: str) -> float:
         """Yearly hours a person of the community is expected to give to the sector."""
@@ -177,9 +180,9 @@ def hours_until_available(
             start = _clock(str(window["start"]))
             end = _clock(str(window["end"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"availability window {window!r} is malformed") from exc
+            raise InvalidInput(f"availability window {window!r} is malformed") from exc
         if not 0 <= day <= 6 or end <= start:
-            raise ValueError(f"availability window {window!r} is malformed")
+            raise InvalidInput(f"availability window {window!r} is malformed")
         for week in (0, 7):  # this week's window and next week's
             opens = week_start + timedelta(days=day + week, hours=start)
             closes = week_start + timedelta(days=day + week, hours=end)
@@ -195,5 +198,5 @@ def _clock(text: str) -> float:
     hours, minutes = text.split(":")
     value = int(hours) + int(minutes) / 60
     if not 0 <= value <= 24:
-        raise ValueError(text)
+        raise InvalidInput(text)
     return value

@@ -1,1 +1,37 @@
-"""Delivery routing: data -> search and set partitioning -> routes."""
+"""Delivery routing: data -> model (the flattened problem, a solution) -> ruin-and-recreate search and set
+partitioning -> a checked plan.
+
+`solve_routing(RoutingInput) -> RoutingPlan` is the door; `read_instance` turns a CVRPLIB or Li & Lim file
+into routing input, and `check_plan` recomputes every rule of a plan from its input alone.
+"""
+
+from logistics.routing.check import check_plan
+from logistics.routing.data import (
+    UNLIMITED,
+    PlannedRoute,
+    Request,
+    RoutingInput,
+    RoutingPlan,
+    Stop,
+    Unassigned,
+    VehicleSpec,
+)
+from logistics.routing.solve import COMPLETE, INCOMPLETE, solve_routing
+from logistics.routing.vrpfile import Instance, read_instance
+
+__all__ = [
+    "COMPLETE",
+    "INCOMPLETE",
+    "UNLIMITED",
+    "Instance",
+    "PlannedRoute",
+    "Request",
+    "RoutingInput",
+    "RoutingPlan",
+    "Stop",
+    "Unassigned",
+    "VehicleSpec",
+    "check_plan",
+    "read_instance",
+    "solve_routing",
+]

@@ -14,12 +14,14 @@ from typing import Final
 
 import numpy as np
 
+from gateway.contract.errors import InvalidInput
+
 UNLIMITED: Final = None  # VehicleSpec.count: as many vehicles as the plan needs (benchmarks)
 
 
 def _finite_nonnegative(name: str, value: float) -> None:
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise InvalidInput(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Stop:
         _finite_nonnegative("earliest", self.earliest)
         _finite_nonnegative("service", self.service)
         if math.isnan(self.latest) or self.latest < self.earliest:
-            raise ValueError(f"time window [{self.earliest}, {self.latest}] is empty")
+            raise InvalidInput(f"time window [{self.earliest}, {self.latest}] is empty")
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,11 @@ class Request:
         _finite_nonnegative("load", self.load)
         if not (math.isfinite(self.weight) and self.weight >= 1.0):
             name = self.label or self.delivery
-            raise ValueError(f"request {name}: weight must be >= 1, got {self.weight!r}")
+            raise InvalidInput(f"request {name}: weight must be >= 1, got {self.weight!r}")
         if self.pickup is not None and self.pickup == self.delivery:
-            raise ValueError(f"request {self.label or self.delivery}: pickup and delivery are the same node")
+            raise InvalidInput(
+                f"request {self.label or self.delivery}: pickup and delivery are the same node"
+            )
 
     @property
     def nodes(self) -> tuple[int, ...]:
@@ -77,15 +81,17 @@ class VehicleSpec:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.capacity) and self.capacity > 0):
-            raise ValueError(f"vehicle {self.label!r}: capacity must be > 0, got {self.capacity!r}")
+            raise InvalidInput(f"vehicle {self.label!r}: capacity must be > 0, got {self.capacity!r}")
         if self.count is not None and self.count < 1:
-            raise ValueError(f"vehicle {self.label!r}: count must be >= 1 or None, got {self.count}")
+            raise InvalidInput(f"vehicle {self.label!r}: count must be >= 1 or None, got {self.count}")
         _finite_nonnegative("shift_start", self.shift_start)
         _finite_nonnegative("fixed_cost", self.fixed_cost)
         if math.isnan(self.shift_end) or self.shift_end < self.shift_start:
-            raise ValueError(f"vehicle {self.label!r}: shift [{self.shift_start}, {self.shift_end}] is empty")
+            raise InvalidInput(
+                f"vehicle {self.label!r}: shift [{self.shift_start}, {self.shift_end}] is empty"
+            )
         if math.isnan(self.max_duration) or self.max_duration <= 0:
-            raise ValueError(f"vehicle {self.label!r}: max_duration must be > 0, got {self.max_duration}")
+            raise InvalidInput(f"vehicle {self.label!r}: max_duration must be > 0, got {self.max_duration}")
 
     @property
     def deadline(self) -> float:
@@ -111,33 +117,33 @@ class RoutingInput:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         n = distance.shape[0] if distance.ndim == 2 else -1
         if distance.ndim != 2 or distance.shape != (n, n) or n == 0:
-            raise ValueError(f"distance must be a non-empty square matrix, got shape {distance.shape}")
+            raise InvalidInput(f"distance must be a non-empty square matrix, got shape {distance.shape}")
         if not np.isfinite(distance).all() or (distance < 0).any():
-            raise ValueError("distance must hold finite numbers >= 0")
+            raise InvalidInput("distance must hold finite numbers >= 0")
         if self.duration is not None:
             duration = np.asarray(self.duration, dtype=float)
             object.__setattr__(self, "duration", duration)
             if duration.shape != distance.shape or not np.isfinite(duration).all() or (duration < 0).any():
-                raise ValueError("duration must be a finite matrix >= 0 shaped like distance")
+                raise InvalidInput("duration must be a finite matrix >= 0 shaped like distance")
         if self.stops and len(self.stops) != n:
-            raise ValueError(f"{len(self.stops)} stops given for {n} nodes")
+            raise InvalidInput(f"{len(self.stops)} stops given for {n} nodes")
         if not self.vehicles:
-            raise ValueError("no vehicles")
+            raise InvalidInput("no vehicles")
         depots: set[int] = set()
         for v in self.vehicles:
             for node in (v.start, v.end):
                 if not 0 <= node < n:
-                    raise ValueError(f"vehicle {v.label!r}: node {node} outside 0..{n - 1}")
+                    raise InvalidInput(f"vehicle {v.label!r}: node {node} outside 0..{n - 1}")
                 depots.add(node)
         seen: set[int] = set()
         for r in self.requests:
             for node in r.nodes:
                 if not 0 <= node < n:
-                    raise ValueError(f"request {r.label or r.delivery}: node {node} outside 0..{n - 1}")
+                    raise InvalidInput(f"request {r.label or r.delivery}: node {node} outside 0..{n - 1}")
                 if node in depots:
-                    raise ValueError(f"request {r.label or r.delivery}: node {node} is a vehicle's depot")
+                    raise InvalidInput(f"request {r.label or r.delivery}: node {node} is a vehicle's depot")
                 if node in seen:
-                    raise ValueError(f"node {node} belongs to more than one request")
+                    raise InvalidInput(f"node {node} belongs to more than one request")
                 seen.add(node)
 
     @property

@@ -1,7 +1,7 @@
 """Set partitioning over a pool of routes: PuLP picks the cheapest set that serves every request once.
 
-Columns are routes the heuristics found; rows are requests (`serve_{request}`) and, for a limited fleet,
-vehicle specs (`fleet_{spec}`). A request may stay unserved only through its own slack variable, priced
+Columns are routes the search found (its pool); rows are requests (`serve_{request}`) and, for a limited
+fleet, vehicle specs (`fleet_{spec}`). A request may stay unserved only through its own slack variable, priced
 above any set of routes, so the model is always feasible and an unserved request is never silent.
 """
 
@@ -17,8 +17,25 @@ import pulp
 
 from logistics.common.errors import PlanningError
 from logistics.common.solver import make_mip_solver, mip_gap
+from logistics.routing.problem import EPS
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pool:
+    """Distinct routes seen in good solutions, keyed by vehicle spec and node set, cheapest order kept."""
+
+    routes: dict[tuple[int, frozenset[int]], tuple[float, tuple[int, ...]]]
+
+    def add(self, spec: int, nodes: tuple[int, ...], cost: float) -> None:
+        key = (spec, frozenset(nodes))
+        known = self.routes.get(key)
+        if known is None or cost < known[0] - EPS:
+            self.routes[key] = (cost, nodes)
+
+    def __len__(self) -> int:
+        return len(self.routes)
 
 
 @dataclass(frozen=True)

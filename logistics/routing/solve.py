@@ -12,38 +12,23 @@ routes are heuristic (no optimality is claimed); each set-partitioning round rep
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
+from gateway.contract.errors import InvalidInput
 from logistics.common.errors import PlanningError
-from logistics.routing.data import (
-    PlannedRoute,
-    Request,
-    RoutingInput,
-    RoutingPlan,
-    Stop,
-    Unassigned,
-    VehicleSpec,
-)
-from logistics.routing.search import EPS, Column, Pool, Problem, Route, Search
-from logistics.routing.set_partition import PoolColumn, solve_partition
-
-__all__ = [
-    "PlannedRoute",
-    "Request",
-    "RoutingInput",
-    "RoutingPlan",
-    "Stop",
-    "Unassigned",
-    "VehicleSpec",
-    "check_plan",
-    "solve_routing",
-]
+from logistics.routing.check import check_plan
+from logistics.routing.data import PlannedRoute, RoutingInput, RoutingPlan, Unassigned
+from logistics.routing.problem import EPS, Column, Problem
+from logistics.routing.recreate import depot_distance, recreate
+from logistics.routing.search import step
+from logistics.routing.set_partition import Pool, PoolColumn, solve_partition
+from logistics.routing.solution import Route, Solution
 
 log = logging.getLogger(__name__)
 
@@ -74,99 +59,143 @@ def solve_routing(
     service uses this so small real problems do not hold the loop for the whole limit).
     """
     if not (math.isfinite(time_limit_s) and time_limit_s > 0):
-        raise ValueError(f"time limit must be a positive number of seconds, got {time_limit_s}")
+        raise InvalidInput(f"time limit must be a positive number of seconds, got {time_limit_s}")
     started = time.perf_counter()
-    deadline = started + time_limit_s
-    problem = Problem(data)
-    rng = random.Random(seed)
-    search = Search(problem, rng)
+    search = Solution(Problem(data), random.Random(seed))
     reasons = {i: why for i in range(len(data.requests)) if (why := _unservable(search, i)) is not None}
     servable = [i for i in range(len(data.requests)) if i not in reasons]
     search.scope = set(servable)
-    search.recreate(sorted(servable, key=search.depot_distance, reverse=True), {})
+    recreate(search, sorted(servable, key=lambda r: depot_distance(search, r), reverse=True), {})
     search.cost = search.total()
-    if time.perf_counter() > deadline:
+    if time.perf_counter() > started + time_limit_s:
         raise PlanningError("routing", "TimeLimit", f"no first solution within {time_limit_s} s")
     if not servable:
         return _plan(search, reasons, 0, 0, (), started)
-
-    pool = Pool({})
-    best_cost = search.cost
-    best = search.columns()
-    best_unserved = set(search.unserved)
-
-    def keep(routes: list[Route]) -> None:
-        for route in routes:
-            pool.add(route.spec, tuple(route.ext[1:-1]), route.cost)
-
-    keep(search.routes)
-    edges = sum(r.stops + 1 for r in search.routes) or 1
-    mean_edge = max(sum(r.cost for r in search.routes) / edges, EPS)
-    hot, cold = START_TEMPERATURE * mean_edge, END_TEMPERATURE * mean_edge
-    sp_time = SP_SHARE * time_limit_s
-    reserve = sp_time  # kept for the last set-partitioning round; shrinks to what earlier rounds needed
-    # Annealing runs in cycles, each from the best solution so far and closed by set partitioning. Small
-    # problems get several cycles (restarts); on big ones the time ends the first or second.
-    cycle_steps = max(MIN_CYCLE_STEPS, CYCLE_STEPS_PER_REQUEST * len(servable))
-    iterations = 0
-    rounds: list[str] = []
-    stalled = False
-    while not stalled:
-        cycle_start = time.perf_counter()
-        # The first cycle ends by mid-time at the latest, so a first pool is partitioned early.
-        first_end = started + 0.5 * time_limit_s - sp_time if not rounds else math.inf
-        cycle_end = min(deadline - reserve, first_end)
-        steps = cycle_steps
-        if max_iterations is not None:
-            steps = min(steps, max_iterations - iterations)
-        if steps <= 0 or cycle_end <= cycle_start:
-            break
-        done = 0
-        stall_at = math.inf if stall_iterations is None else stall_iterations
-        while done < steps and (now := time.perf_counter()) < cycle_end:
-            if done >= stall_at:
-                stalled = True
-                break
-            fraction = done / steps
-            if max_iterations is None:
-                fraction = max(fraction, (now - cycle_start) / (cycle_end - cycle_start))
-            search.step(hot * (cold / hot) ** fraction, keep)
-            done += 1
-            if search.cost < best_cost - EPS:
-                best_cost = search.cost
-                best = search.columns()
-                best_unserved = set(search.unserved)
-                if stall_iterations is not None:
-                    stall_at = done + stall_iterations
-            if progress is not None and (iterations + done) % 500 == 0:
-                progress((now - started) / time_limit_s, best_cost)
-        iterations += done
-        if len(servable) > 1:
-            sp_started = time.perf_counter()
-            remaining = deadline - sp_started
-            last = stalled or remaining <= reserve + 0.01 * time_limit_s
-            limit = remaining if last else min(sp_time, remaining)
-            result = _partition(problem, pool, best, servable, max(0.2, limit))
-            # Later rounds get a little more than this one took (their pool is larger).
-            reserve = min(sp_time, max(0.05 * time_limit_s, 3.0 * (time.perf_counter() - sp_started)))
-            if result is not None:
-                rounds.append(result[2])
-                columns, cost = result[0], result[1]
-                if cost < best_cost - EPS:
-                    best_cost = cost
-                    best = columns
-                    best_unserved = set(servable) - {problem.req_of[n] for _, nodes in columns for n in nodes}
-        search.load_columns(best)
-        if time.perf_counter() >= deadline - 0.01 * time_limit_s:
-            break
-    search.load_columns(best)
-    if best_unserved != search.unserved:  # the same set by construction; a mismatch is a bug, not a plan
+    run = _Run(search, servable, started, time_limit_s, progress, max_iterations, stall_iterations)
+    run.improve()
+    search.load_columns(run.best)
+    if run.best_unserved != search.unserved:  # the same set by construction; a mismatch is a bug, not a plan
         raise PlanningError("routing", "Inconsistent", "the best solution lost track of its requests")
-    plan = _plan(search, reasons, iterations, len(pool), tuple(rounds), started)
+    plan = _plan(search, reasons, run.iterations, len(run.pool), tuple(run.rounds), started)
     problems = check_plan(data, plan)
     if problems:
         raise PlanningError("routing", "Infeasible", "; ".join(problems[:3]))
     return plan
+
+
+@dataclass
+class _Run:
+    """One solve after the first solution: annealing cycles, each from the best solution so far and closed
+    by a set-partitioning round. Small problems get several cycles (restarts); on big ones the time ends
+    the first or second."""
+
+    search: Solution
+    servable: list[int]
+    started: float
+    limit: float  # the time limit, s
+    progress: Progress | None
+    max_iterations: int | None
+    stall_iterations: int | None
+    hot: float = field(init=False)  # start and end temperatures of each cycle
+    cold: float = field(init=False)
+    best_cost: float = field(init=False)
+    best: list[Column] = field(init=False)
+    best_unserved: set[int] = field(init=False)
+    pool: Pool = field(init=False, default_factory=lambda: Pool({}))
+    reserve: float = field(init=False)  # for the last set-partitioning round; shrinks to what rounds take
+    iterations: int = field(init=False, default=0)
+    rounds: list[str] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        search = self.search
+        self.best_cost = search.cost
+        self.best = search.columns()
+        self.best_unserved = set(search.unserved)
+        self.keep(search.routes)
+        edges = sum(r.stops + 1 for r in search.routes) or 1
+        mean_edge = max(sum(r.cost for r in search.routes) / edges, EPS)
+        self.hot, self.cold = START_TEMPERATURE * mean_edge, END_TEMPERATURE * mean_edge
+        self.reserve = self.sp_time
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.limit
+
+    @property
+    def sp_time(self) -> float:
+        """Time given to each set-partitioning round but the last."""
+        return SP_SHARE * self.limit
+
+    def keep(self, routes: list[Route]) -> None:
+        """Add the routes to the pool (the search's callback on every accepted step)."""
+        for route in routes:
+            self.pool.add(route.spec, tuple(route.ext[1:-1]), route.cost)
+
+    def improve(self) -> None:
+        """Annealing cycles and set-partitioning rounds until the time, the iterations or a stall end."""
+        cycle_steps = max(MIN_CYCLE_STEPS, CYCLE_STEPS_PER_REQUEST * len(self.servable))
+        stalled = False
+        while not stalled:
+            cycle_start = time.perf_counter()
+            # The first cycle ends by mid-time at the latest, so a first pool is partitioned early.
+            first_end = self.started + 0.5 * self.limit - self.sp_time if not self.rounds else math.inf
+            cycle_end = min(self.deadline - self.reserve, first_end)
+            steps = cycle_steps
+            if self.max_iterations is not None:
+                steps = min(steps, self.max_iterations - self.iterations)
+            if steps <= 0 or cycle_end <= cycle_start:
+                break
+            done, stalled = self.anneal(steps, cycle_start, cycle_end)
+            self.iterations += done
+            if len(self.servable) > 1:
+                self.partition_round(last=stalled)
+            self.search.load_columns(self.best)
+            if time.perf_counter() >= self.deadline - 0.01 * self.limit:
+                break
+
+    def anneal(self, steps: int, cycle_start: float, cycle_end: float) -> tuple[int, bool]:
+        """One cooling cycle from hot to cold; the steps done and whether the search stalled."""
+        search = self.search
+        done = 0
+        stall_at = math.inf if self.stall_iterations is None else self.stall_iterations
+        while done < steps and (now := time.perf_counter()) < cycle_end:
+            if done >= stall_at:
+                return done, True
+            fraction = done / steps
+            if self.max_iterations is None:
+                fraction = max(fraction, (now - cycle_start) / (cycle_end - cycle_start))
+            step(search, self.hot * (self.cold / self.hot) ** fraction, self.keep)
+            done += 1
+            if search.cost < self.best_cost - EPS:
+                self.best_cost = search.cost
+                self.best = search.columns()
+                self.best_unserved = set(search.unserved)
+                if self.stall_iterations is not None:
+                    stall_at = done + self.stall_iterations
+            if self.progress is not None and (self.iterations + done) % 500 == 0:
+                self.progress((now - self.started) / self.limit, self.best_cost)
+        return done, False
+
+    def partition_round(self, last: bool) -> None:
+        """Set partitioning over the pool; its routes become the best if cheaper. The `last` round (or one
+        when little time is left) gets all the time that remains."""
+        sp_started = time.perf_counter()
+        remaining = self.deadline - sp_started
+        last = last or remaining <= self.reserve + 0.01 * self.limit
+        limit = remaining if last else min(self.sp_time, remaining)
+        problem = self.search.p
+        result = _partition(problem, self.pool, self.best, self.servable, max(0.2, limit))
+        # Later rounds get a little more than this one took (their pool is larger).
+        self.reserve = min(self.sp_time, max(0.05 * self.limit, 3.0 * (time.perf_counter() - sp_started)))
+        if result is None:
+            return
+        columns, cost, outcome = result
+        self.rounds.append(outcome)
+        if cost < self.best_cost - EPS:
+            self.best_cost = cost
+            self.best = columns
+            served = {problem.req_of[n] for _, nodes in columns for n in nodes}
+            self.best_unserved = set(self.servable) - served
 
 
 def _partition(
@@ -200,7 +229,7 @@ def _partition(
     return [(c.spec, c.nodes) for c in result.chosen], cost, result.outcome
 
 
-def _unservable(search: Search, req: int) -> str | None:
+def _unservable(search: Solution, req: int) -> str | None:
     """Why no vehicle could serve the request even on a route of its own, or None if one could."""
     p = search.p
     r = p.requests[req]
@@ -218,7 +247,7 @@ def _unservable(search: Search, req: int) -> str | None:
 
 
 def _plan(
-    search: Search,
+    search: Solution,
     reasons: dict[int, str],
     iterations: int,
     pool_size: int,
@@ -253,62 +282,3 @@ def _plan(
         sp_rounds=rounds,
         solve_time_s=time.perf_counter() - started,
     )
-
-
-def check_plan(data: RoutingInput, plan: RoutingPlan) -> list[str]:
-    """Every broken rule of the plan, recomputed from the input alone (empty when the plan is valid)."""
-    problems: list[str] = []
-    owner = {node: i for i, r in enumerate(data.requests) for node in r.nodes}
-    seen: dict[int, int] = {}
-    used = [0] * len(data.vehicles)
-    time_matrix = data.distance if data.duration is None else data.duration
-    for k, route in enumerate(plan.routes):
-        v = data.vehicles[route.vehicle]
-        used[route.vehicle] += 1
-        path = [v.start, *route.nodes, v.end]
-        load = sum(
-            data.requests[owner[n]].load for n in route.nodes if data.requests[owner[n]].pickup is None
-        )
-        peak = load
-        clock = v.shift_start
-        onboard: set[int] = set()
-        for a, b in itertools.pairwise(path):
-            clock += data.stop(a).service if a != v.start else 0.0
-            clock += float(time_matrix[a, b])
-            if b == v.end:
-                break
-            clock = max(clock, data.stop(b).earliest)
-            if clock > data.stop(b).latest + 1e-6:
-                problems.append(f"route {k}: node {b} served at {clock:.3f} after {data.stop(b).latest}")
-            if b not in owner:
-                problems.append(f"route {k}: node {b} is no request's stop")
-                continue
-            req = data.requests[owner[b]]
-            if b == req.pickup:
-                load += req.load
-                onboard.add(owner[b])
-            else:
-                load -= req.load
-                if req.pickup is not None and owner[b] not in onboard:
-                    problems.append(f"route {k}: delivery {b} before its pickup on this route")
-            peak = max(peak, load)
-            seen[b] = seen.get(b, 0) + 1
-        if peak > v.capacity + 1e-6:
-            problems.append(f"route {k}: load {peak:g} over capacity {v.capacity:g}")
-        if clock > v.deadline + 1e-6:
-            problems.append(f"route {k}: back at {clock:.3f} after the deadline {v.deadline}")
-        distance = sum(float(data.distance[a, b]) for a, b in itertools.pairwise(path))
-        if abs(distance - route.distance) > 1e-6 * max(1.0, distance):
-            problems.append(f"route {k}: distance {route.distance} but the path measures {distance}")
-    for i, v in enumerate(data.vehicles):
-        if v.count is not None and used[i] > v.count:
-            problems.append(f"vehicle spec {i} used {used[i]} times, only {v.count} available")
-    listed = {u.request for u in plan.unassigned}
-    for i, r in enumerate(data.requests):
-        visits = [seen.get(n, 0) for n in r.nodes]
-        if i in listed:
-            if any(visits):
-                problems.append(f"request {i} is both routed and unassigned")
-        elif visits != [1] * len(r.nodes):
-            problems.append(f"request {i} visited {visits} times and not reported unassigned")
-    return problems

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gateway.contract.errors import InvalidInput
 from logistics.routing.data import Request, RoutingInput, Stop, VehicleSpec
 
 
@@ -29,7 +30,7 @@ class Instance:
 
 
 def read_instance(path: str | Path) -> Instance:
-    """Read a CVRPLIB `.vrp` or Li & Lim `.txt` file; ValueError when it is neither or malformed."""
+    """Read a CVRPLIB `.vrp` or Li & Lim `.txt` file; InvalidInput when it is neither or malformed."""
     path = Path(path)
     text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix.lower() == ".vrp" or "NODE_COORD_SECTION" in text:
@@ -45,6 +46,50 @@ def euclidean(coords: np.ndarray) -> np.ndarray:
 
 def parse_cvrplib(text: str, name: str = "") -> Instance:
     """CVRPLIB/TSPLIB text: EUC_2D rounded to the nearest integer, except CMT (unrounded by convention)."""
+    header, sections = _tsplib(text)
+    name = header.get("NAME", name)
+    try:
+        size = int(header["DIMENSION"])
+        capacity = float(header["CAPACITY"])
+        demand = {int(r[0]): float(r[1]) for r in sections["DEMAND_SECTION"]}
+    except (KeyError, ValueError, IndexError) as exc:
+        raise InvalidInput(f"{name}: not a CVRPLIB file I can read ({exc!r})") from exc
+    kind = header.get("EDGE_WEIGHT_TYPE", "EUC_2D")
+    depots = [int(r[0]) for r in sections.get("DEPOT_SECTION", [["1"]]) if int(r[0]) > 0] or [1]
+    if len(depots) != 1:
+        raise InvalidInput(f"{name}: {len(depots)} depots; one is supported")
+    numbers = sorted(demand)
+    if numbers != list(range(1, size + 1)):
+        raise InvalidInput(f"{name}: demands for nodes {numbers[:3]}... but {size} nodes")
+    if kind == "EUC_2D":
+        try:
+            coords = {int(r[0]): (float(r[1]), float(r[2])) for r in sections["NODE_COORD_SECTION"]}
+        except (KeyError, ValueError, IndexError) as exc:
+            raise InvalidInput(f"{name}: bad NODE_COORD_SECTION ({exc!r})") from exc
+        if sorted(coords) != numbers:
+            raise InvalidInput(f"{name}: {len(coords)} coordinates for {size} nodes")
+        matrix = euclidean(np.array([coords[k] for k in numbers]))
+        if not name.upper().startswith("CMT"):
+            matrix = np.floor(matrix + 0.5)  # TSPLIB nint
+    elif kind == "EXPLICIT":
+        matrix = _explicit(
+            sections.get("EDGE_WEIGHT_SECTION", []), header.get("EDGE_WEIGHT_FORMAT", ""), size
+        )
+    else:
+        raise InvalidInput(f"{name}: EDGE_WEIGHT_TYPE {kind} is not supported (EUC_2D or EXPLICIT)")
+    row = {k: i for i, k in enumerate(numbers)}
+    depot = row[depots[0]]
+    service = float(header.get("SERVICE_TIME", 0) or 0)
+    limit = float(header["DISTANCE"]) if "DISTANCE" in header else math.inf
+    requests = [Request(delivery=row[k], load=demand[k], label=str(k)) for k in numbers if row[k] != depot]
+    stops = [Stop(service=0.0 if i == depot else service) for i in range(size)] if service else []
+    vehicles = [VehicleSpec(start=depot, end=depot, capacity=capacity, count=None, max_duration=limit)]
+    data = RoutingInput(matrix, requests, vehicles, stops=stops, name=name)
+    return Instance(data, tuple(numbers), "cvrp")
+
+
+def _tsplib(text: str) -> tuple[dict[str, str], dict[str, list[list[str]]]]:
+    """TSPLIB text as its `KEY: value` header (keys upper-cased) and its sections' rows of fields."""
     header: dict[str, str] = {}
     sections: dict[str, list[list[str]]] = {}
     current: str | None = None
@@ -65,45 +110,7 @@ def parse_cvrplib(text: str, name: str = "") -> Instance:
                 current = None
             else:
                 sections[current].append(line.split())
-    name = header.get("NAME", name)
-    try:
-        size = int(header["DIMENSION"])
-        capacity = float(header["CAPACITY"])
-        demand = {int(r[0]): float(r[1]) for r in sections["DEMAND_SECTION"]}
-    except (KeyError, ValueError, IndexError) as exc:
-        raise ValueError(f"{name}: not a CVRPLIB file I can read ({exc!r})") from exc
-    kind = header.get("EDGE_WEIGHT_TYPE", "EUC_2D")
-    depots = [int(r[0]) for r in sections.get("DEPOT_SECTION", [["1"]]) if int(r[0]) > 0] or [1]
-    if len(depots) != 1:
-        raise ValueError(f"{name}: {len(depots)} depots; one is supported")
-    numbers = sorted(demand)
-    if numbers != list(range(1, size + 1)):
-        raise ValueError(f"{name}: demands for nodes {numbers[:3]}... but {size} nodes")
-    if kind == "EUC_2D":
-        try:
-            coords = {int(r[0]): (float(r[1]), float(r[2])) for r in sections["NODE_COORD_SECTION"]}
-        except (KeyError, ValueError, IndexError) as exc:
-            raise ValueError(f"{name}: bad NODE_COORD_SECTION ({exc!r})") from exc
-        if sorted(coords) != numbers:
-            raise ValueError(f"{name}: {len(coords)} coordinates for {size} nodes")
-        matrix = euclidean(np.array([coords[k] for k in numbers]))
-        if not name.upper().startswith("CMT"):
-            matrix = np.floor(matrix + 0.5)  # TSPLIB nint
-    elif kind == "EXPLICIT":
-        matrix = _explicit(
-            sections.get("EDGE_WEIGHT_SECTION", []), header.get("EDGE_WEIGHT_FORMAT", ""), size
-        )
-    else:
-        raise ValueError(f"{name}: EDGE_WEIGHT_TYPE {kind} is not supported (EUC_2D or EXPLICIT)")
-    row = {k: i for i, k in enumerate(numbers)}
-    depot = row[depots[0]]
-    service = float(header.get("SERVICE_TIME", 0) or 0)
-    limit = float(header["DISTANCE"]) if "DISTANCE" in header else math.inf
-    requests = [Request(delivery=row[k], load=demand[k], label=str(k)) for k in numbers if row[k] != depot]
-    stops = [Stop(service=0.0 if i == depot else service) for i in range(size)] if service else []
-    vehicles = [VehicleSpec(start=depot, end=depot, capacity=capacity, count=None, max_duration=limit)]
-    data = RoutingInput(matrix, requests, vehicles, stops=stops, name=name)
-    return Instance(data, tuple(numbers), "cvrp")
+    return header, sections
 
 
 def _explicit(rows: list[list[str]], layout: str, size: int) -> np.ndarray:
@@ -116,7 +123,7 @@ def _explicit(rows: list[list[str]], layout: str, size: int) -> np.ndarray:
     if layout == "UPPER_ROW":
         pairs = [(i, j) for i in range(size) for j in range(i + 1, size)]
     if not pairs or len(pairs) != len(values):
-        raise ValueError(f"EDGE_WEIGHT_FORMAT {layout!r} with {len(values)} values for {size} nodes")
+        raise InvalidInput(f"EDGE_WEIGHT_FORMAT {layout!r} with {len(values)} values for {size} nodes")
     for (i, j), value in zip(pairs, values, strict=True):
         matrix[i, j] = matrix[j, i] = value
     return matrix
@@ -129,12 +136,12 @@ def parse_lilim(text: str, name: str = "") -> Instance:
         fleet, capacity, speed = int(lines[0][0]), float(lines[0][1]), float(lines[0][2])
         rows = [[float(v) for v in line[:9]] for line in lines[1:]]
     except (ValueError, IndexError) as exc:
-        raise ValueError(f"{name}: not a Li & Lim file I can read ({exc!r})") from exc
+        raise InvalidInput(f"{name}: not a Li & Lim file I can read ({exc!r})") from exc
     if any(len(r) != 9 for r in rows) or not rows or speed <= 0:
-        raise ValueError(f"{name}: every node line needs 9 numbers and the speed must be > 0")
+        raise InvalidInput(f"{name}: every node line needs 9 numbers and the speed must be > 0")
     numbers = [int(r[0]) for r in rows]
     if numbers != list(range(len(rows))):
-        raise ValueError(f"{name}: nodes must be numbered 0..n in order")
+        raise InvalidInput(f"{name}: nodes must be numbered 0..n in order")
     points = np.array([[r[1], r[2]] for r in rows])
     matrix = euclidean(points)
     stops = [Stop(earliest=r[4], latest=r[5], service=r[6]) for r in rows]
@@ -143,10 +150,12 @@ def parse_lilim(text: str, name: str = "") -> Instance:
         if r[3] > 0:  # a pickup names its delivery in the last column
             drop = int(r[8])
             if not 0 < drop < len(rows) or int(rows[drop][7]) != int(r[0]):
-                raise ValueError(f"{name}: pickup {int(r[0])} and delivery {drop} do not name each other")
+                raise InvalidInput(f"{name}: pickup {int(r[0])} and delivery {drop} do not name each other")
             requests.append(Request(delivery=drop, load=r[3], pickup=int(r[0]), label=str(int(r[0]))))
     if 2 * len(requests) != len(rows) - 1:
-        raise ValueError(f"{name}: {len(rows) - 1} customer nodes but {len(requests)} pickup-delivery pairs")
+        raise InvalidInput(
+            f"{name}: {len(rows) - 1} customer nodes but {len(requests)} pickup-delivery pairs"
+        )
     depot = rows[0]
     vehicles = [
         VehicleSpec(start=0, end=0, capacity=capacity, count=fleet, shift_start=depot[4], shift_end=depot[5])

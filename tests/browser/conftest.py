@@ -24,6 +24,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from dashboard.web.accounts import MemoryAccountStore, make_account
 from dashboard.web.app import create_app
+from dashboard.web.config import DashboardConfig
 from dashboard.web.store import get_store
 from gateway.process.settings import Settings
 from gateway.store.db import make_engine, make_session_factory
@@ -243,9 +244,7 @@ def app(scenario: Scenario) -> Iterator[Flask]:
         ]
     )
     app = create_app(
-        Settings(database_url=scenario.url),
-        test_config={"SSE_POLL_S": 0.2, "SSE_MAX_S": 30.0},
-        accounts=accounts,
+        Settings(database_url=scenario.url), DashboardConfig(sse_poll_s=0.2, sse_max_s=30.0), accounts
     )
     yield app
     get_store(app).engine.dispose()

@@ -1,5 +1,7 @@
-/* Rhizome map layers, built from JSON: the page's data blocks (communities, tasks, flows) and the site
- * points fetched from /map/sites.json (the page starts that request in its <head>).
+/* Rhizome's regional map, built from JSON: the page's data blocks (the frame, then the communities, tasks
+ * and flows) and the site points fetched from /map/sites.json (the page starts that request in its <head>).
+ * RhizomeMap.draw(container) makes the Leaflet map, its scale, tiles, legend and layer control from the
+ * frame block; the server never writes a line of this script.
  *
  * Every user-supplied string (community, site, good, member names) reaches the page as JSON data and the DOM
  * only through textContent: nothing here ever parses a name as HTML. Popups are built when opened, from the
@@ -292,7 +294,48 @@
   };
   function register(kind, layer, map) { registry.layers[kind] = layer; registry.map = map; }
 
+  var BUILDERS = {communities: communities, sites: sites, tasks: tasks, flows: flows};
+
+  // The legend: the page's <template id="rz-legend"> (static markup, no data in it) as a Leaflet control.
+  function legend(map) {
+    var source = document.getElementById("rz-legend");
+    if (!source) return;
+    var control = L.control({position: "bottomright"});
+    control.onAdd = function () {
+      var div = L.DomUtil.create("div", "rz-legend");
+      div.appendChild(source.content.cloneNode(true));
+      return div;
+    };
+    control.addTo(map);
+  }
+
+  // The map from the frame block: {map: Leaflet options, bounds, padding, tiles, layers: [{kind, name, options}]}.
+  // Controls and layers are added in this order on purpose: the legend stacks above the attribution, and the
+  // layer control lists the layers in drawing order.
+  function draw(container) {
+    var frame = data("map");
+    var map = L.map(container, frame.map);
+    L.control.scale().addTo(map);
+    var bases = {}, overlays = {};
+    if (frame.tiles) {
+      bases[frame.tiles.name] = L.tileLayer(frame.tiles.url, frame.tiles.options).addTo(map);
+    }
+    if (frame.bounds) map.fitBounds(frame.bounds, {padding: frame.padding});
+    frame.layers.forEach(function (spec) {
+      var build = BUILDERS.hasOwnProperty(spec.kind) ? BUILDERS[spec.kind] : null;
+      if (!build) throw new Error("unknown map layer " + spec.kind);
+      var layer = build(spec.options);
+      register(spec.kind, layer, map);
+      layer.addTo(map);
+      overlays[spec.name] = layer;
+    });
+    legend(map);
+    L.control.layers(bases, overlays, {position: "topright", collapsed: false, autoZIndex: true}).addTo(map);
+    return map;
+  }
+
   window.RhizomeMap = {
-    communities: communities, sites: sites, tasks: tasks, flows: flows, register: register, registry: registry
+    communities: communities, sites: sites, tasks: tasks, flows: flows, register: register, registry: registry,
+    draw: draw
   };
 })();

@@ -55,6 +55,6 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: Json, list[Any]: Json}
 
     def __repr__(self) -> str:
-        key = ", ".join(f"{c.key}={getattr(self, c.key, None)!r}" for c in self.__mapper__.primary_key)
+        key = ", ".join(f"{c.key}={getattr(self, str(c.key), None)!r}" for c in self.__mapper__.primary_key)
         label = getattr(self, "slug", None) or getattr(self, "name", None)
         return f"<{type(self).__name__} {key}{' ' + repr(label) if label else ''}>"

@@ -3,46 +3,123 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 from sqlalchemy import CheckConstraint
 
-from gateway.contract.protocol import DEVICE_KINDS
+from gateway.contract.payloads import DEVICE_KINDS
 
 SITE_KINDS = ("farm", "pump", "storage", "clinic", "workshop")
 GOOD_SECTORS = ("water", "food", "health", "energy", "other")
 # Sectors in which members contribute hours (the community baseline counts these, see logistics).
 WORK_SECTORS = ("water", "food", "health", "energy", "education", "maintenance", "governance", "other")
 DEVICE_STATES = ("unknown", "online", "offline", "stale", "fault")
-LEDGER_SOURCES = ("initial", "sensor", "delivery", "adjustment")
+
+
+class LedgerSource(StrEnum):
+    """Where a stock change came from (gateway.store.stock writes every ledger row)."""
+
+    INITIAL = "initial"
+    SENSOR = "sensor"
+    DELIVERY = "delivery"
+    ADJUSTMENT = "adjustment"
+
+
+class FaultStatus(StrEnum):
+    """A fault is open until the data clears it."""
+
+    OPEN = "open"
+    CLEARED = "cleared"
+
+
+class TaskStatus(StrEnum):
+    """A repair task's state; gateway.store.tasks holds the transitions between them."""
+
+    OPEN = "open"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    FIXED_PENDING = "fixed_pending"
+    CLOSED = "closed"
+    ESCALATED = "escalated"
+
+
+class TaskEventKind(StrEnum):
+    """What a task_events row records."""
+
+    CREATED = "created"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    STARTED = "started"
+    MARKED_FIXED = "marked_fixed"
+    CONFIRMED = "confirmed"
+    CLOSED = "closed"
+    REASSIGNED = "reassigned"
+    ESCALATED = "escalated"
+
+
+class PlanStatus(StrEnum):
+    """A delivery plan's state."""
+
+    PROPOSED = "proposed"
+    ACTIVE = "active"
+    DONE = "done"
+    SUPERSEDED = "superseded"
+
+
+class ShipmentStatus(StrEnum):
+    """A shipment's state; gateway.store.deliveries holds the transitions between them."""
+
+    PLANNED = "planned"
+    ASSIGNED = "assigned"
+    PICKED_UP = "picked_up"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RouteStatus(StrEnum):
+    """A driver's route's state; gateway.store.deliveries holds the transitions between them."""
+
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+class StopAction(StrEnum):
+    """What a driver does at a route stop."""
+
+    PICKUP = "pickup"
+    DELIVERY = "delivery"
+
+
+class StopStatus(StrEnum):
+    """A route stop's state: pending until the driver records it done or failed."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def _values(vocabulary: type[StrEnum]) -> tuple[str, ...]:
+    """The plain string values, in declaration order (the CHECK constraints list them in this order)."""
+    return tuple(member.value for member in vocabulary)
+
+
+LEDGER_SOURCES = _values(LedgerSource)
 READING_KINDS = ("telemetry", "stock")
 SEVERITIES = ("critical", "high", "medium", "low")
-FAULT_STATUSES = ("open", "cleared")
-TASK_STATUSES = (
-    "open",
-    "assigned",
-    "accepted",
-    "in_progress",
-    "fixed_pending",
-    "closed",
-    "escalated",
-)
-TASK_EVENTS = (
-    "created",
-    "assigned",
-    "accepted",
-    "declined",
-    "started",
-    "marked_fixed",
-    "confirmed",
-    "closed",
-    "reassigned",
-    "escalated",
-)
-PLAN_STATUSES = ("proposed", "active", "done", "superseded")
-SHIPMENT_STATUSES = ("planned", "assigned", "picked_up", "delivered", "failed", "cancelled")
-ROUTE_STATUSES = ("proposed", "accepted", "declined", "in_progress", "done")
-STOP_ACTIONS = ("pickup", "delivery")
-STOP_STATUSES = ("pending", "done", "failed")
+FAULT_STATUSES = _values(FaultStatus)
+TASK_STATUSES = _values(TaskStatus)
+TASK_EVENTS = _values(TaskEventKind)
+PLAN_STATUSES = _values(PlanStatus)
+SHIPMENT_STATUSES = _values(ShipmentStatus)
+ROUTE_STATUSES = _values(RouteStatus)
+STOP_ACTIONS = _values(StopAction)
+STOP_STATUSES = _values(StopStatus)
 # Who holds an MQTT account: a sensor box, a member's phone app, or the gateway service.
 BROKER_ACCOUNT_KINDS = ("device", "member", "gateway")
 VEHICLE_KINDS = ("car", "pickup", "van", "truck", "motorcycle", "bicycle", "boat")

@@ -1,12 +1,11 @@
-"""MQTT contract v1: topics, payloads and their validation (stdlib only).
+"""MQTT contract v1: the payloads, their encoding and their validation (stdlib only).
 
-Devices import this module without SQLAlchemy or Flask, so it must stay stdlib-only. Everything a message
-on the wire must satisfy lives here; `docs/mqtt.md` is the prose version of the same contract.
+Everything a message body on the wire must satisfy lives here; devices import it without SQLAlchemy or Flask.
+`docs/mqtt.md` is the prose version of the same contract.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
@@ -14,18 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
-from urllib.parse import unquote, urlsplit
+
+from gateway.contract.reasons import ProtocolError
+from gateway.contract.topics import Topic, is_slug
 
 VERSION: Final = 1
-ROOT: Final = "rhizome/v1"
-QOS: Final = 1
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 MAX_SEQ: Final = 2**53 - 1  # exact in JSON numbers everywhere (JavaScript included)
 MAX_CLOCK_SKEW: Final = timedelta(minutes=10)
 EARLIEST_TS: Final = datetime(2020, 1, 1, tzinfo=UTC)  # before this the device clock is unset (RTC reset)
 
-SLUG_RE: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
-UPSTREAM_KINDS: Final = ("telemetry", "stock", "state")
 DEVICE_STATES: Final = ("online", "offline")
 DEVICE_KINDS: Final = ("pump", "soil", "cold_room", "stock")
 
@@ -45,165 +42,6 @@ METRICS: Final[Mapping[str, tuple[str, float, float]]] = {
 }
 MAX_STOCK_QUANTITY: Final = 1e9
 MAX_FAULT_CODES: Final = 16
-
-Reason = Literal[
-    "topic_invalid",
-    "payload_too_large",
-    "not_utf8",
-    "not_json",
-    "not_object",
-    "duplicate_key",
-    "version_unsupported",
-    "field_missing",
-    "field_unknown",
-    "field_type",
-    "value_not_finite",
-    "value_out_of_range",
-    "unknown_metric",
-    "slug_invalid",
-    "ts_invalid",
-    "ts_in_future",
-    "ts_too_old",
-    "device_mismatch",
-]
-
-
-class ProtocolError(ValueError):
-    """A message that breaks the contract; `reason` is a stable code, `detail` says what exactly."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason: Reason = reason
-        self.detail = detail
-
-
-def is_slug(value: object) -> bool:
-    """True for identifiers usable as one topic level: lowercase ASCII, digits and inner dashes."""
-    return isinstance(value, str) and SLUG_RE.fullmatch(value) is not None
-
-
-@dataclass(frozen=True)
-class Topic:
-    """One upstream topic: rhizome/v1/<community>/<site>/<device>/<kind>."""
-
-    community: str
-    site: str
-    device: str
-    kind: str
-
-    def __post_init__(self) -> None:
-        for name in ("community", "site", "device"):
-            if not is_slug(getattr(self, name)):
-                raise ProtocolError("topic_invalid", f"{name} {getattr(self, name)!r} is not a slug")
-        if self.kind not in UPSTREAM_KINDS:
-            raise ProtocolError("topic_invalid", f"kind {self.kind!r} not one of {UPSTREAM_KINDS}")
-
-    @classmethod
-    def parse(cls, topic: str) -> Topic:
-        """Parse a topic string or raise ProtocolError('topic_invalid')."""
-        return _parse_topic(topic)
-
-    def __str__(self) -> str:
-        return f"{ROOT}/{self.community}/{self.site}/{self.device}/{self.kind}"
-
-    def sibling(self, kind: str) -> Topic:
-        """The same device's topic of another kind."""
-        return Topic(self.community, self.site, self.device, kind)
-
-
-@dataclass(frozen=True)
-class MqttTarget:
-    """Where and how to reach the broker: mqtt://user:pass@host:port, or mqtts:// for TLS."""
-
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    tls: bool
-    protocol: str  # "5" or "3.1.1"
-    ca_file: str | None = None
-
-    @classmethod
-    def from_url(cls, url: str, protocol: str = "5", ca_file: str | None = None) -> MqttTarget:
-        """Parse `mqtt://user:pass@host:port` (mqtts:// for TLS); raise ValueError on anything else."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
-        if not parts.hostname:
-            raise ValueError(f"MQTT URL {url!r} has no host")
-        if protocol not in ("5", "3.1.1"):
-            raise ValueError(f"MQTT protocol must be '5' or '3.1.1', got {protocol!r}")
-        tls = parts.scheme == "mqtts"
-        return cls(
-            host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            tls=tls,
-            protocol=protocol,
-            ca_file=ca_file,
-        )
-
-
-@functools.lru_cache(maxsize=65536)  # a device uses the same few topics all its life
-def _parse_topic(topic: str) -> Topic:
-    parts = topic.split("/")
-    if len(parts) != 6 or "/".join(parts[:2]) != ROOT:
-        raise ProtocolError("topic_invalid", f"expected {ROOT}/<community>/<site>/<device>/<kind>")
-    return Topic(parts[2], parts[3], parts[4], parts[5])
-
-
-# Subscriptions and downstream topics.
-UPSTREAM_FILTER: Final = f"{ROOT}/+/+/+/+"
-INTERNAL_EVENTS: Final = f"{ROOT}/internal/events"
-# Simulation control: what happens to a simulated device in the world (a crew's repair, goods unloaded).
-# Outside the upstream filter, so the gateway never sees it; `rhizome devices simulate --control` reads it.
-SIM_CONTROL_FILTER: Final = f"{ROOT}/sim/+"
-
-
-def shared_filter(group: str, topic_filter: str = UPSTREAM_FILTER) -> str:
-    """An MQTT v5 shared subscription: the broker spreads messages over the group's members."""
-    if not is_slug(group):
-        raise ValueError(f"group {group!r} is not a slug")
-    return f"$share/{group}/{topic_filter}"
-
-
-def community_alerts_topic(community: str) -> str:
-    """Alerts everyone in a community may see (assembly screens, crew phones)."""
-    return f"{ROOT}/alerts/{community}"
-
-
-def member_alerts_topic(member_id: int) -> str:
-    """Alerts addressed to one crew member."""
-    return f"{ROOT}/members/{member_id}/alerts"
-
-
-def member_routes_topic(member_id: int) -> str:
-    """Route notices addressed to one driver."""
-    return f"{ROOT}/members/{member_id}/routes"
-
-
-def sim_control_topic(device: str) -> str:
-    """Simulation control of one simulated device: {"action": "repair"} or {"action": "receive", ...}."""
-    return f"{ROOT}/sim/{device}"
-
-
-def command_topic(community: str, site: str, device: str) -> str:
-    """Commands addressed to one device (the only topic a device subscribes to)."""
-    return f"{ROOT}/{community}/{site}/{device}/command"
-
-
-def is_command_topic(topic: str) -> bool:
-    """A device's command topic: downstream traffic that the gateway's upstream wildcard also matches."""
-    parts = topic.split("/")
-    return len(parts) == 6 and parts[5] == "command" and f"{parts[0]}/{parts[1]}" == ROOT
-
-
-# Every downstream topic of one kind, as filters: what the broker's ACL lets the gateway publish.
-COMMAND_FILTER: Final = f"{ROOT}/+/+/+/command"
-COMMUNITY_ALERTS_FILTER: Final = f"{ROOT}/alerts/+"
-MEMBER_ALERTS_FILTER: Final = f"{ROOT}/members/+/alerts"
-MEMBER_ROUTES_FILTER: Final = f"{ROOT}/members/+/routes"
 
 
 @dataclass(frozen=True)
@@ -307,7 +145,7 @@ def parse_payload(topic: Topic, payload: bytes, *, now: datetime | None = None) 
         if type(clean) is not bool:
             raise ProtocolError("field_type", "clean must be a boolean")
         ts = _ts(obj["ts"], now) if "ts" in obj else None
-        return StateMessage(state, _counter(obj, "session"), ts, clean)  # type: ignore[arg-type]
+        return StateMessage(state, _counter(obj, "session"), ts, clean)
     seq = _counter(obj, "seq")
     ts = _ts(_require(obj, "ts", str), now)
     if topic.kind == "telemetry":
@@ -434,33 +272,3 @@ def _levels(raw: Mapping[str, Any]) -> dict[str, float]:
             raise ProtocolError("slug_invalid", f"good {good[:60]!r}")
         levels[good] = _number(good, value, 0.0, MAX_STOCK_QUANTITY)
     return levels
-
-
-# Simulation scenarios (devices/scenario.py reads them; the week benchmark measures against them).
-FAULTS: Final = (
-    "pump_failure",
-    "dry_run",
-    "overcurrent",
-    "cold_room_failure",
-    "sensor_drift",
-    "stuck_sensor",
-    "power_loss",
-    "link_outage",
-)
-_DURATION_RE: Final = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
-_UNIT_S: Final = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number of seconds or a string like '90s', '15m', '6h', '2d' or '1d6h30m'."""
-    if isinstance(value, bool):
-        raise ValueError(f"duration {value!r} is not a number or a string like '6h'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value and _DURATION_RE.sub("", value.strip()) == "":
-        seconds = sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_RE.findall(value))
-    else:
-        raise ValueError(f"duration {value!r} is not a number or a string like '6h', '15m' or '1d6h'")
-    if not 0 <= seconds < 10 * 365 * 86400:
-        raise ValueError(f"duration {value!r} out of range")
-    return seconds

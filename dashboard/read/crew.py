@@ -1,0 +1,93 @@
+"""The crew page's reads: a member's tasks still on their list, and the alerts queued for them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.contract.topics import member_alerts_topic
+from gateway.store.models import Community, OutboxMessage, RepairTask, Site
+from gateway.store.tasks import SHOWN_TO_CREW
+
+MAX_ALERT_TEXT = 500
+
+
+@dataclass(frozen=True)
+class CrewTask:
+    """A task as the crew page shows it."""
+
+    id: int
+    title: str
+    status: str
+    urgency: int
+    skills: tuple[str, ...]
+    site_name: str
+    community_name: str
+    lat: float
+    lon: float
+    explanation: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert addressed to a member, as text."""
+
+    id: int
+    at: datetime
+    text: str
+
+
+def member_tasks(session: Session, member_id: int) -> list[CrewTask]:
+    """The member's tasks not yet closed, most urgent first."""
+    rows = session.execute(
+        select(RepairTask, Site.name, Community.name, Site.lat, Site.lon)
+        .join(Site, RepairTask.site_id == Site.id)
+        .join(Community, Site.community_id == Community.id)
+        .where(RepairTask.assigned_member_id == member_id, RepairTask.status.in_(SHOWN_TO_CREW))
+        .order_by(RepairTask.urgency.desc(), RepairTask.created_at, RepairTask.id)
+    )
+    return [
+        CrewTask(
+            t.id,
+            t.title,
+            t.status,
+            t.urgency,
+            tuple(str(s) for s in t.required_skills or ()),
+            site,
+            community,
+            lat,
+            lon,
+            t.explanation,
+            t.created_at,
+        )
+        for t, site, community, lat, lon in rows
+    ]
+
+
+def alert_text(payload: bytes) -> str:
+    """Readable text of an alert payload: its text/title/message field, else the JSON itself."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return payload.decode("utf-8", errors="replace")[:MAX_ALERT_TEXT]
+    if isinstance(body, dict):
+        for key in ("text", "message", "title", "summary"):
+            if isinstance(body.get(key), str):
+                return str(body[key])[:MAX_ALERT_TEXT]
+    return json.dumps(body, ensure_ascii=False)[:MAX_ALERT_TEXT]
+
+
+def member_alerts(session: Session, member_id: int, after_id: int = 0, limit: int = 50) -> list[Alert]:
+    """Alerts queued for the member (topic rhizome/v1/members/<id>/alerts) newer than `after_id`."""
+    rows = session.execute(
+        select(OutboxMessage.id, OutboxMessage.created_at, OutboxMessage.payload)
+        .where(OutboxMessage.topic == member_alerts_topic(member_id), OutboxMessage.id > after_id)
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit)
+    )
+    return sorted((Alert(i, at, alert_text(p)) for i, at, p in rows), key=lambda a: a.id)

@@ -1,0 +1,187 @@
+"""The driver's and coordinator's reads of routes: a route's stops in order, a member's routes, the failed
+deliveries with what became of them, and a route as GPX for navigation apps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from xml.sax.saxutils import escape as xml_escape
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from gateway.store.models import Community, Good, Route, RouteStop, Shipment, Site
+from gateway.store.models.vocab import RouteStatus, ShipmentStatus, StopStatus
+
+FAILED_SHOWN = 100  # the coordinator's list of failed deliveries: the newest
+# A failed shipment's goods counted as sent again: the same good on the same lane, not failed or cancelled.
+SENT_AGAIN = (
+    ShipmentStatus.PLANNED,
+    ShipmentStatus.ASSIGNED,
+    ShipmentStatus.PICKED_UP,
+    ShipmentStatus.DELIVERED,
+)
+
+
+@dataclass(frozen=True)
+class StopView:
+    """One stop as the driver sees it."""
+
+    id: int
+    position: int
+    action: str
+    status: str
+    site_name: str
+    community_name: str
+    lat: float
+    lon: float
+    good_name: str | None
+    quantity: float | None
+    unit: str | None
+    eta: datetime | None
+    failure_reason: str | None
+
+
+@dataclass(frozen=True)
+class RouteView:
+    """A route with its stops in order."""
+
+    id: int
+    status: str
+    member_id: int | None
+    distance_km: float
+    duration_min: float
+    stops: tuple[StopView, ...]
+
+
+def load_route(session: Session, route_id: int) -> RouteView | None:
+    """The route and its stops, in order; None when there is no such route."""
+    route = session.get(Route, route_id)
+    if route is None:
+        return None
+    rows = session.execute(
+        select(RouteStop, Site.name, Community.name, Site.lat, Site.lon, Good.name, Shipment, Good.unit)
+        .join(Site, RouteStop.site_id == Site.id)
+        .join(Community, Site.community_id == Community.id)
+        .outerjoin(Shipment, RouteStop.shipment_id == Shipment.id)
+        .outerjoin(Good, Shipment.good_id == Good.id)
+        .where(RouteStop.route_id == route_id)
+        .order_by(RouteStop.position)
+    )
+    stops = tuple(
+        StopView(
+            stop.id,
+            stop.position,
+            stop.action,
+            stop.status,
+            site,
+            community,
+            lat,
+            lon,
+            good,
+            shipment.quantity if shipment else None,
+            unit,
+            stop.eta,
+            shipment.failure_reason if shipment and stop.status == StopStatus.FAILED else None,
+        )
+        for stop, site, community, lat, lon, good, shipment, unit in rows
+    )
+    return RouteView(route.id, route.status, route.member_id, route.distance_km, route.duration_min, stops)
+
+
+def member_routes(session: Session, member_id: int | None) -> list[Route]:
+    """Routes of a member (all routes for None) not yet done, newest first."""
+    query = select(Route).where(Route.status != RouteStatus.DONE).order_by(Route.id.desc())
+    if member_id is not None:
+        query = query.where(Route.member_id == member_id)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A failed shipment for the coordinator: why, and what the planner made of it since."""
+
+    shipment_id: int
+    route_id: int | None
+    good_name: str
+    quantity: float
+    unit: str
+    from_name: str
+    to_name: str
+    reason: str
+    again: str  # "route 12 (assigned)", "waiting: <the router's reason>", "not planned again (yet)", ...
+
+
+def failed_deliveries(session: Session, limit: int = FAILED_SHOWN) -> list[FailedDelivery]:
+    """The newest failed shipments with their reasons and what became of their goods: the same good on the
+    same lane planned again later (on a route, or waiting with the router's reason), or not."""
+    source, dest = aliased(Site), aliased(Site)
+    rows = session.execute(
+        select(Shipment, Good.name, Good.unit, source.name, dest.name)
+        .join(Good, Shipment.good_id == Good.id)
+        .join(source, Shipment.from_site_id == source.id)
+        .join(dest, Shipment.to_site_id == dest.id)
+        .where(Shipment.status == ShipmentStatus.FAILED)
+        .order_by(Shipment.id.desc())
+        .limit(limit)
+    ).all()
+    found = []
+    for shipment, good, unit, from_name, to_name in rows:
+        later = session.scalars(
+            select(Shipment)
+            .where(
+                Shipment.id > shipment.id,
+                Shipment.good_id == shipment.good_id,
+                Shipment.from_site_id == shipment.from_site_id,
+                Shipment.to_site_id == shipment.to_site_id,
+                Shipment.status.in_(SENT_AGAIN),
+            )
+            .order_by(Shipment.id)
+            .limit(1)
+        ).first()
+        if later is None:  # the planner has not run since, or no longer sends this good this way
+            again = "not planned again (yet)"
+        elif later.route_id is not None:
+            again = f"route {later.route_id} ({later.status.replace('_', ' ')})"
+        else:
+            again = f"waiting: {later.failure_reason}" if later.failure_reason else "planned, not yet routed"
+        found.append(
+            FailedDelivery(
+                shipment.id,
+                shipment.route_id,
+                good,
+                shipment.quantity,
+                unit,
+                from_name,
+                to_name,
+                shipment.failure_reason or "",
+                again,
+            )
+        )
+    return found
+
+
+def gpx(route: RouteView, name: str) -> str:
+    """GPX 1.1 for navigation apps (OsmAnd, Organic Maps): a waypoint per stop and the route in order."""
+    points = []
+    for stop in route.stops:
+        what = (
+            f"{stop.action} {stop.quantity:g} {stop.unit} {stop.good_name}" if stop.good_name else stop.action
+        )
+        label = f"{stop.position + 1}. {stop.site_name} ({stop.community_name})"
+        points.append((stop, label, what))
+    wpts = "".join(
+        f'<wpt lat="{s.lat:.6f}" lon="{s.lon:.6f}"><name>{xml_escape(label)}</name>'
+        f"<desc>{xml_escape(what)}</desc></wpt>\n"
+        for s, label, what in points
+    )
+    rtepts = "".join(
+        f'<rtept lat="{s.lat:.6f}" lon="{s.lon:.6f}"><name>{xml_escape(label)}</name></rtept>\n'
+        for s, label, _ in points
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<gpx version="1.1" creator="Rhizome" xmlns="http://www.topografix.com/GPX/1/1">\n'
+        f"<metadata><name>{xml_escape(name)}</name></metadata>\n"
+        f"{wpts}<rte><name>{xml_escape(name)}</name>\n{rtepts}</rte>\n</gpx>\n"
+    )

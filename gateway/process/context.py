@@ -1,0 +1,83 @@
+"""What a command's callback gets from the `rhizome` root: the process's Settings, and shared option types.
+
+Settings are built on first use, after the command's own options are parsed, so `--help` works whatever
+the environment holds; they are built once per process and kept on the root context.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import click
+
+from gateway.process.settings import Settings, from_env
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# The root's global options, by the Settings field each one overrides.
+GLOBAL_OPTIONS = {
+    "mqtt": "mqtt_url",
+    "mqtt_protocol": "mqtt_protocol",
+    "db": "database_url",
+    "data_dir": "data_dir",
+    "log_level": "log_level",
+}
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """The process's Settings: the root's flags over RHIZOME_* variables; a bad value is a usage error."""
+    root = ctx.find_root()
+    if isinstance(root.obj, Settings):
+        return root.obj
+    overrides = {field: root.params.get(option) for option, field in GLOBAL_OPTIONS.items()}
+    try:
+        settings = from_env(**overrides)
+    except ValueError as exc:
+        raise click.UsageError(str(exc), ctx=root) from None
+    root.obj = settings
+    return settings
+
+
+def pass_settings(command: Callable[Concatenate[Settings, P], R]) -> Callable[P, R]:
+    """Decorator: call the command with the process's Settings as its first argument."""
+
+    @functools.wraps(command)
+    def with_settings(*args: P.args, **kwargs: P.kwargs) -> R:
+        return command(settings_of(click.get_current_context()), *args, **kwargs)
+
+    return with_settings
+
+
+class PositiveSeconds(click.ParamType):
+    """A finite number of seconds above zero (a period of 0 or NaN would spin or never fire)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = float(value)
+        except ValueError:
+            self.fail(f"not a number of seconds: {value!r}", param, ctx)
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"must be a positive number of seconds, got {value!r}", param, ctx)
+        return seconds
+
+
+class PathParam(click.ParamType):
+    """A path taken as given: no existence or access check, so the handler meets a missing or unreadable
+    file and reports it with the OS's own message (exit code 1), as for every other OSError."""
+
+    name = "path"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        return value if isinstance(value, Path) else Path(value)
+
+
+POSITIVE_SECONDS = PositiveSeconds()
+PATH = PathParam()
