@@ -1,22 +1,65 @@
 """`rhizome devices ...`: the device side of Rhizome. Heavy imports (paho) happen inside the commands.
 
-This module is the package's one adapter to the `rhizome` command (click, the process's Settings and its
-signal handling); everything else in devices needs only the stdlib, paho and the contract.
+This module is the package's one adapter to the `rhizome` command: it uses click, and takes the process's
+Settings and signal handling from what the root puts on the click context (gateway/process/context.py
+ProcessKit), duck-typed, so devices import nothing of the gateway but the contract.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar
 
 import click
 
-from gateway.process.context import PATH, pass_settings
-from gateway.process.settings import Settings
+from gateway.contract.target import MqttTarget
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+PATH: Final = click.Path(path_type=Path)
+
+
+class Settings(Protocol):
+    """The part of the process's Settings (gateway/process/settings.py) the device commands read."""
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    def mqtt(self) -> MqttTarget: ...
+
+
+class Kit(Protocol):
+    """What the `rhizome` root puts on the click context (gateway/process/context.py ProcessKit)."""
+
+    def settings(self) -> Settings: ...
+
+    def stop_on_signals(self) -> threading.Event: ...
+
+
+def kit() -> Kit:
+    """The root's kit; a clear error when the devices group runs without the `rhizome` root."""
+    obj = click.get_current_context().find_root().obj
+    if not hasattr(obj, "settings") or not hasattr(obj, "stop_on_signals"):
+        raise click.UsageError("run the device commands through `rhizome devices ...`")
+    return obj
+
+
+def pass_settings(command: Callable[Concatenate[Settings, P], R]) -> Callable[P, R]:
+    """Decorator: call the command with the process's Settings as its first argument."""
+
+    @functools.wraps(command)
+    def with_settings(*args: P.args, **kwargs: P.kwargs) -> R:
+        return command(kit().settings(), *args, **kwargs)
+
+    return with_settings
+
+
 PER_DEVICE_MAX: Final = 500  # above this many devices the default mode is multiplexed
 DEFAULT_CONNECTIONS: Final = 4
 
@@ -129,9 +172,8 @@ def simulate(
     from devices.regionfile import read_devices, sample_region_path, select
     from devices.scenario import load_scenario
     from devices.simulator import Simulator
-    from gateway.process.signals import stop_on_signals
 
-    stop = stop_on_signals()
+    stop = kit().stop_on_signals()
     target = settings.mqtt()  # ValueError when no broker is configured
     if limit is not None and limit < 1:
         raise ValueError("--limit must be at least 1")

@@ -47,6 +47,16 @@ def test_every_subcommand_has_help(words: list[str], capsys: pytest.CaptureFixtu
     assert f"Usage: rhizome {' '.join(words)}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("words", [[], ["devices"], ["db"]], ids=lambda w: " ".join(["rhizome", *w]))
+def test_a_group_without_its_command_prints_its_help_and_exits_2(
+    words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(words)
+    assert exited.value.code == 2
+    assert f"Usage: {' '.join(['rhizome', *words])} [OPTIONS] COMMAND" in capsys.readouterr().out
+
+
 def test_help_works_whatever_the_environment_holds(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

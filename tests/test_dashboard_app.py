@@ -159,8 +159,10 @@ def test_map_page_shows_every_community(page: str) -> None:
     assert {c[0]: c[5] for c in rows} == {"beta": 0, "alpha": 1, "xss": 2}  # critical, short, ok
     for name in ("Alpha", "Beta Ñandú"):  # the no-script table: the communities short of something
         assert f">{escape(name)}</a>" in page
-    assert '<div class="rz-map-frame" id="rz-map"></div>' in page
-    assert "RhizomeMap.draw(" in page and data_block(page, "map")["layers"]
+    frame = re.search(r'<div class="folium-map" id="(map_[0-9a-f]+)" ></div>', page)  # folium's map
+    assert frame is not None and f"RhizomeMap.draw({frame.group(1)}, {{}});" in page  # map.js draws on it
+    layers = [layer["kind"] for layer in data_block(page, "layers")]
+    assert layers == ["flows", "communities", "sites", "tasks"]
     assert "3 communities" in page
 
 
@@ -391,7 +393,8 @@ def test_gzip_when_accepted(client: FlaskClient) -> None:
     assert "Content-Encoding" not in plain.headers
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert "Accept-Encoding" in zipped.headers["Vary"]
-    assert gzip.decompress(zipped.data).count(b'id="rz-map"') == plain.data.count(b'id="rz-map"') == 1
+    frame = b'<div class="folium-map"'
+    assert gzip.decompress(zipped.data).count(frame) == plain.data.count(frame) == 1
     assert len(zipped.data) < len(plain.data) / 2
 
 
@@ -420,7 +423,7 @@ def test_map_with_a_tile_server(store_url: str) -> None:
     app = create_app(Settings(database_url=store_url), config)
     response = app.test_client().get("/")
     assert response.status_code == 200
-    assert data_block(response.get_data(as_text=True), "map")["tiles"]["url"] == tiles
+    assert f'L.tileLayer(\n                "{tiles}",' in response.get_data(as_text=True)
     assert "img-src 'self' data: https://*.tiles.example.org" in response.headers["Content-Security-Policy"]
     get_store(app).engine.dispose()
 

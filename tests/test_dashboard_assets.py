@@ -1,4 +1,4 @@
-"""Offline assets and the map's data: every file a page links is vendored and checked, names stay data."""
+"""Offline assets and the map: every file a page or folium links is vendored and checked, names stay data."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ import re
 import tarfile
 from pathlib import Path
 
+import folium
 import pytest
 
 from dashboard.map import vendor
 from dashboard.map.render import (
     LAYER_KINDS,
+    VENDORED_CSS,
+    VENDORED_JS,
     MapData,
     MapOptions,
-    map_frame,
+    MapParts,
     radius,
     render_map,
     script_json,
@@ -37,8 +40,16 @@ def community(
     return CommunitySummary(1, slug, name, lat, -66.0, population, goods)
 
 
+def static(path: str) -> str:
+    return f"/static/{path}"
+
+
+def rendered(data: MapData, options: MapOptions | None = None) -> MapParts:
+    return render_map(data, options or MapOptions(), static, "N0NCE")
+
+
 def blocks(data: MapData, options: MapOptions | None = None) -> dict[str, str]:
-    return dict(render_map(data, options or MapOptions()).data)
+    return dict(rendered(data, options).data)
 
 
 def test_vendored_files_match_the_manifest() -> None:
@@ -85,13 +96,44 @@ def test_css_references_resolve_to_served_files(css: Path) -> None:
         assert (css.parent / ref.split("?")[0].split("#")[0]).resolve().is_file(), f"{css.name}: {ref}"
 
 
-def test_the_frame_fits_the_region_and_lists_the_layers_in_drawing_order() -> None:
-    frame = map_frame(MapData([community("a", "A", 10), community("b", "B", 5, lat=18.5)]), MapOptions())
-    assert frame["bounds"] == [[18.0, -66.0], [18.5, -66.0]] and frame["padding"] == [20, 20]
-    assert frame["map"]["maxZoom"] == 18 and frame["map"]["minZoom"] == 8 and frame["tiles"] is None
-    assert [layer["kind"] for layer in frame["layers"]] == ["flows", "communities", "sites", "tasks"]
-    assert {layer["kind"] for layer in frame["layers"]} == set(LAYER_KINDS)
-    sites = next(layer for layer in frame["layers"] if layer["kind"] == "sites")
+def test_every_file_folium_links_is_vendored() -> None:
+    # Folium's defaults come from CDNs (with jQuery, Bootstrap, FontAwesome): the map links the app's copies.
+    options = MapOptions("https://{s}.tiles.example.org/{z}/{x}/{y}.png", "Ex")
+    parts = rendered(MapData([community("a", "A", 10), community("b", "B", 5, lat=18.5)]), options)
+    markup = parts.header + parts.html + parts.script
+    linked = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]+)""", markup, re.I)
+    assert sorted(linked) == sorted(static(path) for _, path in (*VENDORED_JS, *VENDORED_CSS))
+    for address in linked:
+        assert (STATIC / address.removeprefix("/static/")).is_file(), address
+    assert not re.search(r"url\(|@import", parts.header), "folium's styles load a file"
+    assert not re.search(r"jquery|bootstrap|fontawesome|awesome|glyphicons", markup, re.I)
+    assert "cdn.jsdelivr.net" in dict(folium.Map.default_js)["leaflet"]  # folium's own lists untouched
+
+
+def test_a_folium_asset_from_outside_the_app_fails_the_page() -> None:
+    with pytest.raises(RuntimeError, match="outside the app"):
+        render_map(MapData([community("a", "A", 10)]), MapOptions(), "https://cdn.example.org/{}".format, "n")
+
+
+def test_folium_frames_the_region_and_map_js_draws_on_its_map() -> None:
+    parts = rendered(MapData([community("a", "A", 10), community("b", "B", 5, lat=18.5)]))
+    found = re.fullmatch(r'\s*<div class="folium-map" id="(map_[0-9a-f]{32})" ></div>\s*', parts.html)
+    assert found is not None, parts.html
+    name = found.group(1)
+    assert f"var {name} = L.map(" in parts.script and f"L.control.scale().addTo({name});" in parts.script
+    assert re.search(
+        r'"preferCanvas": true,\s*"minZoom": 8,\s*"maxZoom": 18,\s*"zoomSnap": 0.25', parts.script
+    )
+    fit = r"\.fitBounds\(\s*\[\[18\.0, -66\.0\], \[18\.5, -66\.0\]\],\s*\{\"padding\": \[20, 20\]\}"
+    assert re.search(re.escape(name) + fit, parts.script)
+    assert "L.tileLayer" not in parts.script  # offline: a plain background
+    assert parts.script.rstrip().endswith(f"RhizomeMap.draw({name}, {{}});")
+    header_scripts = re.findall(r"<script\b[^>]*>", parts.header)
+    assert header_scripts and all('nonce="N0NCE"' in tag for tag in header_scripts)
+    layers = json.loads(dict(parts.data)["layers"])
+    assert [layer["kind"] for layer in layers] == ["flows", "communities", "sites", "tasks"]
+    assert {layer["kind"] for layer in layers} == set(LAYER_KINDS)
+    sites = next(layer for layer in layers if layer["kind"] == "sites")
     assert sites["options"] == {
         "disableClusteringAtZoom": 13,
         "url": "/map/sites.json",
@@ -99,32 +141,43 @@ def test_the_frame_fits_the_region_and_lists_the_layers_in_drawing_order() -> No
     }
 
 
-@pytest.mark.parametrize(("count", "center", "zoom"), [(0, [0.0, 0.0], 1), (1, [18.0, -66.0], 12)])
-def test_one_place_or_none_is_shown_without_fitting(count: int, center: list[float], zoom: int) -> None:
-    frame = map_frame(MapData([community("a", "A", 10)][:count]), MapOptions(max_zoom=11))
-    assert (frame["map"]["center"], frame["map"]["zoom"], frame["bounds"]) == (center, zoom, None)
-    sites = next(layer for layer in frame["layers"] if layer["kind"] == "sites")
+@pytest.mark.parametrize(("count", "center", "zoom"), [(0, "[0.0, 0.0]", 1), (1, "[18.0, -66.0]", 12)])
+def test_one_place_or_none_is_shown_without_fitting(count: int, center: str, zoom: int) -> None:
+    parts = rendered(MapData([community("a", "A", 10)][:count]), MapOptions(max_zoom=11))
+    assert f"center: {center}," in parts.script and f'"zoom": {zoom},' in parts.script
+    assert "fitBounds" not in parts.script and '"maxZoom": 11,' in parts.script
+    sites = next(layer for layer in json.loads(dict(parts.data)["layers"]) if layer["kind"] == "sites")
     assert sites["options"]["disableClusteringAtZoom"] == 11  # never beyond the map's own max zoom
 
 
 def test_a_tile_server_is_the_base_layer_with_its_attribution_as_text() -> None:
-    options = MapOptions("https://{s}.tiles.example.org/{z}/{x}/{y}.png", "<b>OSM</b> & `co`", 16)
-    tiles = map_frame(MapData([community("a", "A", 10)]), options)["tiles"]
-    assert tiles == {
-        "name": "Base map",
-        "url": "https://{s}.tiles.example.org/{z}/{x}/{y}.png",
-        "options": {"maxZoom": 16, "maxNativeZoom": 16, "attribution": "&lt;b&gt;OSM&lt;/b&gt; &amp; `co`"},
-    }
+    options = MapOptions("https://{s}.tiles.example.org/{z}/{x}/{y}.png", "<b>OSM</b> & {{ 7*7 }}", 16)
+    script = rendered(MapData([community("a", "A", 10)]), options).script
+    tiles = re.search(r'var (tile_layer_[0-9a-f]{32}) = L\.tileLayer\(\s*"([^"]+)"', script)
+    assert tiles is not None and tiles.group(2) == "https://{s}.tiles.example.org/{z}/{x}/{y}.png"
+    assert re.search(r'"maxZoom": 16,\s*"maxNativeZoom": 16,', script)
+    attribution = re.search(r'"attribution": ("[^"]*")', script)
+    assert attribution is not None and "49" not in script  # branca's Jinja pass ran nothing
+    assert json.loads(attribution.group(1)) == "&lt;b&gt;OSM&lt;/b&gt; &amp; &#123;&#123; 7*7 &#125;&#125;"
+    assert f'{{"Base map": {tiles.group(1)}}});' in script  # the layer control's base layer
+
+
+@pytest.mark.parametrize("url", ["https://x/{z}/{x}/{y}{{7*7}}", "/t/{z}/{x}/{y}{%raw%}", "/{#}{z}/{x}/{y}"])
+def test_template_syntax_in_the_tile_url_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="tile URL"):
+        MapOptions(url)
 
 
 def test_hostile_names_stay_text_in_the_data_blocks() -> None:
     hostile = "</script><img src=x onerror=alert(1)>`${x}`"
     good = GoodLevel("w", hostile, "<b>L</b>", True, 1.0, 5.0, 9.0)
-    data = blocks(MapData([community("a", hostile, 10, good)]))
-    assert list(data) == ["map", "flows", "communities", "tasks"]
+    parts = rendered(MapData([community("a", hostile, 10, good)]))
+    data = dict(parts.data)
+    assert list(data) == ["layers", "flows", "communities", "tasks"]
     for text in data.values():  # each is inlined in a <script>
         assert "<img" not in text and "</script>" not in text and "<b>" not in text
-    assert "alert" not in data["map"]  # the frame carries no names at all
+    for text in (parts.header, parts.html, parts.script, data["layers"]):
+        assert "alert" not in text  # folium's frame and the layer list carry no names at all
     assert json.loads(data["communities"])[0][:2] == ["a", hostile]
     assert "w" not in json.loads(data["communities"])[0]  # goods come with the popup, from the API
 

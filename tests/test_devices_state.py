@@ -136,7 +136,7 @@ def test_devices_imports_only_stdlib_paho_and_the_contract() -> None:
                 or top in ("paho", "devices")
                 or name.startswith("gateway.contract.")
                 # the adapter to the `rhizome` command (tests/test_layering.py says what it may use)
-                or (path.name == "cli.py" and (top == "click" or name.startswith("gateway.process.")))
+                or (path.name == "cli.py" and top == "click")
             )
             assert allowed, f"{path.name} imports {name}"
 

@@ -1,4 +1,5 @@
 """Seeded synthetic regions of any size, in the same format as the sample region, for tests and benchmarks.
+From the repository root (this was `rhizome region generate`, with the same flags):
 
     .venv/bin/python bench/synthetic/region.py --communities 2000 --seed 7 -o /tmp/region.json
     .venv/bin/rhizome region load /tmp/region.json

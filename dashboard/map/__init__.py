@@ -1,1 +1,1 @@
-"""The regional map: its data for static/js/map.js (render.py) and its two vendored libraries (vendor.py)."""
+"""The regional map: folium's frame and map.js's data (render.py), its vendored libraries (vendor.py)."""

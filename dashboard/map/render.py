@@ -1,20 +1,28 @@
-"""The regional map as data: communities by worst shortage, sites by sensor state, repair tasks, flows.
+"""The regional map: communities by worst shortage, sites by sensor state, repair tasks, delivery flows.
 
-The app's own `static/js/map.js` draws everything (the Leaflet map, tiles, scale, legend, layer control and
-the four data layers); this module only turns query results into the JSON it reads. The page carries the
-frame and the small layers as JSON data blocks (`<script type="application/json" id="rz-data-NAME">`), and
-the sites, the layer that reaches 50,000 rows, come from `/map/sites.json` as flat arrays. No name is ever
-part of a script: map.js reads the blocks with JSON.parse and puts names in the DOM only as text.
+Folium builds the frame: the Leaflet map, its scale, the optional tile layer and the fit to the region.
+It links only the app's vendored Leaflet and marker-cluster files, set as this map's own `default_js` and
+`default_css` (folium's class lists, with their CDN jQuery, Bootstrap and FontAwesome, are never touched).
+The app's `static/js/map.js` then draws the four data layers, the legend and the layer control on the map
+folium made: the page's script ends with `RhizomeMap.draw(<folium's map variable>, <base layers>)`.
+
+No data passes through folium: branca re-reads every element's script *as a Jinja template*, so a community
+named `{{ 7*7 }}` would be evaluated on the server. The layers travel as JSON data blocks
+(`<script type="application/json" id="rz-data-NAME">`), and the sites, the layer that reaches 50,000 rows,
+come from `/map/sites.json`; map.js puts names into the DOM only as text. The one configured string folium
+renders, the tile attribution, goes through `escape_text`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import folium
 from markupsafe import escape
 
 from dashboard.read.mapdata import Flow, TaskPoint
@@ -32,6 +40,22 @@ MIN_RADIUS, MAX_RADIUS = 5.0, 26.0
 FIT_PADDING_PX = 20
 ONE_PLACE_ZOOM = 12  # a region of one community is shown around it at this zoom
 LAYER_KINDS = ("communities", "sites", "tasks", "flows")  # the layer builders of RhizomeMap in map.js
+BASE_LAYER = "Base map"  # the tile layer's name in the layer control
+# What folium links instead of its CDN defaults (paths under static/), by folium's own names for them.
+VENDORED_JS = (
+    ("leaflet", "vendor/leaflet/leaflet.js"),
+    ("markercluster", "vendor/leaflet.markercluster/leaflet.markercluster.js"),  # the site clusters
+)
+VENDORED_CSS = (
+    ("leaflet_css", "vendor/leaflet/leaflet.css"),
+    ("markercluster_css", "vendor/leaflet.markercluster/MarkerCluster.css"),
+)
+_BRACES = str.maketrans({"{": "&#123;", "}": "&#125;"})  # as entities, Jinja sees no template syntax
+_JINJA_SYNTAX = re.compile(r"\{[{%#]")
+# A <script src> or <link href> that loads from another host (with a scheme or protocol-relative).
+_EXTERNAL_ASSET = re.compile(
+    r"""<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']?(?:[a-z][a-z0-9+.-]*:)?//""", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +65,11 @@ class MapOptions:
     tile_url: str | None = None
     tile_attribution: str = "Base map tiles"
     max_zoom: int = 18  # without tiles Leaflet has no max zoom, which marker clustering needs
+
+    def __post_init__(self) -> None:
+        # The URL is part of folium's script, which branca re-reads as a Jinja template (see above).
+        if self.tile_url and _JINJA_SYNTAX.search(self.tile_url):
+            raise ValueError(f"tile URL {self.tile_url!r}: must not contain {{{{, {{% or {{#")
 
 
 @dataclass(frozen=True)
@@ -65,12 +94,20 @@ class MapData:
 
 @dataclass(frozen=True)
 class MapParts:
-    """The map's data blocks for a page template, each (name, JSON safe inside a <script>), in page order.
+    """A rendered map for the page template: folium's <head> markup (links, styles), its <div>, the
+    script (folium's frame, then map.js drawing on it) and the data blocks, each (name, JSON safe inside a
+    <script>)."""
 
-    `map` is the frame (view, tiles, layers in drawing order); the others are the layers map.js reads.
-    """
-
+    header: str
+    html: str
+    script: str
     data: tuple[tuple[str, str], ...]
+
+
+def escape_text(value: object) -> str:
+    """Text folium puts in its script and Leaflet shows as HTML (the tile attribution): HTML-escaped, with
+    its braces as entities so that branca's Jinja pass over the script finds no template syntax in it."""
+    return str(escape(str(value))).translate(_BRACES)
 
 
 def radius(population: int, largest: int) -> float:
@@ -174,44 +211,8 @@ def flow_rows(flows: Sequence[Flow]) -> list[dict[str, Any]]:
     ]
 
 
-def _view(points: Sequence[tuple[float, float]], options: MapOptions) -> dict[str, Any]:
-    """Leaflet map options and the bounds to fit: the region's box, or one place at ONE_PLACE_ZOOM."""
-    one = len(points) == 1
-    view: dict[str, Any] = {
-        "center": list(points[0]) if one else [0.0, 0.0],
-        "zoom": ONE_PLACE_ZOOM if one else 1,
-        "zoomControl": True,
-        "preferCanvas": True,  # thousands of circles and lines draw faster on one canvas than as SVG nodes
-        "minZoom": min_zoom(points),
-        "maxZoom": options.max_zoom,  # without tiles Leaflet has no max zoom, and clustering needs one
-        "zoomSnap": 0.25,  # fit the region to the screen more tightly than whole zoom levels allow
-    }
-    bounds = None
-    if len(points) > 1:
-        lats, lons = [p[0] for p in points], [p[1] for p in points]
-        bounds = [[min(lats), min(lons)], [max(lats), max(lons)]]
-    return {"map": view, "bounds": bounds, "padding": [FIT_PADDING_PX, FIT_PADDING_PX]}
-
-
-def _tiles(options: MapOptions) -> dict[str, Any] | None:
-    """The base map layer, or None offline. Leaflet shows the attribution as HTML: it is escaped here."""
-    if not options.tile_url:
-        return None
-    return {
-        "name": "Base map",
-        "url": options.tile_url,
-        "options": {
-            "maxZoom": options.max_zoom,
-            "maxNativeZoom": options.max_zoom,
-            "attribution": str(escape(options.tile_attribution)),
-        },
-    }
-
-
-def map_frame(data: MapData, options: MapOptions) -> dict[str, Any]:
-    """What map.js builds the map from: the view, the tiles and the layers in drawing order."""
-    points = [(c.lat, c.lon) for c in data.communities]  # every site belongs to one
-    urls = data.urls
+def layer_specs(urls: MapUrls, options: MapOptions) -> list[dict[str, Any]]:
+    """The layers map.js draws, in drawing order: its builder (kind), the layer control's name, options."""
     layers = [
         ("flows", "Deliveries (planned and moving)", {}),
         (
@@ -230,18 +231,61 @@ def map_frame(data: MapData, options: MapOptions) -> dict[str, Any]:
         ),
         ("tasks", "Open repair tasks", {}),
     ]
-    return _view(points, options) | {
-        "tiles": _tiles(options),
-        "layers": [{"kind": kind, "name": name, "options": opts} for kind, name, opts in layers],
-    }
+    return [{"kind": kind, "name": name, "options": opts} for kind, name, opts in layers]
 
 
-def render_map(data: MapData, options: MapOptions) -> MapParts:
-    """The page's data blocks: the frame first, then the layers that travel with the page."""
+def build_frame(
+    points: Sequence[tuple[float, float]], options: MapOptions, static_url: Callable[[str], str]
+) -> tuple[folium.Map, dict[str, str]]:
+    """Folium's map fitted to `points`, and its base layers as {name: JS variable} (none offline)."""
+    one = len(points) == 1
+    fmap = folium.Map(
+        location=points[0] if one else None,  # None: folium's [0, 0] at zoom 1, then fitted below
+        zoom_start=ONE_PLACE_ZOOM if one else 1,
+        tiles=None,
+        control_scale=True,
+        prefer_canvas=True,  # thousands of circles and lines draw faster on one canvas than as SVG nodes
+        minZoom=min_zoom(points),  # a map option: folium's min_zoom only reaches a tile layer
+        maxZoom=options.max_zoom,  # without tiles Leaflet has no max zoom, and clustering needs one
+        zoomSnap=0.25,  # fit the region to the screen more tightly than whole zoom levels allow
+    )
+    # This map's own lists: folium's class-level ones are shared by every map in the process.
+    fmap.default_js = [(name, static_url(path)) for name, path in VENDORED_JS]
+    fmap.default_css = [(name, static_url(path)) for name, path in VENDORED_CSS]
+    bases: dict[str, str] = {}
+    if options.tile_url:
+        tiles = folium.TileLayer(
+            options.tile_url,
+            attr=escape_text(options.tile_attribution),
+            name=BASE_LAYER,
+            max_zoom=options.max_zoom,
+        )
+        tiles.add_to(fmap)
+        bases[BASE_LAYER] = tiles.get_name()
+    if len(points) > 1:
+        lats, lons = [p[0] for p in points], [p[1] for p in points]
+        fmap.fit_bounds(
+            [[min(lats), min(lons)], [max(lats), max(lons)]], padding=(FIT_PADDING_PX, FIT_PADDING_PX)
+        )
+    return fmap, bases
+
+
+def render_map(data: MapData, options: MapOptions, static_url: Callable[[str], str], nonce: str) -> MapParts:
+    """The page's map: folium's frame with the page's CSP nonce, map.js's draw call, the data blocks."""
+    fmap, bases = build_frame([(c.lat, c.lon) for c in data.communities], options, static_url)
+    figure = cast(folium.Figure, fmap.get_root())  # folium.Map puts itself in a Figure when made
+    figure.render()  # fills the figure's header, html and script elements
+    # Folium's own markup (links, styles, two switches), no data in it: its scripts get the page's nonce.
+    header = re.sub(r"<script(?=[\s>])", f'<script nonce="{nonce}"', figure.header.render())
+    base_layers = ", ".join(f"{script_json(name)}: {variable}" for name, variable in bases.items())
+    script = f"{figure.script.render()}\nRhizomeMap.draw({fmap.get_name()}, {{{base_layers}}});\n"
+    html = figure.html.render()
+    if _EXTERNAL_ASSET.search(header + html + script):
+        raise RuntimeError("folium links a file from outside the app: give the map a vendored copy")
     blocks = {
-        "map": map_frame(data, options),
+        "layers": layer_specs(data.urls, options),
         "flows": flow_rows(data.flows),
         "communities": community_rows(data.communities),
         "tasks": task_rows(data.tasks),
     }
-    return MapParts(tuple((name, script_json(value)) for name, value in blocks.items()))
+    return MapParts(header, html, script, tuple((name, script_json(value)) for name, value in blocks.items()))

@@ -13,6 +13,7 @@ from dashboard.map.render import LEGEND_COLOURS, MapData, MapUrls, render_map
 from dashboard.read import mapdata, progress, queries
 from dashboard.web.auth import viewer_required
 from dashboard.web.config import map_options
+from dashboard.web.security import csp_nonce
 from dashboard.web.store import get_session
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ def index() -> str:
     data = MapData(
         communities=communities, tasks=mapdata.open_tasks(session), flows=mapdata.flows(session), urls=urls
     )
-    parts = render_map(data, map_options(current_app.config))
+    options = map_options(current_app.config)
+    parts = render_map(data, options, lambda path: url_for("static", filename=path), csp_nonce())
     log.debug("map of %s communities built in %.3f s", len(communities), time.perf_counter() - started)
     shortages = {level: sum(c.level == level for c in communities) for level in queries.LEVELS}
     ranked = sorted(
@@ -45,6 +47,9 @@ def index() -> str:
     noscript = [c for c in ranked if c.level != queries.OK] or ranked
     return render_template(
         "map.html",
+        map_header=Markup(parts.header),  # folium's frame: no user text goes through folium (render.py)
+        map_html=Markup(parts.html),
+        map_script=Markup(parts.script),
         map_data=[(name, Markup(text)) for name, text in parts.data],  # script_json: safe in a <script>
         colours=LEGEND_COLOURS,  # the legend (templates/map.html) in the layers' colours
         sites_url=urls.sites,

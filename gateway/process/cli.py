@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from gateway.contract.errors import RhizomeError
-from gateway.process.context import PATH
+from gateway.process.context import PATH, ProcessKit
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ def load(spec: str) -> click.Command:
     "--data-dir", type=PATH, metavar="DATA_DIR", help="where embedded data lives [RHIZOME_DATA_DIR, ./var]"
 )
 @click.option("--log-level", type=click.Choice(("DEBUG", "INFO", "WARNING", "ERROR")), help="[INFO]")
+@click.pass_context
 def cli(
+    ctx: click.Context,
     mqtt: str | None,
     mqtt_protocol: str | None,
     db: str | None,
@@ -105,6 +107,7 @@ def cli(
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    ctx.obj = ProcessKit(ctx)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with cli.make_context("rhizome", args) as ctx:
             return int(cli.invoke(ctx) or 0)
     except click.exceptions.Exit as exc:  # --help
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.NoArgsIsHelpError as exc:  # a group without its command: help, as asked, exit 2
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
         raise SystemExit(exc.exit_code) from None
     except click.ClickException as exc:  # usage: message and usage line on stderr
         exc.show()

@@ -6,6 +6,7 @@ Declarations only: each callback imports the service it runs, so listing the com
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -141,7 +142,7 @@ def demo(
     region: Path | None,
     port: int | None,
     speed: float,
-    embedded_broker: str,
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"],  # one of the click.Choice above
     exit_after: float | None,
 ) -> int:
     """Run the whole system locally on embedded defaults: broker, gateway, devices, planner, dashboard."""

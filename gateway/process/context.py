@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import click
 
 from gateway.process.settings import Settings, from_env
+from gateway.process.signals import stop_on_signals
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,17 +30,36 @@ GLOBAL_OPTIONS = {
 }
 
 
+SETTINGS_KEY = "rhizome.settings"
+
+
+class ProcessKit:
+    """What the root puts on `ctx.obj` for every command: the process's Settings (built on first use) and
+    its signal handling. devices/cli.py uses it duck-typed, so the devices package imports nothing of the
+    gateway but the contract."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        self._ctx = ctx
+
+    def settings(self) -> Settings:
+        return settings_of(self._ctx)
+
+    def stop_on_signals(self) -> threading.Event:
+        return stop_on_signals()
+
+
 def settings_of(ctx: click.Context) -> Settings:
     """The process's Settings: the root's flags over RHIZOME_* variables; a bad value is a usage error."""
     root = ctx.find_root()
-    if isinstance(root.obj, Settings):
-        return root.obj
+    cached = root.meta.get(SETTINGS_KEY)
+    if isinstance(cached, Settings):
+        return cached
     overrides = {field: root.params.get(option) for option, field in GLOBAL_OPTIONS.items()}
     try:
         settings = from_env(**overrides)
     except ValueError as exc:
         raise click.UsageError(str(exc), ctx=root) from None
-    root.obj = settings
+    root.meta[SETTINGS_KEY] = settings
     return settings
 
 

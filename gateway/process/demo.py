@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from sqlalchemy import func, select
 
@@ -101,7 +101,7 @@ def run_demo(
     region: Path | None = None,
     port: int | None = None,
     speed: float = 60.0,
-    embedded_broker: str = "auto",
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"] = "auto",
     exit_after: float | None = None,
 ) -> int:
     """Bring the system up, print the dashboard URL, and run until Ctrl-C (or for `exit_after` seconds)."""

@@ -1,8 +1,10 @@
 """Settings: read once at the entry point (flags over RHIZOME_* variables over defaults), then passed down.
 
-The one shape of a process's surroundings: the `rhizome` root reads it for every command (gateway,
-devices, planner, dashboard), dashboard/web/wsgi.py and the bench scripts read it the same way, and a
-supervisor hands it to its children with `to_env`. Nothing below an entry point reads RHIZOME_* itself.
+The one shape of a process's surroundings: the `rhizome` root builds it for every command (gateway,
+devices, planner, dashboard: gateway/process/context.py), dashboard/web/wsgi.py and the bench scripts
+build it the same way, and a supervisor hands it to its children with `to_env`. Nothing below an entry
+point reads RHIZOME_* itself; the dashboard's own options (tiles, public map, accounts file, cookies) are
+its DashboardConfig, read from the environment at the same entry points (dashboard/web/config.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-/* Rhizome's regional map, built from JSON: the page's data blocks (the frame, then the communities, tasks
+/* Rhizome map layers, built from JSON: the page's data blocks (the layer list, then the communities, tasks
  * and flows) and the site points fetched from /map/sites.json (the page starts that request in its <head>).
- * RhizomeMap.draw(container) makes the Leaflet map, its scale, tiles, legend and layer control from the
- * frame block; the server never writes a line of this script.
+ * Folium makes the Leaflet map (view, scale, tiles); RhizomeMap.draw(map, baseLayers) adds the layers, the
+ * legend and the layer control to it. The server writes no line of this script.
  *
  * Every user-supplied string (community, site, good, member names) reaches the page as JSON data and the DOM
  * only through textContent: nothing here ever parses a name as HTML. Popups are built when opened, from the
@@ -309,19 +309,12 @@
     control.addTo(map);
   }
 
-  // The map from the frame block: {map: Leaflet options, bounds, padding, tiles, layers: [{kind, name, options}]}.
-  // Controls and layers are added in this order on purpose: the legend stacks above the attribution, and the
-  // layer control lists the layers in drawing order.
-  function draw(container) {
-    var frame = data("map");
-    var map = L.map(container, frame.map);
-    L.control.scale().addTo(map);
-    var bases = {}, overlays = {};
-    if (frame.tiles) {
-      bases[frame.tiles.name] = L.tileLayer(frame.tiles.url, frame.tiles.options).addTo(map);
-    }
-    if (frame.bounds) map.fitBounds(frame.bounds, {padding: frame.padding});
-    frame.layers.forEach(function (spec) {
+  // The layers of the "layers" block ([{kind, name, options}], in drawing order) on folium's map, then the
+  // legend and the layer control, in this order on purpose: the legend stacks above the attribution, and the
+  // control lists the base layers ({name: tile layer}, none offline) and the layers in drawing order.
+  function draw(map, bases) {
+    var overlays = {};
+    data("layers").forEach(function (spec) {
       var build = BUILDERS.hasOwnProperty(spec.kind) ? BUILDERS[spec.kind] : null;
       if (!build) throw new Error("unknown map layer " + spec.kind);
       var layer = build(spec.options);
