@@ -178,7 +178,12 @@ def rows_written(path: Path, model: str) -> list[int]:
 
 @pytest.mark.parametrize(
     ("model", "home"),
-    [("StockLedgerEntry", STORE / "stock.py"), ("OutboxMessage", STORE / "outbox.py")],
+    [
+        ("StockLedgerEntry", STORE / "stock.py"),
+        ("OutboxMessage", STORE / "outbox.py"),
+        ("HoursEntry", STORE / "hours.py"),
+        ("Decline", STORE / "declines.py"),
+    ],
 )
 def test_ledger_rows_and_outbox_messages_have_one_writer(model: str, home: Path) -> None:
     assert rows_written(home, model), f"{home} no longer writes {model}: update this rule"

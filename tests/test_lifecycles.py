@@ -95,7 +95,9 @@ def test_delivered_failed_and_cancelled_shipments_and_done_or_declined_routes_ar
     final = {ShipmentStatus.DELIVERED, ShipmentStatus.FAILED, ShipmentStatus.CANCELLED}
     assert not {s for s, _ in SHIPMENT_TRANSITIONS} & final
     assert {a for _, a in SHIPMENT_TRANSITIONS} == set(ShipmentAction)
-    assert not {s for s, _ in ROUTE_TRANSITIONS} & {RouteStatus.DONE, RouteStatus.DECLINED}
+    dead = {RouteStatus.DONE, RouteStatus.DECLINED, RouteStatus.SUPERSEDED, RouteStatus.WITHDRAWN}
+    assert not {s for s, _ in ROUTE_TRANSITIONS} & dead
+    assert set(deliveries.DEAD_ROUTE) == dead
     assert {a for _, a in ROUTE_TRANSITIONS} == set(RouteAction)
 
 
@@ -156,9 +158,9 @@ def test_a_declined_route_frees_its_shipments_and_records_no_stop(store: Store) 
         shipment = session.get(Shipment, ids["shipment"])
         assert shipment is not None and (shipment.status, shipment.route_id) == ("planned", None)
         assert shipment.failure_reason == f"route {ids['route']} declined: no car this week"
-        with pytest.raises(Conflict, match="this route is declined: its stops can no longer be recorded"):
+        with pytest.raises(Conflict, match="this route was declined: its shipments went back"):
             deliveries.record_stop(session, ids["route"], ids["pickup"], "done")
-        with pytest.raises(Conflict, match="this route is declined: only a route not started"):
+        with pytest.raises(Conflict, match="this route was declined"):
             deliveries.decline_route(session, ids["route"], "again")
 
 

@@ -4,7 +4,11 @@ Picking up takes the shipment's goods out of the source site's stock; delivering
 destination's; both append a stock ledger entry with source "delivery" (gateway.store.stock). A failed
 delivery keeps its reason, returns picked-up goods to the source site's stock, and tells the planner: each
 recorded stop and each declined route writes an internal event in the same transaction, which wakes the
-planner to re-plan at once. The router puts planned shipments on new routes (`put_on_route`).
+planner to re-plan at once. The router puts planned shipments on new routes (`put_on_route`), and may
+supersede or withdraw a route its driver has not accepted; a superseded, withdrawn, declined or done route
+refuses every action and moves no stock. The driver's hours follow in gateway.store.hours: offered when the
+route is planned, reserved on accept, counted from the first pickup to the last stop, released on decline.
+The allocation revises or cancels shipments still on no route (`revise_quantity`, `cancel_planned`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.contract.errors import Conflict, InvalidInput, NotFound
 from gateway.contract.events import RouteChanged, ShipmentChanged
-from gateway.store import stock
+from gateway.store import declines, hours, stock
 from gateway.store.models import Route, RouteStop, Shipment, utcnow
-from gateway.store.models.vocab import RouteStatus, ShipmentStatus, StopAction, StopStatus
+from gateway.store.models.vocab import RouteStatus, ShipmentStatus, StopAction, StopStatus, WorkKind
 from gateway.store.outbox import enqueue_event
 
 MAX_REASON: Final = 500
@@ -31,7 +35,9 @@ class ShipmentAction(StrEnum):
     """What can happen to a shipment once the allocation planned it."""
 
     ROUTE = "route"  # the router puts it on a new route
-    UNROUTE = "unroute"  # its route was declined: planned again, on no route
+    UNROUTE = "unroute"  # its route was declined, withdrawn or superseded: planned again, on no route
+    REVISE = "revise"  # the allocation changed its quantity while it was on no route
+    CANCEL = "cancel"  # the allocation no longer needs it (on no route yet)
     PICK_UP = "pick_up"  # the driver loaded it (perhaps less than planned)
     DELIVER = "deliver"  # the driver dropped it off
     FAIL = "fail"  # the driver could not deliver it, with a reason
@@ -40,14 +46,20 @@ class ShipmentAction(StrEnum):
 class RouteAction(StrEnum):
     """What can happen to a route once the router proposed it."""
 
+    ACCEPT = "accept"  # the driver will drive it: the planner no longer revises it
     DECLINE = "decline"  # the driver cannot drive it (only before starting)
+    RELEASE = "release"  # the driver gives back a route they had accepted, before starting it
     RECORD = "record"  # a stop was recorded and others are still pending
     FINISH = "finish"  # the last pending stop was recorded
+    SUPERSEDE = "supersede"  # the planner replaced it by a revised route (only before it is accepted)
+    WITHDRAW = "withdraw"  # the planner took it back (only before it is accepted)
 
 
 SHIPMENT_TRANSITIONS: Final[Mapping[tuple[ShipmentStatus, ShipmentAction], ShipmentStatus]] = {
     (ShipmentStatus.PLANNED, ShipmentAction.ROUTE): ShipmentStatus.ASSIGNED,
     (ShipmentStatus.ASSIGNED, ShipmentAction.UNROUTE): ShipmentStatus.PLANNED,
+    (ShipmentStatus.PLANNED, ShipmentAction.REVISE): ShipmentStatus.PLANNED,
+    (ShipmentStatus.PLANNED, ShipmentAction.CANCEL): ShipmentStatus.CANCELLED,
     (ShipmentStatus.PLANNED, ShipmentAction.PICK_UP): ShipmentStatus.PICKED_UP,
     (ShipmentStatus.ASSIGNED, ShipmentAction.PICK_UP): ShipmentStatus.PICKED_UP,
     (ShipmentStatus.PICKED_UP, ShipmentAction.DELIVER): ShipmentStatus.DELIVERED,
@@ -56,7 +68,11 @@ SHIPMENT_TRANSITIONS: Final[Mapping[tuple[ShipmentStatus, ShipmentAction], Shipm
     (ShipmentStatus.PICKED_UP, ShipmentAction.FAIL): ShipmentStatus.FAILED,
 }
 ROUTE_TRANSITIONS: Final[Mapping[tuple[RouteStatus, RouteAction], RouteStatus]] = {
+    (RouteStatus.PROPOSED, RouteAction.ACCEPT): RouteStatus.ACCEPTED,
     (RouteStatus.PROPOSED, RouteAction.DECLINE): RouteStatus.DECLINED,
+    (RouteStatus.ACCEPTED, RouteAction.RELEASE): RouteStatus.DECLINED,
+    (RouteStatus.PROPOSED, RouteAction.SUPERSEDE): RouteStatus.SUPERSEDED,
+    (RouteStatus.PROPOSED, RouteAction.WITHDRAW): RouteStatus.WITHDRAWN,
     (RouteStatus.PROPOSED, RouteAction.RECORD): RouteStatus.IN_PROGRESS,
     (RouteStatus.ACCEPTED, RouteAction.RECORD): RouteStatus.IN_PROGRESS,
     (RouteStatus.IN_PROGRESS, RouteAction.RECORD): RouteStatus.IN_PROGRESS,
@@ -68,14 +84,27 @@ ROUTE_TRANSITIONS: Final[Mapping[tuple[RouteStatus, RouteAction], RouteStatus]] 
 SHIPMENT_REFUSED: Final[Mapping[ShipmentAction, str]] = {
     ShipmentAction.ROUTE: "the shipment is {status}: it cannot be put on a route",
     ShipmentAction.UNROUTE: "the shipment is {status}: it is on no route to leave",
+    ShipmentAction.REVISE: "the shipment is {status}: only a shipment on no route can be revised",
+    ShipmentAction.CANCEL: "the shipment is {status}: only a shipment on no route can be cancelled",
     ShipmentAction.PICK_UP: "the shipment is {status}: it cannot be picked up",
     ShipmentAction.DELIVER: "pick the goods up first: the shipment has not been picked up",
     ShipmentAction.FAIL: "the shipment is {status}: its delivery cannot fail",
 }
 ROUTE_REFUSED: Final[Mapping[RouteAction, str]] = {
+    RouteAction.ACCEPT: "this route is {status}: only a proposed route can be accepted",
     RouteAction.DECLINE: "this route is {status}: only a route not started can be declined",
+    RouteAction.RELEASE: "this route is {status}: only an accepted route not started can be given back",
     RouteAction.RECORD: "this route is {status}: its stops can no longer be recorded",
     RouteAction.FINISH: "this route is {status}: its stops can no longer be recorded",
+    RouteAction.SUPERSEDE: "this route is {status}: the planner revises only routes not yet accepted",
+    RouteAction.WITHDRAW: "this route is {status}: the planner withdraws only routes not yet accepted",
+}
+# A route no action applies to any more, and why, in the driver's words (every action on it is a 409).
+DEAD_ROUTE: Final[Mapping[RouteStatus, str]] = {
+    RouteStatus.SUPERSEDED: "this route was replaced by a revised one{by}: open that one; nothing here moves",
+    RouteStatus.WITHDRAWN: "the planner withdrew this route: nothing on it needs carrying any more",
+    RouteStatus.DECLINED: "this route was declined: its shipments went back to the planner",
+    RouteStatus.DONE: "this route is done: every stop is recorded",
 }
 OUTCOMES: Final = (StopStatus.DONE, StopStatus.FAILED)  # what a driver records for a pending stop
 
@@ -88,12 +117,29 @@ def shipment_move(shipment: Shipment, action: ShipmentAction) -> ShipmentStatus:
     return new
 
 
-def route_move(route: Route, action: RouteAction) -> RouteStatus:
-    """The route's status after `action`; Conflict if the table does not allow it from its status."""
-    new = ROUTE_TRANSITIONS.get((RouteStatus(route.status), action))
-    if new is None:
-        raise Conflict(ROUTE_REFUSED[action].format(status=route.status.replace("_", " ")))
-    return new
+def route_move(route: Route, action: RouteAction, replaced_by: int | None = None) -> RouteStatus:
+    """The route's status after `action`; Conflict if the table does not allow it from its status (for a
+    dead route, the reason it is dead and, if superseded, which route replaced it)."""
+    status = RouteStatus(route.status)
+    new = ROUTE_TRANSITIONS.get((status, action))
+    if new is not None:
+        return new
+    if status in DEAD_ROUTE and action not in (RouteAction.SUPERSEDE, RouteAction.WITHDRAW):
+        by = f" (route {replaced_by})" if replaced_by is not None else ""
+        raise Conflict(DEAD_ROUTE[status].format(by=by))
+    raise Conflict(ROUTE_REFUSED[action].format(status=route.status.replace("_", " ")))
+
+
+def replacement(session: Session, route: Route) -> int | None:
+    """The route that superseded `route`, if any (the newest revision)."""
+    if route.status != RouteStatus.SUPERSEDED:
+        return None
+    return session.scalar(select(func.max(Route.id)).where(Route.replaces_id == route.id))
+
+
+def move_route(session: Session, route: Route, action: RouteAction) -> RouteStatus:
+    """`route_move`, naming the replacement when the route was superseded."""
+    return route_move(route, action, replacement(session, route))
 
 
 def put_on_route(session: Session, shipment_ids: Sequence[int], route_id: int) -> None:
@@ -102,6 +148,31 @@ def put_on_route(session: Session, shipment_ids: Sequence[int], route_id: int) -
     session.execute(
         update(Shipment).where(Shipment.id.in_(shipment_ids)).values(route_id=route_id, status=assigned.value)
     )
+
+
+def revise_quantity(session: Session, shipment_id: int, quantity: float) -> Shipment:
+    """The allocation changed what a shipment on no route carries (a whole number of units, > 0)."""
+    shipment = session.get(Shipment, shipment_id)
+    if shipment is None:
+        raise NotFound(f"no shipment {shipment_id}")
+    if not (math.isfinite(quantity) and quantity > 0):
+        raise InvalidInput(f"a shipment carries more than 0, not {quantity!r}")
+    shipment.status = shipment_move(shipment, ShipmentAction.REVISE).value
+    shipment.quantity = quantity
+    return shipment
+
+
+def cancel_planned(session: Session, shipment_ids: Sequence[int], reason: str) -> list[int]:
+    """The allocation no longer needs these shipments on no route: cancelled, with the reason. Returns the
+    ids cancelled (one put on a route meanwhile is left alone)."""
+    cancelled = []
+    for shipment in session.scalars(select(Shipment).where(Shipment.id.in_(shipment_ids)).with_for_update()):
+        if (ShipmentStatus(shipment.status), ShipmentAction.CANCEL) not in SHIPMENT_TRANSITIONS:
+            continue
+        shipment.status = shipment_move(shipment, ShipmentAction.CANCEL).value
+        shipment.failure_reason = reason[:MAX_REASON]
+        cancelled.append(shipment.id)
+    return cancelled
 
 
 def _reason(text: str, required: str | None) -> str:
@@ -139,6 +210,14 @@ def record_stop(
         raise InvalidInput("the quantity must be a number")
     stop, shipment = _pending_stop(session, route_id, stop_id)
     route, route_status = _route_after(session, route_id, stop)
+    if shipment.route_id != route_id:
+        raise Conflict("this shipment is no longer on this route: nothing was recorded")
+    now = utcnow()
+    if route.status in (RouteStatus.PROPOSED, RouteStatus.ACCEPTED):  # the first stop: the drive began
+        hours.reserve(session, WorkKind.ROUTE, route_id)
+        hours.start(session, WorkKind.ROUTE, route_id, now)
+    if route_status is RouteStatus.DONE:
+        hours.finish(session, WorkKind.ROUTE, route_id, now)
     if failed:
         _fail(session, stop, shipment, reason)
     elif stop.action == StopAction.PICKUP:
@@ -151,7 +230,7 @@ def record_stop(
         route_id=route_id,
         status=shipment.status,
         reason=reason if failed else "",
-        at=utcnow(),
+        at=now,
     )
     enqueue_event(session, changed)
     route.status = route_status.value
@@ -181,7 +260,7 @@ def _route_after(session: Session, route_id: int, stop: RouteStop) -> tuple[Rout
     others = session.scalar(
         select(RouteStop.id).where(RouteStop.route_id == route_id, pending, RouteStop.id != stop.id).limit(1)
     )
-    return route, route_move(route, RouteAction.RECORD if others is not None else RouteAction.FINISH)
+    return route, move_route(session, route, RouteAction.RECORD if others is not None else RouteAction.FINISH)
 
 
 def _fail(session: Session, stop: RouteStop, shipment: Shipment, reason: str) -> None:
@@ -221,15 +300,24 @@ def _deliver(session: Session, stop: RouteStop, shipment: Shipment, route_id: in
     shipment.status = new.value
 
 
-def decline_route(session: Session, route_id: int, reason: str) -> list[int]:
-    """The driver cannot drive a route they have not started: it is declined and its shipments are free
-    for the planner again (planned, no route, the reason kept). Returns their ids; Conflict if the
-    route is under way, done or declined already."""
-    reason = _reason(reason, "say why, so the coordinator and the planner know")
+def _locked_route(session: Session, route_id: int) -> Route:
     route = session.scalar(select(Route).where(Route.id == route_id).with_for_update())
     if route is None:
         raise NotFound("no such route")
-    declined = route_move(route, RouteAction.DECLINE)
+    return route
+
+
+def accept_route(session: Session, route_id: int) -> Route:
+    """The driver will drive it: their hours are reserved and the planner no longer revises it."""
+    route = _locked_route(session, route_id)
+    route.status = move_route(session, route, RouteAction.ACCEPT).value
+    hours.reserve(session, WorkKind.ROUTE, route_id)
+    enqueue_event(session, RouteChanged(route_id=route_id, status=route.status, at=utcnow()))
+    return route
+
+
+def _unroute(session: Session, route_id: int, why: str) -> list[Shipment]:
+    """The route's shipments not yet picked up go back to the planner: planned, on no route, `why` kept."""
     freed = list(
         session.scalars(
             select(Shipment).where(Shipment.route_id == route_id, Shipment.status == ShipmentStatus.ASSIGNED)
@@ -237,7 +325,39 @@ def decline_route(session: Session, route_id: int, reason: str) -> list[int]:
     )
     for shipment in freed:
         shipment.status, shipment.route_id = shipment_move(shipment, ShipmentAction.UNROUTE).value, None
-        shipment.failure_reason = f"route {route_id} declined: {reason}"
+        shipment.failure_reason = why[:MAX_REASON]
+    return freed
+
+
+def decline_route(session: Session, route_id: int, reason: str) -> list[int]:
+    """The driver cannot drive a route they have not started (proposed, or accepted and given back): it is
+    declined, their hours released, and its shipments are free for the planner again (planned, no route,
+    the reason kept); the planner does not offer them the same lanes for DECLINE_DAYS. Returns the freed
+    shipments' ids; Conflict if the route is under way, done, superseded, withdrawn or declined already."""
+    reason = _reason(reason, "say why, so the coordinator and the planner know")
+    route = _locked_route(session, route_id)
+    action = RouteAction.RELEASE if route.status == RouteStatus.ACCEPTED else RouteAction.DECLINE
+    declined = move_route(session, route, action)
+    now = utcnow()
+    freed = _unroute(session, route_id, f"route {route_id} declined: {reason}")
+    if route.member_id is not None:
+        declines.record_route(session, route_id, route.member_id, freed, reason, now)
+    hours.release(session, WorkKind.ROUTE, route_id)
     route.status = declined.value
+    enqueue_event(session, RouteChanged(route_id=route_id, status=route.status, at=now))
+    return [s.id for s in freed]
+
+
+def retire_route(session: Session, route_id: int, replaced_by: int | None = None) -> list[int]:
+    """The planner takes back a route its driver has not accepted: superseded by `replaced_by` (a revised
+    route, perhaps for the same driver) or withdrawn. Its shipments are planned again, the driver's
+    offered hours released. Returns the freed shipments' ids; Conflict if the route is accepted or later."""
+    route = _locked_route(session, route_id)
+    action = RouteAction.SUPERSEDE if replaced_by is not None else RouteAction.WITHDRAW
+    retired = route_move(route, action)
+    why = f"route {route_id} revised" if replaced_by is not None else f"route {route_id} withdrawn"
+    freed = _unroute(session, route_id, why)
+    hours.release(session, WorkKind.ROUTE, route_id)
+    route.status = retired.value
     enqueue_event(session, RouteChanged(route_id=route_id, status=route.status, at=utcnow()))
     return [s.id for s in freed]

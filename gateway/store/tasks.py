@@ -10,7 +10,7 @@ the internal `task_changed` event, all in the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session
 
 from gateway.contract.errors import Conflict, InvalidInput, NotFound
 from gateway.contract.events import TaskChanged
+from gateway.store import declines, hours
 from gateway.store.models import RepairTask, TaskEvent, utcnow
-from gateway.store.models.vocab import TaskEventKind, TaskStatus
+from gateway.store.models.vocab import TaskEventKind, TaskStatus, WorkKind
+from gateway.store.offers import REPAIR_SECTOR
 from gateway.store.outbox import enqueue_event
 
 MAX_REASON: Final = 500  # the task_events.reason column; a longer reason from a person is refused
@@ -127,11 +129,15 @@ def apply(
     reason: str = "",
     explanation: str | None = None,
     at: datetime | None = None,
+    window: tuple[datetime, datetime] | None = None,
 ) -> TaskStatus:
     """Move `task` by `action` if TRANSITIONS allows it from its status, and record the move.
 
-    `member_id` is who acts (a member's action) or whom the planner assigns (ASSIGN, with `explanation`);
-    the event's member is otherwise the one assigned. Raises Conflict if the move is not allowed.
+    `member_id` is who acts (a member's action) or whom the planner assigns (ASSIGN, with `explanation`
+    and the `window` it planned the work in; from `at` for the task's estimated hours when not given);
+    the event's member is otherwise the one assigned. The hours ledger follows (gateway.store.hours):
+    offered on ASSIGN, counted from ACCEPT, done on FIXED, released on DECLINE (which is remembered,
+    gateway.store.declines). Raises Conflict if the move is not allowed.
     """
     if action is TaskAction.ASSIGN and member_id is None:
         raise InvalidInput("a task is assigned to a member")
@@ -140,6 +146,7 @@ def apply(
         raise Conflict(f"the task is {task.status.replace('_', ' ')}: it cannot be {EVENT_OF[action]}")
     at = at or utcnow()
     who = member_id if member_id is not None else task.assigned_member_id
+    _count_hours(session, task, action, who, reason, at, window)  # before the move: it reads the old status
     if action is TaskAction.ASSIGN:
         task.assigned_member_id, task.explanation = member_id, explanation
     elif action is TaskAction.DECLINE:  # the explanation was why they were asked; it no longer holds
@@ -155,6 +162,36 @@ def apply(
         session, TaskChanged(task_id=task.id, status=new.value, member_id=task.assigned_member_id, at=at)
     )
     return new
+
+
+def _count_hours(
+    session: Session,
+    task: RepairTask,
+    action: TaskAction,
+    who: int | None,
+    reason: str,
+    at: datetime,
+    window: tuple[datetime, datetime] | None,
+) -> None:
+    """What the move means for the person's hours, and for whom the planner may ask next."""
+    work = WorkKind.REPAIR
+    if action is TaskAction.ASSIGN and who is not None:
+        starts, ends = window or (at, at + timedelta(hours=task.estimated_hours))
+        hours.offer(session, who, work, task.id, REPAIR_SECTOR, task.estimated_hours, starts, ends)
+    elif action is TaskAction.ACCEPT:  # a repair's hours run from acceptance to "fixed"
+        hours.reserve(session, work, task.id)
+        hours.start(session, work, task.id, at)
+    elif action is TaskAction.FIXED:
+        hours.finish(session, work, task.id, at)
+    elif action is TaskAction.DECLINE:
+        hours.release(session, work, task.id)
+        if who is not None:
+            declines.record_task(session, task.id, who, reason, at)
+    elif action is TaskAction.CONFIRM:  # the fault is gone: hours of work begun count, an offer lapses
+        if task.status in (TaskStatus.ACCEPTED, TaskStatus.IN_PROGRESS):
+            hours.finish(session, work, task.id, at)
+        else:
+            hours.release(session, work, task.id)
 
 
 def apply_action(session: Session, task_id: int, member_id: int, action: str, reason: str = "") -> RepairTask:

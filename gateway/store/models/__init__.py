@@ -11,7 +11,7 @@ from gateway.store.models.ops import (
     RepairTask,
     TaskEvent,
 )
-from gateway.store.models.people import ContributedHours, Member, MemberSkill, Vehicle
+from gateway.store.models.people import Decline, HoursEntry, Member, MemberSkill, Vehicle
 from gateway.store.models.plans import DeliveryPlan, Route, RouteStop, Shipment
 from gateway.store.models.region import Community, Device, Good, NeedLevel, Site, Stock, StockLedgerEntry
 
@@ -19,13 +19,14 @@ __all__ = [
     "Base",
     "BrokerCredential",
     "Community",
-    "ContributedHours",
     "DeadLetter",
+    "Decline",
     "DeliveryPlan",
     "Device",
     "DeviceStateChange",
     "Fault",
     "Good",
+    "HoursEntry",
     "Member",
     "MemberSkill",
     "NeedLevel",

@@ -75,7 +75,11 @@ class RepairTask(Base):
     """Work to fix a fault; closed only when the data confirms the fix."""
 
     __tablename__ = "repair_tasks"
-    __table_args__ = (one_of("status", TASK_STATUSES), CheckConstraint("urgency >= 0", name="urgency"))
+    __table_args__ = (
+        one_of("status", TASK_STATUSES),
+        CheckConstraint("urgency >= 0", name="urgency"),
+        CheckConstraint("estimated_hours > 0", name="estimated_hours"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     fault_id: Mapped[int | None] = mapped_column(ForeignKey("faults.id", ondelete="SET NULL"), unique=True)
@@ -83,6 +87,7 @@ class RepairTask(Base):
     title: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="open")
     urgency: Mapped[int] = mapped_column(default=0)
+    estimated_hours: Mapped[float] = mapped_column(default=2.0)  # what the planner reserves of a week
     required_skills: Mapped[list[Any]] = mapped_column(default=list)
     assigned_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
     explanation: Mapped[str | None] = mapped_column(Text)

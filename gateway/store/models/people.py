@@ -1,15 +1,16 @@
-"""Members who volunteer as crew or drivers, their skills, hours and vehicles."""
+"""Members who volunteer as crew or drivers: what they offer (hours, time, skills), the hours they gave, and
+the vehicles they lend."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from gateway.store.models.base import Base, utcnow
-from gateway.store.models.vocab import VEHICLE_KINDS, WORK_SECTORS, one_of
+from gateway.store.models.base import Base, BigId, utcnow
+from gateway.store.models.vocab import HOURS_STATES, VEHICLE_KINDS, WORK_KINDS, WORK_SECTORS, one_of
 
 
 class Member(Base):
@@ -18,6 +19,7 @@ class Member(Base):
     __tablename__ = "members"
     __table_args__ = (
         CheckConstraint("hours_per_week >= 0", name="hours_per_week"),
+        CheckConstraint("hours_per_year >= 0", name="hours_per_year"),
         CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="coordinates"),
     )
 
@@ -28,8 +30,14 @@ class Member(Base):
     lon: Mapped[float]
     is_crew: Mapped[bool] = mapped_column(default=False)
     is_driver: Mapped[bool] = mapped_column(default=False)
+    # The offer: the weekly pledge (the hard limit in any week), the year's hours and their split by sector
+    # (None: the baseline, see gateway.store.offers), the sectors they prefer, and when they are free.
     hours_per_week: Mapped[float] = mapped_column(default=0.0)
+    hours_per_year: Mapped[float] = mapped_column(default=150.0)
+    sector_hours: Mapped[dict[str, Any] | None]
+    preferred_sectors: Mapped[list[Any] | None]
     availability: Mapped[list[Any] | None]  # weekly windows: [{"day": 0-6, "start": "08:00", "end": "12:00"}]
+    away: Mapped[list[Any] | None]  # [{"from": "2026-12-20", "to": "2027-01-06"}], both days included
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -45,16 +53,55 @@ class MemberSkill(Base):
     skill: Mapped[str] = mapped_column(String(48), primary_key=True)
 
 
-class ContributedHours(Base):
-    """Hours a member gave to a sector in a period; the fairness term of repair assignment reads these."""
+class HoursEntry(Base):
+    """One person's hours for one piece of work: offered when planned, reserved when accepted, done with the
+    actual hours, or released (declined, withdrawn). Only gateway.store.hours writes these rows."""
 
-    __tablename__ = "contributed_hours"
-    __table_args__ = (one_of("sector", WORK_SECTORS), CheckConstraint("hours >= 0", name="hours"))
+    __tablename__ = "hours_entries"
+    __table_args__ = (
+        UniqueConstraint("work", "work_id", "member_id"),
+        one_of("work", WORK_KINDS),
+        one_of("sector", WORK_SECTORS),
+        one_of("state", HOURS_STATES),
+        CheckConstraint("hours >= 0 AND (actual_hours IS NULL OR actual_hours >= 0)", name="hours"),
+        CheckConstraint("ends_at >= starts_at", name="interval"),
+        Index("ix_hours_entries_member_id_starts_at", "member_id", "starts_at"),
+    )
 
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
-    sector: Mapped[str] = mapped_column(String(16), primary_key=True)
-    period_start: Mapped[date] = mapped_column(primary_key=True)
-    hours: Mapped[float] = mapped_column(default=0.0)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    work: Mapped[str] = mapped_column(String(8))
+    work_id: Mapped[int]
+    sector: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(10), default="offered")
+    hours: Mapped[float]
+    actual_hours: Mapped[float | None]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Decline(Base):
+    """A person said no to a task or to a route's shipments (by lane: good, from, to, so a re-planned shipment
+    of the same lane is still theirs to refuse): planners do not ask them again before `until`, unless they
+    withdraw the decline (they ask for it after all)."""
+
+    __tablename__ = "declines"
+    __table_args__ = (Index("ix_declines_member_id_until", "member_id", "until"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    until: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("repair_tasks.id", ondelete="CASCADE"))
+    route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="CASCADE"))
+    good_id: Mapped[int | None] = mapped_column(ForeignKey("goods.id", ondelete="CASCADE"))
+    from_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    to_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    withdrawn_at: Mapped[datetime | None]
 
 
 class Vehicle(Base):

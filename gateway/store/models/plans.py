@@ -70,6 +70,11 @@ class Route(Base):
     status: Mapped[str] = mapped_column(String(16), default="proposed")
     distance_km: Mapped[float] = mapped_column(default=0.0)
     duration_min: Mapped[float] = mapped_column(default=0.0)
+    # When the driver is expected to leave home and be back (the planner keeps it inside their time).
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
 
 
 class RouteStop(Base):

@@ -87,6 +87,24 @@ class RouteStatus(StrEnum):
     DECLINED = "declined"
     IN_PROGRESS = "in_progress"
     DONE = "done"
+    SUPERSEDED = "superseded"  # the planner revised it before it was accepted: see the route replacing it
+    WITHDRAWN = "withdrawn"  # the planner took it back before it was accepted (nothing left to carry)
+
+
+class WorkKind(StrEnum):
+    """What an hours entry counts: a repair task or a delivery route."""
+
+    REPAIR = "repair"
+    ROUTE = "route"
+
+
+class HoursState(StrEnum):
+    """An hours entry's state: offered (planned), reserved (accepted), done (actual hours), released."""
+
+    OFFERED = "offered"
+    RESERVED = "reserved"
+    DONE = "done"
+    RELEASED = "released"
 
 
 class StopAction(StrEnum):
@@ -120,6 +138,8 @@ SHIPMENT_STATUSES = _values(ShipmentStatus)
 ROUTE_STATUSES = _values(RouteStatus)
 STOP_ACTIONS = _values(StopAction)
 STOP_STATUSES = _values(StopStatus)
+WORK_KINDS = _values(WorkKind)
+HOURS_STATES = _values(HoursState)
 # Who holds an MQTT account: a sensor box, a member's phone app, or the gateway service.
 BROKER_ACCOUNT_KINDS = ("device", "member", "gateway")
 VEHICLE_KINDS = ("car", "pickup", "van", "truck", "motorcycle", "bicycle", "boat")
