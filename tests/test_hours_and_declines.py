@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.contract.errors import Conflict, NotFound
 from gateway.store import declines, deliveries, hours, stock, tasks
@@ -25,15 +26,13 @@ def lifecycle_store(store: Store) -> Store:
     return sessions, ids
 
 
-def _entry(session: object, work: WorkKind, work_id: int) -> HoursEntry:
-    row = session.scalar(  # type: ignore[attr-defined]
-        select(HoursEntry).where(HoursEntry.work == work, HoursEntry.work_id == work_id)
-    )
+def _entry(session: Session, work: WorkKind, work_id: int) -> HoursEntry:
+    row = session.scalar(select(HoursEntry).where(HoursEntry.work == work, HoursEntry.work_id == work_id))
     assert row is not None
     return row
 
 
-def _offer_route(session: object, ids: dict[str, int], hours_planned: float = 1.5) -> None:
+def _offer_route(session: Session, ids: dict[str, int], hours_planned: float = 1.5) -> None:
     now = utcnow()
     hours.offer(
         session,
@@ -42,7 +41,7 @@ def _offer_route(session: object, ids: dict[str, int], hours_planned: float = 1.
         ids["route"],
         "other",
         hours_planned,
-        now,  # type: ignore[arg-type]
+        now,
         now + timedelta(hours=hours_planned),
     )
 
