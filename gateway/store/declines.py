@@ -14,8 +14,9 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.contract import clock
 from gateway.contract.errors import Conflict, NotFound
-from gateway.store.models import Decline, Shipment, utcnow
+from gateway.store.models import Decline, Shipment
 
 DECLINE_DAYS: Final = 7
 MAX_REASON: Final = 500
@@ -25,7 +26,7 @@ def record_task(
     session: Session, task_id: int, member_id: int, reason: str, at: datetime | None = None
 ) -> Decline:
     """`member_id` declined task `task_id`."""
-    at = at or utcnow()
+    at = at or clock.now()
     row = Decline(
         member_id=member_id,
         task_id=task_id,
@@ -46,7 +47,7 @@ def record_route(
     at: datetime | None = None,
 ) -> list[Decline]:
     """`member_id` declined route `route_id`: one row per lane of the shipments it carried."""
-    at = at or utcnow()
+    at = at or clock.now()
     lanes = sorted({(s.good_id, s.from_site_id, s.to_site_id) for s in shipments})
     rows = [
         Decline(
@@ -67,7 +68,7 @@ def record_route(
 
 def active(session: Session, now: datetime | None = None) -> list[Decline]:
     """Declines that still hold at `now`: not expired, not withdrawn."""
-    now = now or utcnow()
+    now = now or clock.now()
     return list(
         session.scalars(
             select(Decline)
@@ -107,5 +108,5 @@ def ask_again(session: Session, decline_id: int, member_id: int, at: datetime | 
         raise NotFound("no such decline among yours")
     if row.withdrawn_at is not None:
         raise Conflict("you already asked for this again")
-    row.withdrawn_at = at or utcnow()
+    row.withdrawn_at = at or clock.now()
     return row

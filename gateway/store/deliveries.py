@@ -21,6 +21,7 @@ from typing import Final
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from gateway.contract import clock
 from gateway.contract.errors import Conflict, InvalidInput, NotFound
 from gateway.contract.events import RouteChanged, ShipmentChanged
 from gateway.store import declines, hours, stock
@@ -212,12 +213,12 @@ def record_stop(
     route, route_status = _route_after(session, route_id, stop)
     if shipment.route_id != route_id:
         raise Conflict("this shipment is no longer on this route: nothing was recorded")
-    now = utcnow()
+    now, work_now = utcnow(), clock.now()
     if route.status in (RouteStatus.PROPOSED, RouteStatus.ACCEPTED):  # the first stop: the drive began
         hours.reserve(session, WorkKind.ROUTE, route_id)
-        hours.start(session, WorkKind.ROUTE, route_id, now)
+        hours.start(session, WorkKind.ROUTE, route_id, work_now)
     if route_status is RouteStatus.DONE:
-        hours.finish(session, WorkKind.ROUTE, route_id, now)
+        hours.finish(session, WorkKind.ROUTE, route_id, work_now)
     if failed:
         _fail(session, stop, shipment, reason)
     elif stop.action == StopAction.PICKUP:
@@ -341,7 +342,7 @@ def decline_route(session: Session, route_id: int, reason: str) -> list[int]:
     now = utcnow()
     freed = _unroute(session, route_id, f"route {route_id} declined: {reason}")
     if route.member_id is not None:
-        declines.record_route(session, route_id, route.member_id, freed, reason, now)
+        declines.record_route(session, route_id, route.member_id, freed, reason, clock.now())
     hours.release(session, WorkKind.ROUTE, route_id)
     route.status = declined.value
     enqueue_event(session, RouteChanged(route_id=route_id, status=route.status, at=now))

@@ -17,8 +17,9 @@ from typing import Final
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from gateway.contract import clock
 from gateway.contract.errors import InvalidInput
-from gateway.store.models import HoursEntry, utcnow
+from gateway.store.models import HoursEntry
 from gateway.store.models.vocab import WORK_SECTORS, HoursState, WorkKind
 
 COUNTED: Final = (HoursState.OFFERED, HoursState.RESERVED, HoursState.DONE)
@@ -92,7 +93,7 @@ def start(session: Session, work: WorkKind, work_id: int, at: datetime | None = 
     """The work began (a route's first pickup; a repair's acceptance): actual hours run from here."""
     entry = _entry(session, work, work_id)
     if entry is not None and entry.state in OPEN and entry.started_at is None:
-        entry.started_at = at or utcnow()
+        entry.started_at = at or clock.now()
         entry.state = HoursState.RESERVED.value
     return entry
 
@@ -103,7 +104,7 @@ def finish(session: Session, work: WorkKind, work_id: int, at: datetime | None =
     entry = _entry(session, work, work_id)
     if entry is None or entry.state not in OPEN:
         return entry
-    at = at or utcnow()
+    at = at or clock.now()
     began = entry.started_at
     actual = entry.hours if began is None else max(0.0, (at - _aware(began)).total_seconds() / 3600)
     entry.state, entry.actual_hours = HoursState.DONE.value, round(actual, 4)
@@ -135,9 +136,7 @@ def load(session: Session, start_at: datetime, end_at: datetime) -> dict[int, fl
     """Member id -> hours counted for work starting in [start_at, end_at)."""
     rows = session.execute(
         select(HoursEntry.member_id, func.sum(_counted_hours()))
-        .where(
-            HoursEntry.state.in_(COUNTED), HoursEntry.starts_at >= start_at, HoursEntry.starts_at < end_at
-        )
+        .where(HoursEntry.state.in_(COUNTED), HoursEntry.starts_at >= start_at, HoursEntry.starts_at < end_at)
         .group_by(HoursEntry.member_id)
     )
     return {member_id: float(total or 0.0) for member_id, total in rows}
@@ -163,9 +162,7 @@ def load_by_sector(session: Session, start_at: datetime, end_at: datetime) -> di
     hours: dict[int, dict[str, float]] = defaultdict(dict)
     for member_id, sector, total in session.execute(
         select(HoursEntry.member_id, HoursEntry.sector, func.sum(_counted_hours()))
-        .where(
-            HoursEntry.state.in_(COUNTED), HoursEntry.starts_at >= start_at, HoursEntry.starts_at < end_at
-        )
+        .where(HoursEntry.state.in_(COUNTED), HoursEntry.starts_at >= start_at, HoursEntry.starts_at < end_at)
         .group_by(HoursEntry.member_id, HoursEntry.sector)
     ):
         hours[member_id][sector] = float(total or 0.0)

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.contract.errors import InvalidInput
 from gateway.contract.topics import is_slug
 from gateway.store.models import (
     Community,
@@ -25,12 +27,14 @@ from gateway.store.models import (
     Stock,
     Vehicle,
 )
-from gateway.store.models.vocab import DEVICE_KINDS, GOOD_SECTORS, SITE_KINDS, VEHICLE_KINDS
+from gateway.store.models.vocab import DEVICE_KINDS, GOOD_SECTORS, SITE_KINDS, VEHICLE_KINDS, WORK_SECTORS
+from gateway.store.offers import BASELINE_YEAR_HOURS, validate_sector_hours
 from gateway.store.stock import initial_level
 
 log = logging.getLogger(__name__)
 FORMAT = "rhizome-region/1"
 SAMPLE_REGION = "puerto_rico.json"
+ROLES = ("crew", "driver")
 
 
 class RegionError(ValueError):
@@ -102,14 +106,104 @@ def validate_region(data: Any) -> None:
             _check(good in goods, f"community {slug}: need for unknown good {good!r}")
             low, high = level.get("minimum"), level.get("target")
             _check(_is_number(low) and _is_number(high) and 0 <= low <= high, f"{slug}/{good}: need levels")
+    people: set[tuple[str, str]] = set()
     for member in data.get("members", []):
+        validate_member(member, community_slugs)
+        key = (member["community"], member["name"])
         _check(
-            member.get("community") in community_slugs, f"member {member.get('name')!r}: unknown community"
+            key not in people, f"member {member['name']!r} of {key[0]} is listed twice (one entry a person)"
         )
-        _check(_is_coordinate(member), f"member {member.get('name')!r}: bad coordinates")
-        vehicle = member.get("vehicle")
-        if vehicle:
-            _check(vehicle.get("kind") in VEHICLE_KINDS, f"member {member['name']!r}: vehicle kind")
+        people.add(key)
+
+
+def validate_member(member: Any, communities: set[str]) -> None:
+    """Raise RegionError for the first rule a member entry breaks: who they are, their roles and skills, and
+    their offer (hours a week and a year, the split by sector, preferences, weekly windows, time away)."""
+    _check(isinstance(member, dict), "a member entry must be an object")
+    name = member.get("name")
+    _check(isinstance(name, str) and 0 < len(name.strip()) <= 200, f"member name {name!r} invalid")
+    who = f"member {name!r}"
+    _check(member.get("community") in communities, f"{who}: unknown community")
+    _check(_is_coordinate(member), f"{who}: bad coordinates")
+    roles, skills = member.get("roles", []), member.get("skills", [])
+    _check(isinstance(roles, list) and set(roles) <= set(ROLES), f"{who}: roles must be among {ROLES}")
+    _check(isinstance(skills, list) and all(is_slug(s) for s in skills), f"{who}: skills must be slugs")
+    week = member.get("hours_per_week", 0)
+    _check(_is_number(week) and 0 <= week <= 168, f"{who}: hours_per_week must be from 0 to 168")
+    year = member.get("hours_per_year", BASELINE_YEAR_HOURS)
+    _check(_is_number(year) and 0 <= year <= 8760, f"{who}: hours_per_year must be from 0 to 8760")
+    if member.get("sector_hours") is not None:
+        try:
+            validate_sector_hours(member["sector_hours"], float(year))
+        except InvalidInput as exc:
+            raise RegionError(f"{who}: sector_hours: {exc}") from exc
+    _check_preferred(who, member.get("preferred_sectors"))
+    _check_windows(who, member.get("availability"))
+    _check_away(who, member.get("away"))
+    vehicle = member.get("vehicle")
+    if vehicle:
+        _check(vehicle.get("kind") in VEHICLE_KINDS, f"{who}: vehicle kind {vehicle.get('kind')!r}")
+        capacity = vehicle.get("capacity_kg")
+        _check(_is_number(capacity) and capacity > 0, f"{who}: vehicle capacity_kg must be > 0")
+
+
+def _check_preferred(who: str, sectors: Any) -> None:
+    """Preferred sectors: None, or a list of distinct work sectors."""
+    if sectors is None:
+        return
+    _check(isinstance(sectors, list), f"{who}: preferred_sectors must be a list")
+    for sector in sectors:
+        _check(sector in WORK_SECTORS, f"{who}: preferred sector {sector!r} is not one of {WORK_SECTORS}")
+    _check(len(set(sectors)) == len(sectors), f"{who}: preferred_sectors repeats a sector")
+
+
+def _check_windows(who: str, windows: Any) -> None:
+    """Weekly windows on the store's clock (UTC): None (unrestricted), or a list of
+    {"day": 0-6, "start": "HH:MM", "end": "HH:MM"} with start before end."""
+    if windows is None:
+        return
+    _check(isinstance(windows, list), f"{who}: availability must be a list of weekly windows")
+    for window in windows:
+        _check(isinstance(window, dict), f"{who}: availability window {window!r} is not an object")
+        day = window.get("day")
+        _check(
+            isinstance(day, int) and not isinstance(day, bool) and 0 <= day <= 6,
+            f"{who}: availability day {day!r} must be 0 (Monday) to 6 (Sunday)",
+        )
+        start, end = _clock_h(window.get("start")), _clock_h(window.get("end"))
+        _check(
+            start is not None and end is not None,
+            f"{who}: availability window {window!r}: start and end are HH:MM, 00:00 to 24:00",
+        )
+        _check(start < end, f"{who}: availability window {window!r} ends before it starts")  # type: ignore[operator]
+
+
+def _clock_h(text: Any) -> float | None:
+    """Hours of an "HH:MM" time of day (24:00 allowed as the end of a day); None if it is not one."""
+    if not isinstance(text, str) or len(text) != 5 or text[2] != ":" or not text.replace(":", "").isdigit():
+        return None
+    hours, minutes = int(text[:2]), int(text[3:])
+    value = hours + minutes / 60
+    return value if minutes < 60 and value <= 24 else None
+
+
+def _check_away(who: str, periods: Any) -> None:
+    """Time away: None, or [{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}], both days included, to >= from."""
+    if periods is None:
+        return
+    _check(isinstance(periods, list), f"{who}: away must be a list of periods")
+    for period in periods:
+        _check(isinstance(period, dict), f"{who}: away period {period!r} is not an object")
+        first, last = _date(period.get("from")), _date(period.get("to"))
+        _check(first is not None and last is not None, f"{who}: away period {period!r}: dates are YYYY-MM-DD")
+        _check(last >= first, f'{who}: away period {period!r}: "to" is before "from"')  # type: ignore[operator]
+
+
+def _date(text: Any) -> date | None:
+    try:
+        return date.fromisoformat(text) if isinstance(text, str) and len(text) == 10 else None
+    except ValueError:
+        return None
 
 
 def _is_number(value: object) -> bool:
@@ -245,6 +339,7 @@ def _set_initial_stock(
 
 
 def _load_members(session: Session, specs: list[dict[str, Any]], communities: dict[str, Community]) -> int:
+    """Insert or update members (matched by community and name) with their offer, skills and vehicle."""
     existing = {(m.community_id, m.name): m for m in session.scalars(select(Member))}
     vehicles = {(v.member_id, v.name): v for v in session.scalars(select(Vehicle))}
     for spec in specs:
@@ -256,7 +351,12 @@ def _load_members(session: Session, specs: list[dict[str, Any]], communities: di
         member.lat, member.lon = spec["lat"], spec["lon"]
         member.is_crew, member.is_driver = "crew" in roles, "driver" in roles
         member.hours_per_week = float(spec.get("hours_per_week", 0))
+        member.hours_per_year = float(spec.get("hours_per_year", BASELINE_YEAR_HOURS))
+        split = spec.get("sector_hours")
+        member.sector_hours = None if split is None else {k: float(v) for k, v in split.items()}
+        member.preferred_sectors = spec.get("preferred_sectors")
         member.availability = spec.get("availability")
+        member.away = spec.get("away")
         member.skills = [MemberSkill(skill=skill) for skill in sorted(set(spec.get("skills", [])))]
         session.add(member)
         session.flush()

@@ -17,6 +17,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.contract import clock
 from gateway.contract.errors import Conflict, InvalidInput, NotFound
 from gateway.contract.events import TaskChanged
 from gateway.store import declines, hours
@@ -144,9 +145,12 @@ def apply(
     new = TRANSITIONS.get((TaskStatus(task.status), action))
     if new is None:
         raise Conflict(f"the task is {task.status.replace('_', ' ')}: it cannot be {EVENT_OF[action]}")
+    work_at = clock.at_or_now(at)  # hours and declines run on the work clock (simulated in the demo)
     at = at or utcnow()
     who = member_id if member_id is not None else task.assigned_member_id
-    _count_hours(session, task, action, who, reason, at, window)  # before the move: it reads the old status
+    _count_hours(
+        session, task, action, who, reason, work_at, window
+    )  # before the move: it reads the old status
     if action is TaskAction.ASSIGN:
         task.assigned_member_id, task.explanation = member_id, explanation
     elif action is TaskAction.DECLINE:  # the explanation was why they were asked; it no longer holds
