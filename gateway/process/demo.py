@@ -21,12 +21,13 @@ from typing import IO, Any, Literal
 from sqlalchemy import func, select
 
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+from gateway.contract import clock
 from gateway.process.procutil import die_with_parent, free_port, port_open, wait_for_port
 from gateway.process.settings import Settings, to_env
 from gateway.process.signals import stop_on_signals
 from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
-from gateway.store.models import Community, Device, Reading
+from gateway.store.models import Community, Device, Reading, utcnow
 from gateway.store.region import load_region, read_region, sample_region_path
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,9 @@ def run_demo(
             chosen = free_port(settings.dashboard_host)
         settings = settings.with_overrides(dashboard_port=chosen, data_dir=data_dir)
         env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
+        # People live in the simulated region too: routes, pledges per week and declines for 7 days run on
+        # the devices' clock (1 real minute = 1 simulated hour at speed 60), the same in every process.
+        env.setdefault(clock.ENV, clock.simulated(utcnow(), speed).encode())
         supervisor = Supervisor(env, data_dir / "logs")
         ready_file = data_dir / "gateway.ready"
         ready_file.unlink(missing_ok=True)
