@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -12,20 +12,24 @@ from sqlalchemy.orm import Session
 from gateway.contract.errors import InvalidInput, NotFound
 from gateway.contract.topics import INTERNAL_EVENTS, community_alerts_topic, member_alerts_topic
 from gateway.process.cli import main
+from gateway.store import declines
+from gateway.store import hours as ledger
 from gateway.store.db import make_session_factory
 from gateway.store.models import (
     Community,
-    ContributedHours,
+    HoursEntry,
     Member,
     MemberSkill,
     OutboxMessage,
     RepairTask,
     Site,
     TaskEvent,
+    utcnow,
 )
+from gateway.store.models.vocab import WorkKind
 from gateway.store.tasks import decline as decline_task
 from logistics.loaders.repairs import load_repair_input
-from logistics.repairs import CrewMember, RepairInput, RepairJob, hours_until_available, solve_repairs
+from logistics.repairs import CrewMember, RepairInput, RepairJob, availability_intervals, solve_repairs
 from logistics.service import assign_once, decline_and_replan
 from tests.conftest import Store
 
@@ -35,7 +39,7 @@ TOWNS = {1: (18.20, -66.50), 2: (18.30, -66.50), 3: (18.60, -66.50)}  # 2 is 11 
 def member(
     id: int, town: int = 1, skills: tuple[str, ...] = ("pump-mechanic",), lat: float = 18.21, **kw: object
 ) -> CrewMember:
-    return CrewMember(id, f"m{id}", town, lat, -66.50, frozenset(skills), **({"free_slots": 1} | kw))  # type: ignore[arg-type]
+    return CrewMember(id, f"m{id}", town, lat, -66.50, frozenset(skills), **({"week_pledge_h": 2.0} | kw))  # type: ignore[arg-type]
 
 
 def task(id: int, urgency: int = 1, skills: tuple[str, ...] = ("pump-mechanic",), **kw: object) -> RepairJob:
@@ -55,13 +59,13 @@ def test_critical_task_gets_the_only_free_mechanic_even_if_farther() -> None:
 
 
 def test_work_rotates_to_whoever_gave_fewer_hours_lately() -> None:
-    tired = member(10, recent_hours={"maintenance": 18.0})
-    rested = member(11, recent_hours={"maintenance": 2.0})
+    tired = member(10, year_load_h={"maintenance": 18.0})
+    rested = member(11, year_load_h={"maintenance": 2.0})
     plan = solve_repairs(RepairInput([task(1)], [tired, rested], TOWNS))
     (a,) = plan.assignments
     assert a.member_id == 11
     assert "pump-mechanic" in a.explanation and "km away" in a.explanation
-    assert "2 h in maintenance" in a.explanation and "baseline 20 h/yr" in a.explanation
+    assert "2.0 of 2 h this week" in a.explanation and "2 of 20 h in maintenance this year" in a.explanation
 
 
 def test_nearer_member_wins_when_hours_are_equal() -> None:
@@ -73,9 +77,12 @@ def test_every_required_skill_must_be_covered() -> None:
     assert solve([task(1, skills=("electrician", "solar"))], crew) == {1: 11}
 
 
-def test_concurrency_cap_limits_each_member() -> None:
-    plan = solve_repairs(RepairInput([task(1), task(2), task(3)], [member(10, free_slots=2)], TOWNS))
+def test_the_weekly_pledge_limits_each_member() -> None:
+    plan = solve_repairs(RepairInput([task(1), task(2), task(3)], [member(10, week_pledge_h=5.0)], TOWNS))
     assert len(plan.assignments) == 2 and len(plan.unassigned) == 1
+    first, second = plan.assignments  # back to back, never at once
+    assert (first.starts_at_h, first.ends_at_h, second.starts_at_h, second.ends_at_h) == (0, 2, 2, 4)
+    assert plan.max_load_ratio == pytest.approx(0.8)
 
 
 def test_a_member_who_declined_is_not_asked_again() -> None:
@@ -84,9 +91,9 @@ def test_a_member_who_declined_is_not_asked_again() -> None:
 
 
 def test_someone_free_now_beats_someone_free_tomorrow() -> None:
-    crew = [member(10, lat=18.20, available_in_h=20.0), member(11, lat=18.22)]
+    crew = [member(10, lat=18.20, windows=((20.0, 30.0),)), member(11, lat=18.22)]
     assert solve([task(1)], crew) == {1: 11}
-    assert solve([task(1)], [member(10, available_in_h=None)]) == {}
+    assert solve([task(1)], [member(10, windows=())]) == {}
 
 
 def test_nobody_local_escalates_to_the_nearest_neighbours() -> None:
@@ -118,7 +125,12 @@ def test_region_fallback_sends_the_nearest_qualified_member_from_afar() -> None:
     ("crew", "reason"),
     [
         ([member(10, skills=("plumbing",))], "nobody nearby has every skill needed (pump-mechanic)"),
-        ([member(10, available_in_h=None)], "no qualified member is available soon"),
+        ([member(10, windows=())], "no qualified member is available soon"),
+        (
+            [member(10, windows=((3.0, 4.5),))],
+            "no qualified member has 2 h free in one stretch in the next 24 h",
+        ),
+        ([member(10, week_load_h=1.0)], "no qualified member nearby has 2 h left of their weekly pledge"),
     ],
 )
 def test_unassignable_tasks_say_why(crew: list[CrewMember], reason: str) -> None:
@@ -128,18 +140,14 @@ def test_unassignable_tasks_say_why(crew: list[CrewMember], reason: str) -> None
     assert "declined" in declined.unassigned[0].reason
 
 
-def test_baseline_is_configurable_per_community() -> None:
+def test_the_years_offer_per_sector_is_each_members_own() -> None:
+    offer = {"maintenance": 40.0}
     plan = solve_repairs(
-        RepairInput(
-            [task(1)],
-            [member(10, recent_hours={"maintenance": 5})],
-            TOWNS,
-            baselines={1: {"maintenance": 40}},
-        )
+        RepairInput([task(1)], [member(10, year_offer_h=offer, year_load_h={"maintenance": 5})], TOWNS)
     )
-    assert "baseline 40 h/yr" in plan.assignments[0].explanation
-    with pytest.raises(ValueError, match="baseline"):
-        RepairInput([], [], TOWNS, baselines={1: {"maintenance": 0}})
+    assert "5 of 40 h in maintenance this year" in plan.assignments[0].explanation
+    (u,) = solve_repairs(RepairInput([task(1)], [member(10, year_offer_h={"food": 20.0})], TOWNS)).unassigned
+    assert u.reason == "no qualified member nearby has 2 h left of their maintenance hours this year"
 
 
 @pytest.mark.parametrize(
@@ -149,7 +157,9 @@ def test_baseline_is_configurable_per_community() -> None:
         lambda: RepairInput([], [member(1), member(1)], TOWNS),
         lambda: RepairInput([task(1)], [member(1, town=9)], TOWNS),
         lambda: task(1, urgency=-1),
-        lambda: member(1, free_slots=-1),
+        lambda: member(1, week_pledge_h=-1),
+        lambda: member(1, busy=((3.0, 1.0),)),
+        lambda: task(1, hours=0.0),
         lambda: RepairJob(1, "x", 1, 95.0, 0.0, frozenset()),
     ],
 )
@@ -158,35 +168,58 @@ def test_bad_repair_input_is_rejected(make: object) -> None:
         make()  # type: ignore[operator]
 
 
-MONDAY_10 = datetime(2026, 3, 2, 10, 0)  # a Monday
+MONDAY_10 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday
 
 
 @pytest.mark.parametrize(
-    ("windows", "expected"),
+    ("windows", "away", "expected"),
     [
-        (None, 0.0),
-        ([{"day": 0, "start": "08:00", "end": "12:00"}], 0.0),
-        ([{"day": 0, "start": "14:00", "end": "18:00"}], 4.0),
-        ([{"day": 1, "start": "08:00", "end": "12:00"}], 22.0),
-        ([{"day": 4, "start": "08:00", "end": "12:00"}], None),
-        ([], None),
+        (None, None, ((0.0, 24.0),)),
+        ([{"day": 0, "start": "08:00", "end": "12:00"}], None, ((0.0, 2.0),)),
+        ([{"day": 0, "start": "14:00", "end": "18:00"}], None, ((4.0, 8.0),)),
+        ([{"day": 1, "start": "08:00", "end": "12:00"}], None, ((22.0, 24.0),)),
+        ([{"day": 4, "start": "08:00", "end": "12:00"}], None, ()),
+        ([], None, ()),
+        # Away on Monday: only Tuesday from midnight is left; away both days leaves nothing.
+        (None, [{"from": "2026-03-02", "to": "2026-03-02"}], ((14.0, 24.0),)),
+        (None, [{"from": "2026-02-20", "to": "2026-03-03"}], ()),
+        # Sunday evening's window of the week after, within a week-long horizon.
+        ([{"day": 6, "start": "20:00", "end": "22:00"}], None, ((154.0, 156.0),)),
     ],
 )
-def test_hours_until_available(windows: list[dict[str, object]] | None, expected: float | None) -> None:
-    assert hours_until_available(windows, MONDAY_10, horizon_h=24) == expected
+def test_availability_intervals(
+    windows: list[dict[str, object]] | None,
+    away: list[dict[str, object]] | None,
+    expected: tuple[tuple[float, float], ...],
+) -> None:
+    horizon = 168.0 if windows and windows[0]["day"] == 6 else 24.0
+    assert availability_intervals(windows, away, MONDAY_10, horizon_h=horizon) == expected
 
 
-@pytest.mark.parametrize("window", [{"day": 7, "start": "08:00", "end": "12:00"}, {"day": 0, "start": "9"}])
-def test_malformed_availability_is_rejected(window: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    ("window", "away"),
+    [
+        ({"day": 7, "start": "08:00", "end": "12:00"}, None),
+        ({"day": 0, "start": "9"}, None),
+        ({"day": 0, "start": "08:00", "end": "12:00"}, {"from": "2026-03-05", "to": "2026-03-04"}),
+        ({"day": 0, "start": "08:00", "end": "12:00"}, {"from": "soon"}),
+    ],
+)
+def test_malformed_availability_is_rejected(
+    window: dict[str, object], away: dict[str, object] | None
+) -> None:
     with pytest.raises(ValueError):
-        hours_until_available([window], MONDAY_10, horizon_h=24)
+        availability_intervals([window], [away] if away else None, MONDAY_10, horizon_h=24)
 
 
 # --- against the store ------------------------------------------------------------------------------------
 
 
 def fill(session: Session) -> dict[str, int]:
-    """Two towns 11 km apart; Ana (rested) and Beto (tired) in the first, a pump with an open task."""
+    """Two towns 11 km apart; Ana (rested) and Beto (tired) in the first, a pump with an open task.
+
+    Their hours done count this week and this year: they start at the later of the week's and the year's
+    start (never in the future)."""
     ids: dict[str, int] = {}
     for slug, (lat, lon) in [("lares", TOWNS[1]), ("utuado", TOWNS[2])]:
         town = Community(slug=slug, name=slug.title(), lat=lat, lon=lon)
@@ -195,16 +228,18 @@ def fill(session: Session) -> dict[str, int]:
         session.flush()
         ids[slug] = town.id
         ids[f"{slug}/pump"] = town.sites[0].id
-    for name, hours in [("Ana", 2.0), ("Beto", 12.0)]:
-        person = Member(name=name, community_id=ids["lares"], lat=18.21, lon=-66.5, is_crew=True)
+    now = utcnow()
+    done_at = max(ledger.week_start(now), ledger.year_start(now))
+    for work_id, (name, pledge, hours) in enumerate([("Ana", 6.0, 2.0), ("Beto", 20.0, 12.0)], start=900):
+        person = Member(
+            name=name, community_id=ids["lares"], lat=18.21, lon=-66.5, is_crew=True, hours_per_week=pledge
+        )
         person.skills = [MemberSkill(skill="pump-mechanic")]
         session.add(person)
         session.flush()
-        session.add(
-            ContributedHours(
-                member_id=person.id, sector="maintenance", period_start=date.today(), hours=hours
-            )
-        )
+        end = done_at + timedelta(hours=hours)
+        ledger.offer(session, person.id, WorkKind.REPAIR, work_id, "maintenance", hours, done_at, end)
+        ledger.finish(session, WorkKind.REPAIR, work_id, end)
         ids[name] = person.id
     broken = RepairTask(
         site_id=ids["lares/pump"], title="Pump 1 dry run", urgency=3, required_skills=["pump-mechanic"]
@@ -226,15 +261,52 @@ def events(session: Session, task_id: int) -> list[tuple[str, int | None]]:
 
 
 def test_loader_reads_tasks_crew_hours_and_declines(store: Store) -> None:
-    sessions, ids = store
+    sessions, _ids = store
     with sessions.begin() as session:
         data = load_repair_input(session, baselines={"lares": {"maintenance": 30}})
-        assert [t.required_skills for t in data.tasks] == [frozenset({"pump-mechanic"})]
-        assert {m.name: m.recent_hours["maintenance"] for m in data.crew} == {"Ana": 2.0, "Beto": 12.0}
-        assert all(m.free_slots == 2 and m.available_in_h == 0.0 for m in data.crew)
-        assert data.baseline(ids["lares"], "maintenance") == 30
+        assert [(t.required_skills, t.hours) for t in data.tasks] == [(frozenset({"pump-mechanic"}), 2.0)]
+        assert {m.name: m.year_load_h["maintenance"] for m in data.crew} == {"Ana": 2.0, "Beto": 12.0}
+        assert {m.name: (m.week_load_h, m.week_pledge_h) for m in data.crew} == {
+            "Ana": (2.0, 6.0),
+            "Beto": (12.0, 20.0),
+        }
+        assert all(m.windows == ((0.0, 24.0),) and m.busy == () for m in data.crew)
+        # The community's baseline stands in for a split the member did not set.
+        assert all(m.year_offer_h["maintenance"] == 30 for m in data.crew)
         with pytest.raises(ValueError, match="unknown communities"):
             load_repair_input(session, baselines={"atlantis": {"maintenance": 30}})
+
+
+def test_loader_reads_offers_free_time_and_declines_that_still_hold(store: Store) -> None:
+    """Ana's own split, preference, windows and away day; Beto's route ahead (busy, in `other`); only a
+    decline of the last 7 days that was not withdrawn keeps the task from its decliner."""
+    sessions, ids = store
+    now = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)  # a Wednesday
+    with sessions.begin() as session:
+        ana = session.get(Member, ids["Ana"])
+        assert ana is not None
+        ana.sector_hours, ana.preferred_sectors = {"maintenance": 10, "food": 5}, ["maintenance"]
+        ana.availability = [{"day": d, "start": "08:00", "end": "12:00"} for d in (2, 3)]
+        ana.away = [{"from": "2026-03-05", "to": "2026-03-05"}]  # Thursday
+        start = now + timedelta(hours=3)
+        ledger.offer(
+            session, ids["Beto"], WorkKind.ROUTE, 77, "water", 2.0, start, start + timedelta(hours=2)
+        )
+        declines.record_task(session, ids["task"], ids["Ana"], "away", at=now - timedelta(days=8))
+        withdrawn = declines.record_task(session, ids["task"], ids["Ana"], "busy", at=now - timedelta(days=2))
+        declines.record_task(session, ids["task"], ids["Beto"], "no parts", at=now - timedelta(days=1))
+        session.flush()
+        declines.ask_again(session, withdrawn.id, ids["Ana"], at=now - timedelta(days=1))
+    with sessions.begin() as session:
+        data = load_repair_input(session, now=now)
+        (job,) = data.tasks
+        assert job.declined_by == {ids["Beto"]}
+        crew = {m.name: m for m in data.crew}
+        assert crew["Ana"].year_offer_h == {"maintenance": 10.0, "food": 5.0}
+        assert crew["Ana"].preferred_sectors == {"maintenance"}
+        assert crew["Ana"].windows == ((0.0, 3.0),)  # Wednesday 9-12; Thursday morning she is away
+        assert crew["Beto"].busy == ((3.0, 5.0),) and crew["Beto"].year_load_h["other"] == 2.0
+        assert data.now == now and data.horizon_h == 24.0
 
 
 def test_assign_decline_reassign_then_escalate(store: Store) -> None:
@@ -246,6 +318,11 @@ def test_assign_decline_reassign_then_escalate(store: Store) -> None:
         assert row is not None and (row.status, row.assigned_member_id) == ("assigned", ids["Ana"])
         assert row.explanation is not None and "Ana: has pump-mechanic" in row.explanation
         assert events(session, ids["task"]) == [("assigned", ids["Ana"])]
+        # The ledger holds the offer over the interval the planner chose.
+        (entry,) = session.scalars(select(HoursEntry).where(HoursEntry.work_id == ids["task"])).all()
+        assert (entry.member_id, entry.state, entry.hours) == (ids["Ana"], "offered", 2.0)
+        assert entry.ends_at - entry.starts_at == timedelta(hours=2)
+        assert abs((entry.starts_at - utcnow()).total_seconds()) < 60
         (alert,) = alerts(session, member_alerts_topic(ids["Ana"]))
         assert alert["event"] == "task_assigned" and alert["task"] == ids["task"] and alert["urgency"] == 3
 
@@ -325,14 +402,18 @@ def test_the_solver_free_shortcut_finds_the_staged_models_optimum(
     rng = random.Random(seed)
     crew = [
         member(
-            10 + i, town=rng.choice([1, 2, 3]), lat=rng.uniform(18.1, 18.7), free_slots=rng.choice([1, 2, 3])
+            10 + i,
+            town=rng.choice([1, 2, 3]),
+            lat=rng.uniform(18.1, 18.7),
+            week_pledge_h=rng.choice([2.0, 4.0, 6.0]),
+            year_load_h={"maintenance": rng.choice([0.0, 5.0, 15.0])},
         )
         for i in range(rng.randint(2, 6))
     ]
     tasks = [task(i, urgency=rng.choice([10, 60, 130])) for i in range(1, rng.randint(2, 5))]
     data = RepairInput(tasks, crew, TOWNS)
     fast = solve_repairs(data, time_limit_s=10)
-    monkeypatch.setattr(repairs, "_each_its_cheapest", lambda pairs, slots: None)
+    monkeypatch.setattr(repairs, "_each_its_cheapest", lambda pairs, free: None)
     staged = solve_repairs(data, time_limit_s=10)
 
     def counts(plan: repairs.RepairPlan) -> dict[int, int]:

@@ -1,7 +1,11 @@
-"""Repair assignment: data -> qualified pairs and the binary model -> lexicographic solve -> plan.
+"""Repair assignment: data -> qualified (task, member, window) triples and the binary model -> lexicographic
+solve -> plan.
 
-`solve_repairs(RepairInput) -> RepairPlan` is the door: most urgent first, own community first, then
-escalated to neighbours and (with `region_fallback`) the region; every stage proven optimal or an error.
+`solve_repairs(RepairInput) -> RepairPlan` is the door: most urgent first, then the smallest largest load
+ratio (week hours / weekly pledge), then rotation and travel; own community first, then escalated to
+neighbours and (with `region_fallback`) the region; every stage proven optimal or an error. No plan takes
+anyone past their weekly pledge or yearly sector offer, outside their free time, or back to a task they
+declined in the last 7 days.
 """
 
 from logistics.repairs.data import (
@@ -14,7 +18,8 @@ from logistics.repairs.data import (
     RepairJob,
     RepairPlan,
     Unassignable,
-    hours_until_available,
+    availability_intervals,
+    gini,
 )
 from logistics.repairs.model import Candidate, RepairVars, build_repair_model, candidates
 from logistics.repairs.solve import solve_repairs
@@ -31,8 +36,9 @@ __all__ = [
     "RepairPlan",
     "RepairVars",
     "Unassignable",
+    "availability_intervals",
     "build_repair_model",
     "candidates",
-    "hours_until_available",
+    "gini",
     "solve_repairs",
 ]
