@@ -6,16 +6,23 @@ readings equal sent ones; the report is written with both plots. Real broker and
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, select
 
-from bench.week.cli import run_and_report
+from bench.week import measure
+from bench.week.cli import JSON_KEYS, run_and_report
 from bench.week.runner import WeekConfig
 from bench.week.timescale import MIN_STORE_INTERVAL_S, scaled_rules, store_region
 from gateway.process.settings import Settings
-from gateway.store.region import read_region, sample_region_path
-from tests.conftest import Broker
+from gateway.store import hours
+from gateway.store.db import make_session_factory
+from gateway.store.models import DeliveryPlan, Member, Route, RouteStop, Site
+from gateway.store.models.vocab import WorkKind
+from gateway.store.region import load_region, read_region, sample_region_path
+from tests.conftest import Broker, tiny_region_data
 
 COMMUNITIES = {"utuado", "adjuntas", "lares", "jayuya", "ponce", "humacao", "yauco"}
 EVENTS = [
@@ -41,6 +48,68 @@ def test_rules_and_intervals_are_scaled_by_the_speed() -> None:
     }
     # 60-300 simulated s is under a real second: the floor keeps stale detection sane.
     assert intervals == {MIN_STORE_INTERVAL_S}
+
+
+def test_hours_are_measured_from_the_ledger_each_person_once(sqlite_engine: Engine) -> None:
+    """Ana is crew and driver (one person, one pledge of 4 h): a repair that took 5 simulated hours and a
+    route offered for 3 put her at twice her pledge. Bea's 6 h in each of two weeks keep within her 10 a
+    week; Cid's released route counts nothing. The ledger runs on the work clock, simulated in the week."""
+    data = tiny_region_data()
+    ana = data["members"][0]
+    data["members"] += [
+        {**ana, "name": "Bea", "roles": ["crew"], "hours_per_week": 10, "vehicle": None},
+        {**ana, "name": "Cid", "roles": ["driver"], "hours_per_week": 0, "vehicle": None},
+    ]
+    t0 = datetime(2025, 6, 2, 4, tzinfo=UTC)  # the week's simulated Monday
+    clock = measure.Clock(t0, speed=100.0, days=14.0)
+    sessions = make_session_factory(sqlite_engine)
+    with sessions.begin() as session:
+        load_region(session, data)
+        ids = {m.name: m.id for m in session.scalars(select(Member))}
+        at, later = t0 + timedelta(minutes=1), t0 + timedelta(minutes=2)
+        hours.offer(session, ids["Ana"], WorkKind.REPAIR, 1, "maintenance", 2.0, at, later)
+        hours.start(session, WorkKind.REPAIR, 1, at)
+        hours.finish(session, WorkKind.REPAIR, 1, at + timedelta(hours=5))
+        hours.offer(session, ids["Ana"], WorkKind.ROUTE, 1, "food", 3.0, at, later)
+        hours.offer(session, ids["Bea"], WorkKind.REPAIR, 2, "maintenance", 6.0, at, later)
+        hours.reserve(session, WorkKind.REPAIR, 2)
+        week = timedelta(days=7)
+        hours.offer(session, ids["Bea"], WorkKind.REPAIR, 3, "maintenance", 6.0, at + week, later + week)
+        hours.offer(session, ids["Cid"], WorkKind.ROUTE, 2, "food", 1.0, at, later)
+        hours.release(session, WorkKind.ROUTE, 2)
+        plan = DeliveryPlan()
+        session.add(plan)
+        session.flush()
+        route = Route(plan_id=plan.id, member_id=ids["Ana"], status="accepted", distance_km=42.0)
+        idle = Route(plan_id=plan.id, member_id=ids["Cid"], status="declined", distance_km=99.0)
+        session.add_all([route, idle])
+        session.flush()
+        site = session.scalars(select(Site)).first()
+        assert site is not None
+        session.add_all(
+            [
+                RouteStop(route_id=route.id, position=0, site_id=site.id, action="pickup", status="done"),
+                RouteStop(route_id=idle.id, position=0, site_id=site.id, action="pickup", status="pending"),
+            ]
+        )
+    with sessions() as session:
+        vol = measure.volunteering(session, clock)
+        cov = {"essential_coverage": 0.5, "baseline_coverage": 0.1, "met_share_with_planner": 0.2}
+        cov |= {"shortage_days_baseline": 6, "shortage_days_covered": 3}
+        msg = {"stored_equals_sent": True, "readings_sent": 1, "readings_stored": 1}
+        msg |= {"outbox_rows": 0, "outbox_published": 0, "dead_letters": {}}
+        figures = measure.summarise([], cov, vol, msg, session)
+    assert vol["hours_given"] == pytest.approx(5.0) and vol["hours_load"] == pytest.approx(20.0)
+    assert vol["hours_pledged"] == 28.0  # two weeks of Ana's 4 (once, not as crew and as driver) + Bea's 10
+    assert vol["members_over_pledge"] == 1 and vol["max_load_ratio"] == 2.0
+    assert vol["members_over_pledge_planned"] == 1  # planned: 2 + 3 h against 4
+    assert [o["name"] for o in vol["over_pledge"]] == ["Ana"]
+    assert vol["load_gini"] == pytest.approx(0.125)  # over the period: Ana 8 / (2 x 4), Bea 12 / (2 x 10)
+    assert vol["by_roles"]["crew+driver"] == {"members": 1, "pledged_h": 8.0, "load_h": 8.0, "given_h": 5.0}
+    assert vol["by_sector"]["maintenance"]["hours"] == pytest.approx(5.0)
+    assert vol["entries_by_state"] == {"done": 1, "offered": 2, "released": 1, "reserved": 1}
+    assert vol["km_driven"] == 42.0 and figures["km_per_covered_day"] == 14.0
+    assert set(JSON_KEYS) <= set(figures) | {"wall_s"}
 
 
 @pytest.mark.network
@@ -79,6 +148,8 @@ def test_a_short_week_closes_every_scripted_fault_through_the_real_chain(
     assert figures["outbox_unpublished"] == 0
     assert 0 < figures["fault_to_alert_median_s"] < 30  # real seconds; generous on a loaded machine
     assert figures["essential_coverage"] is None or 0 <= figures["essential_coverage"] <= 1
+    assert figures["members_over_pledge_planned"] == 0  # the planners keep within what people offered
+    assert figures["hours_pledged"] > 0 and figures["max_load_ratio"] is not None
     text = report.read_text()
     assert "| 3 | adjuntas-pump-2-pump | dry_run |" in text
     for png in ("week_downtime.png", "week_shortage.png"):

@@ -2,8 +2,11 @@
 like people do, and tell the simulator what their hands did (a repair, goods loaded or unloaded).
 
 Times are simulated (travel from distance, a plausible repair time) and turned into real waits by the speed.
-Some members decline, some accept and never come (a coordinator then declines for them), some drivers never
-start their route; every choice is drawn from a generator seeded per task or route, so a rerun behaves alike.
+Some members decline, some accept and never come (a coordinator then declines for them), some drivers decline
+a route or give an accepted one back; every choice is drawn from a generator seeded per task or route, so a
+rerun behaves alike. Drivers accept a route before driving it and drive only the stops it held when they
+accepted; a route the planner revised or withdrew before they answered (its status is no longer `proposed`,
+or a `route_updated` / `route_withdrawn` notice said so) is left alone.
 """
 
 from __future__ import annotations
@@ -28,9 +31,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.week.webclient import DashboardClient, DashboardError
 from gateway.contract.client import connect, make_client
+from gateway.contract.clock import WorkClock
 from gateway.contract.target import MqttTarget
 from gateway.contract.topics import QOS, ROOT, sim_control_topic
-from gateway.store.models import Device, Fault, Good, Member, RepairTask, RouteStop, Shipment, Site, Stock
+from gateway.store.models import (
+    Device,
+    Fault,
+    Good,
+    Member,
+    RepairTask,
+    Route,
+    RouteStop,
+    Shipment,
+    Site,
+    Stock,
+)
+from gateway.store.models.vocab import RouteStatus
 from logistics.common.geo import haversine_km
 
 log = logging.getLogger(__name__)
@@ -61,7 +77,9 @@ class Behaviour:
     crew_kmh: float = 35.0
     driver_kmh: float = 40.0
     driver_no_show_p: float = 0.08  # routes the driver declines (after the usual wait) instead of driving
-    driver_wait_min: tuple[float, float] = (15.0, 90.0)
+    driver_release_p: float = 0.03  # routes the driver accepts, then gives back before leaving
+    driver_wait_min: tuple[float, float] = (15.0, 90.0)  # from the notice to their answer
+    driver_prep_min: float = 10.0  # from accepting (or the end of their last trip) to leaving
     stop_min: float = 10.0
     failed_delivery_p: float = 0.03
 
@@ -85,8 +103,11 @@ class Tally:
     fixed: int = 0
     refused: int = 0  # actions the dashboard refused (the task closed or moved meanwhile), empty pickups
     short_pickups: int = 0  # pickups that loaded less than planned (the source had less by then)
+    routes_accepted: int = 0
     routes_driven: int = 0
-    routes_skipped: int = 0
+    routes_skipped: int = 0  # declined by the driver, or nothing left to drive when they set off
+    routes_released: int = 0
+    routes_ignored: int = 0  # revised or withdrawn by the planner before the driver answered
     stops: int = 0
     failed_stops: int = 0
 
@@ -101,6 +122,7 @@ class People:
     behaviour: Behaviour
     receipts: list[Receipt] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
+    work_clock: WorkClock | None = None  # people's time (simulated); drivers set off when a route starts
 
     def __post_init__(self) -> None:
         self._inbox: queue.SimpleQueue[Receipt] = queue.SimpleQueue()
@@ -109,6 +131,9 @@ class People:
         self._free_at: dict[int, float] = {}  # member id -> monotonic time they are free again
         self._not_loaded: set[int] = set()  # shipments whose pickup the dashboard refused
         self._loaded: dict[int, float] = {}  # shipment id -> what was loaded (less than planned when short)
+        self._dropped: set[int] = set()  # routes the planner revised or withdrew (its notices said so)
+        self._accepted: dict[int, frozenset[int]] = {}  # route id -> the stops it held when accepted
+        self._driving_until: dict[int, float] = {}  # member id -> monotonic time their current trip ends
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="week-people", daemon=True)
         self.client = make_client(self.target, f"rhizome-week-people-{self.behaviour.seed}")
@@ -175,8 +200,19 @@ class People:
         event = receipt.body.get("event")
         if receipt.topic.endswith("/alerts") and event == "task_assigned":
             self._task(member_id, int(receipt.body["task"]))
-        elif receipt.topic.endswith("/routes") and event == "route_planned":
-            self._route(member_id, int(receipt.body["route"]))
+        elif receipt.topic.endswith("/routes"):
+            self._route_notice(member_id, event, receipt.body)
+
+    def _route_notice(self, member_id: int, event: Any, body: dict[str, Any]) -> None:
+        """A new route is an offer to answer, a revised one replaces the old, a withdrawn one is gone."""
+        if event == "route_planned":
+            self._route(member_id, int(body["route"]))
+        elif event == "route_updated":
+            if body.get("replaces") is not None:
+                self._dropped.add(int(body["replaces"]))
+            self._route(member_id, int(body["route"]))
+        elif event == "route_withdrawn":
+            self._dropped.add(int(body["route"]))
 
     # Crews ---------------------------------------------------------------------------------------------
 
@@ -241,30 +277,106 @@ class People:
     # Drivers -------------------------------------------------------------------------------------------
 
     def _route(self, member_id: int, route_id: int) -> None:
+        """Answer a route offer after a while: decline it, or accept it (then drive it, or give it back)."""
         b = self.behaviour
         rng = random.Random(f"{b.seed}/route/{route_id}")
-        leave = max(time.monotonic(), self._free_at.get(member_id, 0.0))
         wait_s = rng.uniform(*b.driver_wait_min) * 60
-        if rng.random() < b.driver_no_show_p:
-            self.tally.routes_skipped += 1
-            log.info("driver %s cannot drive route %s: declines it", member_id, route_id)
-            self._later(wait_s, lambda: self.web.decline_route(route_id, "cannot drive this week"), leave)
+        roll = rng.random()
+        if roll < b.driver_no_show_p:
+            self._later(wait_s, lambda: self._decline_route(member_id, route_id))
             return
-        self._later(wait_s, lambda: self._drive(member_id, route_id, rng), leave)
-        self._free_at[member_id] = leave + wait_s / b.speed  # updated with the whole trip when it starts
+        release = roll < b.driver_no_show_p + b.driver_release_p
+        self._later(wait_s, lambda: self._accept_route(member_id, route_id, rng, release))
+
+    def _status(self, route_id: int) -> str | None:
+        with self.sessions() as session:
+            route = session.get(Route, route_id)
+            return route.status if route is not None else None
+
+    def _still_offered(self, route_id: int) -> bool:
+        """Whether the route is still a proposal to answer; a revised or withdrawn one is left alone."""
+        if route_id not in self._dropped and self._status(route_id) == RouteStatus.PROPOSED:
+            return True
+        self.tally.routes_ignored += 1
+        log.info("route %s is no longer proposed (%s): left alone", route_id, self._status(route_id))
+        return False
+
+    def _decline_route(self, member_id: int, route_id: int) -> None:
+        if not self._still_offered(route_id):
+            return
+        log.info("driver %s cannot drive route %s: declines it", member_id, route_id)
+        self.web.decline_route(route_id, "cannot drive this week")
+        self.tally.routes_skipped += 1
+
+    def _accept_route(self, member_id: int, route_id: int, rng: random.Random, release: bool) -> None:
+        """Accept the route as it stands now, then set off when free (or give it back before leaving)."""
+        if not self._still_offered(route_id):
+            return
+        try:
+            self.web.accept_route(route_id)
+        except DashboardError as exc:
+            if exc.status != 409:
+                raise
+            self.tally.routes_ignored += 1  # revised or withdrawn between our look and the answer
+            log.info("route %s could not be accepted any more: %s", route_id, exc)
+            return
+        self.tally.routes_accepted += 1
+        with self.sessions() as session:
+            stops = session.scalars(
+                select(RouteStop.id).where(RouteStop.route_id == route_id, RouteStop.status == "pending")
+            )
+            self._accepted[route_id] = frozenset(stops)
+            route = session.get(Route, route_id)
+            starts_at = route.starts_at if route is not None else None
+        b = self.behaviour
+        now = time.monotonic()
+        prep = b.driver_prep_min * 60 / b.speed
+        if release:
+            self._later(0.0, lambda: self._release_route(route_id), now + prep)
+            return
+        leave = max(now, self._free_at.get(member_id, now)) + prep
+        leave = max(leave, now + self._until(starts_at))  # not before the planned start
+        due = self._later(0.0, lambda: self._drive(member_id, route_id, rng), leave)
+        self._free_at[member_id] = due  # updated with the whole trip when it starts
+
+    def _until(self, at: datetime | None) -> float:
+        """Real seconds until `at` on the work clock (0 when past, or with no clock or time given)."""
+        if at is None or self.work_clock is None:
+            return 0.0
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        return max(0.0, (at - self.work_clock.now()).total_seconds() / self.behaviour.speed)
+
+    def _release_route(self, route_id: int) -> None:
+        if self._status(route_id) != RouteStatus.ACCEPTED:
+            return
+        self.web.release_route(route_id, "the pickup broke down: cannot drive it after all")
+        self.tally.routes_released += 1
 
     def _drive(self, member_id: int, route_id: int, rng: random.Random) -> None:
-        """Load the stops as they stand now and schedule each one after the leg that leads to it."""
+        """Drive the accepted route: its stops still pending of those it held when accepted, each scheduled
+        after the leg that leads to it. A route taken away meanwhile (declined for them) is not driven; one
+        due while the driver is still out on another waits until they are back."""
+        back = self._driving_until.get(member_id, 0.0)
+        if back > time.monotonic():
+            self._later(
+                self.behaviour.driver_prep_min * 60, lambda: self._drive(member_id, route_id, rng), back
+            )
+            return
+        accepted = self._accepted.pop(route_id, frozenset())
         with self.sessions() as session:
             member = session.get(Member, member_id)
+            route = session.get(Route, route_id)
             rows = session.execute(
                 select(RouteStop, Site, Shipment, Good.slug)
                 .join(Site, RouteStop.site_id == Site.id)
                 .join(Shipment, RouteStop.shipment_id == Shipment.id)
                 .join(Good, Shipment.good_id == Good.id)
                 .where(RouteStop.route_id == route_id, RouteStop.status == "pending")
+                .where(RouteStop.id.in_(accepted))
                 .order_by(RouteStop.position)
             ).all()
+            if route is None or route.status != RouteStatus.ACCEPTED:
+                rows = []
             stock_devices = dict(
                 session.execute(select(Device.site_id, Device.slug).where(Device.kind == "stock")).all()
             )
@@ -299,7 +411,7 @@ class People:
                 ),
                 due,
             )
-        self._free_at[member_id] = due
+        self._free_at[member_id] = self._driving_until[member_id] = due
 
     def _loadable(self, shipment_id: int, planned: float) -> float | None:
         """What the source site holds of the shipment's good, up to `planned`, in whole units; None if

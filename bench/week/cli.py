@@ -27,6 +27,12 @@ JSON_KEYS = (
     "fault_to_alert_median_s",
     "essential_coverage",
     "baseline_coverage",
+    "members_over_pledge",
+    "max_load_ratio",
+    "load_gini",
+    "hours_given",
+    "hours_pledged",
+    "km_per_covered_day",
     "stored_equals_sent",
 )
 
@@ -106,7 +112,10 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
         "over 1.35 "
         "times the straight-line distance, repair in 0.5-5 h by fault, decline 10% of tasks, do not show "
         "up for "
-        "7% (a coordinator declines for them after 4 h), and decline 8% of the routes they are offered."
+        "7% (a coordinator declines for them after 4 h). Drivers accept a route before driving it, "
+        "decline 8% of the routes they are offered, give back (release) 3% of those they accepted before "
+        "leaving, drive only the stops they accepted, and leave alone a route the planner revised or "
+        "withdrew before they answered."
     )
     coverage_note = (
         "A **need-day** is one (community, essential good with a minimum) on one simulated day; its "

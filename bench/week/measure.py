@@ -21,12 +21,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.contract.scenarios import FAULTS, parse_duration
+from gateway.store import hours as hours_ledger
+from gateway.store import offers
 from gateway.store.models import (
     Community,
     DeadLetter,
     Device,
     Fault,
     Good,
+    HoursEntry,
     Member,
     NeedLevel,
     OutboxMessage,
@@ -34,19 +37,11 @@ from gateway.store.models import (
     RepairTask,
     Route,
     RouteStop,
-    Shipment,
     Site,
     StockLedgerEntry,
     TaskEvent,
 )
-
-SITE_SECTOR = {
-    "pump": "water",
-    "farm": "food",
-    "storage": "food",
-    "clinic": "health",
-    "workshop": "maintenance",
-}
+from gateway.store.models.vocab import HoursState
 
 
 def offset_s(value: Any) -> float:
@@ -314,7 +309,7 @@ def _baseline_levels(
 
 
 def _gini(values: list[float]) -> float | None:
-    """0 when everyone gave the same hours, towards 1 when one person gave them all."""
+    """0 when everyone carries the same, towards 1 when one person carries it all; None when nobody does."""
     if not values or sum(values) == 0:
         return None
     values = sorted(values)
@@ -322,84 +317,182 @@ def _gini(values: list[float]) -> float | None:
     return round(sum((2 * (i + 1) - n - 1) * v for i, v in enumerate(values)) / (n * sum(values)), 3)
 
 
+OVER = 1.0 + 1e-6  # a load ratio above this is over the pledge (rounding of hours aside)
+
+
+@dataclass(frozen=True)
+class _Person:
+    """What the measurement needs of a member: who, their roles, and their offer."""
+
+    id: int
+    name: str
+    community: str
+    roles: str  # "crew", "driver", "crew+driver" or "none"
+    pledge: float  # hours a week
+    sectors: dict[str, float]  # the year's offer by sector
+
+
+def _people(session: Session) -> dict[int, _Person]:
+    """Every active member once, whatever their roles."""
+    slugs = dict(session.execute(select(Community.id, Community.slug)).all())
+    people = {}
+    for m in session.scalars(select(Member).where(Member.active.is_(True)).order_by(Member.id)):
+        roles = "+".join(r for r, on in (("crew", m.is_crew), ("driver", m.is_driver)) if on) or "none"
+        split = offers.sector_hours(m.sector_hours, m.hours_per_year)
+        people[m.id] = _Person(m.id, m.name, slugs.get(m.community_id, "?"), roles, m.hours_per_week, split)
+    return people
+
+
+def entry_hours(entry: HoursEntry) -> float:
+    """The hours an entry counts: planned until it is done, then the actual ones (the planned ones when it
+    never recorded a start: that is what gateway.store.hours.finish wrote). The ledger runs on the work
+    clock, simulated in the week (gateway.contract.clock), so these are simulated hours."""
+    if entry.state == HoursState.DONE and entry.actual_hours is not None:
+        return entry.actual_hours
+    return entry.hours
+
+
 def volunteering(session: Session, clock: Clock) -> dict[str, Any]:
-    """Km driven, volunteer hours per sector, and how evenly they fell across members (Gini)."""
-    hours: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    site_kind = dict(session.execute(select(Site.id, Site.kind)).all())
-    for task in session.scalars(select(RepairTask)):
-        marks: dict[tuple[int | None, str], datetime] = {}
-        for member, event, at in session.execute(
-            select(TaskEvent.member_id, TaskEvent.event, TaskEvent.at).where(TaskEvent.task_id == task.id)
-        ):
-            marks[(member, event)] = _aware(at)  # type: ignore[assignment]
-        for (member, event), at in marks.items():
-            if event == "marked_fixed" and member is not None and (member, "accepted") in marks:
-                spent = (at - marks[(member, "accepted")]).total_seconds() * clock.speed / 3600
-                hours[SITE_SECTOR.get(site_kind.get(task.site_id, ""), "other")][member] += spent
-    driven_km = 0.0
-    good_sector = dict(session.execute(select(Good.id, Good.sector)).all())
-    for route in session.scalars(select(Route)):
-        done = session.scalar(
-            select(func.count()).where(RouteStop.route_id == route.id, RouteStop.status != "pending")
-        )
-        if not done or route.member_id is None:
+    """People's hours from the hours ledger, each person once whatever their roles.
+
+    Load = offered + reserved + done hours (done: actual) of work starting in a week (Monday-based, on the
+    work clock the ledger runs on: simulated in the week), against the person's weekly pledge: the largest
+    week's ratio says whether the plans kept within what they offered. Hours given are the done hours.
+    Km driven counts routes with at least one stop done."""
+    people = _people(session)
+    load: dict[int, dict[datetime, float]] = defaultdict(lambda: defaultdict(float))
+    planned: dict[int, dict[datetime, float]] = defaultdict(lambda: defaultdict(float))  # at planned hours
+    given: dict[int, float] = defaultdict(float)
+    by_sector: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    year_sector: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    states: Counter[str] = Counter()
+    for entry in session.scalars(select(HoursEntry).order_by(HoursEntry.id)):
+        hours = entry_hours(entry)
+        states[entry.state] += 1
+        if entry.state not in hours_ledger.COUNTED:
             continue
-        driven_km += route.distance_km
-        times = [
-            _aware(at)
-            for (at,) in session.execute(
-                select(StockLedgerEntry.created_at)
-                .join(Shipment, StockLedgerEntry.shipment_id == Shipment.id)
-                .where(Shipment.route_id == route.id)
-            )
-        ]
-        sectors = Counter(
-            good_sector[g]
-            for (g,) in session.execute(select(Shipment.good_id).where(Shipment.route_id == route.id))
-        )
-        sector = sectors.most_common(1)[0][0] if sectors else "other"
-        span = (max(times) - min(times)).total_seconds() * clock.speed / 3600 if len(times) > 1 else 0.0  # type: ignore[operator]
-        hours[f"{sector} (driving)"][route.member_id] += span
-    crew = [m for (m,) in session.execute(select(Member.id).where(Member.is_crew.is_(True)))]
-    drivers = [m for (m,) in session.execute(select(Member.id).where(Member.is_driver.is_(True)))]
-    per_sector = {}
-    for sector, by_member in sorted(hours.items()):
-        pool = drivers if sector.endswith("(driving)") else crew
-        values = [by_member.get(m, 0.0) for m in pool]
-        per_sector[sector] = {
-            "hours": round(sum(values), 1),
-            "members": sum(1 for v in values if v > 0),
-            "max_member_h": round(max(values), 1) if values else 0.0,
+        week = hours_ledger.week_start(_aware(entry.starts_at))  # type: ignore[arg-type]
+        load[entry.member_id][week] += hours
+        planned[entry.member_id][week] += entry.hours
+        year_sector[entry.member_id][offers.offer_sector(entry.sector)] += hours
+        if entry.state == HoursState.DONE:
+            given[entry.member_id] += hours
+            by_sector[entry.sector][entry.member_id] += hours
+    ratios = _load_ratios(people, load, clock.days)
+    pledged = [p for p in people.values() if p.pledge > 0]
+    over = sorted(
+        (_over_row(people[m], load[m], ratio) for m, ratio in ratios["max"].items() if ratio > OVER),
+        key=lambda row: -row["ratio"],
+    )
+    return {
+        "km_driven": round(_km_driven(session), 1),
+        "weeks": round(clock.days / 7, 3),
+        "members": len(people),
+        "members_with_pledge": len(pledged),
+        "members_working": sum(1 for weekly in load.values() if sum(weekly.values()) > 0),
+        "hours_given": round(sum(given.values()), 1),
+        "hours_load": round(sum(sum(w.values()) for w in load.values()), 1),
+        "hours_pledged": round(sum(p.pledge for p in pledged) * clock.days / 7, 1),
+        "members_over_pledge": _over_count(people, load),
+        # the same with every piece of work at the hours it was planned for: over here, the plans broke a
+        # pledge; over above only, the work took longer than planned
+        "members_over_pledge_planned": _over_count(people, planned),
+        "max_load_ratio": round(max(ratios["max"].values()), 3) if ratios["max"] else None,
+        "load_gini": _gini(list(ratios["period"].values())),
+        "members_over_sector_offer": _over_sector_offer(people, year_sector),
+        "entries_by_state": dict(sorted(states.items())),
+        "over_pledge": over[:10],
+        "by_sector": _sector_rows(by_sector, pledged),
+        "by_roles": _role_rows(people, given, load, clock.days),
+    }
+
+
+Weekly = dict[int, dict[datetime, float]]  # member id -> week start -> hours
+
+
+def _load_ratios(people: dict[int, _Person], load: Weekly, days: float) -> dict[str, dict[int, float]]:
+    """Per member with a pledge: the largest week's load / pledge ("max"), and the whole period's load /
+    (pledge x weeks simulated) ("period", what the Gini compares)."""
+    largest, period = {}, {}
+    for person in people.values():
+        if person.pledge <= 0:
+            continue
+        weekly = load.get(person.id, {})
+        largest[person.id] = max(weekly.values(), default=0.0) / person.pledge
+        period[person.id] = sum(weekly.values()) / (person.pledge * days / 7)
+    return {"max": largest, "period": period}
+
+
+def _over_count(people: dict[int, _Person], load: Weekly) -> int:
+    """Members whose largest week's load is over their pledge (any load is, without a pledge)."""
+    count = 0
+    for m, weekly in load.items():
+        most = max(weekly.values(), default=0.0)
+        pledge = people[m].pledge if m in people else 0.0
+        count += most > 1e-9 and (pledge <= 0 or most / pledge > OVER)
+    return count
+
+
+def _over_row(person: _Person, weekly: dict[datetime, float], ratio: float) -> dict[str, Any]:
+    return {
+        "name": person.name,
+        "community": person.community,
+        "roles": person.roles,
+        "pledge_h": person.pledge,
+        "week_h": round(max(weekly.values(), default=0.0), 2),
+        "ratio": round(ratio, 2),
+    }
+
+
+def _over_sector_offer(people: dict[int, _Person], year_sector: dict[int, dict[str, float]]) -> int:
+    """Members asked for more hours in a sector than they offer it in a year."""
+    return sum(
+        1
+        for m, sectors in year_sector.items()
+        if m in people and any(h > people[m].sectors.get(s, 0.0) + 1e-6 for s, h in sectors.items())
+    )
+
+
+def _sector_rows(by_sector: dict[str, dict[int, float]], pledged: list[_Person]) -> dict[str, Any]:
+    """Hours given per work sector: how many gave them, the most one person gave, and how evenly they fell
+    over everyone with a pledge (Gini)."""
+    rows = {}
+    for sector, by_member in sorted(by_sector.items()):
+        values = [by_member.get(p.id, 0.0) for p in pledged]
+        rows[sector] = {
+            "hours": round(sum(by_member.values()), 1),
+            "members": sum(1 for v in by_member.values() if v > 0),
+            "max_member_h": round(max(by_member.values(), default=0.0), 1),
             "gini": _gini(values),
         }
-    pledged = {
-        kind: sum(
-            h
-            for (h,) in session.execute(
-                select(Member.hours_per_week).where(
-                    getattr(Member, f"is_{kind}").is_(True), Member.active.is_(True)
-                )
+    return rows
+
+
+def _role_rows(
+    people: dict[int, _Person], given: dict[int, float], load: Weekly, days: float
+) -> dict[str, Any]:
+    """Members, pledge over the period, load and hours given by roles held (each person in one row)."""
+    rows: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for person in people.values():
+        row = rows[person.roles]
+        row["members"] += 1
+        row["pledged_h"] += person.pledge * days / 7
+        row["load_h"] += sum(load.get(person.id, {}).values())
+        row["given_h"] += given.get(person.id, 0.0)
+    return {roles: {k: round(v, 1) for k, v in row.items()} for roles, row in sorted(rows.items())}
+
+
+def _km_driven(session: Session) -> float:
+    """Km of the routes on which at least one stop was done (driven, if not to the end)."""
+    driven = select(RouteStop.route_id).where(RouteStop.status == "done").distinct()
+    return float(
+        session.scalar(
+            select(func.coalesce(func.sum(Route.distance_km), 0.0)).where(
+                Route.id.in_(driven), Route.member_id.is_not(None)
             )
         )
-        * clock.days
-        / 7
-        for kind in ("crew", "driver")
-    }
-    used = {
-        kind: sum(
-            v["hours"]
-            for sector, v in per_sector.items()
-            if sector.endswith("(driving)") == (kind == "driver")
-        )
-        for kind in ("crew", "driver")
-    }
-    return {
-        "km_driven": round(driven_km, 1),
-        "hours": per_sector,
-        # What the members said they could give over the period (hours a week), against what they gave.
-        "pledged_h": {kind: round(h, 1) for kind, h in pledged.items()},
-        "used_h": {kind: round(h, 1) for kind, h in used.items()},
-    }
+        or 0.0
+    )
 
 
 def messages(session: Session, published: int | None, receipts: list[Any]) -> dict[str, Any]:
@@ -483,6 +576,20 @@ def summarise(
         "shortage_days_baseline": cov["shortage_days_baseline"],
         "shortage_days_covered": cov["shortage_days_covered"],
         "km_driven": vol["km_driven"],
+        "km_per_covered_day": (
+            round(vol["km_driven"] / cov["shortage_days_covered"], 1)
+            if cov["shortage_days_covered"]
+            else None
+        ),
+        "members_over_pledge": vol["members_over_pledge"],
+        "members_over_pledge_planned": vol["members_over_pledge_planned"],
+        "max_load_ratio": vol["max_load_ratio"],
+        "load_gini": vol["load_gini"],
+        "hours_given": vol["hours_given"],
+        "hours_pledged": vol["hours_pledged"],
+        "hours_load": vol["hours_load"],
+        "members_working": vol["members_working"],
+        "members_over_sector_offer": vol["members_over_sector_offer"],
         "stored_equals_sent": msg["stored_equals_sent"],
         "readings_sent": msg["readings_sent"],
         "readings_stored": msg["readings_stored"],

@@ -111,7 +111,19 @@ def write_report(path: Path, context: dict[str, Any]) -> None:
     shortage_plot(cov, shortage_png)
     hours = "\n".join(
         f"| {sector} | {v['hours']} | {v['members']} | {v['max_member_h']} | {_cell(v['gini'])} |"
-        for sector, v in vol["hours"].items()
+        for sector, v in vol["by_sector"].items()
+    )
+    roles = "\n".join(
+        f"| {r} | {v['members']:g} | {v['pledged_h']} | {v['load_h']} | {v['given_h']} |"
+        for r, v in vol["by_roles"].items()
+    )
+    over = (
+        "\n".join(
+            f"| {o['name']} | {o['community']} | {o['roles']} | {o['pledge_h']:g} | {o['week_h']} "
+            f"| {o['ratio']} |"
+            for o in vol["over_pledge"]
+        )
+        or "| nobody | | | | | |"
     )
     by_good = (
         ", ".join(
@@ -155,6 +167,15 @@ def write_report(path: Path, context: dict[str, Any]) -> None:
             f"{cov['baseline_coverage']} / {cov['met_share_with_planner']}",
         ),
         ("km driven (routes with a stop done)", vol["km_driven"]),
+        ("km driven per covered shortage-day", figures["km_per_covered_day"]),
+        (
+            "hours given (done) / load (offered + reserved + done) / pledged over the period",
+            f"{vol['hours_given']} / {vol['hours_load']} / {vol['hours_pledged']}",
+        ),
+        (
+            "members over their weekly pledge / largest week's load ratio / Gini of load ratios",
+            f"**{vol['members_over_pledge']}** / {_cell(vol['max_load_ratio'])} / {_cell(vol['load_gini'])}",
+        ),
         ("readings sent / stored", f"{msg['readings_sent']} / {msg['readings_stored']}"),
         (
             "outbox rows / published; member messages / heard",
@@ -191,19 +212,37 @@ Baseline shortage-days by good (covered with the planner): {by_good}.
 
 ## Volunteers
 
-Repairs: hours from accepting a task to marking it fixed (travel and repair), by the site's sector.
-Driving: hours from a route's first pickup to its last stop, by the sector of most of its goods.
-Gini over every member who could have done the work (crew for repairs, drivers for driving): 0 is even.
+Every figure here is read from the hours ledger (`hours_entries`, written by gateway/store/hours.py): one
+entry per person and piece of work, offered when planned, reserved when accepted, done with the actual
+hours (a repair from acceptance to "fixed", a route from its first pickup to its last stop), or released.
+A person's **load** in a simulated week is their offered, reserved and done hours of work starting in it;
+their **load ratio** is that over their weekly pledge (`hours_per_week` in the region file). Each person
+counts once, whatever their roles. {vol["members_with_pledge"]} of {vol["members"]} members have a pledge;
+{vol["members_working"]} were asked for work. Pledged hours are the weekly pledges over
+{vol["weeks"]:g} weeks. The Gini compares load ratios over the period among everyone with a pledge (0: even).
+{vol["members_over_sector_offer"]} members were asked for more in a sector than they offer it in a year.
+Ledger entries by state: {", ".join(f"{k} {n}" for k, n in vol["entries_by_state"].items()) or "none"}.
+
+| roles | members | pledged h | load h | given h |
+|---|---|---|---|---|
+{roles}
+
+Hours given by work sector (Gini over everyone with a pledge):
 
 | sector | hours | members | most by one member | Gini |
 |---|---|---|---|---|
 {hours}
 
-Against what members pledged (hours a week in the region file, over the period): crews gave
-{vol["used_h"]["crew"]} h of {vol["pledged_h"]["crew"]} h, drivers {vol["used_h"]["driver"]} h of
-{vol["pledged_h"]["driver"]} h. Simulated drivers drive every route they do not decline, and the planner
-limits each route to a driver's weekly hours but does not yet count the hours of their earlier routes in
-the week.
+Members over their weekly pledge, the ten largest ratios. At the hours each piece of work was planned for,
+{vol["members_over_pledge_planned"]} members are over it (the planners' hard limit: none should be); the rest
+are over because the work took longer than planned.
+
+| member | community | roles | pledge h/week | largest week h | ratio |
+|---|---|---|---|---|---|
+{over}
+
+Simulated drivers accept a route before they drive it and drive only the stops they accepted; a route the
+planner revised or withdrew before they answered is left alone.
 
 ## Run
 

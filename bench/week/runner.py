@@ -29,6 +29,7 @@ from bench.week.timescale import (
 )
 from bench.week.webclient import DashboardClient
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+from gateway.contract import clock
 from gateway.process.demo import Supervisor, _wait_for
 from gateway.process.procutil import free_port, wait_for_port
 from gateway.process.settings import Settings, to_env
@@ -55,6 +56,9 @@ class WeekConfig:
     plan_every_h: float = 6.0  # simulated hours between planner runs
     plan_lead_h: float = 12.0  # the planner plans for the stock expected this many simulated hours ahead
     plan_time_limit_s: float = 10.0
+    # The work clock (people's time: routes, pledges per week, declines) starts this many real seconds after
+    # the run begins, when the devices start: enough for the gateway, dashboard and planner to come up.
+    clock_lead_s: float = 15.0
     out_dir: Path = Path("docs/reports")
     name: str = "region_week"
     behaviour: dict[str, Any] = field(default_factory=dict)  # overrides of actors.Behaviour
@@ -82,6 +86,7 @@ class RunRecord:
     tally: Any
     wall_s: float
     baseline: Path | None = None  # the same week's stock with no deliveries (devices/baseline.py)
+    work_clock: str = ""  # RHIZOME_WORK_CLOCK of every process: people's simulated time
 
 
 def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
@@ -120,7 +125,9 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
             load_region(session, store_region(region, config.speed))
         rules = data_dir / "rules.toml"
         rules.write_text(scaled_rules(config.speed), encoding="utf-8")
-        env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
+        # People live on the devices' simulated time: the work clock reads config.start when they start.
+        work_clock = clock.WorkClock(config.start, time.time() + config.clock_lead_s, config.speed)
+        env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1", clock.ENV: work_clock.encode()}
         password = secrets.token_urlsafe(18)
         subprocess.run(
             [
@@ -164,7 +171,11 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
         web = DashboardClient(f"http://{settings.dashboard_host}:{settings.dashboard_port}")
         web.login(COORDINATOR, password)
         people = People(
-            settings.mqtt(), sessions, web, Behaviour(config.speed, config.seed, **config.behaviour)
+            settings.mqtt(),
+            sessions,
+            web,
+            Behaviour(config.speed, config.seed, **config.behaviour),
+            work_clock=work_clock,
         )
         people.start()
         supervisor.start("planner", "plan", "--loop", "--time-limit", str(config.plan_time_limit_s))
@@ -185,8 +196,11 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
         ]
         if broker is not None and broker.kind == "amqtt":
             simulate += ["--mode", "multiplexed", "--connections", "4"]
+        _start_with_the_clock(work_clock)
         supervisor.start("devices", *simulate)
         t0 = _first_reading(sessions, supervisor)
+        lag = (t0.timestamp() - work_clock.real_start) * config.speed
+        log.info("the devices' first reading came %.0f simulated s after the work clock's start", lag)
         log.info("simulated week started at %s (real), %.0f s to go", t0.isoformat(), config.wall_s)
         _watch(sessions, supervisor, t0, config)
         supervisor.stop("devices", timeout=60)
@@ -206,6 +220,7 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
             tally=people_tally,
             wall_s=config.wall_s,
             baseline=baseline,
+            work_clock=work_clock.encode(),
         )
     finally:
         if people is not None:
@@ -216,6 +231,14 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
             broker.stop()
         if engine is not None:
             engine.dispose()
+
+
+def _start_with_the_clock(work_clock: clock.WorkClock) -> None:
+    """Wait for the work clock's start, so the devices' simulated start and the people's are one moment."""
+    ahead = work_clock.real_start - time.time()
+    if ahead < 0:
+        log.warning("the system took %.1f s more than the work clock's lead to come up", -ahead)
+    time.sleep(max(0.0, ahead))
 
 
 def _baseline(env: dict[str, str], region: Path, config: WeekConfig, out: Path) -> Path:

@@ -78,3 +78,12 @@ class DashboardClient:
     def decline_route(self, route_id: int, reason: str) -> None:
         """Decline a route not started (the route page's button): its shipments go back to the planner."""
         self._post(f"/routes/{route_id}/decline", reason)
+
+    def accept_route(self, route_id: int) -> None:
+        """Accept a proposed route (the driver's hours are reserved for it); 409 once it is no longer
+        proposed (revised, withdrawn, declined)."""
+        self._post(f"/routes/{route_id}/accept", "")
+
+    def release_route(self, route_id: int, reason: str) -> None:
+        """Give an accepted route back before driving it: its shipments go back to the planner."""
+        self._post(f"/routes/{route_id}/release", reason)
