@@ -238,6 +238,8 @@ def test_a_driver_declines_a_route_not_started_and_its_goods_are_routed_again(
         assert freed.failure_reason == f"route {route} declined: {REASON}"
     again = client.post(f"{page}/decline", data={"reason": REASON, "csrf_token": token(page)})
     assert again.status_code == 409
+    replanned = plan_once(sessions, 20.0)  # the freed shipment is the plan's already: kept, not made again
+    assert replanned.unchanged
     route_once(sessions, 5.0)  # the same proposal's shipment goes out on a new route
     with sessions() as session:
         rerouted = session.get_one(Shipment, shipment)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 import pulp
@@ -22,12 +23,14 @@ from logistics.allocation import (
     build_allocation_model,
     build_network,
     solve_allocation,
+    solve_flows,
 )
 from logistics.common.errors import PlanningError
 from logistics.common.solver import check_outcome, make_cbc, solve_optimal
 
 RICE = GoodInfo(1, "rice", "food", essential=True)
 FISH = GoodInfo(2, "fresh-fish", "food", perishability_hours=1.0)  # 40 road-km at 40 km/h
+NO_MIN_LOAD: dict[str, Any] = {"min_load_kg": 0.0, "load_kg_per_km": 0.0}  # whole units alone
 
 
 def place(pid: int, km_north: float) -> Place:
@@ -40,17 +43,19 @@ def shipped(plan: Any) -> dict[tuple[int, int, int], float]:
 
 
 def test_two_suppliers_fill_one_demander_nearest_first() -> None:
-    data = AllocationInput(
-        [place(1, 0), place(2, 10), place(3, 50)],
-        [RICE],
-        [Holding(1, 1, stock=0, minimum=5, target=10), Holding(2, 1, 6), Holding(3, 1, 20)],
-    )
-    plan = solve_allocation(data)
+    places = [place(1, 0), place(2, 10), place(3, 50)]
+    holdings = [Holding(1, 1, stock=0, minimum=5, target=10), Holding(2, 1, 6), Holding(3, 1, 20)]
+    plan = solve_allocation(AllocationInput(places, [RICE], holdings, **NO_MIN_LOAD))
     assert plan.status == "Optimal"
     assert shipped(plan) == {(2, 1, 1): 6.0, (3, 1, 1): 4.0}
     assert plan.coverage == {(1, 1): 1.0}
     assert plan.min_coverage == 1.0
     assert [s.distance_km for s in plan.shipments] == pytest.approx([13.0, 65.0], abs=0.01)
+    # With the minimum load, 4 kg are not worth 65 km (13 kg): the 6 kg from nearby already lift the
+    # place above its minimum of 5, so the rest waits rather than sending a driver.
+    plan = solve_allocation(AllocationInput(places, [RICE], holdings))
+    assert shipped(plan) == {(2, 1, 1): 6.0}
+    assert plan.coverage == {(1, 1): 0.6}
 
 
 def test_scarce_supply_is_shared_equally() -> None:
@@ -85,9 +90,10 @@ def test_perishability_excludes_a_far_lane() -> None:
         [Holding(1, 2, 0, 5, 10), Holding(2, 2, 3), Holding(3, 2, 50)],
     )
     assert [(lane.from_place, lane.to_place) for lane in build_network(data).lanes] == [(2, 1)]
-    plan = solve_allocation(data)
+    plan = solve_allocation(replace(data, **NO_MIN_LOAD))
     assert shipped(plan) == {(2, 1, 2): 3.0}
     assert plan.min_coverage == pytest.approx(0.3)
+    assert solve_allocation(data).shipments == (), "3 kg of fish are not worth 26 km (5.2 kg)"
 
 
 def test_no_shortage_gives_an_empty_plan() -> None:
@@ -210,9 +216,9 @@ def test_anything_but_a_proven_optimum_raises(status: int, sol_status: int, repo
     assert info.value.status == reported
 
 
-def test_synthetic_plan_keeps_every_limit() -> None:
+def test_synthetic_flows_keep_every_limit() -> None:
     data = synthetic_input(60, seed=1)
-    plan = solve_allocation(data)
+    plan = solve_flows(data)
     net = build_network(data)
     lanes = {(lane.from_place, lane.to_place, lane.good_id): lane for lane in net.lanes}
     goods = {g.id: g for g in data.goods}
@@ -239,7 +245,7 @@ def test_synthetic_plan_keeps_every_limit() -> None:
         assert 0.0 <= coverage <= 1.0
         if (p, g) not in left_out:
             assert coverage >= plan.fair_share[g] - 1e-5
-    assert plan == solve_allocation(data), "the same input must give the same plan"
+    assert plan == solve_flows(data), "the same input must give the same plan"
 
 
 ARGS: dict[str, Any] = {"places": [place(1, 0)], "goods": [RICE], "holdings": []}
@@ -266,6 +272,8 @@ ARGS: dict[str, Any] = {"places": [place(1, 0)], "goods": [RICE], "holdings": []
         (lambda: AllocationInput(**ARGS, speed_kmh=0), "speed_kmh"),
         (lambda: AllocationInput(**ARGS, reserve_fraction=1.5), "reserve_fraction"),
         (lambda: AllocationInput(**ARGS, speed_kmh=math.inf), "finite"),
+        (lambda: AllocationInput(**ARGS, min_load_kg=-1), "min_load_kg"),
+        (lambda: AllocationInput(**ARGS, load_kg_per_km=math.nan), "finite"),
     ],
 )
 def test_invalid_input_is_rejected_at_construction(build: Any, message: str) -> None:

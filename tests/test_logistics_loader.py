@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.orm import Session
 
 import logistics.service
@@ -28,15 +28,13 @@ from gateway.store.models import (
     StockLedgerEntry,
     Vehicle,
 )
+from gateway.store.models.vocab import ShipmentStatus
 from gateway.store.region import load_region
 from logistics.allocation import AllocationInput, AllocationPlan, PlannedShipment, solve_allocation
 from logistics.common.errors import PlanningError
 from logistics.loaders.allocation import load_allocation_input, save_plan, use_rates
 from logistics.service import plan_once, run_loop
 from tests.conftest import Store, tiny_region_data
-
-# Supply 60 rice (80 held, target 20) against two shortages of 28 and 40: everyone gets 60/68 of the need.
-SHARE = 60 / 68
 
 
 def fill(session: Session) -> dict[str, int]:
@@ -71,7 +69,7 @@ def fill(session: Session) -> dict[str, int]:
     return ids
 
 
-def count(session: Session, model: type[Base], *where: object) -> int:
+def count(session: Session, model: type[Base], *where: ColumnElement[bool]) -> int:
     return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
@@ -96,12 +94,12 @@ def test_goods_on_their_way_count_where_they_go(store: Store) -> None:
     destination counts them, so a re-plan does not promise the same rice twice."""
     sessions, ids = store
     with sessions.begin() as session:
-        plan = DeliveryPlan(status="proposed", solver_status="Optimal", objective=1.0)
-        session.add(plan)
+        row = DeliveryPlan(status="proposed", solver_status="Optimal", objective=1.0)
+        session.add(row)
         session.flush()
         for status, quantity in (("assigned", 20.0), ("picked_up", 5.0), ("planned", 7.0), ("failed", 9.0)):
             shipment = Shipment(
-                plan_id=plan.id,
+                plan_id=row.id,
                 good_id=ids["rice"],
                 from_site_id=ids["giver/storage"],
                 to_site_id=ids["short-town/clinic"],
@@ -125,19 +123,24 @@ def test_save_writes_shipments_from_hubs_and_one_alert_per_receiver(
     sessions, ids = store
     with sessions.begin() as session:
         plan = solve_allocation(load_allocation_input(session))
-        plan_id = save_plan(session, plan)
-    assert plan.min_coverage == pytest.approx(SHARE, abs=1e-6)
+        saved = save_plan(session, plan)
+    plan_id = saved.plan_id
+    assert (saved.created, saved.added, saved.unchanged) == (True, 2, False)
+    # 60/68 of 28 and of 40 are 24.7 and 35.3 kg: whole kilograms, rounded down, 24/28 and 35/40 covered.
+    assert plan.min_coverage == pytest.approx(24 / 28, abs=1e-6)
     with sessions.begin() as session:
         row = session.get_one(DeliveryPlan, plan_id)
         assert (row.status, row.solver_status) == ("proposed", "Optimal")
-        assert row.summary["shipments"] == 2 and row.summary["min_coverage"] == pytest.approx(SHARE, abs=1e-6)
+        assert row.summary["shipments"] == 2 and row.summary["min_coverage"] == pytest.approx(
+            24 / 28, abs=1e-6
+        )
         moves = {
             (s.from_site_id, s.to_site_id): s.quantity
             for s in session.scalars(select(Shipment).where(Shipment.plan_id == plan_id))
         }
         assert moves == {
-            (ids["giver/storage"], ids["short-town/clinic"]): pytest.approx(28 * SHARE, abs=1e-4),
-            (ids["giver/storage"], ids["other-short/storage"]): pytest.approx(40 * SHARE, abs=1e-4),
+            (ids["giver/storage"], ids["short-town/clinic"]): 24.0,
+            (ids["giver/storage"], ids["other-short/storage"]): 35.0,
         }
         alerts = session.scalars(select(OutboxMessage).order_by(OutboxMessage.topic)).all()
         assert [(a.topic, a.qos) for a in alerts] == [
@@ -151,8 +154,8 @@ def test_save_writes_shipments_from_hubs_and_one_alert_per_receiver(
             plan_id,
             "short-town",
         )
-        assert [(s["good"], s["from"]) for s in body["shipments"]] == [("rice", "giver")]
-        assert body["totals"]["rice"] == pytest.approx(28 * SHARE, abs=1e-4)
+        assert [(s["good"], s["from"], s["change"]) for s in body["shipments"]] == [("rice", "giver", "new")]
+        assert body["totals"]["rice"] == 24.0
 
 
 def test_goods_are_picked_up_where_they_are_held(store: Store) -> None:
@@ -161,7 +164,7 @@ def test_goods_are_picked_up_where_they_are_held(store: Store) -> None:
     with sessions.begin() as session:
         session.get_one(Stock, (ids["giver/farm"], ids["rice"])).quantity = 75
         session.get_one(Stock, (ids["giver/storage"], ids["rice"])).quantity = 5
-        plan_id = save_plan(session, solve_allocation(load_allocation_input(session)))
+        plan_id = save_plan(session, solve_allocation(load_allocation_input(session))).plan_id
     with sessions.begin() as session:
         sources = {
             s.from_site_id for s in session.scalars(select(Shipment).where(Shipment.plan_id == plan_id))
@@ -218,49 +221,134 @@ def test_a_shipment_heavier_than_most_vehicles_goes_as_loads_they_can_carry(stor
             )
         session.get_one(Good, ids["rice"]).weight_kg_per_unit = 0.5
         plan = solve_allocation(load_allocation_input(session))
-        plan_id = save_plan(session, plan)
+        plan_id = save_plan(session, plan).plan_id
     with sessions.begin() as session:
         loads = sorted(
             (s.to_site_id, s.quantity)
             for s in session.scalars(select(Shipment).where(Shipment.plan_id == plan_id))
         )
-    # 60 to give against shortages of 28 and 40: 24.7 units (12.4 kg) and 35.3 units (17.6 kg) both fit.
-    assert [q for _, q in loads] == pytest.approx([28 * SHARE, 40 * SHARE], abs=1e-4)
+    # 60 to give against shortages of 28 and 40: 24 units (12 kg) and 35 units (17.5 kg) both fit.
+    assert [q for _, q in loads] == [24.0, 35.0]
     with sessions.begin() as session:
         session.get_one(Good, ids["rice"]).weight_kg_per_unit = 2.0
-        session.execute(update(DeliveryPlan).values(status="superseded"))
-        plan_id = save_plan(session, solve_allocation(load_allocation_input(session)))
+        saved = save_plan(session, solve_allocation(load_allocation_input(session)))
+    # The same plan, its lanes split again: 24 units = 48 kg -> loads of 12 + 12 (15 units fit in 30 kg);
+    # 35 units = 70 kg -> 12 + 12 + 11. Each stored shipment is revised to a load, the rest are added.
+    assert (saved.plan_id, saved.revised, saved.added, saved.cancelled) == (plan_id, 2, 3, 0)
     with sessions.begin() as session:
         loads = sorted(
             (s.to_site_id, s.quantity)
             for s in session.scalars(select(Shipment).where(Shipment.plan_id == plan_id))
         )
-    # 24.7 units = 49.4 kg -> two loads of 24.7 kg; 35.3 units = 70.6 kg -> three loads of 23.5 kg.
     assert loads == [
-        (ids["short-town/clinic"], pytest.approx(14 * SHARE, abs=1e-4)),
-        (ids["short-town/clinic"], pytest.approx(14 * SHARE, abs=1e-4)),
-        (ids["other-short/storage"], pytest.approx(40 * SHARE / 3, abs=1e-4)),
-        (ids["other-short/storage"], pytest.approx(40 * SHARE / 3, abs=1e-4)),
-        (ids["other-short/storage"], pytest.approx(40 * SHARE / 3, abs=1e-4)),
+        (ids["short-town/clinic"], 12.0),
+        (ids["short-town/clinic"], 12.0),
+        (ids["other-short/storage"], 11.0),
+        (ids["other-short/storage"], 12.0),
+        (ids["other-short/storage"], 12.0),
     ]
-    assert sum(q for _, q in loads) == pytest.approx(68 * SHARE, abs=1e-4)
 
 
-def test_a_new_plan_supersedes_the_proposed_one_and_an_equal_one_is_kept(
-    store: Store,
-) -> None:
+def rows(session: Session) -> dict[int, tuple[str, float, str | None]]:
+    """Every shipment by destination site: status, quantity, reason."""
+    return {
+        s.to_site_id: (s.status, s.quantity, s.failure_reason)
+        for s in session.scalars(select(Shipment).order_by(Shipment.id))
+    }
+
+
+def last_alert(session: Session) -> dict[str, Any]:
+    """The newest outbox message's body."""
+    newest = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(1)).one()
+    body: dict[str, Any] = json.loads(newest.payload)
+    return body
+
+
+def test_re_plans_revise_the_one_plan_in_place_and_alert_only_for_changes(store: Store) -> None:
     sessions, ids = store
+    clinic, hub = ids["short-town/clinic"], ids["other-short/storage"]
     first = plan_once(sessions)
     with sessions.begin() as session:
         session.get_one(Stock, (ids["giver/storage"], ids["rice"])).quantity = 100  # now enough for everyone
-    second = plan_once(sessions)
-    again = plan_once(sessions)
-    assert (first.unchanged, second.unchanged, again.unchanged) == (False, False, True)
-    assert again.plan_id == second.plan_id and second.plan.min_coverage == 1.0
+    # 28 and 40 wanted against 24 and 35 stored: 17% and 14% more, 4 and 5 kg: too little to tell.
+    quiet = plan_once(sessions)
+    assert quiet.plan.shipments and quiet.unchanged and quiet.plan_id == first.plan_id
     with sessions.begin() as session:
-        statuses = {i: status for i, status in session.execute(select(DeliveryPlan.id, DeliveryPlan.status))}
-        assert statuses == {first.plan_id: "superseded", second.plan_id: "proposed"}
-        assert count(session, OutboxMessage) == 4  # two per stored plan, none for the unchanged one
+        assert count(session, OutboxMessage) == 2  # the first plan's two alerts, nothing since
+        session.get_one(Stock, (clinic, ids["rice"])).quantity = 12  # short-town is above its minimum now
+    cancelled = plan_once(sessions)
+    with sessions.begin() as session:
+        assert rows(session)[clinic] == (
+            "cancelled",
+            24.0,
+            "no longer needed: short-town is not short of rice any more",
+        )
+        assert rows(session)[hub] == ("planned", 35.0, None)  # 40 wanted: still a small change
+        body = last_alert(session)
+        assert body["community"] == "short-town"
+        assert [(i["change"], i["quantity"], i["was"]) for i in body["shipments"]] == [
+            ("cancelled", 0.0, 24.0)
+        ]
+        assert count(session, OutboxMessage) == 3
+        session.execute(
+            update(NeedLevel).where(NeedLevel.community_id == ids["other-short"]).values(target=80)
+        )
+    revised = plan_once(sessions)
+    with sessions.begin() as session:
+        assert rows(session)[hub] == ("planned", 80.0, None)  # 80 wanted against 35: revised
+        body = last_alert(session)
+        assert body["community"] == "other-short" and body["totals"] == {"rice": 80.0}
+        assert [(i["change"], i["quantity"], i["was"]) for i in body["shipments"]] == [
+            ("revised", 80.0, 35.0)
+        ]
+        assert count(session, OutboxMessage) == 4
+        assert {i: st for i, st in session.execute(select(DeliveryPlan.id, DeliveryPlan.status))} == {
+            first.plan_id: "proposed"
+        }
+    assert [r.unchanged for r in (first, cancelled, revised)] == [False, False, False]
+    assert {r.plan_id for r in (first, quiet, cancelled, revised)} == {first.plan_id}
+
+
+@pytest.mark.parametrize(
+    ("target", "written"),
+    [(40, False), (48, False), (32, False), (51, True), (29, True), (200, True)],
+    ids=["same", "20%-more", "20%-less", "27%-more", "27%-less", "five-fold"],
+)
+def test_a_need_changed_by_more_than_the_hysteresis_is_written(
+    store: Store, target: int, written: bool
+) -> None:
+    """Other-short's 40 kg (enough rice for everyone): a target moved by up to 25 % keeps the shipment."""
+    sessions, ids = store
+    hub = ids["other-short/storage"]
+    with sessions.begin() as session:
+        session.get_one(Stock, (ids["giver/storage"], ids["rice"])).quantity = 300
+    first = plan_once(sessions)
+    with sessions.begin() as session:
+        assert rows(session)[hub] == ("planned", 40.0, None)
+        alerts = count(session, OutboxMessage)
+        where = NeedLevel.community_id == ids["other-short"]
+        session.execute(update(NeedLevel).where(where).values(target=target))
+    again = plan_once(sessions)
+    assert (again.plan_id, again.unchanged) == (first.plan_id, not written)
+    with sessions.begin() as session:
+        assert rows(session)[hub] == ("planned", float(target if written else 40), None)
+        assert count(session, OutboxMessage) == alerts + written
+        assert count(session, Shipment) == 2
+
+
+def test_shipments_on_routes_are_left_alone(store: Store) -> None:
+    """A shipment on a route counts as on its way; the re-plan neither changes nor cancels it."""
+    sessions, ids = store
+    first = plan_once(sessions)
+    with sessions.begin() as session:
+        clinic = ids["short-town/clinic"]
+        on_route = session.scalars(select(Shipment).where(Shipment.to_site_id == clinic)).one()
+        on_route.status = ShipmentStatus.ASSIGNED
+        session.get_one(Stock, (clinic, ids["rice"])).quantity = 4  # with the 24 on their way: not short
+    again = plan_once(sessions)
+    assert again.unchanged and again.plan_id == first.plan_id
+    with sessions.begin() as session:
+        assert rows(session)[clinic] == ("assigned", 24.0, None)
 
 
 def test_a_plan_for_a_siteless_community_is_refused_whole(store: Store) -> None:

@@ -1,7 +1,8 @@
 """Surplus allocation: data -> network and LP model -> two-stage solve -> plan.
 
-`solve_allocation(AllocationInput) -> AllocationPlan` is the door; `build_allocation_model` is there for
-benchmarks and tests that inspect the LP itself.
+`solve_allocation(AllocationInput) -> AllocationPlan` is the door: whole units, each shipment worth its trip
+(lots.py). `solve_flows` (the LP's fractional optimum) and `build_allocation_model` are there for benchmarks
+and tests that inspect the LP itself.
 """
 
 from logistics.allocation.data import (
@@ -16,7 +17,7 @@ from logistics.allocation.data import (
 )
 from logistics.allocation.model import AllocationVars, build_allocation_model
 from logistics.allocation.network import Lane, Network, build_network
-from logistics.allocation.solve import NO_LANE, NO_SHORTAGE, solve_allocation
+from logistics.allocation.solve import NO_LANE, NO_SHORTAGE, in_lots, solve_allocation, solve_flows
 
 __all__ = [
     "NO_LANE",
@@ -34,5 +35,7 @@ __all__ = [
     "build_allocation_model",
     "build_network",
     "good_priority",
+    "in_lots",
     "solve_allocation",
+    "solve_flows",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gateway.contract.errors import InvalidInput
+from logistics.allocation.lots import LOAD_KG_PER_KM, MIN_LOAD_KG
 
 # Who is served first when goods compete (sector), and essential goods above every non-essential one.
 SECTOR_PRIORITY: Final[Mapping[str, float]] = {
@@ -134,6 +135,10 @@ class AllocationInput:
     # Essential goods only: a community below its minimum may draw on its neighbours' stock down to their
     # safety level, minimum + share_margin x (target - minimum), up to its own (Holding.safety; 1: never).
     share_margin: float = 0.25
+    # A shipment weighs at least max(min_load_kg, load_kg_per_km x road km), unless it is an essential good
+    # a community needs to reach its minimum (logistics.allocation.lots; 0 and 0: whole units alone).
+    min_load_kg: float = MIN_LOAD_KG
+    load_kg_per_km: float = LOAD_KG_PER_KM
 
     def __post_init__(self) -> None:
         for name in ("places", "goods", "holdings"):
@@ -166,11 +171,15 @@ class AllocationInput:
         _finite("share_margin", self.share_margin)
         if not 0.0 <= self.share_margin <= 1.0:
             raise InvalidInput(f"share_margin must be in [0, 1], got {self.share_margin}")
+        for name in ("min_load_kg", "load_kg_per_km"):
+            _finite(name, getattr(self, name))
+            if getattr(self, name) < 0:
+                raise InvalidInput(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
 class PlannedShipment:
-    """A quantity of one good to move from one community to another."""
+    """A quantity of one good to move from one community to another (whole units in a solved plan)."""
 
     from_place: int
     to_place: int
@@ -190,6 +199,12 @@ class AllocationPlan:
     objective: float
     fair_share: Mapping[int, float] = field(default_factory=dict)  # good -> coverage floor of stage 1
     unreachable: tuple[tuple[int, int], ...] = ()  # shortages with no surplus of the good within reach
+    # (place, good) -> the most the plan may take from a giver: its surplus, and for essential goods the
+    # stock it can spare (whole units are rounded within it).
+    budget: Mapping[tuple[int, int], float] = field(default_factory=dict)
+    # (place, good) -> what each giver holds above its minimum: stored shipments a re-plan keeps a little
+    # larger than it would plan them (lots.revise_lanes) must fit in it, so no giver is left short.
+    above_minimum: Mapping[tuple[int, int], float] = field(default_factory=dict)
     solve_time_s: float = field(default=0.0, compare=False)  # wall clock; plans compare by content
 
     @property

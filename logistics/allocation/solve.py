@@ -4,7 +4,8 @@ Two LP solves over one model. Stage 1 maximises, per good, the coverage floor th
 gets (priority-weighted over goods). Stage 2 keeps those floors (less a tiny tolerance) and maximises
 priority-weighted total coverage minus a small distance cost. A second pass of the same model then lets
 communities still below their minimum of an essential good draw on what neighbours can spare below their
-target, up to the safety level the givers keep (network.build_network's `sharing`). See docs/planning.md.
+target, up to the safety level the givers keep (network.build_network's `sharing`). The flows then become
+lots people can carry: whole units, each worth its trip (logistics.allocation.lots). See docs/planning.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pulp
 
 from gateway.contract.errors import InvalidInput
 from logistics.allocation.data import AllocationInput, AllocationPlan, PlannedShipment
+from logistics.allocation.lots import merged, whole_lots
 from logistics.allocation.model import build_allocation_model
 from logistics.allocation.network import QUANTITY_EPS, Network, build_network
 from logistics.common.solver import make_cbc, solve_optimal
@@ -33,14 +35,21 @@ SIGNIFICANT_DIGITS: Final = 6  # quantities are reported to this precision, whic
 
 
 def solve_allocation(data: AllocationInput, time_limit_s: float = 30.0) -> AllocationPlan:
-    """Solve both stages of both passes within about `time_limit_s` (wall clock); the plan, or
-    PlanningError."""
+    """Solve both stages of both passes within about `time_limit_s` (wall clock) and make the flows lots
+    people carry (`in_lots`); the plan, or PlanningError."""
+    return in_lots(data, solve_flows(data, time_limit_s))
+
+
+def solve_flows(data: AllocationInput, time_limit_s: float = 30.0) -> AllocationPlan:
+    """The LP optimum itself, in fractions of a unit: both stages of both passes (benchmarks and tests of
+    the model use it; the planner stores `solve_allocation`'s lots)."""
     if not time_limit_s > 0:
         raise InvalidInput(f"time limit must be a positive number of seconds, got {time_limit_s}")
     started = time.perf_counter()
     net = build_network(data)
     shipments, status, objective, fair_share = _solve_pass(data, net, time_limit_s, started)
     reachable = {(lane.to_place, lane.good_id) for lane in net.lanes}
+    budget = dict(net.supply)
     after = _after(data, shipments)
     shared = build_network(after, sharing=True, received={(s.to_place, s.good_id) for s in shipments})
     if shared.lanes:
@@ -49,8 +58,36 @@ def solve_allocation(data: AllocationInput, time_limit_s: float = 30.0) -> Alloc
         status = more_status if status in (NO_SHORTAGE, NO_LANE) else status
         objective += more_objective
         reachable |= {(lane.to_place, lane.good_id) for lane in shared.lanes}
+        for key, spare in shared.supply.items():
+            budget[key] = budget.get(key, 0.0) + spare
     unreachable = tuple(key for key in net.demand if key not in reachable)
-    return _plan(shipments, net, status, objective, fair_share, unreachable, started)
+    holdings = {(h.place_id, h.good_id): h for h in data.holdings}
+    above = {key: max(0.0, holdings[key].stock - holdings[key].minimum) for key in budget}
+    return _plan(shipments, net, status, objective, fair_share, unreachable, started, budget, above)
+
+
+def in_lots(data: AllocationInput, flows: AllocationPlan) -> AllocationPlan:
+    """`flows` (solve_flows) as lots people carry: whole units within each giver's budget, each worth its
+    trip (lots.whole_lots), with the coverage they give. The fair shares stay the LP's floors."""
+    goods = {g.id: g for g in data.goods}
+    holdings = {(h.place_id, h.good_id): h for h in data.holdings}
+    shipments = whole_lots(
+        flows.shipments, goods, flows.budget, holdings, data.min_load_kg, data.load_kg_per_km
+    )
+    delivered: dict[tuple[int, int], float] = defaultdict(float)
+    for s in shipments:
+        delivered[s.to_place, s.good_id] += s.quantity
+    coverage = {key: round(min(1.0, delivered[key] / holdings[key].demand), 6) for key in flows.coverage}
+    log.debug(
+        "%s flows as %s lots (%s units), min coverage %s",
+        len(flows.shipments),
+        len(shipments),
+        sum(s.quantity for s in shipments),
+        round(min(coverage.values(), default=1.0), 3),
+    )
+    return replace(
+        flows, shipments=shipments, coverage=coverage, min_coverage=min(coverage.values(), default=1.0)
+    )
 
 
 def _solve_pass(
@@ -92,13 +129,7 @@ def _after(data: AllocationInput, shipments: tuple[PlannedShipment, ...]) -> All
 
 def _merged(shipments: tuple[PlannedShipment, ...]) -> tuple[PlannedShipment, ...]:
     """One shipment per (from, to, good): a pass's surplus and the other's spare travel together."""
-    merged: dict[tuple[int, int, int], PlannedShipment] = {}
-    for s in shipments:
-        key = (s.from_place, s.to_place, s.good_id)
-        if key in merged:
-            s = replace(s, quantity=_rounded(merged[key].quantity + s.quantity))
-        merged[key] = s
-    return tuple(merged.values())
+    return tuple(replace(s, quantity=_rounded(s.quantity)) for s in merged(shipments))
 
 
 def _shipments(net: Network, quantities: list[float]) -> tuple[PlannedShipment, ...]:
@@ -133,6 +164,8 @@ def _plan(
     fair_share: dict[int, float],
     unreachable: tuple[tuple[int, int], ...],
     started: float,
+    budget: dict[tuple[int, int], float],
+    above_minimum: dict[tuple[int, int], float],
 ) -> AllocationPlan:
     delivered: dict[tuple[int, int], float] = defaultdict(float)
     for s in shipments:
@@ -147,6 +180,8 @@ def _plan(
         objective=round(objective, 9),
         fair_share=fair_share,
         unreachable=unreachable,
+        budget=dict(sorted(budget.items())),
+        above_minimum=dict(sorted(above_minimum.items())),
         solve_time_s=elapsed,
     )
     log.debug(

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.contract.payloads import MAX_PAYLOAD_BYTES, VERSION, format_ts
 from gateway.contract.topics import community_alerts_topic
+from gateway.store.deliveries import cancel_planned, revise_quantity
 from gateway.store.models import (
     Community,
     DeliveryPlan,
@@ -38,6 +38,7 @@ from logistics.allocation.data import (
     Place,
     PlannedShipment,
 )
+from logistics.allocation.lots import UNIT_EPS, LaneKey, Revision, merged, revise_lanes, whole_units
 
 log = logging.getLogger(__name__)
 USE_WINDOW_LEADS = 2.0  # the rate of use is measured over twice the lead time (a day for 12 hours)
@@ -140,68 +141,197 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def save_plan(session: Session, plan: AllocationPlan) -> int:
-    """Store the plan as the one proposed plan, with its shipments and an alert per receiving community.
+@dataclass(frozen=True)
+class SavedPlan:
+    """What save_plan did to the one current plan: its id and how many shipments (loads) it changed."""
 
-    The plan is made on top of the goods already on routes or on their way, so it is compared with the
-    current proposal's shipments still only `planned`. A plan equal to those is not stored again, so a
-    quiet network is not re-alerted on every run; the current proposal's id is returned instead. A plan
-    that only adds shipments to it (a failed delivery's goods are needed again, or a new shortage) is
-    added to the current proposal, so routes already under way are not superseded.
+    plan_id: int
+    created: bool = False  # the first plan ever (or since the last one left `proposed`): a new row
+    added: int = 0  # loads written, on new lanes or on lanes now split differently
+    revised: int = 0  # loads whose quantity was changed
+    cancelled: int = 0  # loads no longer wanted, cancelled with the reason
+    kept: int = 0  # lanes left as they were: the same, or changed too little to tell (lots.small_change)
+
+    @property
+    def unchanged(self) -> bool:
+        """Nothing was written: no shipment, no alert."""
+        return not (self.created or self.added or self.revised or self.cancelled)
+
+
+@dataclass(frozen=True)
+class _Lane:
+    """One lane (good, from site, to site) of a save, with the communities at its ends."""
+
+    key: LaneKey
+    giver: int
+    receiver: int
+
+
+def save_plan(session: Session, plan: AllocationPlan) -> SavedPlan:
+    """Revise the one current plan in place to `plan`, with an alert per community whose deliveries changed.
+
+    The plan is made on top of the goods already on routes or on their way, so only the current plan's
+    shipments still `planned` on no route are compared with it, lane by lane (good, from site, to site;
+    lots.revise_lanes): a lane that changed too little to tell keeps its shipments (no write, no alert), a
+    changed one gets its new quantity, one no longer wanted is cancelled with the reason, a new one is
+    added, each split into loads the usual vehicle carries. Shipments on routes are not touched. The first
+    plan ever creates the DeliveryPlan row; afterwards the same row stays current and its summary follows
+    the latest plan that changed anything.
     """
     hubs = hub_sites(session)
     missing = {p for s in plan.shipments for p in (s.from_place, s.to_place)} - hubs.keys()
     if missing:
         raise ValueError(f"communities without a site cannot ship or receive: {sorted(missing)}")
-
-    sources = pickup_sites(session, plan.shipments, hubs)
-    planned = vehicle_loads(session, plan.shipments)
-
-    def lane(s: PlannedShipment) -> tuple[int, int, int, float]:
-        return (s.good_id, sources[s.from_place, s.good_id], hubs[s.to_place], s.quantity)
-
-    wanted = Counter(lane(s) for s in planned)
     current = current_proposal_id(session)
-    if current is not None:
-        held = Counter(_shipments_of(session, current))
-        if held == wanted:
-            log.debug("plan unchanged: proposal %s stays", current)
-            return current
-        if not held - wanted:  # nothing held is dropped: add what is new
-            extra, added = wanted - held, []
-            for s in planned:
-                if extra[lane(s)] > 0:
-                    extra[lane(s)] -= 1
-                    added.append(s)
-            _add_shipments(session, current, plan, added, hubs, sources)
-            log.info("proposal %s: %s shipments added", current, len(added))
-            return current
-    superseded = cast(
-        CursorResult[Any],
-        session.execute(
-            update(DeliveryPlan)
-            .where(DeliveryPlan.status == PlanStatus.PROPOSED)
-            .values(status=PlanStatus.SUPERSEDED.value)
-        ),
+    held = _held_loads(session, current)
+    community_of = dict(session.execute(select(Site.id, Site.community_id)).all())
+    held_sites = {(community_of[source], good): source for good, source, _ in held}
+    lots = merged(plan.shipments)
+    sources = pickup_sites(session, lots, hubs, held_sites)
+    lanes = {
+        s: _Lane((s.good_id, sources[s.from_place, s.good_id], hubs[s.to_place]), s.from_place, s.to_place)
+        for s in lots
+    }
+    wanted = {lanes[s].key: units for s in lots if (units := whole_units(s.quantity)) >= 1}
+    limit = {
+        (good, sources[place, good]): quantity
+        for (place, good), quantity in plan.above_minimum.items()
+        if (place, good) in sources
+    }
+    weights = dict(session.execute(select(Good.id, Good.weight_kg_per_unit)).all())
+    revision = revise_lanes(
+        {lane: [q for _, q in rows] for lane, rows in held.items()},
+        wanted,
+        weights,
+        vehicle_load_kg(session),
+        limit,
     )
-    row = DeliveryPlan(status=PlanStatus.PROPOSED.value, solver_status=plan.status, objective=plan.objective)
-    session.add(row)
-    session.flush()
-    shipments, alerts = _add_shipments(session, row.id, plan, planned, hubs, sources)
-    log.debug(
-        "saved plan %s: %s shipments, %s alerts queued, %s earlier proposals superseded",
-        row.id,
-        len(shipments),
+    created = current is None
+    if current is None:
+        row = DeliveryPlan(status=PlanStatus.PROPOSED.value)
+        session.add(row)
+        session.flush()
+        current = row.id
+    if revision.unchanged and not created:
+        log.debug("plan %s unchanged: %s lanes kept", current, len(revision.keep))
+        return SavedPlan(current, kept=len(revision.keep))
+    ends = {lane.key: lane for lane in lanes.values()}
+    ends |= {key: _Lane(key, community_of[key[1]], community_of[key[2]]) for key in held if key not in ends}
+    notices: list[tuple[int, dict[str, Any]]] = []
+    added, revised, cancelled = _write_lanes(session, current, revision, held, ends, notices)
+    cancelled += _cancel_lanes(session, plan, revision.cancel, held, ends, notices)
+    _store_summary(session, current, plan)
+    alerts = _queue_alerts(session, current, notices)
+    log.info(
+        "plan %s%s: %s loads added, %s revised, %s cancelled, %s lanes kept; %s alerts",
+        current,
+        " created" if created else "",
+        added,
+        revised,
+        cancelled,
+        len(revision.keep),
         alerts,
-        superseded.rowcount,
     )
-    return row.id
+    return SavedPlan(current, created, added, revised, cancelled, len(revision.keep))
 
 
-def vehicle_loads(session: Session, shipments: Sequence[PlannedShipment]) -> list[PlannedShipment]:
-    """The shipments, each one heavier than most active drivers' vehicles can carry (the median capacity)
-    split into equal loads that fit: no route can take a 2.3-tonne shipment of rice when the largest van
-    carries 1.35 t, so it sat unrouted. Unchanged when no vehicle is active."""
+def _write_lanes(
+    session: Session,
+    plan_id: int,
+    revision: Revision,
+    held: Mapping[LaneKey, Sequence[tuple[int, float]]],
+    ends: Mapping[LaneKey, _Lane],
+    notices: list[tuple[int, dict[str, Any]]],
+) -> tuple[int, int, int]:
+    """New lanes' loads and revised lanes' new loads: a stored load changed in place where there is one,
+    stored loads left over cancelled, missing ones added; each noted for its receiver. Returns (added,
+    revised, cancelled)."""
+    added = revised = cancelled = 0
+    for key, loads in [*revision.revise.items(), *revision.add.items()]:
+        rows, lane = list(held.get(key, ())), ends[key]
+        for (shipment_id, was), quantity in zip(rows, loads, strict=False):
+            if quantity != was:
+                revise_quantity(session, shipment_id, float(quantity))
+                notices.append((lane.receiver, _notice(lane, shipment_id, quantity, "revised", was=was)))
+                revised += 1
+        left_over = dict(rows[len(loads) :])
+        why = f"re-planned: this good now goes in {len(loads)} loads"
+        for shipment_id in cancel_planned(session, list(left_over), why) if left_over else []:
+            notice = _notice(lane, shipment_id, 0, "cancelled", was=left_over[shipment_id], reason=why)
+            notices.append((lane.receiver, notice))
+            cancelled += 1
+        new = [
+            Shipment(
+                plan_id=plan_id,
+                good_id=key[0],
+                from_site_id=key[1],
+                to_site_id=key[2],
+                quantity=float(quantity),
+                status=ShipmentStatus.PLANNED.value,
+            )
+            for quantity in loads[len(rows) :]
+        ]
+        session.add_all(new)
+        session.flush()  # shipment ids go into the alerts
+        notices += [(lane.receiver, _notice(lane, s.id, s.quantity, "new")) for s in new]
+        added += len(new)
+    return added, revised, cancelled
+
+
+def _cancel_lanes(
+    session: Session,
+    plan: AllocationPlan,
+    cancel: Sequence[LaneKey],
+    held: Mapping[LaneKey, Sequence[tuple[int, float]]],
+    ends: Mapping[LaneKey, _Lane],
+    notices: list[tuple[int, dict[str, Any]]],
+) -> int:
+    """Cancel the lanes the new plan no longer wants, each with the reason; returns the loads cancelled."""
+    slugs = dict(session.execute(select(Community.id, Community.slug)).all())
+    goods = dict(session.execute(select(Good.id, Good.slug)).all())
+    cancelled = 0
+    for key in cancel:
+        lane = ends[key]
+        giver, receiver, good = slugs[lane.giver], slugs[lane.receiver], goods[key[0]]
+        if (lane.receiver, key[0]) in plan.coverage:
+            why = f"re-planned: {giver} no longer sends {good} to {receiver} (less to give, or nearer)"
+        else:
+            why = f"no longer needed: {receiver} is not short of {good} any more"
+        rows = dict(held[key])
+        for shipment_id in cancel_planned(session, list(rows), why):
+            notices.append(
+                (lane.receiver, _notice(lane, shipment_id, 0, "cancelled", was=rows[shipment_id], reason=why))
+            )
+            cancelled += 1
+    return cancelled
+
+
+def _notice(
+    lane: _Lane, shipment_id: int, quantity: float, change: str, was: float | None = None, reason: str = ""
+) -> dict[str, Any]:
+    """One changed shipment in its receiver's alert (the good and giver are ids until _queue_alerts)."""
+    item: dict[str, Any] = {"id": shipment_id, "good": lane.key[0], "quantity": float(quantity)}
+    item |= {"from": lane.giver, "change": change}
+    if was is not None:
+        item["was"] = float(was)
+    if reason:
+        item["reason"] = reason
+    return item
+
+
+def _store_summary(session: Session, plan_id: int, plan: AllocationPlan) -> None:
+    """The current plan row follows the latest plan: its counts, fair shares and solver outcome."""
+    row = session.get(DeliveryPlan, plan_id)
+    assert row is not None  # the caller just made or found it
+    summary: dict[str, Any] = plan.summary()
+    summary["fair_share"] = {str(g): round(v, 6) for g, v in sorted(plan.fair_share.items())}
+    row.summary, row.solver_status, row.objective = summary, plan.status, plan.objective
+
+
+def vehicle_load_kg(session: Session) -> float | None:
+    """What most active drivers' vehicles carry (the median capacity, kg): a shipment heavier than that is
+    split into loads that fit (lots.split_loads), since no route took a 2.3-tonne shipment of rice when
+    the largest van carried 1.35 t. None when no vehicle is active (no splitting)."""
     capacities = sorted(
         session.scalars(
             select(Vehicle.capacity_kg)
@@ -209,55 +339,11 @@ def vehicle_loads(session: Session, shipments: Sequence[PlannedShipment]) -> lis
             .where(Vehicle.active.is_(True), Member.active.is_(True), Member.is_driver.is_(True))
         )
     )
-    if not capacities:
-        return list(shipments)
-    load_kg = capacities[len(capacities) // 2]
-    weights = dict(session.execute(select(Good.id, Good.weight_kg_per_unit)).all())
-    loads: list[PlannedShipment] = []
-    for s in shipments:
-        parts = math.ceil(s.quantity * weights.get(s.good_id, 0.0) / load_kg - 1e-9)
-        if parts <= 1:
-            loads.append(s)
-            continue
-        each = float(f"{s.quantity / parts:.6g}")
-        loads += [replace(s, quantity=each) for _ in range(parts - 1)]
-        loads.append(replace(s, quantity=float(f"{s.quantity - each * (parts - 1):.6g}")))
-    return loads
-
-
-def _add_shipments(
-    session: Session,
-    plan_id: int,
-    plan: AllocationPlan,
-    planned: Sequence[PlannedShipment],
-    hubs: Mapping[int, int],
-    sources: Mapping[tuple[int, int], int],
-) -> tuple[list[Shipment], int]:
-    """Write `planned` (some or all of `plan`'s shipments) into plan `plan_id`, its summary and solver
-    outcome from `plan`, and an alert per receiving community about them. Returns the rows and alerts."""
-    row = session.get(DeliveryPlan, plan_id)
-    assert row is not None  # the caller just made or found it
-    summary: dict[str, Any] = plan.summary()
-    summary["fair_share"] = {str(g): round(v, 6) for g, v in sorted(plan.fair_share.items())}
-    row.summary, row.solver_status, row.objective = summary, plan.status, plan.objective
-    shipments = [
-        Shipment(
-            plan_id=plan_id,
-            good_id=s.good_id,
-            from_site_id=sources[s.from_place, s.good_id],
-            to_site_id=hubs[s.to_place],
-            quantity=s.quantity,
-            status=ShipmentStatus.PLANNED.value,
-        )
-        for s in planned
-    ]
-    session.add_all(shipments)
-    session.flush()  # shipment ids go into the alerts
-    return shipments, _queue_alerts(session, plan_id, planned, shipments)
+    return capacities[len(capacities) // 2] if capacities else None
 
 
 def current_proposal_id(session: Session) -> int | None:
-    """The newest plan still proposed, if any."""
+    """The one current plan (the newest still proposed), if any."""
     return session.scalar(select(func.max(DeliveryPlan.id)).where(DeliveryPlan.status == PlanStatus.PROPOSED))
 
 
@@ -268,38 +354,58 @@ def shipment_count(session: Session, plan_id: int | None) -> int:
     return int(session.scalar(select(func.count()).where(Shipment.plan_id == plan_id)) or 0)
 
 
-def _shipments_of(session: Session, plan_id: int) -> list[tuple[int, int, int, float]]:
-    """The plan's shipments a new plan stands in for: those still only `planned`. One on a route or on its
-    way is already in the allocation input (see load_allocation_input); a failed or cancelled one is
-    needed again, if at all."""
+def _held_loads(session: Session, plan_id: int | None) -> dict[LaneKey, list[tuple[int, float]]]:
+    """The plan's shipments a new plan stands in for, by lane: (id, quantity) of those still `planned` on
+    no route, oldest first. One on a route or on its way is already in the allocation input (see
+    load_allocation_input); a failed or cancelled one is needed again, if at all."""
+    held: dict[LaneKey, list[tuple[int, float]]] = defaultdict(list)
+    if plan_id is None:
+        return held
     rows = session.execute(
-        select(Shipment.good_id, Shipment.from_site_id, Shipment.to_site_id, Shipment.quantity).where(
-            Shipment.plan_id == plan_id, Shipment.status == ShipmentStatus.PLANNED
+        select(Shipment.id, Shipment.good_id, Shipment.from_site_id, Shipment.to_site_id, Shipment.quantity)
+        .where(
+            Shipment.plan_id == plan_id,
+            Shipment.status == ShipmentStatus.PLANNED,
+            Shipment.route_id.is_(None),
         )
+        .order_by(Shipment.id)
     )
-    return sorted((good, source, dest, quantity) for good, source, dest, quantity in rows)
+    for shipment_id, good, source, destination, quantity in rows:
+        held[good, source, destination].append((shipment_id, quantity))
+    return held
 
 
 def pickup_sites(
-    session: Session, planned: Sequence[PlannedShipment], hubs: Mapping[int, int]
+    session: Session,
+    planned: Sequence[PlannedShipment],
+    hubs: Mapping[int, int],
+    held_sites: Mapping[tuple[int, int], int] | None = None,
 ) -> dict[tuple[int, int], int]:
     """(community, good) -> where a driver loads it: the community's site holding the most of it, its hub on
     a tie or when no site holds any. Harvests stay on the farm and medicine at the clinic; sent to an empty
-    hub, drivers found nothing to load (the region week's pickups)."""
-    wanted = {(s.from_place, s.good_id) for s in planned}
-    best: dict[tuple[int, int], tuple[float, bool, int]] = {}
-    if wanted:
+    hub, drivers found nothing to load (the region week's pickups). A site in `held_sites` (one a stored
+    shipment of the good already leaves from) stays the source while it holds all that is given, so a
+    re-plan does not move a lane between farm and hub for a few units of stock."""
+    held_sites = held_sites or {}
+    giving: dict[tuple[int, int], float] = defaultdict(float)
+    for s in planned:
+        giving[s.from_place, s.good_id] += s.quantity
+    best: dict[tuple[int, int], tuple[bool, float, bool, int]] = {}
+    if giving:
         rows = session.execute(
             select(Site.community_id, Stock.site_id, Stock.good_id, Stock.quantity)
             .join(Site, Stock.site_id == Site.id)
-            .where(Site.community_id.in_({c for c, _ in wanted}), Stock.good_id.in_({g for _, g in wanted}))
+            .where(Site.community_id.in_({c for c, _ in giving}), Stock.good_id.in_({g for _, g in giving}))
         )
         for community_id, site_id, good_id, quantity in rows:
             key = (community_id, good_id)
-            rank = (quantity, site_id == hubs[community_id], -site_id)
-            if key in wanted and quantity > 0 and (key not in best or rank > best[key]):
+            if key not in giving or quantity <= 0:
+                continue
+            stays = held_sites.get(key) == site_id and quantity >= giving[key] - UNIT_EPS
+            rank = (stays, quantity, site_id == hubs[community_id], -site_id)
+            if key not in best or rank > best[key]:
                 best[key] = rank
-    return {key: -best[key][2] if key in best else hubs[key[0]] for key in wanted}
+    return {key: -best[key][3] if key in best else hubs[key[0]] for key in giving}
 
 
 def hub_sites(session: Session) -> dict[int, int]:
@@ -311,19 +417,17 @@ def hub_sites(session: Session) -> dict[int, int]:
     return hubs
 
 
-def _queue_alerts(
-    session: Session, plan_id: int, planned: Sequence[PlannedShipment], shipments: list[Shipment]
-) -> int:
-    """One outbox message per receiving community, written in the plan's own transaction."""
+def _queue_alerts(session: Session, plan_id: int, notices: Sequence[tuple[int, dict[str, Any]]]) -> int:
+    """One outbox message per community whose deliveries changed, written in the plan's own transaction:
+    its new, revised and cancelled shipments."""
     slugs = {i: slug for i, slug in session.execute(select(Community.id, Community.slug))}
     goods = {i: slug for i, slug in session.execute(select(Good.id, Good.slug))}
     incoming: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for one, row in zip(planned, shipments, strict=True):
-        item = {"id": row.id, "good": goods[one.good_id], "quantity": one.quantity}
-        incoming[one.to_place].append(item | {"from": slugs[one.from_place]})
+    for place, item in notices:
+        incoming[place].append(item | {"good": goods[item["good"]], "from": slugs[item["from"]]})
     now = format_ts(utcnow())
     for place, items in sorted(incoming.items()):
-        payload = alert_payload(plan_id, slugs[place], now, items)
+        payload = alert_payload(plan_id, slugs[place], now, sorted(items, key=lambda i: i["id"]))
         enqueue(session, community_alerts_topic(slugs[place]), payload)
     return len(incoming)
 
