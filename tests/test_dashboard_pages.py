@@ -88,6 +88,7 @@ def ids(engine: Engine) -> dict[str, int]:
         route = Route(plan_id=plan.id, member_id=ana.id, status="accepted", distance_km=20)
         session.add_all([shipment, route])
         session.flush()
+        shipment.route_id = route.id  # a stop records only a shipment still on its route
         pickup = RouteStop(
             route_id=route.id, position=0, site_id=hubs["jayuya"].id, action="pickup", shipment_id=shipment.id
         )
@@ -643,6 +644,8 @@ BAD_GETS = [
     ("/routes/0", 404, "Not Found"),
     ("/routes/99999999999999999999", 404, "Not Found"),
     ("/routes/999999.gpx", 404, "no such route"),
+    ("/coordinator/members/999999/offer", 404, "no such member"),
+    ("/coordinator/members/abc/offer", 404, "Not Found"),
     ("/crew?member=abc", 400, "member must be"),
     ("/crew?member=-1", 400, "member must be"),
     ("/crew/events?member={member}&after=x", 400, "after must be"),
@@ -670,6 +673,13 @@ BAD_POSTS = [
         "more than 0 and at most the planned 100",
     ),
     ("/routes/{route}/stops/{pickup}/done", {"quantity": "101"}, 400, "at most the planned 100"),
+    ("/routes/999999/accept", {}, 404, "no such route"),
+    ("/routes/{route}/accept", {}, 409, "only a proposed route can be accepted"),
+    ("/routes/{route}/release", {}, 400, "say why"),
+    ("/routes/{route}/release", {"reason": "x" * 501}, 400, "longer than 500"),
+    ("/coordinator/members/999999/offer", {}, 404, "no such member"),
+    ("/coordinator/members/{member}/offer", {}, 400, "hours per week must be a number"),
+    ("/me/declines/999999/ask-again", {}, 404, "not linked to a member"),
     ("/crew/tasks/999999/accept?member={member}", {}, 404, "no"),
     ("/crew/tasks/{task}/fly?member={member}", {}, 404, "fly"),
     ("/crew/tasks/{task}/decline?member={member}", {}, 400, "say why you decline"),

@@ -167,7 +167,7 @@ def document() -> dict[str, Any]:
                 "community": {"type": "string"},
                 "lat": {"type": "number"},
                 "lon": {"type": "number"},
-                "assignee": {"type": ["string", "null"]},
+                "assigned": {"type": "boolean", "description": "someone of the crew has it (never who)"},
                 "created_at": _TIME,
             },
         },

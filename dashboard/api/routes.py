@@ -188,7 +188,7 @@ def tasks() -> Response:
             "community": t.community,
             "lat": t.lat,
             "lon": t.lon,
-            "assignee": t.assignee,
+            "assigned": t.assigned,
             "created_at": _iso(t.created_at),
         }
         for t in mapdata.open_tasks(session, community_slug)

@@ -184,7 +184,7 @@ def task_rows(tasks: Sequence[TaskPoint]) -> list[dict[str, Any]]:
             "community_name": t.community_name,
             "lat": t.lat,
             "lon": t.lon,
-            "assignee": t.assignee,
+            "assigned": t.assigned,
         }
         for t in tasks
     ]

@@ -21,7 +21,6 @@ from gateway.store.models import (
     DeliveryPlan,
     Device,
     Good,
-    Member,
     RepairTask,
     Shipment,
     Site,
@@ -47,7 +46,7 @@ class TaskPoint:
     community_name: str
     lat: float
     lon: float
-    assignee: str | None
+    assigned: bool  # someone of the crew has it (never who: the map is public)
     created_at: datetime
 
 
@@ -181,12 +180,11 @@ def open_tasks(session: Session, community: str | None = None) -> list[TaskPoint
             Community.name,
             Site.lat,
             Site.lon,
-            Member.name,
+            RepairTask.assigned_member_id.is_not(None),
             RepairTask.created_at,
         )
         .join(Site, RepairTask.site_id == Site.id)
         .join(Community, Site.community_id == Community.id)
-        .outerjoin(Member, RepairTask.assigned_member_id == Member.id)
         .where(RepairTask.status.in_(OPEN_TASK_STATUSES))
         .order_by(RepairTask.urgency.desc(), RepairTask.created_at, RepairTask.id)
     )

@@ -1,19 +1,28 @@
-"""The driver's and coordinator's reads of routes: a route's stops in order, a member's routes, the failed
-deliveries with what became of them, and a route as GPX for navigation apps."""
+"""The driver's and coordinator's reads of routes: a route's stops in order (and, once it is dead, why), a
+member's current routes and the planner's notices about the others, the failed deliveries with what became
+of them, and a route as GPX for navigation apps."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from xml.sax.saxutils import escape as xml_escape
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from gateway.store.models import Community, Good, Route, RouteStop, Shipment, Site
+from gateway.contract.topics import member_routes_topic
+from gateway.store.deliveries import DEAD_ROUTE, replacement
+from gateway.store.models import Community, Good, OutboxMessage, Route, RouteStop, Shipment, Site, utcnow
 from gateway.store.models.vocab import RouteStatus, ShipmentStatus, StopStatus
 
 FAILED_SHOWN = 100  # the coordinator's list of failed deliveries: the newest
+# Routes a driver still has before them; the others are done, declined, or the planner took them back.
+CURRENT = (RouteStatus.PROPOSED, RouteStatus.ACCEPTED, RouteStatus.IN_PROGRESS)
+# The planner's notices on a driver's routes topic that "My routes" shows (route_planned is the route itself).
+NOTICE_EVENTS = {"route_updated": "updated", "route_withdrawn": "withdrawn"}
+NOTICE_DAYS, NOTICES_SHOWN = 7, 20
 # A failed shipment's goods counted as sent again: the same good on the same lane, not failed or cancelled.
 SENT_AGAIN = (
     ShipmentStatus.PLANNED,
@@ -52,6 +61,15 @@ class RouteView:
     distance_km: float
     duration_min: float
     stops: tuple[StopView, ...]
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    replaced_by: int | None = None  # the route that superseded this one
+    dead: str | None = None  # why no action applies any more (superseded, withdrawn, declined, done)
+
+    @property
+    def open(self) -> bool:
+        """Whether its driver may still act on it (accept, give back, record stops)."""
+        return self.dead is None
 
 
 def load_route(session: Session, route_id: int) -> RouteView | None:
@@ -86,15 +104,87 @@ def load_route(session: Session, route_id: int) -> RouteView | None:
         )
         for stop, site, community, lat, lon, good, shipment, unit in rows
     )
-    return RouteView(route.id, route.status, route.member_id, route.distance_km, route.duration_min, stops)
+    replaced_by = replacement(session, route)
+    why = DEAD_ROUTE.get(RouteStatus(route.status))
+    by = f" (route {replaced_by})" if replaced_by is not None else ""
+    return RouteView(
+        route.id,
+        route.status,
+        route.member_id,
+        route.distance_km,
+        route.duration_min,
+        stops,
+        route.starts_at,
+        route.ends_at,
+        replaced_by,
+        why.format(by=by) if why is not None else None,
+    )
 
 
 def member_routes(session: Session, member_id: int | None) -> list[Route]:
-    """Routes of a member (all routes for None) not yet done, newest first."""
-    query = select(Route).where(Route.status != RouteStatus.DONE).order_by(Route.id.desc())
+    """A member's current routes (proposed, accepted, under way; every member's for None), soonest first
+    (routes with no time yet last, newest first among them)."""
+    query = (
+        select(Route)
+        .where(Route.status.in_(CURRENT))
+        .order_by(Route.starts_at.is_(None), Route.starts_at, Route.id.desc())
+    )
     if member_id is not None:
         query = query.where(Route.member_id == member_id)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class RouteNotice:
+    """The planner changed a driver's route: `kind` updated (revised: open `route_id`) or withdrawn."""
+
+    id: int
+    at: datetime
+    kind: str
+    route_id: int | None
+    replaces_id: int | None
+    text: str
+
+
+def route_notices(
+    session: Session, member_id: int, now: datetime | None = None, limit: int = NOTICES_SHOWN
+) -> list[RouteNotice]:
+    """The planner's route_updated / route_withdrawn notices to the member (their routes topic) from the
+    last NOTICE_DAYS days, newest first; payloads that are not such a notice are skipped."""
+    since = (now or utcnow()) - timedelta(days=NOTICE_DAYS)
+    rows = session.execute(
+        select(OutboxMessage.id, OutboxMessage.created_at, OutboxMessage.payload)
+        .where(OutboxMessage.topic == member_routes_topic(member_id), OutboxMessage.created_at >= since)
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit * 5)  # route_planned notices share the topic
+    )
+    found = [n for i, at, payload in rows if (n := _notice(i, at, payload)) is not None]
+    return found[:limit]
+
+
+def _notice(message_id: int, at: datetime, payload: bytes) -> RouteNotice | None:
+    """A route notice from its JSON: {"event": "route_updated" | "route_withdrawn", "route": id,
+    "replaces": id?, "text" | "reason"?}; None for anything else."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    event = body.get("event") if isinstance(body, dict) else None
+    kind = NOTICE_EVENTS.get(event) if isinstance(event, str) else None
+    if kind is None:
+        return None
+    route, replaces = _id(body.get("route")), _id(body.get("replaces"))
+    given = next((str(body[k]) for k in ("text", "message", "reason") if isinstance(body.get(k), str)), "")
+    name = f"Route {route}" if route is not None else "A route"
+    if kind == "updated":
+        text = f"{name} replaces route {replaces}" if replaces else f"{name} was revised"
+    else:
+        text = f"{name} was withdrawn: nothing on it needs carrying any more"
+    return RouteNotice(message_id, at, kind, route, replaces, f"{text}. {given}".strip()[:500])
+
+
+def _id(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,51 @@
-"""The driver view (/routes/<id>): ordered stops, the route on a map, GPX, picked up / delivered buttons."""
+"""The driver view (/routes/<id>): when, ordered stops, the route on a map, GPX, accept / give back / decline,
+picked up / delivered buttons; a route the planner replaced or withdrew says why and links to its successor.
+
+Every action on a superseded, withdrawn, declined or done route is a 409 with the store's message
+(gateway.store.deliveries.DEAD_ROUTE); for a superseded one the page links to the route that replaced it.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as Redirect
 
 from dashboard.read import routes as route_read
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.store import get_session, get_store
+from gateway.contract.errors import Conflict
 from gateway.store import deliveries
 from gateway.store.models import Member
 
 bp = Blueprint("routes", __name__, url_prefix="/routes")
+T = TypeVar("T")
+
+
+@bp.app_template_filter("interval")
+def interval(starts_at: datetime | None, ends_at: datetime | None = None) -> str:
+    """When a route runs, as "Tue 14 Jan 08:00 to 10:30" in UTC (the store's clock)."""
+    if starts_at is None:
+        return "time not set"
+    text = starts_at.strftime("%a %d %b %H:%M")
+    if ends_at is not None:
+        same_day = ends_at.date() == starts_at.date()
+        text += "\u2013" + ends_at.strftime("%H:%M" if same_day else "%a %d %b %H:%M")
+    return text + " UTC"
 
 
 def _route(route_id: int) -> route_read.RouteView:
@@ -27,15 +61,19 @@ def _route(route_id: int) -> route_read.RouteView:
 @bp.get("")
 @role_required("driver")
 def mine() -> str:
-    """My routes not yet done (for a coordinator: every route, and the failed deliveries with reasons)."""
+    """My current routes with their times and the planner's notices about the others (for a coordinator:
+    every current route, and the failed deliveries with reasons)."""
     account = current_account()
     assert account is not None
     coordinator = account.role == "coordinator"
     member_id = None if coordinator else account.member_id
+    session = get_session()
     return render_template(
         "routes.html",
-        routes=route_read.member_routes(get_session(), member_id),
-        failed=route_read.failed_deliveries(get_session()) if coordinator else [],
+        mine=member_id is not None,
+        routes=route_read.member_routes(session, member_id),
+        notices=route_read.route_notices(session, member_id) if member_id is not None else [],
+        failed=route_read.failed_deliveries(session) if coordinator else [],
     )
 
 
@@ -82,22 +120,62 @@ def record(route_id: int, stop_id: int, outcome: str) -> Redirect:
     """Picked up / delivered (outcome done) or failed with a reason."""
     _route(route_id)
     quantity = _quantity(request.form.get("quantity", ""))
+    reason = request.form.get("reason", "")
     # A refused stop raises a domain error (bad input, not found, conflict): the web layer answers it.
-    with get_store().sessions.begin() as session:
-        reason = request.form.get("reason", "")
-        stop = deliveries.record_stop(session, route_id, stop_id, outcome, reason, quantity)
-        done = {"pickup": "Picked up.", "delivery": "Delivered."}[stop.action]
-        message = done if outcome == "done" else "Failed delivery recorded; it will be re-planned."
+    action = _act(
+        route_id,
+        lambda session: deliveries.record_stop(session, route_id, stop_id, outcome, reason, quantity).action,
+    )
+    done = {"pickup": "Picked up.", "delivery": "Delivered."}[action]
+    message = done if outcome == "done" else "Failed delivery recorded; it will be re-planned."
     flash(message, "ok")
     return redirect(url_for("routes.show", route_id=route_id) + f"#stop-{stop_id}")
+
+
+@bp.post("/<id:route_id>/accept")
+@role_required("driver")
+def accept(route_id: int) -> Redirect:
+    """The driver will drive it: their hours are reserved and the planner no longer revises it."""
+    _route(route_id)
+    _act(route_id, lambda session: deliveries.accept_route(session, route_id))
+    flash("Route accepted: it is yours. Thank you!", "ok")
+    return redirect(url_for("routes.show", route_id=route_id))
+
+
+@bp.post("/<id:route_id>/release")
+@role_required("driver")
+def release(route_id: int) -> Redirect:
+    """The driver gives back a route they accepted and have not started (a reason is required)."""
+    return _give_back(route_id, "Route given back; its {n} shipments go back to the planner.")
 
 
 @bp.post("/<id:route_id>/decline")
 @role_required("driver")
 def decline(route_id: int) -> Redirect:
     """The driver cannot drive this route: it goes back to the planner, with the reason."""
+    return _give_back(route_id, "Route declined; its {n} shipments go back to the planner.")
+
+
+def _give_back(route_id: int, done: str) -> Redirect:
+    """Decline a proposed route or release an accepted one (deliveries.decline_route does either)."""
     _route(route_id)
-    with get_store().sessions.begin() as session:
-        freed = deliveries.decline_route(session, route_id, request.form.get("reason", ""))
-    flash(f"Route declined; its {len(freed)} shipments go back to the planner.", "ok")
+    reason = request.form.get("reason", "")
+    freed = _act(route_id, lambda session: deliveries.decline_route(session, route_id, reason))
+    flash(done.format(n=len(freed)), "ok")
     return redirect(url_for("routes.mine"))
+
+
+def _act(route_id: int, write: Callable[[Session], T]) -> T:
+    """`write(session)` in its own transaction. A refusal (Conflict) on a superseded route is answered with a
+    409 page linking to the route that replaced it; other domain errors go to the web layer's handlers."""
+    try:
+        with get_store().sessions.begin() as session:
+            return write(session)
+    except Conflict as exc:
+        get_session().expire_all()  # read the route as the refused write saw it
+        route = route_read.load_route(get_session(), route_id)
+        if route is None or route.replaced_by is None:
+            raise
+        link = (url_for("routes.show", route_id=route.replaced_by), f"Open route {route.replaced_by}")
+        page = render_template("error.html", status=409, name="Conflict", message=str(exc), link=link)
+        abort(make_response(page, 409))

@@ -208,6 +208,38 @@ def test_driver_page_fits_360px_and_records_a_failed_delivery(
     assert gpx.status == 200 and gpx.headers["content-type"].startswith("application/gpx+xml")
 
 
+def test_my_offer_fits_360px_and_a_bad_window_is_refused_with_its_message(
+    page: Any, login: Callable[[str], None]
+) -> None:
+    page.set_viewport_size({"width": 360, "height": 740})
+    login("crew")
+    page.goto("/me/offer")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    fields = page.locator(".rz-offer input:not([type=hidden]), .rz-offer select, .rz-offer .rz-button")
+    assert fields.count() > 15
+    for i in range(fields.count()):
+        box = fields.nth(i).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360, box
+    save = page.get_by_role("button", name="Save the offer")
+    assert save.bounding_box()["height"] >= 44
+    page.fill("input[name=hours_per_week]", "5")
+    page.locator("select[name=day]").first.select_option(label="Tuesday")
+    page.locator("input[name=start]").first.fill("12:00")
+    page.locator("input[name=end]").first.fill("08:00")
+    save.click()
+    page.wait_for_load_state()
+    error = page.locator("#rz-offer-error")
+    assert "the window on Tuesday ends (08:00) before it starts (12:00)" in error.inner_text()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    page.locator("input[name=end]").first.fill("15:30")
+    page.get_by_role("button", name="Save the offer").click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/me/hours") and "Offer saved" in page.content()
+    assert "of the 5.0 h you pledge a week" in page.locator("main").inner_text()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    assert page.js_errors == []
+
+
 def test_shortages_table_sorts_and_filters(page: Any) -> None:
     page.goto("/shortages")
     rows = page.locator("#rz-shortages tbody tr")

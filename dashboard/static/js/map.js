@@ -235,7 +235,7 @@
         box.appendChild(el("strong", t.title));
         box.appendChild(el("div", t.site_name + " · " + t.community_name));
         box.appendChild(el("div", "status " + t.status.replace("_", " ") + " · urgency " + t.urgency));
-        box.appendChild(el("div", t.assignee ? "crew: " + t.assignee : "not yet assigned"));
+        box.appendChild(el("div", t.assigned ? "a crew member has it" : "not yet assigned"));
         return box;
       });
       group.addLayer(marker);
