@@ -38,7 +38,10 @@ def delivery_sector(good_sector: str) -> str:
 def sector_hours(stored: Mapping[str, Any] | None, year_hours: float | None = None) -> dict[str, float]:
     """A member's yearly hours by sector: the stored split, or the baseline scaled to their year's hours."""
     if stored:
-        return {offer_sector(k): float(v) for k, v in stored.items()}
+        split: dict[str, float] = {}
+        for sector, hours in stored.items():  # water and energy both count as "other"
+            split[offer_sector(sector)] = split.get(offer_sector(sector), 0.0) + float(hours)
+        return split
     scale = 1.0 if year_hours is None else year_hours / BASELINE_YEAR_HOURS
     return {k: v * scale for k, v in BASELINE_SECTOR_HOURS.items()}
 
@@ -51,7 +54,7 @@ def validate_sector_hours(value: Any, year_hours: float) -> dict[str, float]:
     checked: dict[str, float] = {}
     for sector, hours in value.items():
         if sector not in WORK_SECTORS:
-            raise InvalidInput(f"unknown sector {str(sector)[:40]!r}; use one of {', '.join(OFFER_SECTORS)}")
+            raise InvalidInput(f"unknown sector {str(sector)[:40]!r}; use one of {', '.join(WORK_SECTORS)}")
         if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 <= hours <= 8760:
             raise InvalidInput(f"hours for {sector} must be a number from 0 to 8760")
         checked[sector] = float(hours)
