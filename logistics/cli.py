@@ -166,11 +166,14 @@ def run_routes(settings: Settings, time_limit: float) -> int:
         return 1
     finally:
         engine.dispose()
-    if run.plan is None:
-        print("nothing to route: no proposed shipments or no active driver with a vehicle")
+    if run.plan is None and not (run.superseded or run.withdrawn):
+        print("nothing to route: no proposed shipments or no active driver with time left")
         return 0
-    s = run.plan.summary()
+    s = run.plan.summary() if run.plan is not None else {"routes": 0, "distance": 0.0, "unassigned": 0}
     print(
-        f"routes: {s['routes']} ({run.written} written), {s['distance']:.1f} km, {s['unassigned']} unassigned"
+        f"routes: {s['routes']} ({run.written} written), {s['distance']:.1f} km,"
+        f" {s['unassigned']} unassigned;"
+        f" {run.standing} standing, {run.superseded} superseded, {run.withdrawn} withdrawn;"
+        f" max load ratio {run.max_load_ratio:.2f}, load gini {run.load_gini:.2f}"
     )
     return 0

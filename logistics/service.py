@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,7 +31,7 @@ from gateway.store.tasks import decline as decline_task
 from logistics.allocation.data import AllocationPlan
 from logistics.allocation.solve import solve_allocation
 from logistics.common.errors import PlanningError
-from logistics.loaders.allocation import current_proposal_id, load_allocation_input, save_plan, shipment_count
+from logistics.loaders.allocation import load_allocation_input, save_plan
 from logistics.loaders.repairs import load_repair_input, save_repair_plan
 from logistics.loaders.routing import load_routing_input, save_routes
 from logistics.repairs.data import RepairPlan
@@ -52,7 +53,7 @@ class PlanRun:
     plan_id: int
     plan: AllocationPlan
     seconds: float
-    unchanged: bool = False  # the plan equals the current proposal, which was kept (no new alerts)
+    unchanged: bool = False  # nothing was written: no shipment revised, added or cancelled, no alert
 
 
 def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0, lead_s: float = 0.0) -> PlanRun:
@@ -63,11 +64,8 @@ def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0, lead_
         data = load_allocation_input(session, lead_s=lead_s)
     plan = solve_allocation(data, time_limit_s=time_limit_s)
     with sessions.begin() as session:
-        previous = current_proposal_id(session)
-        before = shipment_count(session, previous)
-        plan_id = save_plan(session, plan)
-        unchanged = plan_id == previous and shipment_count(session, plan_id) == before  # not topped up
-    return PlanRun(plan_id, plan, time.perf_counter() - started, unchanged=unchanged)
+        saved = save_plan(session, plan)
+    return PlanRun(saved.plan_id, plan, time.perf_counter() - started, unchanged=saved.unchanged)
 
 
 @dataclass(frozen=True)
@@ -82,25 +80,54 @@ class AssignRun:
 
 @dataclass(frozen=True)
 class RouteRun:
-    """One routing run over the current proposal: the plan (None: nothing to route), routes written."""
+    """One routing run: the plan of the work not on a standing route (None: nothing to route or no driver
+    with time), what was written, and how evenly the drivers' weeks are filled."""
 
     plan: RoutingPlan | None
     written: int
     seconds: float
+    superseded: int = 0  # proposed routes replaced by a revised one for the same driver
+    withdrawn: int = 0  # proposed routes taken back, nothing for their driver instead
+    standing: int = 0  # proposed routes still valid, left as they are
+    max_load_ratio: float = 0.0  # the fullest driver's week / pledge, new routes counted
+    load_gini: float = 0.0  # how unevenly the drivers' load ratios fall (0: evenly)
 
 
-def route_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0) -> RouteRun:
-    """Route the current proposal's planned shipments over the active drivers; store routes and notices."""
+def route_once(
+    sessions: sessionmaker[Session],
+    time_limit_s: float = 30.0,
+    now: datetime | None = None,
+    max_iterations: int | None = None,
+) -> RouteRun:
+    """Route the work not on a standing route over the drivers' free time; retire the proposed routes that
+    no longer hold; store routes, hours offers and notices. The solve holds no transaction open.
+    (`now` and `max_iterations` make a run reproducible in tests.)"""
     started = time.perf_counter()
     with sessions.begin() as session:
-        loaded = load_routing_input(session)
-    if loaded is None:
+        job = load_routing_input(session, now=now)
+    if job is None:
         return RouteRun(None, 0, time.perf_counter() - started)
-    data, keys = loaded
-    plan = solve_routing(data, time_limit_s=time_limit_s, stall_iterations=STALL_ITERATIONS)
+    plan = None
+    if job.data is not None:
+        plan = solve_routing(
+            job.data,
+            time_limit_s=time_limit_s,
+            stall_iterations=STALL_ITERATIONS,
+            max_iterations=max_iterations,
+        )
     with sessions.begin() as session:
-        written = save_routes(session, data, keys, plan)
-    return RouteRun(plan, written, time.perf_counter() - started)
+        saved = save_routes(session, job, plan)
+    max_ratio, spread = job.figures(plan)
+    return RouteRun(
+        plan,
+        saved.written,
+        time.perf_counter() - started,
+        superseded=saved.superseded,
+        withdrawn=saved.withdrawn,
+        standing=saved.standing,
+        max_load_ratio=max_ratio,
+        load_gini=spread,
+    )
 
 
 def assign_once(
@@ -157,7 +184,7 @@ class Wakeups:
         if isinstance(event, TaskCreated) or (isinstance(event, TaskChanged) and event.status == "open"):
             self.tasks.set()  # a new task, or one declined and open again
         elif (isinstance(event, ShipmentChanged) and event.status in ("delivered", "failed")) or (
-            isinstance(event, RouteChanged) and event.status == "declined"
+            isinstance(event, RouteChanged) and event.status in ("declined", "withdrawn")
         ):
             self.deliveries.set()  # stock moved, or goods are needed again: plan and route them
 
@@ -331,14 +358,20 @@ def _route_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: th
         if not stop.is_set():
             log.error("routing failed: %s", exc)
         return
-    if run.plan is not None:
-        summary = run.plan.summary()
+    if run.plan is not None or run.superseded or run.withdrawn:
+        summary = run.plan.summary() if run.plan is not None else {"routes": 0, "unassigned": 0}
         log.info(
-            "routes: %s routes (%s written), %s km, %s shipments unassigned, %s s",
+            "routes: %s new (%s written), %s standing, %s superseded, %s withdrawn, %s km, "
+            "%s shipments unassigned, max load ratio %s, load gini %s, %s s",
             summary["routes"],
             run.written,
-            round(run.plan.distance, 1),
+            run.standing,
+            run.superseded,
+            run.withdrawn,
+            round(run.plan.distance, 1) if run.plan is not None else 0.0,
             summary["unassigned"],
+            round(run.max_load_ratio, 3),
+            round(run.load_gini, 3),
             round(run.seconds, 2),
         )
 

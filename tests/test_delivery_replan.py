@@ -24,6 +24,7 @@ from dashboard.web.store import get_store
 from gateway.contract.topics import INTERNAL_EVENTS
 from gateway.ingest.publisher import OutboxPublisher
 from gateway.process.settings import Settings
+from gateway.store import declines
 from gateway.store.db import make_session_factory
 from gateway.store.models import Member, OutboxMessage, Route, RouteStop, Shipment, Vehicle
 from gateway.store.region import load_region
@@ -240,7 +241,16 @@ def test_a_driver_declines_a_route_not_started_and_its_goods_are_routed_again(
     assert again.status_code == 409
     replanned = plan_once(sessions, 20.0)  # the freed shipment is the plan's already: kept, not made again
     assert replanned.unchanged
-    route_once(sessions, 5.0)  # the same proposal's shipment goes out on a new route
+    route_once(sessions, 5.0)  # Ana declined that lane: it is not offered to her again for 7 days
+    with sessions.begin() as session:
+        waiting = session.get_one(Shipment, shipment)
+        assert (waiting.status, waiting.route_id) == ("planned", None)
+        assert "declined in the last 7 days by every driver" in (waiting.failure_reason or "")
+        ana = session.get_one(Route, route).member_id
+        assert ana is not None
+        (held,) = declines.of_member(session, ana)
+        declines.ask_again(session, held.id, ana)
+    route_once(sessions, 5.0)  # she asked for it again: it goes out on a new route
     with sessions() as session:
         rerouted = session.get_one(Shipment, shipment)
         assert rerouted.status == "assigned" and rerouted.route_id not in (None, route)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -15,6 +16,7 @@ from gateway.store.models import (
     Community,
     DeliveryPlan,
     Good,
+    HoursEntry,
     Member,
     OutboxMessage,
     Route,
@@ -23,9 +25,11 @@ from gateway.store.models import (
     Site,
     Vehicle,
 )
-from logistics.loaders.routing import load_routing_input
+from logistics.loaders.routing import LEAD_MIN, load_routing_input
 from logistics.service import route_once
 from tests.conftest import Store
+
+MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # the planning clock of these tests
 
 
 def fill(session: Session) -> dict[str, int]:
@@ -76,23 +80,34 @@ def fill(session: Session) -> dict[str, int]:
 def test_loader_turns_shipments_into_kg_requests_and_drivers_into_vehicles(store: Store) -> None:
     sessions, ids = store
     with sessions.begin() as session:
-        loaded = load_routing_input(session)
-    assert loaded is not None
-    data, keys = loaded
+        job = load_routing_input(session, now=MONDAY)
+    assert job is not None and job.data is not None
+    data, keys = job.data, job.keys
     assert [r.load for r in data.requests] == [400, 500, 5000]
     assert keys.shipments == (ids["shipment0"], ids["shipment1"], ids["shipment2"])
-    (vehicle,) = data.vehicles
+    # Her 6 h a week fill one slot this week; the other one is next week's 6 h, a week from now.
+    vehicle, later = data.vehicles
     assert vehicle.capacity == 1000 and vehicle.max_duration == 6 * 60  # the driver gives 6 h a week
+    assert vehicle.shift_start == LEAD_MIN  # time to see the route and accept it before it starts
+    assert later.max_duration == 6 * 60 and later.shift_start >= (7 * 24 - 8) * 60  # next Monday
     assert data.duration is not None and data.duration[1, 3] == pytest.approx(0.0)  # two pickups at one hub
 
 
 def test_route_once_writes_routes_stops_and_a_notice(store: Store) -> None:
     sessions, ids = store
-    run = route_once(sessions, time_limit_s=1.0)
+    run = route_once(sessions, time_limit_s=1.0, now=MONDAY)
     assert run.plan is not None and run.written == 1
     with sessions.begin() as session:
         route = session.scalars(select(Route)).one()
         assert route.member_id == ids["driver"] and route.distance_km > 0
+        assert route.starts_at is not None and route.ends_at is not None
+        assert route.starts_at.replace(tzinfo=UTC) == MONDAY + timedelta(minutes=LEAD_MIN)
+        assert (route.ends_at - route.starts_at).total_seconds() / 60 == pytest.approx(
+            route.duration_min, 0.01
+        )
+        entry = session.scalars(select(HoursEntry)).one()  # the driver's hours are offered with the route
+        assert (entry.member_id, entry.work_id, entry.state) == (ids["driver"], route.id, "offered")
+        assert entry.hours == pytest.approx(route.duration_min / 60, 0.01) and entry.sector == "other"
         stops = session.execute(
             select(RouteStop.shipment_id, RouteStop.action, RouteStop.site_id)
             .where(RouteStop.route_id == route.id)
@@ -114,8 +129,11 @@ def test_route_once_writes_routes_stops_and_a_notice(store: Store) -> None:
         assert (
             notice["event"] == "route_planned" and [s["action"] for s in notice["stops"]].count("pickup") == 2
         )
+        assert notice["starts_at"] == "2026-11-23T10:00:00.000Z" and notice["ends_at"] > notice["starts_at"]
+        assert notice["stops"][0]["eta"] > notice["starts_at"]
     # Again: the offered route stands (its shipments are on it), nothing new to route, no second notice.
-    assert route_once(sessions, time_limit_s=1.0).written == 0
+    again = route_once(sessions, time_limit_s=1.0, now=MONDAY + timedelta(minutes=5))
+    assert (again.written, again.standing, again.superseded, again.withdrawn) == (0, 1, 0, 0)
     with sessions.begin() as session:
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
         kept = session.scalars(select(Route)).one()
@@ -128,6 +146,28 @@ def test_nothing_to_route_without_a_driver(store: Store) -> None:
         for vehicle in session.scalars(select(Vehicle)):
             vehicle.active = False
     assert route_once(sessions, time_limit_s=1.0).plan is None
+
+
+def test_a_route_whose_start_passed_unaccepted_is_revised_for_the_same_driver(store: Store) -> None:
+    sessions, ids = store
+    route_once(sessions, time_limit_s=1.0, now=MONDAY, max_iterations=300)
+    late = route_once(sessions, time_limit_s=1.0, now=MONDAY + timedelta(hours=3), max_iterations=300)
+    assert (late.written, late.superseded, late.withdrawn) == (1, 1, 0)
+    with sessions.begin() as session:
+        old, new = session.scalars(select(Route).order_by(Route.id)).all()
+        assert (old.status, new.status, new.replaces_id) == ("superseded", "proposed", old.id)
+        notices = [
+            json.loads(p)
+            for p in session.scalars(
+                select(OutboxMessage.payload)
+                .where(OutboxMessage.topic == member_routes_topic(ids["driver"]))
+                .order_by(OutboxMessage.id)
+            )
+        ]
+        assert [n["event"] for n in notices] == ["route_planned", "route_updated"]
+        assert notices[1]["replaces"] == old.id and notices[1]["starts_at"] == "2026-11-23T13:00:00.000Z"
+        states = dict(session.execute(select(HoursEntry.work_id, HoursEntry.state)).all())
+        assert states == {old.id: "released", new.id: "offered"}  # her week counts the new route only
 
 
 def test_plan_routes_command(engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:

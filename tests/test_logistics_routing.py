@@ -6,7 +6,9 @@ import itertools
 import json
 import math
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,13 +24,16 @@ from logistics.routing import (
     Stop,
     VehicleSpec,
     check_plan,
+    limits,
     read_instance,
     solve_routing,
 )
-from logistics.routing.set_partition import PoolColumn, build_partition_model, solve_partition
+from logistics.routing.data import Workload
+from logistics.routing.fairness import gini
+from logistics.routing.set_partition import PoolColumn, RatioTerm, build_partition_model, solve_partition
 from logistics.routing.vrpfile import parse_cvrplib, parse_lilim
 
-FAST = {"time_limit_s": 5.0, "seed": 1, "max_iterations": 3000}
+FAST: dict[str, Any] = {"time_limit_s": 5.0, "seed": 1, "max_iterations": 3000}
 
 
 def line(points: list[float]) -> np.ndarray:
@@ -246,6 +251,122 @@ def test_set_partitioning_picks_the_cheapest_exact_cover() -> None:
     # One vehicle only: no pair of routes is allowed, so two requests stay unserved at the penalty.
     single = solve_partition(columns, [0, 1, 2], {0: 1}, penalty=100.0, time_limit_s=5)
     assert len(single.chosen) == 1 and len(single.unserved) == 1
+
+
+def test_set_partitioning_prices_the_largest_load_ratio() -> None:
+    """Two routes of equal cost serve request 0, one per person: the ratio row picks the emptier week."""
+    workloads = [Workload(1, held=30.0, pledge=60.0), Workload(2, held=0.0, pledge=60.0)]
+    columns = [
+        PoolColumn(0, (1,), 5.0, frozenset({0}), workload=0, time=20.0),
+        PoolColumn(1, (1,), 5.0, frozenset({0}), workload=1, time=20.0),
+    ]
+    ratio = RatioTerm(price=10.0, workloads=workloads, floor=0.5)
+    problem, _, _ = build_partition_model(columns, [0], {0: 1, 1: 1}, penalty=100.0, ratio=ratio)
+    assert {c.name for c in problem.constraints()} >= {"ratio_0", "ratio_1"}
+    result = solve_partition(columns, [0], {0: 1, 1: 1}, penalty=100.0, time_limit_s=5, ratio=ratio)
+    assert [c.workload for c in result.chosen] == [1]
+    assert result.objective == pytest.approx(5.0 + 10.0 * 0.5)  # the floor: 30 of 60 held before
+    assert ratio.value(result.chosen) == pytest.approx(5.0)
+
+
+# --- people: exclusions and fairness -------------------------------------------------------------------
+
+
+def two_drivers(**kw: object) -> RoutingInput:
+    """Two vehicles at one depot (node 0) and one request 1 -> 2 on a line."""
+    defaults: dict[str, object] = {"requests": [Request(pickup=1, delivery=2, load=1)]}
+    defaults |= kw
+    return RoutingInput(
+        line([0, 1, 2]),
+        vehicles=[
+            VehicleSpec(0, 0, capacity=5, max_duration=100),
+            VehicleSpec(0, 0, capacity=5, max_duration=100),
+        ],
+        **defaults,  # type: ignore[arg-type]
+    )
+
+
+def test_an_excluded_vehicle_never_carries_the_request() -> None:
+    data = two_drivers(requests=[Request(pickup=1, delivery=2, load=1, excluded=frozenset({0}))])
+    plan = solve_routing(data, **FAST)
+    assert [r.vehicle for r in plan.routes] == [1] and not check_plan(data, plan)
+    cheat = RoutingPlan((PlannedRoute(0, (1, 2), 4.0, 4.0, 1.0),), (), 4.0, "Complete")
+    assert any("excludes" in problem for problem in check_plan(data, cheat))
+
+
+def test_a_request_every_able_vehicle_excludes_is_unassigned_with_the_reason() -> None:
+    data = two_drivers(requests=[Request(pickup=1, delivery=2, load=1, excluded=frozenset({0, 1}))])
+    plan = solve_routing(data, **FAST)
+    assert (
+        not plan.routes
+        and plan.unassigned[0].reason == "every vehicle that could carry it is excluded from it"
+    )
+    with pytest.raises(InvalidInput, match="excludes vehicles that do not exist"):
+        two_drivers(requests=[Request(pickup=1, delivery=2, load=1, excluded=frozenset({7}))])
+
+
+def test_the_route_goes_to_the_person_with_the_emptier_week() -> None:
+    """Same vehicles, same distances: the fixed cost grows with each person's week so far (as the store's
+    loader sets it), and the largest load ratio is priced; the emptier week gets the route."""
+    workloads = [Workload(1, held=50.0, pledge=100.0), Workload(2, held=10.0, pledge=100.0)]
+    vehicles = [
+        VehicleSpec(0, 0, capacity=5, max_duration=100, workload=k, fixed_cost=3.0 * w.held / w.pledge)
+        for k, w in enumerate(workloads)
+    ]
+    data = RoutingInput(
+        line([0, 1, 2]), [Request(pickup=1, delivery=2, load=1)], vehicles, workloads=workloads, fairness=10.0
+    )
+    plan = solve_routing(data, **FAST)
+    assert [r.vehicle for r in plan.routes] == [1]
+    assert plan.max_load_ratio == pytest.approx(0.5)  # person 1's 50 of 100 stay the fullest week
+    assert plan.load_gini == pytest.approx(gini([0.5, 0.14]))
+    assert plan.summary()["max_load_ratio"] == 0.5
+    with pytest.raises(InvalidInput, match="workload 3"):
+        RoutingInput(line([0, 1]), [], [VehicleSpec(0, 0, capacity=1, workload=3)])
+
+
+def test_gini_is_zero_for_equal_loads_and_grows_with_the_spread() -> None:
+    assert gini([]) == gini([0.3, 0.3, 0.3]) == 0.0
+    assert gini([0.0, 1.0]) == pytest.approx(0.5)
+    assert 0 < gini([0.1, 0.2, 0.3]) < gini([0.0, 0.0, 0.6])
+
+
+# --- limits: free time and the budget ---------------------------------------------------------------------
+
+MON = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def test_free_time_is_the_windows_less_away_days_and_busy_work() -> None:
+    windows = [
+        {"day": 0, "start": "08:00", "end": "12:00"},
+        {"day": 1, "start": "20:00", "end": "24:00"},
+        {"day": 2, "start": "00:00", "end": "02:00"},
+    ]
+    busy = [(MON + timedelta(hours=9), MON + timedelta(hours=10))]
+    away = [{"from": "2026-11-30", "to": "2026-11-30"}]  # next Monday
+    free = limits.free(windows, away, busy, MON, MON + timedelta(days=8))
+    hour = timedelta(hours=1)
+    assert free == [
+        (MON + 8 * hour, MON + 9 * hour),
+        (MON + 10 * hour, MON + 12 * hour),
+        (MON + 44 * hour, MON + 50 * hour),  # Tuesday 20:00 to Wednesday 02:00, joined at midnight
+    ]
+    assert limits.covers(free, MON + 45 * hour, MON + 49 * hour)
+    assert not limits.covers(free, MON + 8 * hour, MON + 11 * hour)
+    assert limits.free(None, None, busy, MON, MON + 3 * hour) == [(MON, MON + 3 * hour)]
+    with pytest.raises(InvalidInput):
+        limits.available([{"day": 9, "start": "08:00", "end": "09:00"}], None, MON, MON + hour)
+
+
+def test_slots_share_the_week_and_leave_out_a_sector_nearly_used_up() -> None:
+    budget = limits.Budget(pledge=10.0, offer={"food": 2.0, "other": 50.0}, week_load={MON: 1.0})
+    free = [(MON, MON + timedelta(days=2))]
+    found = limits.slots(free, budget, ["food", "other"], shift_h=8.0, most=3)
+    assert [s.hours for s in found] == [8.0, 1.0]  # 9 h left this week: a shift, then the rest
+    assert found[0].sectors == {"other"}  # 2 h of food left is less than half a shift: food rides elsewhere
+    assert found[1].sectors == {"food", "other"} and found[1].start == MON + timedelta(hours=8)
+    assert budget.week_left(MON) == pytest.approx(0.0)
+    assert not limits.slots(free, budget, ["other"], shift_h=8.0, most=3)
 
 
 # --- benchmark files and the CLI ---------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 partitioning -> a checked plan.
 
 `solve_routing(RoutingInput) -> RoutingPlan` is the door; `read_instance` turns a CVRPLIB or Li & Lim file
-into routing input, and `check_plan` recomputes every rule of a plan from its input alone.
+into routing input, and `check_plan` recomputes every rule of a plan from its input alone. `limits` turns
+a driver's availability, work already held and offer into free slots; `fairness` the load ratios.
 """
 
 from logistics.routing.check import check_plan
@@ -15,6 +16,7 @@ from logistics.routing.data import (
     Stop,
     Unassigned,
     VehicleSpec,
+    Workload,
 )
 from logistics.routing.solve import COMPLETE, INCOMPLETE, solve_routing
 from logistics.routing.vrpfile import Instance, read_instance
@@ -31,6 +33,7 @@ __all__ = [
     "Stop",
     "Unassigned",
     "VehicleSpec",
+    "Workload",
     "check_plan",
     "read_instance",
     "solve_routing",

@@ -37,6 +37,10 @@ def check_plan(data: RoutingInput, plan: RoutingPlan) -> list[str]:
                 problems.append(f"route {k}: node {b} is no request's stop")
                 continue
             req = data.requests[owner[b]]
+            if route.vehicle in req.excluded and b == req.nodes[0]:
+                problems.append(
+                    f"route {k}: request {owner[b]} rides on vehicle spec {route.vehicle} it excludes"
+                )
             if b == req.pickup:
                 load += req.load
                 onboard.add(owner[b])

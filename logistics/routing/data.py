@@ -3,6 +3,10 @@
 Every stop is a node of one square matrix. A request is a pickup node and a delivery node with a load
 (pickup None: the load is taken on at the vehicle's start, as in CVRPLIB). Vehicles are grouped into specs
 that share a start node, an end node, a capacity, a shift and a maximum route duration.
+
+People, when the vehicles are driven by volunteers: a request may exclude vehicle specs (a driver declined
+its lane), and specs may belong to a `Workload` (one person's week), so the plan can prefer the people who
+gave least so far and report how evenly the work falls (`max_load_ratio`, `load_gini`).
 """
 
 from __future__ import annotations
@@ -48,9 +52,11 @@ class Request:
     pickup: int | None = None
     label: str = ""
     weight: float = 1.0  # leaving it out costs as much as leaving out `weight` ordinary requests (>= 1)
+    excluded: frozenset[int] = frozenset()  # vehicle specs that may not carry it (its driver declined it)
 
     def __post_init__(self) -> None:
         _finite_nonnegative("load", self.load)
+        object.__setattr__(self, "excluded", frozenset(self.excluded))
         if not (math.isfinite(self.weight) and self.weight >= 1.0):
             name = self.label or self.delivery
             raise InvalidInput(f"request {name}: weight must be >= 1, got {self.weight!r}")
@@ -78,6 +84,7 @@ class VehicleSpec:
     max_duration: float = math.inf
     fixed_cost: float = 0.0
     label: str = ""
+    workload: int | None = None  # index into RoutingInput.workloads: whose week this vehicle's route adds to
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.capacity) and self.capacity > 0):
@@ -100,6 +107,22 @@ class VehicleSpec:
 
 
 @dataclass(frozen=True)
+class Workload:
+    """One person's week before this plan: the time already counted and the pledge, in the input's time
+    unit. Their load ratio is (held + the durations of their new routes) / pledge; `person` groups the weeks
+    of one person (their ratio is the largest of their weeks)."""
+
+    person: int
+    held: float
+    pledge: float
+
+    def __post_init__(self) -> None:
+        _finite_nonnegative("held", self.held)
+        if not (math.isfinite(self.pledge) and self.pledge > 0):
+            raise InvalidInput(f"person {self.person}: the pledge must be > 0, got {self.pledge!r}")
+
+
+@dataclass(frozen=True)
 class RoutingInput:
     """A whole routing problem; rejects inconsistent nodes, requests and vehicles at construction."""
 
@@ -109,11 +132,13 @@ class RoutingInput:
     stops: Sequence[Stop] = ()  # per node; empty means no time windows and no service times
     duration: np.ndarray | None = None  # travel time i -> j; None: the distance matrix (speed 1)
     name: str = ""
+    workloads: Sequence[Workload] = ()  # the people's weeks the vehicles' `workload` points into
+    fairness: float = 0.0  # cost of one unit of the largest load ratio (0: distance alone)
 
     def __post_init__(self) -> None:
         distance = np.asarray(self.distance, dtype=float)
         object.__setattr__(self, "distance", distance)
-        for name in ("requests", "vehicles", "stops"):
+        for name in ("requests", "vehicles", "stops", "workloads"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         n = distance.shape[0] if distance.ndim == 2 else -1
         if distance.ndim != 2 or distance.shape != (n, n) or n == 0:
@@ -129,14 +154,21 @@ class RoutingInput:
             raise InvalidInput(f"{len(self.stops)} stops given for {n} nodes")
         if not self.vehicles:
             raise InvalidInput("no vehicles")
+        if not (math.isfinite(self.fairness) and self.fairness >= 0):
+            raise InvalidInput(f"fairness must be a finite number >= 0, got {self.fairness!r}")
         depots: set[int] = set()
         for v in self.vehicles:
             for node in (v.start, v.end):
                 if not 0 <= node < n:
                     raise InvalidInput(f"vehicle {v.label!r}: node {node} outside 0..{n - 1}")
                 depots.add(node)
+            if v.workload is not None and not 0 <= v.workload < len(self.workloads):
+                raise InvalidInput(f"vehicle {v.label!r}: workload {v.workload} is not one of the input's")
         seen: set[int] = set()
+        specs = frozenset(range(len(self.vehicles)))
         for r in self.requests:
+            if not r.excluded <= specs:
+                raise InvalidInput(f"request {r.label or r.delivery}: excludes vehicles that do not exist")
             for node in r.nodes:
                 if not 0 <= node < n:
                     raise InvalidInput(f"request {r.label or r.delivery}: node {node} outside 0..{n - 1}")
@@ -190,6 +222,8 @@ class RoutingPlan:
     pool_size: int = 0
     sp_rounds: tuple[str, ...] = ()  # outcome of each set-partitioning round
     solve_time_s: float = field(default=0.0, compare=False)
+    max_load_ratio: float = 0.0  # over the input's people: the fullest week / pledge (0 without people)
+    load_gini: float = 0.0  # how unevenly the people's load ratios fall (0: all equal)
 
     @property
     def distance(self) -> float:
@@ -208,4 +242,6 @@ class RoutingPlan:
             "pool_size": self.pool_size,
             "sp_rounds": list(self.sp_rounds),
             "solve_time_s": round(self.solve_time_s, 3),
+            "max_load_ratio": round(self.max_load_ratio, 3),
+            "load_gini": round(self.load_gini, 3),
         }

@@ -7,8 +7,9 @@ times faster than numpy arrays.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import numpy as np
@@ -49,6 +50,14 @@ class Problem:
                 self.change[r.pickup] = r.load
             self.change[r.delivery] = -r.load
         self.vehicles = data.vehicles
+        # Vehicle specs each request may not ride on (its driver declined it); empty sets for benchmarks.
+        self.excluded = [r.excluded for r in data.requests]
+        self.has_exclusions = any(self.excluded)
+        # Fairness: whose week each spec's route adds to, and the price of the largest load ratio.
+        self.workloads = data.workloads
+        self.workload_of = [v.workload for v in data.vehicles]
+        self.fairness = data.fairness if any(w is not None for w in self.workload_of) else 0.0
+        self.ratio_floor = max((w.held / w.pledge for w in data.workloads), default=0.0)
         self.has_time = bool(data.stops) or any(math.isfinite(v.deadline) for v in data.vehicles)
         # Reversing part of a route keeps it feasible only without time, pairs and with symmetric distances.
         self.reversible = (
@@ -59,8 +68,25 @@ class Problem:
         self.customers = [i for i in range(n) if self.req_of[i] >= 0]
         self.neighbours = self._neighbours(data.distance)
         longest = max((max(row) for row in self.dist), default=0.0)
-        # Leaving one request out must cost more than any set of routes could save.
-        self.penalty = (n + 2) * (longest + max((v.fixed_cost for v in self.vehicles), default=0.0)) + 1.0
+        # Leaving one request out must cost more than any set of routes could save (and than any change of
+        # the fairness term, which the largest ratio, at most 1 under the hard limits, bounds).
+        fixed = max((v.fixed_cost for v in self.vehicles), default=0.0)
+        self.penalty = (n + 2) * (longest + fixed) + 1.0 + self.fairness
+
+    def duration(self, spec: int, nodes: Sequence[int]) -> float:
+        """From the shift start to the return at the end node, as `Solution.refresh` times a route (the
+        route's cost less its fixed cost when there is no time)."""
+        v = self.vehicles[spec]
+        path = [v.start, *nodes, v.end]
+        if not self.has_time:
+            return sum(self.dist[a][b] for a, b in itertools.pairwise(path))
+        t = v.shift_start
+        for k in range(1, len(path)):
+            prev, node = path[k - 1], path[k]
+            t = t + self.service[prev] + self.time[prev][node]
+            if k < len(path) - 1 and t < self.earliest[node]:
+                t = self.earliest[node]
+        return t - v.shift_start
 
     def unserved_cost(self, requests: Iterable[int]) -> float:
         """The penalty for leaving these requests out, by their weights."""

@@ -14,6 +14,7 @@ from logistics.routing.solution import Route, Solution, Touched
 
 Found = tuple[float, int, int]  # (delta, i, j): the cheapest positions in one route, inserting after each
 Insertion = tuple[float, Route | None, int, int, int]  # (delta, route or None for a new one, spec, i, j)
+Found4 = tuple[float, int, int, int]  # (delta with the fixed cost, spec, i, j): a new route on one spec
 
 
 def recreate(s: Solution, requests: list[int], touched: Touched) -> list[Route]:
@@ -81,29 +82,57 @@ def candidate_routes(s: Solution, req: int) -> Iterable[Route]:
 
 
 def best_insertion(s: Solution, req: int) -> Insertion | None:
-    """Cheapest feasible place for the request: (delta, route or None for a new one, spec, i, j)."""
+    """Cheapest feasible place for the request: (delta, route or None for a new one, spec, i, j).
+
+    Vehicle specs the request excludes are never offered a place, so no route of theirs ever carries it:
+    insertion is the only way a request joins a route (ruin removes, 2-opt reorders within one route, and
+    set partitioning picks among routes built here), which makes the exclusion a constraint of the search."""
     p = s.p
     r = p.requests[req]
+    excluded = p.excluded[req]
     best: Insertion | None = None
     for route in candidate_routes(s, req):
+        if excluded and route.spec in excluded:
+            continue
         found = insert_pair(p, route, r.pickup, r.delivery, r.load) if r.pickup is not None else None
         if r.pickup is None:
             found = insert_single(p, route, r.delivery, r.load)
         if found is not None and (best is None or found[0] < best[0]):
             best = (found[0], route, route.spec, found[1], found[2])
-    for spec, v in enumerate(p.vehicles):
+    for delta, spec, i, j in openings(s, req):
+        v = p.vehicles[spec]
         if v.count is not None and s.used[spec] >= v.count:
             continue
-        empty = s.empty[spec]
-        if r.pickup is None:
-            found = insert_single(p, empty, r.delivery, r.load)
-        else:
-            found = insert_pair(p, empty, r.pickup, r.delivery, r.load)
-        if found is not None:
-            delta = found[0] + v.fixed_cost
-            if best is None or delta < best[0]:
-                best = (delta, None, spec, found[1], found[2])
+        if best is None or delta < best[0]:
+            best = (delta, None, spec, i, j)
+        break  # the cheapest vehicle still free: the rest cost as much or more
     return best
+
+
+def openings(s: Solution, req: int) -> list[Found4]:
+    """What a new route serving the request alone costs on each vehicle spec it may ride on, cheapest first
+    (ties in spec order): computed once per request, since an empty route never changes. The first spec
+    still free in this list is the one a scan of every spec would pick, so with hundreds of drivers a new
+    route is priced in O(1) instead of O(specs)."""
+    found = s.openings[req]
+    if found is None:
+        p = s.p
+        r = p.requests[req]
+        excluded = p.excluded[req]
+        found = []
+        for spec, v in enumerate(p.vehicles):
+            if excluded and spec in excluded:
+                continue
+            empty = s.empty[spec]
+            if r.pickup is None:
+                place = insert_single(p, empty, r.delivery, r.load)
+            else:
+                place = insert_pair(p, empty, r.pickup, r.delivery, r.load)
+            if place is not None:
+                found.append((place[0] + v.fixed_cost, spec, place[1], place[2]))
+        found.sort(key=lambda f: f[0])  # stable: equal prices keep spec order
+        s.openings[req] = found
+    return found
 
 
 def insert_single(p: Problem, route: Route, node: int, load: float) -> Found | None:

@@ -3,6 +3,10 @@
 Columns are routes the search found (its pool); rows are requests (`serve_{request}`) and, for a limited
 fleet, vehicle specs (`fleet_{spec}`). A request may stay unserved only through its own slack variable, priced
 above any set of routes, so the model is always feasible and an unserved request is never silent.
+
+With people (`RatioTerm`), one more variable is the largest load ratio: a row per person's week
+(`ratio_{week}`: held / pledge + the time of its chosen routes / pledge <= largest) and the objective pays
+`price` per unit of it, so of two sets of routes of equal length the one sparing the busiest person wins.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import pulp
 
 from logistics.common.errors import PlanningError
 from logistics.common.solver import make_mip_solver, mip_gap
+from logistics.routing.data import Workload
+from logistics.routing.fairness import largest
 from logistics.routing.problem import EPS
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,8 @@ class PoolColumn:
     nodes: tuple[int, ...]
     cost: float
     requests: frozenset[int]
+    workload: int | None = None  # whose week the route adds to (None: nobody's)
+    time: float = 0.0  # how long it takes, in the input's time unit
 
 
 @dataclass(frozen=True)
@@ -69,15 +77,33 @@ class PartitionResult:
         return f"{self.solver} stopped ({gap})"
 
 
+@dataclass(frozen=True)
+class RatioTerm:
+    """The price of the largest load ratio, the people's weeks, and the largest ratio before any route."""
+
+    price: float
+    workloads: Sequence[Workload]
+    floor: float
+
+    def value(self, chosen: Sequence[PoolColumn]) -> float:
+        """What the term costs for these routes (as `Solution.total` prices it)."""
+        added: dict[int, float] = {}
+        for c in chosen:
+            if c.workload is not None:
+                added[c.workload] = added.get(c.workload, 0.0) + c.time
+        return self.price * largest(self.workloads, added, self.floor)
+
+
 def build_partition_model(
     columns: Sequence[PoolColumn],
     requests: Sequence[int],
     fleet: dict[int, int],
     penalty: float,
     weights: Sequence[float] | None = None,
+    ratio: RatioTerm | None = None,
 ) -> tuple[pulp.LpProblem, list[pulp.LpVariable], dict[int, pulp.LpVariable]]:
     """The set-partitioning MIP: binary x per column, slack per request (costing `penalty` times the
-    request's weight, 1 by default), named rows."""
+    request's weight, 1 by default), named rows; with `ratio`, the largest load ratio and its rows."""
     problem = pulp.LpProblem("routes", pulp.LpMinimize)
     x = [
         problem.add_variable(f"x_{k}", lowBound=0, upBound=1, cat=pulp.LpBinary) for k in range(len(columns))
@@ -100,8 +126,28 @@ def build_partition_model(
             problem.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintLE, rhs=count), f"fleet_{spec}")
     objective = [(var, c.cost) for var, c in zip(x, columns, strict=True)]
     objective += [(s, penalty * (weights[r] if weights else 1.0)) for r, s in slack.items()]
+    if ratio is not None and ratio.price > 0:
+        objective.append((_ratio_rows(problem, x, columns, ratio), ratio.price))
     problem.setObjective(pulp.LpAffineExpression(objective))
     return problem, x, slack
+
+
+def _ratio_rows(
+    problem: pulp.LpProblem, x: Sequence[pulp.LpVariable], columns: Sequence[PoolColumn], ratio: RatioTerm
+) -> pulp.LpVariable:
+    """The largest load ratio as a variable bounded below by every week the columns add to."""
+    high = problem.add_variable("largest_ratio", lowBound=ratio.floor)
+    weeks: dict[int, list[tuple[pulp.LpVariable, float]]] = defaultdict(list)
+    for var, c in zip(x, columns, strict=True):
+        if c.workload is not None and c.time > 0:
+            weeks[c.workload].append((var, -c.time / ratio.workloads[c.workload].pledge))
+    for k, terms in sorted(weeks.items()):
+        w = ratio.workloads[k]
+        expr = pulp.LpAffineExpression([(high, 1.0), *terms])
+        problem.addConstraint(
+            pulp.LpConstraint(expr, pulp.LpConstraintGE, rhs=w.held / w.pledge), f"ratio_{k}"
+        )
+    return high
 
 
 def solve_partition(
@@ -112,11 +158,15 @@ def solve_partition(
     time_limit_s: float,
     start: frozenset[int] = frozenset(),
     weights: Sequence[float] | None = None,
+    ratio: RatioTerm | None = None,
 ) -> PartitionResult:
     """Pick routes, starting from the columns numbered in `start` (the incumbent; the rest of its
     requests unserved); raises PlanningError when the solver ends without any integer solution."""
     started = time.perf_counter()
-    problem, x, slack = build_partition_model(columns, requests, fleet, penalty, weights)
+    problem, x, slack = build_partition_model(columns, requests, fleet, penalty, weights, ratio)
+    if start and ratio is not None and ratio.price > 0:
+        high = problem.variablesDict()["largest_ratio"]
+        high.setInitialValue(ratio.value([columns[k] for k in start]) / ratio.price)
     if start:
         covered: set[int] = set()
         for k, var in enumerate(x):

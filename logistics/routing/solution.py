@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterable
 from typing import Final
 
+from logistics.routing.fairness import largest
 from logistics.routing.problem import EPS, Column, Problem
 
 ALL_ROUTES_UP_TO: Final = 250  # up to this many customers every route is tried for each insertion
@@ -61,6 +62,8 @@ class Solution:
         # 2-opt after each recreate pays off while iterations are plentiful; on big instances they are not.
         self.uncross = problem.reversible and len(problem.customers) <= TWO_OPT_UP_TO
         self.empty: list[Route] = []  # one empty route per spec, for pricing a new route
+        # Per request, what opening a route for it costs on each spec (recreate.openings fills it once).
+        self.openings: list[list[tuple[float, int, int, int]] | None] = [None] * len(problem.requests)
         for spec, v in enumerate(problem.vehicles):
             self.empty.append(Route(spec, [v.start, v.end]))
             self.refresh(self.empty[-1], index=False)
@@ -130,7 +133,24 @@ class Solution:
         return True
 
     def total(self) -> float:
-        return sum(r.cost for r in self.routes) + self.p.unserved_cost(self.unserved)
+        """What the search minimises: route costs, unserved penalties and, with people, the price of the
+        largest load ratio."""
+        cost = sum(r.cost for r in self.routes) + self.p.unserved_cost(self.unserved)
+        if self.p.fairness:
+            cost += self.p.fairness * self.largest_ratio()
+        return cost
+
+    def largest_ratio(self) -> float:
+        """The largest load ratio of any person's week with these routes counted in."""
+        p = self.p
+        added: dict[int, float] = {}
+        for route in self.routes:
+            k = p.workload_of[route.spec]
+            if k is not None and route.stops > 0:
+                spec = p.vehicles[route.spec]
+                took = route.arrive[-1] - spec.shift_start if p.has_time else route.cost - spec.fixed_cost
+                added[k] = added.get(k, 0.0) + took
+        return largest(p.workloads, added, p.ratio_floor)
 
     def columns(self) -> list[Column]:
         return [(r.spec, tuple(r.ext[1:-1])) for r in self.routes if r.stops > 0]

@@ -24,16 +24,18 @@ from gateway.contract.errors import InvalidInput
 from logistics.common.errors import PlanningError
 from logistics.routing.check import check_plan
 from logistics.routing.data import PlannedRoute, RoutingInput, RoutingPlan, Unassigned
+from logistics.routing.fairness import figures
 from logistics.routing.problem import EPS, Column, Problem
 from logistics.routing.recreate import depot_distance, recreate
 from logistics.routing.search import step
-from logistics.routing.set_partition import Pool, PoolColumn, solve_partition
+from logistics.routing.set_partition import Pool, PoolColumn, RatioTerm, solve_partition
 from logistics.routing.solution import Route, Solution
 
 log = logging.getLogger(__name__)
 
 COMPLETE: Final = "Complete"
 INCOMPLETE: Final = "Incomplete"
+EXCLUDED: Final = "every vehicle that could carry it is excluded from it"  # the reason, when that is why
 SP_SHARE: Final = 0.12  # share of the time limit given to each set-partitioning round
 MAX_COLUMNS: Final = 20_000  # pool routes offered to one set-partitioning round
 START_TEMPERATURE: Final = 0.3  # times the mean edge length of the first solution
@@ -208,13 +210,17 @@ def _partition(
     start: set[int] = set()
     for (spec, key), (cost, nodes) in entries:
         if len(columns) < MAX_COLUMNS or (spec, key) in incumbent:
+            requests = frozenset(problem.req_of[n] for n in nodes)
+            if problem.has_exclusions and any(spec in problem.excluded[r] for r in requests):
+                continue  # never built by insertion; kept out of the model all the same
             if (spec, key) in incumbent:
                 start.add(len(columns))
-            columns.append(PoolColumn(spec, nodes, cost, frozenset(problem.req_of[n] for n in nodes)))
+            columns.append(_column(problem, spec, nodes, cost, requests))
     fleet = {i: v.count for i, v in enumerate(problem.vehicles) if v.count is not None}
+    ratio = RatioTerm(problem.fairness, problem.workloads, problem.ratio_floor) if problem.fairness else None
     try:
         result = solve_partition(
-            columns, servable, fleet, problem.penalty, limit, frozenset(start), problem.weight
+            columns, servable, fleet, problem.penalty, limit, frozenset(start), problem.weight, ratio
         )
     except PlanningError as exc:
         # The search's own best stays; a failed round is reported, not hidden.
@@ -225,8 +231,19 @@ def _partition(
         log.warning("set partitioning returned overlapping routes; kept the search's solution")
         return None
     cost = sum(c.cost for c in result.chosen) + problem.unserved_cost(result.unserved)
+    if ratio is not None:
+        cost += ratio.value(result.chosen)
     log.debug("set partitioning over %s routes: %s, cost %.3f", len(columns), result.outcome, cost)
     return [(c.spec, c.nodes) for c in result.chosen], cost, result.outcome
+
+
+def _column(
+    problem: Problem, spec: int, nodes: tuple[int, ...], cost: float, requests: frozenset[int]
+) -> PoolColumn:
+    """A pool route as a set-partitioning column; timed and tied to its person's week when fairness counts."""
+    workload = problem.workload_of[spec] if problem.fairness else None
+    took = problem.duration(spec, nodes) if workload is not None else 0.0
+    return PoolColumn(spec, nodes, cost, requests, workload, took)
 
 
 def _unservable(search: Solution, req: int) -> str | None:
@@ -236,13 +253,18 @@ def _unservable(search: Solution, req: int) -> str | None:
     if all(r.load > v.capacity + EPS for v in p.vehicles):
         heaviest = max(v.capacity for v in p.vehicles)
         return f"load {r.load:g} exceeds every vehicle's capacity (largest {heaviest:g})"
+    excluded_could = False
     for spec, v in enumerate(p.vehicles):
         if r.load > v.capacity + EPS:
             continue
         route = Route(spec, [v.start, *r.nodes, v.end])
         search.refresh(route, index=False)
         if search.feasible(route):
-            return None
+            if spec not in p.excluded[req]:
+                return None
+            excluded_could = True
+    if excluded_could:
+        return EXCLUDED
     return "no vehicle can reach it within its time window and the driver's hours"
 
 
@@ -272,6 +294,11 @@ def _plan(
     unassigned += [Unassigned(i, "no driver has room or hours left for it") for i in sorted(search.unserved)]
     unassigned.sort(key=lambda u: u.request)
     cost = sum(r.distance + p.vehicles[r.vehicle].fixed_cost for r in routes)
+    added: dict[int, float] = {}
+    for r in routes:
+        if (k := p.vehicles[r.vehicle].workload) is not None:
+            added[k] = added.get(k, 0.0) + r.duration
+    max_ratio, spread = figures(p.workloads, added)
     return RoutingPlan(
         routes=tuple(routes),
         unassigned=tuple(unassigned),
@@ -281,4 +308,6 @@ def _plan(
         pool_size=pool_size,
         sp_rounds=rounds,
         solve_time_s=time.perf_counter() - started,
+        max_load_ratio=max_ratio,
+        load_gini=spread,
     )
