@@ -141,7 +141,8 @@ def assign_once(
         data = load_repair_input(session, baselines=baselines)
     plan = solve_repairs(data, time_limit_s=time_limit_s)
     with sessions.begin() as session:
-        assigned, escalated = save_repair_plan(session, plan)
+        loaded = {m.id: m.week_load_h for m in data.crew}
+        assigned, escalated = save_repair_plan(session, plan, loaded)
     return AssignRun(plan, assigned, escalated, time.perf_counter() - started)
 
 

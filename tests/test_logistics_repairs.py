@@ -28,7 +28,7 @@ from gateway.store.models import (
 )
 from gateway.store.models.vocab import WorkKind
 from gateway.store.tasks import decline as decline_task
-from logistics.loaders.repairs import load_repair_input
+from logistics.loaders.repairs import load_repair_input, save_repair_plan
 from logistics.repairs import CrewMember, RepairInput, RepairJob, availability_intervals, solve_repairs
 from logistics.service import assign_once, decline_and_replan
 from tests.conftest import Store
@@ -425,3 +425,27 @@ def test_the_solver_free_shortcut_finds_the_staged_models_optimum(
 
     assert counts(fast) == counts(staged)
     assert fast.objective == pytest.approx(staged.objective, abs=1e-6)
+
+
+def test_a_member_whose_hours_changed_while_planning_waits_for_the_next_run(store: Store) -> None:
+    sessions, _ = store
+    with sessions.begin() as session:
+        data = load_repair_input(session)
+    plan = solve_repairs(data, time_limit_s=10)
+    assert plan.assignments
+    chosen = plan.assignments[0]
+    with sessions.begin() as session:  # the router, in its own thread, offers them a route meanwhile
+        start = utcnow()
+        ledger.offer(
+            session, chosen.member_id, WorkKind.ROUTE, 77, "food", 1.0, start, start + timedelta(hours=1)
+        )
+    loaded = {m.id: m.week_load_h for m in data.crew}
+    with sessions.begin() as session:
+        assigned, _ = save_repair_plan(session, plan, loaded)
+        task = session.get(RepairTask, chosen.task_id)
+        assert task is not None and task.assigned_member_id != chosen.member_id
+        assert assigned == len([a for a in plan.assignments if a.member_id != chosen.member_id])
+    rerun = assign_once(sessions, time_limit_s=10)  # the next run sees the route and plans around it
+    assert chosen.task_id in {a.task_id for a in rerun.plan.assignments} | {
+        u.task_id for u in rerun.plan.unassigned
+    }

@@ -10,7 +10,7 @@ done entries that start in it (done ones count their actual hours), whatever the
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -19,11 +19,20 @@ from sqlalchemy.orm import Session
 
 from gateway.contract import clock
 from gateway.contract.errors import InvalidInput
-from gateway.store.models import HoursEntry
+from gateway.store.models import HoursEntry, Member
 from gateway.store.models.vocab import WORK_SECTORS, HoursState, WorkKind
 
 COUNTED: Final = (HoursState.OFFERED, HoursState.RESERVED, HoursState.DONE)
 OPEN: Final = (HoursState.OFFERED, HoursState.RESERVED)  # work still ahead: it holds the person's time
+
+
+def lock_members(session: Session, member_ids: Iterable[int]) -> None:
+    """Row-lock these members until the transaction ends: the routing and the repair savers both offer
+    hours, each after checking the person's load; taken in id order by both, the locks keep two saves in
+    flight from both passing the check (PostgreSQL; SQLite serialises writers anyway)."""
+    ids = sorted(set(member_ids))
+    if ids:
+        session.execute(select(Member.id).where(Member.id.in_(ids)).order_by(Member.id).with_for_update())
 
 
 def week_start(at: datetime) -> datetime:

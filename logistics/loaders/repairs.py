@@ -161,16 +161,33 @@ def _hours_from(now: datetime, at: datetime) -> float:
     return (at - now).total_seconds() / 3600
 
 
-def save_repair_plan(session: Session, plan: RepairPlan) -> tuple[int, int]:
+def save_repair_plan(
+    session: Session,
+    plan: RepairPlan,
+    loaded: Mapping[int, float] | None = None,
+    horizon_h: float = 24.0,
+) -> tuple[int, int]:
     """Write assignments (status, member, explanation, event, member alert, the hours offered over the
     planned interval) and escalations, one transaction.
 
-    A task that changed since it was loaded (taken, closed) is left alone. Returns (assigned, escalated).
+    A task that changed since it was loaded (taken, closed) is left alone. With `loaded` (member id -> the
+    week load the plan was made with), a member whose load changed meanwhile (the router, in its own
+    thread, offered them a route) is locked and left out: their tasks wait for the next run, a second
+    later, which sees both. Returns (assigned, escalated).
     """
     now = utcnow()
     origin = plan.now or clock.now()  # the work clock the plan's relative hours count from
     slugs = dict(session.execute(select(Community.id, Community.slug)).all())
-    assigned = sum(_assign(session, a, origin, now) for a in plan.assignments)
+    chosen = list(plan.assignments)
+    if loaded is not None and chosen:
+        members = {a.member_id for a in chosen}
+        hours.lock_members(session, members)
+        current = week_loads(session, origin, horizon_h)
+        moved = {m for m in members if abs(current.get(m, 0.0) - loaded.get(m, 0.0)) > 1e-6}
+        if moved:
+            log.info("%s members' hours changed while planning; their tasks wait a run", len(moved))
+            chosen = [a for a in chosen if a.member_id not in moved]
+    assigned = sum(_assign(session, a, origin, now) for a in chosen)
     escalated = sum(_escalate(session, u, slugs, now) for u in plan.unassigned)
     return assigned, escalated
 

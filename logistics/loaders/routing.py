@@ -616,6 +616,7 @@ def save_routes(session: Session, job: RoutingJob, plan: RoutingPlan | None) -> 
     """
     keys = job.keys
     retirable = _retirable(session, keys.retired)
+    hours.lock_members(session, {m for _, m in keys.drivers})  # the repair saver checks under it too
     fresh = _fingerprints(session, keys.now, {m for _, m in keys.drivers})
     routes = [] if plan is None else [r for r in plan.routes if _writable(session, keys, r, retirable, fresh)]
     skipped = (0 if plan is None else len(plan.routes)) - len(routes)
