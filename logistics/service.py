@@ -359,6 +359,9 @@ def _route_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: th
         if not stop.is_set():
             log.error("routing failed: %s", exc)
         return
+    except Exception:  # a bug in one planner must not stop the others: logged loudly, the loop goes on
+        log.exception("routing failed unexpectedly; the next run tries again")
+        return
     if run.plan is not None or run.superseded or run.withdrawn:
         summary = run.plan.summary() if run.plan is not None else {"routes": 0, "unassigned": 0}
         log.info(
@@ -384,6 +387,9 @@ def _assign_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: t
     except (PlanningError, SQLAlchemyError) as exc:
         if not stop.is_set():
             log.error("repair assignment failed: %s", exc)
+        return
+    except Exception:  # a bug in one planner must not stop the others: logged loudly, the loop goes on
+        log.exception("repair assignment failed unexpectedly; the next run tries again")
         return
     if run.assigned or run.escalated or run.plan.unassigned:
         log.info(

@@ -166,7 +166,10 @@ def solve_partition(
     problem, x, slack = build_partition_model(columns, requests, fleet, penalty, weights, ratio)
     if start and ratio is not None and ratio.price > 0:
         high = problem.variablesDict()["largest_ratio"]
-        high.setInitialValue(ratio.value([columns[k] for k in start]) / ratio.price)
+        # The incumbent's ratio, never below the floor: recomputed, it may differ from it in the last bit,
+        # and PuLP refuses a start value under a variable's bound (a planner run died on 1e-16).
+        at_start = ratio.value([columns[k] for k in start]) / ratio.price
+        high.setInitialValue(max(at_start, high.lowBound) if high.lowBound is not None else at_start)
     if start:
         covered: set[int] = set()
         for k, var in enumerate(x):
