@@ -6,22 +6,29 @@ readings equal sent ones; the report is written with both plots. Real broker and
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from bench.week import measure
 from bench.week.cli import JSON_KEYS, run_and_report
 from bench.week.runner import WeekConfig
 from bench.week.timescale import MIN_STORE_INTERVAL_S, scaled_rules, store_region
+from dashboard.web.accounts import MemoryAccountStore, make_account
+from dashboard.web.app import create_app
+from dashboard.web.store import get_store
 from gateway.process.settings import Settings
 from gateway.store import hours
-from gateway.store.db import make_session_factory
-from gateway.store.models import DeliveryPlan, Member, Route, RouteStop, Site
+from gateway.store.db import make_engine, make_session_factory
+from gateway.store.models import DeliveryPlan, HoursEntry, Member, Route, RouteStop, Shipment, Site, Stock
 from gateway.store.models.vocab import WorkKind
 from gateway.store.region import load_region, read_region, sample_region_path
+from logistics.service import route_once
 from tests.conftest import Broker, tiny_region_data
 
 COMMUNITIES = {"utuado", "adjuntas", "lares", "jayuya", "ponce", "humacao", "yauco"}
@@ -154,3 +161,81 @@ def test_a_short_week_closes_every_scripted_fault_through_the_real_chain(
     assert "| 3 | adjuntas-pump-2-pump | dry_run |" in text
     for png in ("week_downtime.png", "week_shortage.png"):
         assert (report.parent / png).stat().st_size > 5000 and f"]({png})" in text
+    plans_people_can_follow(database_url)
+
+
+def plans_people_can_follow(database_url: str) -> None:
+    """What the demo's processes left after 18 simulated hours with people acting (issue 13): every
+    driver's open routes within their pledge, a few open routes each at most, whole shipments, one current
+    plan; and a route the planner took back refuses an action (409) and moves no stock."""
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    try:
+        with sessions() as session:
+            pledge = dict(session.execute(select(Member.id, Member.hours_per_week)).all())
+            week: dict[tuple[int, datetime], float] = defaultdict(float)
+            for entry in session.scalars(select(HoursEntry).where(HoursEntry.state != "released")):
+                counted = entry.actual_hours if entry.state == "done" else entry.hours
+                week[entry.member_id, hours.week_start(entry.starts_at)] += counted or 0.0
+            over = {k: h for k, h in week.items() if h > pledge[k[0]] + 1e-6}
+            assert week and not over, f"members over their weekly pledge: {over}"
+            open_routes = Counter(
+                session.scalars(
+                    select(Route.member_id).where(Route.status.in_(("proposed", "accepted", "in_progress")))
+                )
+            )
+            assert max(open_routes.values(), default=0) <= 3, open_routes
+            quantities = session.scalars(select(Shipment.quantity)).all()
+            assert quantities and all(q >= 1 and q == int(q) for q in quantities)
+            current = session.scalars(select(DeliveryPlan.id).where(DeliveryPlan.status == "proposed")).all()
+            assert len(current) == 1
+        dead = _a_route_taken_back(sessions)
+        with sessions() as session:
+            stop = session.scalars(
+                select(RouteStop).where(RouteStop.route_id == dead).order_by(RouteStop.position)
+            ).first()
+            assert stop is not None
+            before = sorted(session.execute(select(Stock.site_id, Stock.good_id, Stock.quantity)).all())
+        coordinator = make_account("coord", "a long test password", "coordinator")
+        app = create_app(
+            Settings(database_url=database_url),
+            test_config={"TESTING": True},
+            accounts=MemoryAccountStore([coordinator]),
+        )
+        client = app.test_client()
+
+        def token(path: str) -> str:
+            found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True))
+            assert found is not None, path
+            return found.group(1)
+
+        login = {"username": "coord", "password": "a long test password", "csrf_token": token("/login")}
+        assert client.post("/login", data=login).status_code == 302
+        page = f"/routes/{dead}"
+        answer = client.post(f"{page}/stops/{stop.id}/done", data={"csrf_token": token(page)})
+        assert answer.status_code == 409, answer.get_data(as_text=True)[:500]
+        with sessions() as session:
+            after = sorted(session.execute(select(Stock.site_id, Stock.good_id, Stock.quantity)).all())
+        assert after == before
+        get_store(app).engine.dispose()
+    finally:
+        engine.dispose()
+
+
+def _a_route_taken_back(sessions: sessionmaker[Session]) -> int:
+    """A route the planner superseded or withdrew during the run; if none was, one it takes back now: a
+    proposed route whose driver let its start pass is revised by the next routing run."""
+    with sessions() as session:
+        dead = session.scalar(select(Route.id).where(Route.status.in_(("superseded", "withdrawn"))).limit(1))
+    if dead is not None:
+        return dead
+    with sessions.begin() as session:
+        lapsed = session.scalars(select(Route).where(Route.status == "proposed").order_by(Route.id)).first()
+        assert lapsed is not None and lapsed.starts_at is not None, "no route proposed after the run"
+        lapsed.starts_at = lapsed.starts_at - timedelta(days=2)  # as if its driver never answered
+        lapsed_id = lapsed.id
+    route_once(sessions, time_limit_s=5.0)
+    with sessions() as session:
+        route = session.get_one(Route, lapsed_id)
+        assert route.status in ("superseded", "withdrawn"), route.status
+    return lapsed_id
