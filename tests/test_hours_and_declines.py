@@ -179,3 +179,24 @@ def test_the_allocation_revises_and_cancels_only_shipments_on_no_route(lifecycle
             "cancelled",
             "need met",
         )
+
+
+def test_a_repair_accepted_early_counts_from_its_planned_start(lifecycle_store: Store) -> None:
+    sessions, ids = lifecycle_store
+    with sessions.begin() as session:
+        task = session.get(RepairTask, ids["task"])
+        assert task is not None
+        task.status = "open"
+        planned = utcnow() + timedelta(hours=20)
+        tasks.apply(
+            session,
+            task,
+            TaskAction.ASSIGN,
+            member_id=ids["ana"],
+            explanation="near",
+            window=(planned, planned + timedelta(hours=2)),
+        )
+        tasks.apply(session, task, TaskAction.ACCEPT, member_id=ids["ana"], at=utcnow())
+        tasks.apply(session, task, TaskAction.START, member_id=ids["ana"], at=planned)
+        tasks.apply(session, task, TaskAction.FIXED, member_id=ids["ana"], at=planned + timedelta(hours=1.5))
+        assert _entry(session, WorkKind.REPAIR, task.id).actual_hours == 1.5  # not the night before

@@ -199,7 +199,7 @@ class People:
         member_id = int(receipt.topic.split("/")[3])
         event = receipt.body.get("event")
         if receipt.topic.endswith("/alerts") and event == "task_assigned":
-            self._task(member_id, int(receipt.body["task"]))
+            self._task(member_id, int(receipt.body["task"]), _planned(receipt.body.get("starts_at")))
         elif receipt.topic.endswith("/routes"):
             self._route_notice(member_id, event, receipt.body)
 
@@ -216,7 +216,8 @@ class People:
 
     # Crews ---------------------------------------------------------------------------------------------
 
-    def _task(self, member_id: int, task_id: int) -> None:
+    def _task(self, member_id: int, task_id: int, starts_at: datetime | None = None) -> None:
+        """Answer a task: decline, or accept and go at the planned time (`starts_at`), repair, mark fixed."""
         b = self.behaviour
         rng = random.Random(f"{b.seed}/task/{task_id}/{member_id}")
         with self.sessions() as session:
@@ -246,7 +247,9 @@ class People:
                 b.no_show_after_h * 3600, lambda: self._no_show(member_id, task_id, reason), accepted_at
             )
             return
-        leave = max(accepted_at, self._free_at.get(member_id, 0.0))
+        # Not before the planned start: the planner fitted it into their free time and their pledge.
+        planned = time.monotonic() + self._until(starts_at)
+        leave = max(accepted_at, self._free_at.get(member_id, 0.0), planned)
         travel_s = (distance / b.crew_kmh) * 3600 + 600  # plus ten minutes to get the tools together
         arrive = self._later(travel_s, lambda: self._act(member_id, task_id, "start"), leave)
         low, high = REPAIR_HOURS.get(kind, DEFAULT_REPAIR_HOURS)
@@ -466,3 +469,13 @@ class People:
             delta = self._loaded.pop(shipment_id, qty) if action == "delivery" else -(loaded or qty)
             body = {"action": "receive", "goods": {good: delta}}
             self.client.publish(sim_control_topic(device), json.dumps(body), qos=QOS)
+
+
+def _planned(text: Any) -> datetime | None:
+    """A planned time from a notice (ISO 8601), or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None

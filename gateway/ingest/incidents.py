@@ -81,6 +81,7 @@ def _open(session: Session, event: Opened) -> int:
         skills=rule.skills,
         reason=rule.name,
         at=event.at,
+        estimated_hours=rule.repair_hours,
     )
     if rule.kind != "silent":  # a silent device is already "stale"; that says more than "fault"
         set_state(session, device, "fault", event.at, rule.name)

@@ -55,6 +55,7 @@ class Rule:
     clear_after_s: float = 300.0
     min_readings: int = 1  # stuck rules: identical readings in a row needed besides the duration
     guard: tuple[Condition, ...] = ()  # `while`: readings outside these conditions say nothing
+    repair_hours: float = 2.0  # what the planner reserves of a crew member's week for the task's repair
 
     def applies_to(self, device_kind: str) -> bool:
         return self.device_kind in ("*", device_kind)
@@ -87,6 +88,13 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
     need(raw["kind"] not in ("rate", "stuck") or bool(metrics), "rate and stuck rules need `metric`")
     need(float(raw.get("for_s", 0)) >= 0 and float(raw.get("clear_after_s", 300)) >= 0, "negative duration")
     need(isinstance(raw.get("min_readings", 1), int) and raw.get("min_readings", 1) >= 1, "min_readings < 1")
+    repair_hours = raw.get("repair_hours", 2.0)
+    need(
+        isinstance(repair_hours, int | float)
+        and not isinstance(repair_hours, bool)
+        and 0 < repair_hours <= 24,
+        "repair_hours must be a number of hours in (0, 24]",
+    )
     return Rule(
         name=name,
         title=raw.get("title", name),
@@ -101,6 +109,7 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         clear_after_s=float(raw.get("clear_after_s", 300.0)),
         min_readings=int(raw.get("min_readings", 1)),
         guard=guard,
+        repair_hours=float(repair_hours),
     )
 
 

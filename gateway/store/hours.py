@@ -107,14 +107,26 @@ def start(session: Session, work: WorkKind, work_id: int, at: datetime | None = 
     return entry
 
 
-def finish(session: Session, work: WorkKind, work_id: int, at: datetime | None = None) -> HoursEntry | None:
+def finish(
+    session: Session,
+    work: WorkKind,
+    work_id: int,
+    at: datetime | None = None,
+    from_planned_start: bool = False,
+) -> HoursEntry | None:
     """The work is over: done, with the hours from its start to `at` (the planned hours if it never
-    recorded a start)."""
+    recorded a start). With `from_planned_start` (a repair, whose start is its acceptance), the hours
+    count from the planned start when the person accepted earlier and finished after it: accepting on
+    Monday a task planned for Tuesday is not a day of work."""
     entry = _entry(session, work, work_id)
     if entry is None or entry.state not in OPEN:
         return entry
     at = at or clock.now()
     began = entry.started_at
+    if from_planned_start and began is not None:
+        planned = _aware(entry.starts_at)
+        if _aware(began) < planned < at:
+            began = planned
     actual = entry.hours if began is None else max(0.0, (at - _aware(began)).total_seconds() / 3600)
     entry.state, entry.actual_hours = HoursState.DONE.value, round(actual, 4)
     return entry

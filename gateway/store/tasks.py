@@ -101,10 +101,13 @@ def open_task(
     skills: Sequence[str],
     reason: str,
     at: datetime,
+    estimated_hours: float = 2.0,
 ) -> RepairTask:
-    """A new open task for a fault, flushed (its id is set) with its `created` event."""
+    """A new open task for a fault, flushed (its id is set) with its `created` event; `estimated_hours`
+    (the fault rule's `repair_hours`) is what a crew member's week is planned to give it."""
     task = RepairTask(
         fault_id=fault_id,
+        estimated_hours=estimated_hours,
         site_id=site_id,
         title=title[:200],
         status=TaskStatus.OPEN.value,
@@ -186,14 +189,14 @@ def _count_hours(
         hours.reserve(session, work, task.id)
         hours.start(session, work, task.id, at)
     elif action is TaskAction.FIXED:
-        hours.finish(session, work, task.id, at)
+        hours.finish(session, work, task.id, at, from_planned_start=True)
     elif action is TaskAction.DECLINE:
         hours.release(session, work, task.id)
         if who is not None:
             declines.record_task(session, task.id, who, reason, at)
     elif action is TaskAction.CONFIRM:  # the fault is gone: hours of work begun count, an offer lapses
         if task.status in (TaskStatus.ACCEPTED, TaskStatus.IN_PROGRESS):
-            hours.finish(session, work, task.id, at)
+            hours.finish(session, work, task.id, at, from_planned_start=True)
         else:
             hours.release(session, work, task.id)
 
