@@ -394,8 +394,8 @@ def volunteering(session: Session, clock: Clock) -> dict[str, Any]:
         "hours_load": round(sum(sum(w.values()) for w in load.values()), 1),
         "hours_pledged": round(sum(p.pledge for p in pledged) * clock.days / 7, 1),
         "members_over_pledge": _over_count(people, load),
-        # the same with every piece of work at the hours it was planned for: over here, the plans broke a
-        # pledge; over above only, the work took longer than planned
+        # the same with each done piece of work at the hours it was planned for: the planners offer again
+        # the time a job did not take, so this may pass a pledge nobody gave more than (a diagnostic)
         "members_over_pledge_planned": _over_count(people, planned),
         "max_load_ratio": round(max(ratios["max"].values()), 3) if ratios["max"] else None,
         "load_gini": _gini(list(ratios["period"].values())),
