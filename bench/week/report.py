@@ -218,8 +218,9 @@ hours (a repair from acceptance to "fixed", a route from its first pickup to its
 A person's **load** in a simulated week is their offered, reserved and done hours of work starting in it;
 their **load ratio** is that over their weekly pledge (`hours_per_week` in the region file). Each person
 counts once, whatever their roles. {vol["members_with_pledge"]} of {vol["members"]} members have a pledge;
-{vol["members_working"]} were asked for work. Pledged hours are the weekly pledges over
-{vol["weeks"]:g} weeks. The Gini compares load ratios over the period among everyone with a pledge (0: even).
+{vol["members_working"]} were asked for work. Pledged hours are the weekly pledges times the
+{vol["weeks"]:g} simulated weeks. The Gini compares load ratios over the period among everyone with a
+pledge (0: even).
 {vol["members_over_sector_offer"]} members were asked for more in a sector than they offer it in a year.
 Ledger entries by state: {", ".join(f"{k} {n}" for k, n in vol["entries_by_state"].items()) or "none"}.
 
@@ -233,9 +234,10 @@ Hours given by work sector (Gini over everyone with a pledge):
 |---|---|---|---|---|
 {hours}
 
-Members over their weekly pledge, the ten largest ratios. At the hours each piece of work was planned for,
-{vol["members_over_pledge_planned"]} members are over it (the planners' hard limit: none should be); the rest
-are over because the work took longer than planned.
+Members over their weekly pledge, the ten largest ratios. Done work counts its actual hours, as the
+planners count it: time a job did not take is offered again. Counted instead at the hours each done job
+was planned for, {vol["members_over_pledge_planned"]} members would pass their pledge (a diagnostic of that
+re-offered time, not a limit anyone's week went over).
 
 | member | community | roles | pledge h/week | largest week h | ratio |
 |---|---|---|---|---|---|
