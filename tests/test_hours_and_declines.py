@@ -200,3 +200,20 @@ def test_a_repair_accepted_early_counts_from_its_planned_start(lifecycle_store: 
         tasks.apply(session, task, TaskAction.START, member_id=ids["ana"], at=planned)
         tasks.apply(session, task, TaskAction.FIXED, member_id=ids["ana"], at=planned + timedelta(hours=1.5))
         assert _entry(session, WorkKind.REPAIR, task.id).actual_hours == 1.5  # not the night before
+
+
+def test_a_route_revised_twice_points_at_the_live_one(lifecycle_store: Store) -> None:
+    sessions, ids = lifecycle_store
+    with sessions.begin() as session:
+        first = session.get_one(Route, ids["route"])
+        second = Route(plan_id=first.plan_id, member_id=ids["ana"], status="proposed", replaces_id=first.id)
+        session.add(second)
+        session.flush()
+        deliveries.retire_route(session, first.id, second.id)
+        third = Route(plan_id=first.plan_id, member_id=ids["ana"], status="proposed", replaces_id=second.id)
+        session.add(third)
+        session.flush()
+        deliveries.retire_route(session, second.id, third.id)
+        assert deliveries.replacement(session, first) == third.id
+        with pytest.raises(Conflict, match=f"\\(route {third.id}\\)"):
+            deliveries.accept_route(session, first.id)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import logistics.service
@@ -29,7 +29,7 @@ from gateway.contract.topics import INTERNAL_EVENTS, QOS
 from gateway.ingest.publisher import OutboxPublisher
 from gateway.process.procutil import free_port
 from gateway.store.db import make_session_factory
-from gateway.store.models import OutboxMessage, RepairTask, Site
+from gateway.store.models import Member, OutboxMessage, RepairTask, Site
 from gateway.store.region import load_region
 from logistics.service import run_loop
 from tests.conftest import Broker, tiny_region_data
@@ -54,6 +54,9 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
     factory = make_session_factory(engine)
     with factory.begin() as session:
         load_region(session, tiny_region_data())
+        # Ana both drives and repairs: with the tiny region's 4 h a week, the loop's first route would fill
+        # her week and leave no room for the task these tests follow.
+        session.execute(update(Member).values(hours_per_week=40))
     return factory
 
 

@@ -25,7 +25,7 @@ from gateway.store.models import (
     Site,
     Vehicle,
 )
-from logistics.loaders.routing import LEAD_MIN, SLOT_HORIZON_H, load_routing_input
+from logistics.loaders.routing import LEAD_MIN, MAX_OPEN_ROUTES, SLOT_HORIZON_H, load_routing_input
 from logistics.service import route_once
 from tests.conftest import Store
 
@@ -175,3 +175,14 @@ def test_plan_routes_command(engine: Engine, database_url: str, capsys: pytest.C
         fill(session)
     assert main(["--db", database_url, "plan", "routes", "--time-limit", "1"]) == 0
     assert "routes: 1 (1 written)" in capsys.readouterr().out
+
+
+def test_a_driver_holding_three_routes_is_offered_no_fourth(store: Store) -> None:
+    sessions, ids = store
+    with sessions.begin() as session:
+        for _ in range(MAX_OPEN_ROUTES):
+            session.add(Route(plan_id=ids["plan"], member_id=ids["driver"], status="accepted"))
+    with sessions.begin() as session:
+        job = load_routing_input(session, now=MONDAY)
+    assert job is not None
+    assert job.data is None or not [v for v in job.data.vehicles if v.count]

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from dashboard.read.progress import month_start
+from gateway.contract import clock
 from gateway.store import declines, hours
 from gateway.store.members import lent_vehicle
 from gateway.store.models import (
@@ -27,7 +28,6 @@ from gateway.store.models import (
     Member,
     RepairTask,
     Site,
-    utcnow,
 )
 from gateway.store.models.vocab import HoursState
 from gateway.store.offers import OFFER_SECTORS, offer_sector, sector_hours
@@ -128,7 +128,7 @@ def _within(at: datetime, period: tuple[datetime, datetime]) -> bool:
 
 def member_hours(session: Session, member: Member, now: datetime | None = None) -> HoursSummary:
     """`member`'s hours this week, month and year by the offer's sectors, against what they offer."""
-    periods = Periods.at(now or utcnow())
+    periods = Periods.at(now or clock.now())
     since = min(periods.week[0], periods.year[0])  # a week may begin in December
     entries = hours.entries_of(session, member.id, since)
     totals: dict[str, dict[str, float]] = {name: defaultdict(float) for name in ("week", "month", "year")}
@@ -212,7 +212,7 @@ class MemberLoad:
 def member_loads(session: Session, now: datetime | None = None) -> list[MemberLoad]:
     """Every active member's hours this week against their weekly pledge and this year against their yearly
     offer, ordered by name (then id): a list to look people up in, not a ranking."""
-    periods = Periods.at(now or utcnow())
+    periods = Periods.at(now or clock.now())
     week = hours.load(session, *periods.week)
     year = hours.load(session, *periods.year)
     rows = session.execute(
@@ -279,7 +279,7 @@ class NetworkHours:
 
 def network_hours(session: Session, now: datetime | None = None) -> NetworkHours:
     """The hours given, reserved and asked this year by sector, against the hours the active members offer."""
-    start, end = Periods.at(now or utcnow()).year
+    start, end = Periods.at(now or clock.now()).year
     by_state: dict[tuple[str, str], float] = defaultdict(float)
     for sector, state, planned, actual in session.execute(
         select(

@@ -12,9 +12,10 @@ from xml.sax.saxutils import escape as xml_escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from gateway.contract import clock
 from gateway.contract.topics import member_routes_topic
 from gateway.store.deliveries import DEAD_ROUTE, replacement
-from gateway.store.models import Community, Good, OutboxMessage, Route, RouteStop, Shipment, Site, utcnow
+from gateway.store.models import Community, Good, OutboxMessage, Route, RouteStop, Shipment, Site
 from gateway.store.models.vocab import RouteStatus, ShipmentStatus, StopStatus
 
 FAILED_SHOWN = 100  # the coordinator's list of failed deliveries: the newest
@@ -151,7 +152,7 @@ def route_notices(
 ) -> list[RouteNotice]:
     """The planner's route_updated / route_withdrawn notices to the member (their routes topic) from the
     last NOTICE_DAYS days, newest first; payloads that are not such a notice are skipped."""
-    since = (now or utcnow()) - timedelta(days=NOTICE_DAYS)
+    since = (now or clock.now()) - timedelta(days=NOTICE_DAYS)
     rows = session.execute(
         select(OutboxMessage.id, OutboxMessage.created_at, OutboxMessage.payload)
         .where(OutboxMessage.topic == member_routes_topic(member_id), OutboxMessage.created_at >= since)

@@ -146,14 +146,14 @@ def accept(route_id: int) -> Redirect:
 @role_required("driver")
 def release(route_id: int) -> Redirect:
     """The driver gives back a route they accepted and have not started (a reason is required)."""
-    return _give_back(route_id, "Route given back; its {n} shipments go back to the planner.")
+    return _give_back(route_id, "Route given back; its {n} shipment{s} go back to the planner.")
 
 
 @bp.post("/<id:route_id>/decline")
 @role_required("driver")
 def decline(route_id: int) -> Redirect:
     """The driver cannot drive this route: it goes back to the planner, with the reason."""
-    return _give_back(route_id, "Route declined; its {n} shipments go back to the planner.")
+    return _give_back(route_id, "Route declined; its {n} shipment{s} go back to the planner.")
 
 
 def _give_back(route_id: int, done: str) -> Redirect:
@@ -161,21 +161,25 @@ def _give_back(route_id: int, done: str) -> Redirect:
     _route(route_id)
     reason = request.form.get("reason", "")
     freed = _act(route_id, lambda session: deliveries.decline_route(session, route_id, reason))
-    flash(done.format(n=len(freed)), "ok")
+    flash(done.format(n=len(freed), s="" if len(freed) == 1 else "s"), "ok")
     return redirect(url_for("routes.mine"))
 
 
 def _act(route_id: int, write: Callable[[Session], T]) -> T:
-    """`write(session)` in its own transaction. A refusal (Conflict) on a superseded route is answered with a
-    409 page linking to the route that replaced it; other domain errors go to the web layer's handlers."""
+    """`write(session)` in its own transaction. A refusal (Conflict) is answered with a 409 page linking to
+    the route that replaced it (superseded) or to the driver's routes; other domain errors go to the web
+    layer's handlers."""
     try:
         with get_store().sessions.begin() as session:
             return write(session)
     except Conflict as exc:
         get_session().expire_all()  # read the route as the refused write saw it
         route = route_read.load_route(get_session(), route_id)
-        if route is None or route.replaced_by is None:
+        if route is None:
             raise
-        link = (url_for("routes.show", route_id=route.replaced_by), f"Open route {route.replaced_by}")
+        if route.replaced_by is not None:
+            link = (url_for("routes.show", route_id=route.replaced_by), f"Open route {route.replaced_by}")
+        else:  # declined, withdrawn, done, or not allowed from its state: back to what the driver has
+            link = (url_for("routes.mine"), "My routes")
         page = render_template("error.html", status=409, name="Conflict", message=str(exc), link=link)
         abort(make_response(page, 409))

@@ -132,10 +132,17 @@ def route_move(route: Route, action: RouteAction, replaced_by: int | None = None
 
 
 def replacement(session: Session, route: Route) -> int | None:
-    """The route that superseded `route`, if any (the newest revision)."""
-    if route.status != RouteStatus.SUPERSEDED:
-        return None
-    return session.scalar(select(func.max(Route.id)).where(Route.replaces_id == route.id))
+    """The route that stands for `route` now, if it was superseded: the end of its chain of revisions
+    (a route revised three times points the driver at the live one, not the next dead one)."""
+    current: Route | None = route
+    seen: set[int] = set()
+    while current is not None and current.status == RouteStatus.SUPERSEDED and current.id not in seen:
+        seen.add(current.id)
+        newer = session.scalar(select(func.max(Route.id)).where(Route.replaces_id == current.id))
+        if newer is None:
+            break
+        current = session.get(Route, newer)
+    return None if current is None or current.id == route.id else current.id
 
 
 def move_route(session: Session, route: Route, action: RouteAction) -> RouteStatus:

@@ -77,6 +77,9 @@ HORIZON_DAYS: Final = 7  # the weeks whose loads are read (a route may fall in t
 # later run, when someone has time.
 SLOT_HORIZON_H: Final = 36.0
 SLOTS_PER_DRIVER: Final = 2  # free stretches offered to the search per driver and run
+# Routes a driver holds at once (proposed, accepted or under way): a person can keep a few in mind, not a
+# day of five back-to-back proposals (seen in the demo, where nobody answered).
+MAX_OPEN_ROUTES: Final = 3
 FAIR_FIXED_KM: Final = 30.0  # a route for a driver with a full week costs this much more than for an idle one
 FAIRNESS_KM: Final = 30.0  # the price of the largest load ratio (search and set partitioning)
 WAIT_KM_PER_H: Final = 2.0  # and of each hour a route waits to start: sooner is better for those in need
@@ -207,9 +210,11 @@ def load_routing_input(
     vehicles: list[VehicleSpec] = []
     owners: list[tuple[int, int]] = []
     sectors_of: list[frozenset[str]] = []
+    held = _open_routes(session, {r.route_id for r in retired})
     for member_id in sorted(drivers):
         driver = drivers[member_id]
-        free_slots = _slots(driver, wanted, now, shift_hours)
+        room = max(0, MAX_OPEN_ROUTES - held.get(member_id, 0))
+        free_slots = _slots(driver, wanted, now, shift_hours)[:room]
         home = nodes.add(driver.member.lat, driver.member.lon, None) if free_slots else -1
         for slot in free_slots:
             vehicles.append(_vehicle(driver, slot, home, now, workloads, week_of))
@@ -488,6 +493,19 @@ def _workloads(
             held = max(0.0, budget.week_load.get(week, 0.0))
             workloads.append(Workload(member_id, held * 60.0, budget.pledge * 60.0))
     return workloads, index
+
+
+def _open_routes(session: Session, retiring: set[int]) -> dict[int, int]:
+    """Member id -> routes they hold (proposed, accepted, under way), those this run retires left out."""
+    held: dict[int, int] = defaultdict(int)
+    for route_id, member_id in session.execute(
+        select(Route.id, Route.member_id).where(
+            Route.status.in_((RouteStatus.PROPOSED, RouteStatus.ACCEPTED, RouteStatus.IN_PROGRESS))
+        )
+    ):
+        if member_id is not None and route_id not in retiring:
+            held[member_id] += 1
+    return held
 
 
 def _slots(driver: _Driver, wanted: Iterable[str], now: datetime, shift_hours: float) -> list[limits.Slot]:
