@@ -2,6 +2,7 @@
 
 from gateway.store.models.access import BrokerCredential
 from gateway.store.models.base import Base, utcnow
+from gateway.store.models.board import BoardTask, SectorGoal, SlotSignup, TaskShift, TaskSlot
 from gateway.store.models.ops import (
     DeadLetter,
     DeviceStateChange,
@@ -17,6 +18,7 @@ from gateway.store.models.region import Community, Device, Good, NeedLevel, Site
 
 __all__ = [
     "Base",
+    "BoardTask",
     "BrokerCredential",
     "Community",
     "DeadLetter",
@@ -35,11 +37,15 @@ __all__ = [
     "RepairTask",
     "Route",
     "RouteStop",
+    "SectorGoal",
     "Shipment",
     "Site",
+    "SlotSignup",
     "Stock",
     "StockLedgerEntry",
     "TaskEvent",
+    "TaskShift",
+    "TaskSlot",
     "Vehicle",
     "utcnow",
 ]

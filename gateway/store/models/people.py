@@ -40,6 +40,8 @@ class Member(Base):
     away: Mapped[list[Any] | None]  # [{"from": "2026-12-20", "to": "2027-01-06"}], both days included
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The secret in the private address of their calendar feed (what they took); None until first shown.
+    calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     skills: Mapped[list[MemberSkill]] = relationship(cascade="all, delete-orphan")
 
@@ -97,6 +99,7 @@ class Decline(Base):
     until: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text, default="")
     task_id: Mapped[int | None] = mapped_column(ForeignKey("repair_tasks.id", ondelete="CASCADE"))
+    board_task_id: Mapped[int | None] = mapped_column(ForeignKey("board_tasks.id", ondelete="CASCADE"))
     route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="CASCADE"))
     good_id: Mapped[int | None] = mapped_column(ForeignKey("goods.id", ondelete="CASCADE"))
     from_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))

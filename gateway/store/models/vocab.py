@@ -92,10 +92,11 @@ class RouteStatus(StrEnum):
 
 
 class WorkKind(StrEnum):
-    """What an hours entry counts: a repair task or a delivery route."""
+    """What an hours entry counts: a repair task, a delivery route or a board slot (its signup's id)."""
 
     REPAIR = "repair"
     ROUTE = "route"
+    TASK = "task"  # a board slot signup
 
 
 class HoursState(StrEnum):
@@ -105,6 +106,49 @@ class HoursState(StrEnum):
     RESERVED = "reserved"
     DONE = "done"
     RELEASED = "released"
+
+
+class BoardTaskStatus(StrEnum):
+    """A board task is open until its poster cancels it or its last occurrence is over."""
+
+    OPEN = "open"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class ShiftStatus(StrEnum):
+    """One occurrence of a board task."""
+
+    OPEN = "open"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class SignupState(StrEnum):
+    """A person in a board slot; gateway.store.board holds the moves between them."""
+
+    SUGGESTED = "suggested"  # the matcher asked; they have not answered
+    TAKEN = "taken"  # they opted in, or accepted a suggestion
+    DECLINED = "declined"  # they said no to a suggestion (no reason needed)
+    RELEASED = "released"  # they stepped back, or the task changed or was cancelled
+    LAPSED = "lapsed"  # a suggestion nobody answered in time
+    DONE = "done"  # the shift is over: the hours count as given
+
+
+class PosterKind(StrEnum):
+    """Who posted a board task."""
+
+    MEMBER = "member"
+    GUILD = "guild"
+    ASSEMBLY = "assembly"
+    COORDINATOR = "coordinator"
+
+
+class GoalKind(StrEnum):
+    """What a monthly sector goal counts."""
+
+    HOURS = "hours"  # hours of work given in the sector
+    SLOTS = "slots"  # board places filled in the sector
 
 
 class StopAction(StrEnum):
@@ -140,6 +184,13 @@ STOP_ACTIONS = _values(StopAction)
 STOP_STATUSES = _values(StopStatus)
 WORK_KINDS = _values(WorkKind)
 HOURS_STATES = _values(HoursState)
+BOARD_TASK_STATUSES = _values(BoardTaskStatus)
+SHIFT_STATUSES = _values(ShiftStatus)
+SIGNUP_STATES = _values(SignupState)
+POSTER_KINDS = _values(PosterKind)
+GOAL_KINDS = _values(GoalKind)
+# The sectors of people's offers and of the board (water and energy work counts as maintenance or other).
+BOARD_SECTORS = ("food", "education", "health", "maintenance", "governance", "other")
 # Who holds an MQTT account: a sensor box, a member's phone app, or the gateway service.
 BROKER_ACCOUNT_KINDS = ("device", "member", "gateway")
 VEHICLE_KINDS = ("car", "pickup", "van", "truck", "motorcycle", "bicycle", "boat")
