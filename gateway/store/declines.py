@@ -38,6 +38,22 @@ def record_task(
     return row
 
 
+def record_board_task(
+    session: Session, board_task_id: int, member_id: int, reason: str = "", at: datetime | None = None
+) -> Decline:
+    """`member_id` said no to a suggestion from board task `board_task_id` (no reason needed)."""
+    at = at or clock.now()
+    row = Decline(
+        member_id=member_id,
+        board_task_id=board_task_id,
+        at=at,
+        until=at + timedelta(days=DECLINE_DAYS),
+        reason=reason[:MAX_REASON],
+    )
+    session.add(row)
+    return row
+
+
 def record_route(
     session: Session,
     route_id: int,
