@@ -319,3 +319,16 @@ def test_series_take_skips_the_dates_that_do_not_fit(store: Store) -> None:
             (15, "you said you are away from 2026-12-15 to 2026-12-15")
         ]
         assert session.scalar(select(SlotSignup.state).where(SlotSignup.id == taken[0].id)) == "taken"
+
+
+def test_the_demo_board_has_work_in_every_sector_and_is_posted_once(store: Store) -> None:
+    from gateway.store.models import BoardTask
+    from gateway.store.models.vocab import BOARD_SECTORS
+    from gateway.store.sample_board import post_sample_tasks
+
+    sessions, _ = store
+    with sessions.begin() as session:
+        assert post_sample_tasks(session, MONDAY) == 2 * 6  # the tiny region's two communities
+        assert set(session.scalars(select(BoardTask.sector))) == set(BOARD_SECTORS)
+        assert post_sample_tasks(session, MONDAY) == 0
+        assert session.scalar(select(TaskShift.id).limit(1)) is not None

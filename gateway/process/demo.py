@@ -29,6 +29,7 @@ from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models import Community, Device, Reading, utcnow
 from gateway.store.region import load_region, read_region, sample_region_path
+from gateway.store.sample_board import post_sample_tasks
 
 log = logging.getLogger(__name__)
 STOP_ORDER = ("devices", "planner", "dashboard", "gateway")  # devices first: their "offline" gets stored
@@ -127,6 +128,8 @@ def run_demo(
         upgrade(engine)
         with make_session_factory(engine).begin() as session:
             load_region(session, read_region(region_path))
+            posted = post_sample_tasks(session, utcnow())
+        log.info("the board has %s sample tasks in every sector", posted)
         chosen = port or settings.dashboard_port
         if port is None and port_open(settings.dashboard_host, chosen):
             chosen = free_port(settings.dashboard_host)
