@@ -50,7 +50,13 @@ def test_the_wire_form_is_the_documented_one() -> None:
         "reason": "bridge <b>closed</b>",
     }
     assert "reason" not in json.loads(encode_event(EVENTS[4]))  # only a failure says why
-    assert sorted(EVENT_TYPES) == ["route_changed", "shipment_changed", "task_changed", "task_created"]
+    assert sorted(EVENT_TYPES) == [
+        "board_changed",
+        "route_changed",
+        "shipment_changed",
+        "task_changed",
+        "task_created",
+    ]
 
 
 GOOD = {"v": 1, "type": "task_created", "ts": "2026-11-26T15:20:00.000Z", "task_id": 1, "fault_id": 2}

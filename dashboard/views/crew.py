@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -12,14 +11,13 @@ from werkzeug.wrappers import Response as Redirect
 
 from dashboard.read import crew as crew_read
 from dashboard.web.auth import current_account, role_required
-from dashboard.web.notifier import get_notifier
+from dashboard.web.notifier import event_stream
 from dashboard.web.store import get_session, get_store
 from gateway.store import tasks as work
 from gateway.store.models import Member
 from logistics.common.geo import haversine_km
 
 bp = Blueprint("crew", __name__, url_prefix="/crew")
-KEEPALIVE_S = 15.0  # an alert stream says something at least this often
 
 
 def _member() -> Member:
@@ -116,7 +114,6 @@ def events() -> Response:
     last_alert = max(_int_arg("after"), _int_arg_header())
     last_task = _int_arg("tasks_after")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    notifier, max_s = get_notifier(app), float(app.config["SSE_MAX_S"])
 
     def new_events() -> Iterator[str]:
         nonlocal last_alert, last_task
@@ -139,26 +136,7 @@ def events() -> Response:
             }
             yield f"event: task\ndata: {json.dumps(body)}\n\n"
 
-    def stream() -> Iterator[str]:
-        yield "retry: 1000\n\n"
-        deadline = time.monotonic() + max_s
-        beat = time.monotonic()
-        with notifier.listening() as seen:  # the count before the first read: no change slips between
-            yield from new_events()
-            while (left := deadline - time.monotonic()) > 0:
-                count = notifier.wait(seen, min(left, beat + KEEPALIVE_S - time.monotonic()))
-                if count != seen:
-                    seen = count
-                    yield from new_events()
-                if time.monotonic() - beat >= KEEPALIVE_S:
-                    beat = time.monotonic()
-                    yield ": keep-alive\n\n"  # proxies drop silent connections
-
-    return Response(
-        stream(),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(app, new_events)
 
 
 def _int_arg_header() -> int:

@@ -15,7 +15,7 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 from dashboard.api import routes as api
-from dashboard.views import coordinator, credentials, crew, offers, places, routes, tables
+from dashboard.views import board, coordinator, credentials, crew, offers, places, routes, tables
 from dashboard.views import map as map_view
 from dashboard.web import auth, compression, csrf, errors, security, store
 from dashboard.web.accounts import AccountStore, FileAccountStore
@@ -72,6 +72,7 @@ def create_app(
         tables.bp,
         crew.bp,
         offers.bp,
+        board.bp,
         routes.bp,
         coordinator.bp,
         credentials.bp,

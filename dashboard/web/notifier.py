@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias
 
-from flask import Flask
+from flask import Flask, Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -156,6 +157,36 @@ def event_subscription(target: MqttTarget) -> Feed:
             client.loop_stop()
 
     return feed
+
+
+KEEPALIVE_S = 15.0  # an event stream says something at least this often (proxies drop silent connections)
+
+
+def event_stream(app: Flask, new_events: Callable[[], Iterator[str]]) -> Response:
+    """A Server-Sent Events response: `new_events()` once when it opens and again each time the notifier
+    moves, a keep-alive comment every KEEPALIVE_S, closed after SSE_MAX_S (the browser reconnects)."""
+    notifier, max_s = get_notifier(app), float(app.config["SSE_MAX_S"])
+
+    def stream() -> Iterator[str]:
+        yield "retry: 1000\n\n"
+        deadline = time.monotonic() + max_s
+        beat = time.monotonic()
+        with notifier.listening() as seen:  # the count before the first read: no change slips between
+            yield from new_events()
+            while (left := deadline - time.monotonic()) > 0:
+                count = notifier.wait(seen, min(left, beat + KEEPALIVE_S - time.monotonic()))
+                if count != seen:
+                    seen = count
+                    yield from new_events()
+                if time.monotonic() - beat >= KEEPALIVE_S:
+                    beat = time.monotonic()
+                    yield ": keep-alive\n\n"
+
+    return Response(
+        stream(),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def get_notifier(app: Flask) -> ChangeNotifier:

@@ -69,9 +69,21 @@ class RouteChanged:
     at: datetime
 
 
-InternalEvent = TaskCreated | TaskChanged | ShipmentChanged | RouteChanged
+@dataclass(frozen=True, kw_only=True)
+class BoardChanged:
+    """Something changed on the open task board: a task `posted`, `changed` or `cancelled`, a place
+    `taken`, `suggested`, `declined` or `released`, or a member `alerted` (`member_id`)."""
+
+    type: ClassVar[str] = "board_changed"
+    task_id: int
+    status: str
+    member_id: int | None
+    at: datetime
+
+
+InternalEvent = TaskCreated | TaskChanged | ShipmentChanged | RouteChanged | BoardChanged
 EVENT_TYPES: Final[Mapping[str, type[InternalEvent]]] = {
-    cls.type: cls for cls in (TaskCreated, TaskChanged, ShipmentChanged, RouteChanged)
+    cls.type: cls for cls in (TaskCreated, TaskChanged, ShipmentChanged, RouteChanged, BoardChanged)
 }
 # Field name -> (kind, required); every event also has v, type and ts.
 _FIELDS: Final[Mapping[str, Mapping[str, tuple[str, bool]]]] = {
@@ -84,6 +96,7 @@ _FIELDS: Final[Mapping[str, Mapping[str, tuple[str, bool]]]] = {
         "reason": ("reason", False),
     },
     "route_changed": {"route_id": ("id", True), "status": ("status", True)},
+    "board_changed": {"task_id": ("id", True), "status": ("status", True), "member_id": ("id?", True)},
 }
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.contract.errors import Conflict, InvalidInput, NotFound
+from gateway.contract.events import BoardChanged
 from gateway.contract.payloads import format_ts
 from gateway.contract.topics import member_alerts_topic
 from gateway.store import declines, hours
@@ -49,7 +50,7 @@ from gateway.store.models.vocab import (
     WorkKind,
 )
 from gateway.store.offers import offer_sector, sector_hours
-from gateway.store.outbox import enqueue
+from gateway.store.outbox import enqueue, enqueue_event
 
 SHIFT_HORIZON_DAYS: Final = 35  # recurring occurrences exist this far ahead (a month's planning and a week)
 MAX_SERIES_DAYS: Final = 366  # a schedule runs at most a year; post it again after that
@@ -381,6 +382,7 @@ def post(
         )
     _add_shifts(session, task, now)
     session.flush()
+    changed(session, task.id, "posted", None, now)
     return task
 
 
@@ -500,6 +502,7 @@ def change(session: Session, task_id: int, raw: Mapping[str, Any], *, now: datet
     for member_id in sorted(told):
         _alert(session, member_id, "task_changed", f"{task.title}: {what}", task, now=now)
     session.flush()
+    changed(session, task.id, "changed", None, now)
     return task
 
 
@@ -526,6 +529,7 @@ def cancel(session: Session, task_id: int, reason: str, *, now: datetime) -> int
     for member_id in sorted(told):
         _alert(session, member_id, "task_cancelled", f"{task.title} is cancelled{because}", task, now=now)
     session.flush()
+    changed(session, task.id, "cancelled", None, now)
     return len(told)
 
 
@@ -687,6 +691,7 @@ def take(session: Session, member_id: int, shift_id: int, slot_id: int, *, now: 
     session.flush()
     _offer_hours(session, signup, task, shift)
     hours.reserve(session, WorkKind.TASK, signup.id)
+    changed(session, task.id, "taken", member_id, now)
     return signup
 
 
@@ -800,6 +805,7 @@ def accept(session: Session, signup_id: int, member_id: int, *, now: datetime) -
         raise Conflict(f"you cannot take it now: {reason}")
     signup.state, signup.answered_at, signup.updated_at = SignupState.TAKEN.value, now, now
     hours.reserve(session, WorkKind.TASK, signup.id)
+    changed(session, task.id, "accepted", member_id, now)
     return signup
 
 
@@ -818,6 +824,7 @@ def decline(
     shift = session.get(TaskShift, signup.shift_id)
     assert shift is not None
     declines.record_board_task(session, shift.task_id, member_id, reason, now)
+    changed(session, shift.task_id, "declined", member_id, now)
     return signup
 
 
@@ -830,6 +837,8 @@ def release(session: Session, signup_id: int, member_id: int, *, now: datetime) 
     if shift is not None and shift.ends_at <= now:
         raise Conflict("the shift is over")
     _out(session, signup, SignupState.RELEASED, now)
+    if shift is not None:
+        changed(session, shift.task_id, "released", member_id, now)
     return signup
 
 
@@ -952,6 +961,20 @@ def alert_urgent(
     return told
 
 
+def changed(session: Session, task_id: int, status: str, member_id: int | None, now: datetime) -> None:
+    """Tell the planner and the open pages (internal event board_changed), once per task, change and person
+    in a transaction: a cancellation that tells thirty people is one event per person, not per row."""
+    transaction = session.get_transaction()
+    held = session.info.get("rhizome.board_changed")
+    if held is None or held[0] is not transaction:  # a new transaction starts a new record
+        held = session.info["rhizome.board_changed"] = (transaction, set())
+    seen: set[tuple[int, str, int | None]] = held[1]
+    if (task_id, status, member_id) in seen:
+        return
+    seen.add((task_id, status, member_id))
+    enqueue_event(session, BoardChanged(task_id=task_id, status=status, member_id=member_id, at=now))
+
+
 def _alert(
     session: Session,
     member_id: int,
@@ -975,6 +998,7 @@ def _alert(
             "at": format_ts(now),
         },
     )
+    changed(session, task.id, "alerted", member_id, now)
 
 
 # --- repairs on the board, and the private calendar ---------------------------------------------------------

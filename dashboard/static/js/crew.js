@@ -22,18 +22,7 @@
   var list = document.getElementById("rz-alerts");
   if (!window.EventSource || !script) return;
   var source = new EventSource(script.dataset.events);
-  source.addEventListener("alert", function (event) {
-    var alert = JSON.parse(event.data);
-    if (list.querySelector('[data-id="' + alert.id + '"]')) return;
-    var item = document.createElement("li");
-    item.dataset.id = alert.id;
-    item.className = "rz-new";
-    var time = document.createElement("time");
-    time.textContent = alert.at.slice(0, 16).replace("T", " ");
-    item.appendChild(time);
-    item.appendChild(document.createTextNode(" " + alert.text));
-    list.insertBefore(item, list.firstChild);
-  });
+  window.rzShowAlerts(source, list);
   source.addEventListener("task", function (event) {
     var task = JSON.parse(event.data);
     var notice = document.getElementById("rz-new-tasks");
