@@ -585,6 +585,8 @@ def test_openapi_documents_every_api_route(app: Flask, client: FlaskClient) -> N
         if rule.rule.startswith("/api/"):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             assert path in documented, path
+            methods = set(rule.methods or ()) - {"HEAD", "OPTIONS"}
+            assert {m.lower() for m in methods} <= set(document["paths"][path]), (path, methods)
 
 
 def test_accounts_hash_passwords_and_check_them() -> None:

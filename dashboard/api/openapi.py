@@ -34,6 +34,31 @@ _PAGING = [
     ),
     _param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),
 ]
+_WRITE_ERRORS = {
+    "403": {"$ref": "#/components/responses/Error"},
+    "409": {"$ref": "#/components/responses/Error"},
+}
+_CSRF = _param(
+    "X-CSRF-Token", "header", {"type": "string"}, "the session's token (GET /api/board/mine)", True
+)
+_BOARD_FILTERS = [
+    _param(
+        "sector",
+        "query",
+        {"enum": ["food", "education", "health", "maintenance", "governance", "other"]},
+        "sector",
+    ),
+    _param("skill", "query", {"type": "string"}, "places needing this skill; none: places needing no skill"),
+    _param("community", "query", {"type": "string"}, "community slug"),
+    _param(
+        "km",
+        "query",
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 500},
+        "within this distance of my home",
+    ),
+    _param("from", "query", {"type": "string", "format": "date"}, "first day"),
+    _param("to", "query", {"type": "string", "format": "date"}, "last day"),
+]
 _COMMUNITY_FILTER = _param("community", "query", _SLUG, "only this community (slug)")
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -41,6 +66,31 @@ _TIME = {"type": ["string", "null"], "format": "date-time"}
 
 def _get(summary: str, ok: dict[str, Any], parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": {"200": ok, **_ERRORS}}}
+
+
+def _write(
+    method: str,
+    summary: str,
+    ok: dict[str, Any],
+    parameters: list[dict[str, Any]],
+    body: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A board write: a signed-in session and its CSRF token in X-CSRF-Token (GET /api/board/mine)."""
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [*parameters, _CSRF],
+        "responses": {"200": ok, "201": ok, **_ERRORS, **_WRITE_ERRORS},
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": method != "cancel",
+            "content": {"application/json": {"schema": body}},
+        }
+    return {"patch" if method == "patch" else "post": operation}
+
+
+def _id(name: str) -> dict[str, Any]:
+    return _param(name, "path", {"type": "integer", "minimum": 1}, f"{name.replace('_', ' ')}", required=True)
 
 
 def _list(key: str, item: str) -> dict[str, Any]:
@@ -181,6 +231,7 @@ def document() -> dict[str, Any]:
         "description": "GeoJSON",
         "content": {"application/geo+json": {"schema": _ref("FeatureCollection")}},
     }
+    schemas |= _board_schemas()
     paths: dict[str, Any] = {
         "/api/health": _get(
             "Liveness and row counts",
@@ -244,6 +295,65 @@ def document() -> dict[str, Any]:
         ),
         "/api/flows.geojson": _get("Planned and moving deliveries as GeoJSON lines", geojson),
         "/api/openapi.json": _get("This description", _json({"type": "object"})),
+        "/api/board": {
+            **_get(
+                "Open tasks of every sector, places counted, never named",
+                _json(_list("tasks", "BoardTask")),
+                _BOARD_FILTERS,
+            ),
+            **_write(
+                "post", "Post a task (poster's session)", _json(_ref("BoardTask")), [], _ref("TaskDraft")
+            ),
+        },
+        "/api/board/{task_id}": {
+            **_get(
+                "One task with its shifts of the coming five weeks",
+                _json(_ref("BoardTask")),
+                [_id("task_id")],
+            ),
+            **_write(
+                "patch",
+                "Change a task (its poster or a coordinator); those signed up are told",
+                _json(_ref("BoardTask")),
+                [_id("task_id")],
+                {"type": "object"},
+            ),
+        },
+        "/api/board/{task_id}/cancel": _write(
+            "cancel",
+            "Cancel a task; those signed up are told the reason",
+            _json({"type": "object"}),
+            [_id("task_id")],
+            {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500}}},
+        ),
+        "/api/board/shifts/{shift_id}/slots/{slot_id}/take": _write(
+            "post",
+            "Take one place in one shift (a member's session)",
+            _json(_ref("Signup")),
+            [_id("shift_id"), _id("slot_id")],
+            None,
+        ),
+        "/api/board/slots/{slot_id}/take-series": _write(
+            "post",
+            "Take the same place in every coming occurrence that fits",
+            _json({"type": "object"}),
+            [_id("slot_id")],
+            None,
+        ),
+        "/api/board/signups/{signup_id}/{action}": _write(
+            "post",
+            "accept or decline a suggestion (no reason needed), or release a place taken",
+            _json(_ref("Signup")),
+            [
+                _id("signup_id"),
+                _param("action", "path", {"enum": ["accept", "decline", "release"]}, "what to do", True),
+            ],
+            {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500}}},
+        ),
+        "/api/board/mine": _get(
+            "My suggestions and places, what is open near me for my skills, and the CSRF token for writes",
+            _json({"type": "object"}),
+        ),
         "/routes/{route_id}.gpx": _get(
             "A driver's route as GPX 1.1 (signed-in driver of the route, or a coordinator)",
             {"description": "GPX", "content": {"application/gpx+xml": {"schema": {"type": "string"}}}},
@@ -256,14 +366,103 @@ def document() -> dict[str, Any]:
             "title": "Rhizome dashboard API",
             "version": VERSION,
             "description": (
-                "Read-only JSON, GeoJSON and GPX for what the dashboard pages show. Public when the map is "
-                "(RHIZOME_PUBLIC_MAP, the default), otherwise it needs a signed-in session. Unknown query "
-                "parameters are a 400; names are user text and must be escaped by whoever renders them."
+                "JSON, GeoJSON and GPX for what the dashboard pages show, and the task board's writes. Reads "
+                "are public when the map is (RHIZOME_PUBLIC_MAP, the default), otherwise they need a signed-in "
+                "session; writes need a session and its CSRF token in X-CSRF-Token. Unknown query parameters "
+                "are a 400; names are user text and must be escaped by whoever renders them."
             ),
         },
         "paths": paths,
         "components": {
             "schemas": schemas,
             "responses": {"Error": _json(_ref("Error"), "An error with a message")},
+        },
+    }
+
+
+def _board_schemas() -> dict[str, Any]:
+    slot = {
+        "type": "object",
+        "properties": {
+            "skill": {"type": ["string", "null"], "pattern": "^[a-z0-9][a-z0-9-]{0,47}$"},
+            "newcomer": {"type": "boolean"},
+            "note": {"type": "string", "maxLength": 200},
+        },
+        "additionalProperties": False,
+    }
+    return {
+        "TaskDraft": {
+            "type": "object",
+            "required": ["title", "sector", "community", "starts_at", "ends_at", "slots"],
+            "properties": {
+                "title": {"type": "string", "maxLength": 200},
+                "sector": {"enum": ["food", "education", "health", "maintenance", "governance", "other"]},
+                "community": {"type": "string"},
+                "starts_at": {"type": "string", "format": "date-time"},
+                "ends_at": {"type": "string", "format": "date-time"},
+                "recurrence": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "days": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}},
+                        "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                        "end": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                    },
+                },
+                "slots": {"type": "array", "minItems": 1, "maxItems": 20, "items": slot},
+                "hours_per_slot": {"type": ["number", "null"], "minimum": 0.25, "maximum": 24},
+                "urgency": {
+                    "oneOf": [
+                        {"enum": ["low", "normal", "high", "urgent"]},
+                        {"type": "integer", "minimum": 0, "maximum": 3},
+                    ]
+                },
+                "place": {"type": "string", "maxLength": 200},
+                "description": {"type": "string", "maxLength": 4000},
+                "poster_kind": {"enum": ["member", "guild", "assembly", "coordinator"]},
+                "poster_name": {"type": "string", "maxLength": 200},
+                "lat": {"type": ["number", "null"]},
+                "lon": {"type": ["number", "null"]},
+                "site": {"type": ["string", "null"]},
+            },
+            "additionalProperties": False,
+        },
+        "BoardTask": {
+            "type": "object",
+            "description": "places counted, never named; shifts[].mine holds only the reader's own signups",
+            "properties": {
+                "id": {"type": "integer"},
+                "title": {"type": "string", "description": "user text: escape before showing as HTML"},
+                "sector": {"type": "string"},
+                "community": {"type": "string"},
+                "when": {"type": "string"},
+                "urgency": {"enum": ["low", "normal", "high", "urgent"]},
+                "status": {"enum": ["open", "cancelled", "done"]},
+                "poster": {"type": "string"},
+                "slots": {"type": "array", "items": {"type": "object"}},
+                "shifts": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "starts_at": {"type": "string", "format": "date-time"},
+                            "ends_at": {"type": "string", "format": "date-time"},
+                            "filled": {"type": "integer"},
+                            "places": {"type": "integer"},
+                            "free_slot_ids": {"type": "array", "items": {"type": "integer"}},
+                            "mine": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                },
+            },
+        },
+        "Signup": {
+            "type": "object",
+            "properties": {
+                "signup_id": {"type": "integer"},
+                "state": {"enum": ["suggested", "taken", "declined", "released", "lapsed", "done"]},
+                "shift_id": {"type": "integer"},
+                "slot_id": {"type": "integer"},
+            },
         },
     }

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
+from dashboard.api import board as api_board
 from dashboard.api import routes as api
 from dashboard.views import board, coordinator, credentials, crew, offers, places, routes, tables
 from dashboard.views import map as map_view
@@ -77,6 +78,7 @@ def create_app(
         coordinator.bp,
         credentials.bp,
         api.bp,
+        api_board.bp,
     ):
         app.register_blueprint(blueprint)
     return app
