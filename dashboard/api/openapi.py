@@ -366,10 +366,10 @@ def document() -> dict[str, Any]:
             "title": "Rhizome dashboard API",
             "version": VERSION,
             "description": (
-                "JSON, GeoJSON and GPX for what the dashboard pages show, and the task board's writes. Reads "
-                "are public when the map is (RHIZOME_PUBLIC_MAP, the default), otherwise they need a signed-in "
-                "session; writes need a session and its CSRF token in X-CSRF-Token. Unknown query parameters "
-                "are a 400; names are user text and must be escaped by whoever renders them."
+                "JSON, GeoJSON and GPX for what the dashboard pages show, and the task board's writes. "
+                "Reads are public when the map is (RHIZOME_PUBLIC_MAP, the default), otherwise they need a "
+                "signed-in session; writes need a session and its CSRF token in X-CSRF-Token. Unknown query "
+                "parameters are a 400; names are user text and must be escaped by whoever renders them."
             ),
         },
         "paths": paths,
