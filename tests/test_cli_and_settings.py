@@ -36,6 +36,12 @@ SUBCOMMANDS = [
     ["db", "upgrade"],
     ["region", "load"],
     ["bridge", "config"],
+    ["board", "post"],
+    ["board", "list"],
+    ["board", "change"],
+    ["board", "cancel"],
+    ["board", "take"],
+    ["board", "release"],
 ]
 
 

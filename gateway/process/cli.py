@@ -31,6 +31,7 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "bridge": ("gateway.broker.bridge_cli:bridge",),
     "demo": ("gateway.process.commands:demo",),
     "devices": ("devices.cli:devices", "gateway.broker.accounts_cli:accounts"),
+    "board": ("gateway.process.board_cli:board",),
     "plan": ("logistics.cli:plan",),
     "dashboard": ("dashboard.cli:dashboard",),
     "dashboard-account": ("dashboard.cli:dashboard_account",),

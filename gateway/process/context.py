@@ -9,14 +9,18 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import click
 
 from gateway.process.settings import Settings, from_env
 from gateway.process.signals import stop_on_signals
+
+if TYPE_CHECKING:  # the store loads SQLAlchemy: imported when a command runs, not when --help lists it
+    from sqlalchemy.orm import Session
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -102,3 +106,20 @@ class PathParam(click.ParamType):
 
 POSITIVE_SECONDS = PositiveSeconds()
 PATH = PathParam()
+
+
+@contextmanager
+def store_transaction(settings: Settings) -> Iterator[Session]:
+    """One transaction on the configured store for a command; a refused input (any RhizomeError) becomes
+    click's error: its message and exit status 1, nothing written."""
+    from gateway.contract.errors import RhizomeError
+    from gateway.store.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            yield session
+    except RhizomeError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
