@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, render_template, request
 
-from dashboard.read import history, mapdata, places, queries
+from dashboard.read import board as board_read
+from dashboard.read import history, mapdata, places, progress, queries
 from dashboard.views import charts
 from dashboard.web.auth import viewer_required
 from dashboard.web.store import get_session
@@ -56,9 +57,13 @@ def community(slug: str) -> str:
             )
         )
     sites = places.community_sites(session, row.id)
+    now = utcnow()
+    open_tasks = board_read.list_tasks(session, board_read.Filters(community=slug), now)
     return render_template(
         "community.html",
         community=summary,
+        sectors=progress.sector_progress(session, community_id=row.id),
+        board_tasks=open_tasks[:10],
         figures=figures,
         sites=sites,
         tasks=mapdata.open_tasks(session, slug),

@@ -16,7 +16,7 @@ from werkzeug.routing import IntegerConverter
 
 from dashboard.api import board as api_board
 from dashboard.api import routes as api
-from dashboard.views import board, coordinator, credentials, crew, offers, places, routes, tables
+from dashboard.views import board, coordinator, credentials, crew, goals, offers, places, routes, tables
 from dashboard.views import map as map_view
 from dashboard.web import auth, compression, csrf, errors, security, store
 from dashboard.web.accounts import AccountStore, FileAccountStore
@@ -71,6 +71,7 @@ def create_app(
         map_view.bp,
         places.bp,
         tables.bp,
+        goals.bp,
         crew.bp,
         offers.bp,
         board.bp,

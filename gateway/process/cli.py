@@ -32,6 +32,7 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "demo": ("gateway.process.commands:demo",),
     "devices": ("devices.cli:devices", "gateway.broker.accounts_cli:accounts"),
     "board": ("gateway.process.board_cli:board",),
+    "goals": ("gateway.process.goals_cli:goals",),
     "plan": ("logistics.cli:plan",),
     "dashboard": ("dashboard.cli:dashboard",),
     "dashboard-account": ("dashboard.cli:dashboard_account",),

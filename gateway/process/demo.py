@@ -29,7 +29,7 @@ from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models import Community, Device, Reading, utcnow
 from gateway.store.region import load_region, read_region, sample_region_path
-from gateway.store.sample_board import post_sample_tasks
+from gateway.store.sample_board import post_sample_tasks, set_sample_goals
 
 log = logging.getLogger(__name__)
 STOP_ORDER = ("devices", "planner", "dashboard", "gateway")  # devices first: their "offline" gets stored
@@ -129,7 +129,8 @@ def run_demo(
         with make_session_factory(engine).begin() as session:
             load_region(session, read_region(region_path))
             posted = post_sample_tasks(session, utcnow())
-        log.info("the board has %s sample tasks in every sector", posted)
+            goals = set_sample_goals(session, utcnow())
+        log.info("the board has %s sample tasks in every sector, %s sector goals this month", posted, goals)
         chosen = port or settings.dashboard_port
         if port is None and port_open(settings.dashboard_host, chosen):
             chosen = free_port(settings.dashboard_host)

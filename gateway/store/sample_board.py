@@ -1,4 +1,5 @@
-"""A board with work in every sector for the demo: what guilds and assemblies of a region typically post.
+"""A board with work in every sector for the demo: what guilds and assemblies of a region typically post,
+and the region's goals for the month.
 
 The same few kinds of task in each of the first communities, recurring or one-off, with skilled places and
 places for newcomers, all through gateway.store.board (so they pass the same checks as a posted task).
@@ -12,7 +13,7 @@ from typing import Any, Final, TypeAlias
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.store import board
+from gateway.store import board, goals
 from gateway.store.models import BoardTask, Community
 
 # (title, sector, poster kind, poster, weekly days or None, start hour, hours, places)
@@ -69,3 +70,37 @@ def post_sample_tasks(session: Session, now: datetime, communities: int = 6) -> 
             board.post(session, board.parse_draft(raw), member_id=None, account="demo", now=now)
             posted += 1
     return posted
+
+
+# Modest region goals for the demo's month, by sector: (hours given, places filled).
+SAMPLE_GOALS: Final[dict[str, tuple[float, int]]] = {
+    "food": (60.0, 20),
+    "education": (30.0, 12),
+    "health": (30.0, 10),
+    "maintenance": (80.0, 16),
+    "governance": (20.0, 8),
+    "other": (40.0, 15),
+}
+
+
+def set_sample_goals(session: Session, now: datetime) -> int:
+    """A region goal of hours and one of places filled in each of the six sectors for `now`'s month, through
+    gateway.store.goals; one the region already has this month is left as it is. Returns how many it set."""
+    month = goals.month_of(now)
+    existing = {(g.sector, g.kind) for g in goals.goals_for(session, month, None)}
+    count = 0
+    for sector, (hours_target, slots_target) in SAMPLE_GOALS.items():
+        for kind, target in (("hours", hours_target), ("slots", float(slots_target))):
+            if (sector, kind) in existing:
+                continue
+            goals.set_goal(
+                session,
+                community_id=None,
+                sector=sector,
+                month=month,
+                kind=kind,
+                target=target,
+                set_by="demo",
+            )
+            count += 1
+    return count
