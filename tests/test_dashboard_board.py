@@ -299,3 +299,35 @@ def test_the_member_without_an_account_link_gets_a_clear_403(auth: Auth) -> None
     auth.login("viewer")
     response = auth.client.get("/board/mine")
     assert response.status_code == 403 and "linked to a member" in response.get_data(as_text=True)
+
+
+def test_my_hours_show_the_baseline_what_fits_near_me_and_board_declines(
+    app: Flask, auth: Auth, ids: dict[str, int]
+) -> None:
+    auth.login("coord")
+    task_id = _task_id(_post_task(auth, mode="once", poster_kind="coordinator"))
+    with get_store(app).sessions.begin() as session:
+        shift = session.scalar(select(TaskShift).where(TaskShift.task_id == task_id))
+        slot = session.scalar(select(TaskSlot).where(TaskSlot.task_id == task_id, TaskSlot.newcomer))
+        assert shift is not None and slot is not None
+        signup = board.suggest(session, shift.id, slot.id, ids["member"], "near you", now=clock_now())
+        board.decline(session, signup.id, ids["member"], now=clock_now())
+    other = _task_id(
+        _post_task(
+            auth,
+            title="Water committee minutes",
+            sector="governance",
+            mode="once",
+            poster_kind="coordinator",
+            slot_skill=["", "", "", ""],
+            slot_newcomer=["no"] * 4,
+        )
+    )
+    auth.client.post("/logout", data={"csrf_token": auth.token("/board")})
+    auth.login("ana")
+    page = auth.client.get("/me/hours").get_data(as_text=True)
+    assert "baseline is about 150 h a year" in page and "<td>50</td>" in page  # other: 50 h of the 150
+    fitting = page.split('id="rz-fitting"')[1].split("</ul>")[0]
+    assert f"/board/{other}" in fitting  # a place anyone may take, 0 km away
+    assert f"/board/{task_id}" not in fitting  # declined: not put before her again this week
+    assert "task board: Food-saving pickup" in page  # the decline, to take back

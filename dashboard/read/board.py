@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.store.board import LIVE, URGENCY_NAMES, URGENT_WINDOW_H
+from gateway.store.board import LIVE, URGENCY_NAMES, URGENT_WINDOW_H, declined_by_task
 from gateway.store.models import BoardTask, Community, Member, MemberSkill, SlotSignup, TaskShift, TaskSlot
 from gateway.store.models.vocab import BoardTaskStatus, ShiftStatus, SignupState
 from logistics.common.geo import haversine_km
@@ -319,7 +319,8 @@ def my_places(session: Session, member_id: int, now: datetime) -> list[MyPlace]:
 def fitting_tasks(
     session: Session, member: Member, now: datetime, *, within_km: float = 25.0
 ) -> list[TaskView]:
-    """Open tasks near `member` with a free place they have the skill for, their preferred sectors first."""
+    """Open tasks near `member` with a free place they have the skill for, their preferred sectors first;
+    a task they declined is not put before them again while the decline holds."""
     skills = set(session.scalars(select(MemberSkill.skill).where(MemberSkill.member_id == member.id)))
     views = list_tasks(
         session,
@@ -328,6 +329,7 @@ def fitting_tasks(
         reader_id=member.id,
     )
     preferred = set(member.preferred_sectors or [])
+    declined = {task for task, people in declined_by_task(session, now).items() if member.id in people}
 
     def free_for_me(view: TaskView) -> bool:
         return any(
@@ -336,7 +338,7 @@ def fitting_tasks(
             for slot in view.slots
         )
 
-    fitting = [v for v in views if free_for_me(v)]
+    fitting = [v for v in views if v.id not in declined and free_for_me(v)]
     fitting.sort(key=lambda v: (v.sector not in preferred, v.shifts[0].starts_at, v.km or 0.0))
     return fitting
 

@@ -21,6 +21,7 @@ from gateway.contract import clock
 from gateway.store import declines, hours
 from gateway.store.members import lent_vehicle
 from gateway.store.models import (
+    BoardTask,
     Community,
     Decline,
     Good,
@@ -178,6 +179,9 @@ def _declined(session: Session, row: Decline) -> str:
     if row.task_id is not None:
         title = session.scalar(select(RepairTask.title).where(RepairTask.id == row.task_id))
         return f"repair: {title}" if title else f"repair task {row.task_id}"
+    if row.board_task_id is not None:
+        title = session.scalar(select(BoardTask.title).where(BoardTask.id == row.board_task_id))
+        return f"task board: {title}" if title else f"board task {row.board_task_id}"
     source, dest = aliased(Site), aliased(Site)
     source_of, dest_of = aliased(Community), aliased(Community)
     found = session.execute(

@@ -16,14 +16,16 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
+from dashboard.read import board as board_read
 from dashboard.read import hours as hours_read
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.store import get_session, get_store
+from gateway.contract import clock
 from gateway.contract.errors import InvalidInput
 from gateway.store import declines, members
 from gateway.store.models import Member
 from gateway.store.models.vocab import VEHICLE_KINDS
-from gateway.store.offers import OFFER_SECTORS
+from gateway.store.offers import BASELINE_SECTOR_HOURS, BASELINE_YEAR_HOURS, OFFER_SECTORS
 
 bp = Blueprint("offers", __name__)
 SECTOR_FIELD: Final = "sector_"  # sector_food, sector_health, ...: the yearly hours of each
@@ -61,6 +63,9 @@ def my_hours() -> str:
         "hours.html",
         summary=hours_read.member_hours(session, member),
         declines=hours_read.member_declines(session, member.id),
+        baseline=BASELINE_SECTOR_HOURS,
+        baseline_year=BASELINE_YEAR_HOURS,
+        fitting=board_read.fitting_tasks(session, member, clock.now())[:8],
     )
 
 
