@@ -331,3 +331,27 @@ def test_my_hours_show_the_baseline_what_fits_near_me_and_board_declines(
     assert f"/board/{other}" in fitting  # a place anyone may take, 0 km away
     assert f"/board/{task_id}" not in fitting  # declined: not put before her again this week
     assert "task board: Food-saving pickup" in page  # the decline, to take back
+
+
+def test_open_repairs_are_on_the_board_and_a_crew_member_takes_one(
+    app: Flask, auth: Auth, ids: dict[str, int]
+) -> None:
+    from gateway.store.models import RepairTask
+
+    with get_store(app).sessions.begin() as session:
+        task = session.get(RepairTask, ids["task"])
+        assert task is not None
+        task.status, task.assigned_member_id = "open", None
+        task.required_skills = ["pump-mechanic"]
+    page = auth.client.get("/board?sector=maintenance").get_data(as_text=True)
+    assert "Pump &lt;b&gt;1&lt;/b&gt; dry" in page and "needs: pump-mechanic" in page
+    assert "I&#39;ll fix it" not in page and "I'll fix it" not in page  # the public reads, members take
+    assert "Pump &lt;b&gt;1&lt;/b&gt; dry" not in auth.client.get("/board?sector=food").get_data(as_text=True)
+    auth.login("ana")
+    taken = auth.post(f"/board/repairs/{ids['task']}/take", page="/board")
+    assert taken.status_code == 302 and taken.location.endswith("/crew")
+    with get_store(app).sessions() as session:
+        row = session.get(RepairTask, ids["task"])
+        assert row is not None and row.status == "accepted" and row.assigned_member_id == ids["member"]
+    again = auth.post(f"/board/repairs/{ids['task']}/take", page="/board")
+    assert again.status_code == 409 and "someone already has this repair" in again.get_data(as_text=True)

@@ -15,8 +15,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.store.board import LIVE, URGENCY_NAMES, URGENT_WINDOW_H, declined_by_task
-from gateway.store.models import BoardTask, Community, Member, MemberSkill, SlotSignup, TaskShift, TaskSlot
+from gateway.store.models import (
+    BoardTask,
+    Community,
+    Member,
+    MemberSkill,
+    RepairTask,
+    Site,
+    SlotSignup,
+    TaskShift,
+    TaskSlot,
+)
 from gateway.store.models.vocab import BoardTaskStatus, ShiftStatus, SignupState
+from gateway.store.tasks import TO_PLAN
 from logistics.common.geo import haversine_km
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -349,6 +360,67 @@ def urgent_soon(view: TaskView, now: datetime) -> bool:
     return any(now <= s.starts_at <= soon and len(s.filled) < len(view.slots) for s in view.shifts)
 
 
+@dataclass(frozen=True)
+class RepairView:
+    """A repair raised by a sensor that nobody has yet: maintenance work on the same board."""
+
+    id: int
+    title: str
+    site_name: str
+    community: str
+    community_name: str
+    lat: float
+    lon: float
+    skills: tuple[str, ...]
+    urgency: int
+    hours: float
+    km: float | None = None
+
+
+def open_repairs(session: Session, filters: Filters, *, limit: int = 50) -> list[RepairView]:
+    """Open and escalated repairs (nobody assigned) matching the filters: maintenance, the skill asked
+    for, the community, the distance; most urgent first."""
+    if filters.sector not in (None, "maintenance"):
+        return []
+    query = (
+        select(RepairTask, Site.name, Site.lat, Site.lon, Community.slug, Community.name)
+        .join(Site, Site.id == RepairTask.site_id)
+        .join(Community, Community.id == Site.community_id)
+        .where(RepairTask.status.in_(TO_PLAN))
+        .order_by(RepairTask.urgency.desc(), RepairTask.id)
+    )
+    if filters.community:
+        query = query.where(Community.slug == filters.community)
+    found = []
+    for task, site, lat, lon, slug, name in session.execute(query).all():
+        skills = tuple(sorted(str(x) for x in task.required_skills or ()))
+        if (filters.skill == "none" and skills) or (
+            filters.skill not in (None, "none") and filters.skill not in skills
+        ):
+            continue
+        km = (
+            round(haversine_km(filters.origin[0], filters.origin[1], lat, lon), 1) if filters.origin else None
+        )
+        if filters.within_km is not None and (km is None or km > filters.within_km):
+            continue
+        found.append(
+            RepairView(
+                task.id,
+                task.title,
+                site,
+                slug,
+                name,
+                lat,
+                lon,
+                skills,
+                task.urgency,
+                task.estimated_hours,
+                km,
+            )
+        )
+    return found[:limit]
+
+
 def skills_wanted(session: Session) -> list[str]:
     """Every skill an open task asks for (the filter's choices)."""
     return list(
@@ -396,6 +468,7 @@ __all__: Sequence[str] = (
     "DEFAULT_DAYS",
     "Filters",
     "MyPlace",
+    "RepairView",
     "ShiftView",
     "SlotView",
     "TaskView",
@@ -403,6 +476,7 @@ __all__: Sequence[str] = (
     "fitting_tasks",
     "list_tasks",
     "my_places",
+    "open_repairs",
     "skills_wanted",
     "task_view",
     "urgent_soon",

@@ -131,6 +131,7 @@ def index() -> str:
     session = get_session()
     now = _now()
     tasks = board_read.list_tasks(session, filters, now, reader_id=member.id if member else None)
+    repairs = board_read.open_repairs(session, filters)
     communities = session.execute(select(Community.slug, Community.name).order_by(Community.name)).all()
     return render_template(
         "board.html",
@@ -142,6 +143,25 @@ def index() -> str:
         member=member,
         now=now,
         urgent={t.id for t in tasks if board_read.urgent_soon(t, now)},
+        repairs=repairs,
+    )
+
+
+@bp.post("/repairs/<id:task_id>/take")
+@role_required(*ANY_ROLE)
+def take_repair(task_id: int) -> Redirect:
+    """I take this repair: it is assigned to me and accepted in one step (if I have the skills and the
+    week's hours); the crew page then shows it."""
+    member = _member()
+    with get_store().sessions.begin() as session:
+        task = board.take_repair(session, member.id, task_id, now=_now())
+        title = task.title
+    flash(f"The repair “{title}” is yours; thank you. It is on your crew page.", "ok")
+    account = current_account()
+    return redirect(
+        url_for("crew.index")
+        if account and account.role in ("crew", "coordinator")
+        else url_for("board.index")
     )
 
 
