@@ -215,8 +215,12 @@ def test_a_suggestion_is_accepted_or_declined_from_my_places(
         first = board.suggest(session, shift.id, slots[0].id, ids["member"], "you are 0 km away", now=now)
         second = board.suggest(session, shift.id, slots[2].id, ids["member"], "a newcomer place", now=now)
         first_id, second_id = first.id, second.id
+    counted = auth.client.get(f"/board/{task_id}").get_data(as_text=True)
+    assert "0 of 3" in counted and "2 asked, no answer yet" in counted  # asked is not filled
     auth.client.post("/logout", data={"csrf_token": auth.token("/board")})
     auth.login("ana")
+    task_page = auth.client.get(f"/board/{task_id}").get_data(as_text=True)
+    assert "free (needs electrician, which your offer does not list)" in task_page  # no button to fail
     mine = auth.client.get("/board/mine").get_data(as_text=True)
     assert mine.count("Yes, I'll do it") == 2 and "you are 0 km away" in mine
     assert auth.post(f"/board/signups/{first_id}/accept", page="/board/mine").status_code == 302

@@ -140,6 +140,7 @@ def task_record(view: board_read.TaskView) -> dict[str, Any]:
                 "starts_at": format_ts(sh.starts_at),
                 "ends_at": format_ts(sh.ends_at),
                 "filled": sh.filled_count(len(view.slots)),
+                "asked": len(sh.asked),
                 "places": len(view.slots),
                 "free_slot_ids": [s.id for s in view.slots if s.id not in sh.filled],
                 "mine": [

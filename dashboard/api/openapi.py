@@ -447,7 +447,11 @@ def _board_schemas() -> dict[str, Any]:
                             "id": {"type": "integer"},
                             "starts_at": {"type": "string", "format": "date-time"},
                             "ends_at": {"type": "string", "format": "date-time"},
-                            "filled": {"type": "integer"},
+                            "filled": {"type": "integer", "description": "places taken"},
+                            "asked": {
+                                "type": "integer",
+                                "description": "places asked of someone, no answer yet",
+                            },
                             "places": {"type": "integer"},
                             "free_slot_ids": {"type": "array", "items": {"type": "integer"}},
                             "mine": {"type": "array", "items": {"type": "object"}},

@@ -73,8 +73,9 @@ class ShiftView:
     id: int
     starts_at: datetime
     ends_at: datetime
-    filled: frozenset[int]  # slot ids with someone in them (suggested, taken or done)
+    filled: frozenset[int]  # slot ids someone took (taken or done)
     mine: dict[int, tuple[int, str]] = field(default_factory=dict)  # slot id -> (signup id, state), reader's
+    asked: frozenset[int] = frozenset()  # slot ids suggested to someone who has not answered (still takeable)
 
     def filled_count(self, slots: int) -> int:
         """How many of the `slots` places are filled."""
@@ -205,6 +206,7 @@ def _views(
             shifts[shift.task_id].append(shift)
     shift_ids = [s.id for group in shifts.values() for s in group]
     filled: dict[int, set[int]] = defaultdict(set)
+    asked: dict[int, set[int]] = defaultdict(set)
     mine: dict[int, dict[int, tuple[int, str]]] = defaultdict(dict)
     if shift_ids:
         for signup_id, shift_id, slot_id, member_id, state in session.execute(
@@ -212,7 +214,7 @@ def _views(
                 SlotSignup.id, SlotSignup.shift_id, SlotSignup.slot_id, SlotSignup.member_id, SlotSignup.state
             ).where(SlotSignup.shift_id.in_(shift_ids), SlotSignup.state.in_(LIVE))
         ):
-            filled[shift_id].add(slot_id)
+            (asked if state == SignupState.SUGGESTED else filled)[shift_id].add(slot_id)
             if reader_id is not None and member_id == reader_id:
                 mine[shift_id][slot_id] = (signup_id, state)
     views = []
@@ -239,7 +241,14 @@ def _views(
                 cancel_reason=task.cancel_reason,
                 slots=tuple(slots[task_id]),
                 shifts=tuple(
-                    ShiftView(s.id, s.starts_at, s.ends_at, frozenset(filled[s.id]), mine[s.id])
+                    ShiftView(
+                        s.id,
+                        s.starts_at,
+                        s.ends_at,
+                        frozenset(filled[s.id]),
+                        mine[s.id],
+                        frozenset(asked[s.id]),
+                    )
                     for s in shifts[task_id]
                 ),
                 km=round(haversine_km(origin[0], origin[1], task.lat, task.lon), 1) if origin else None,
@@ -450,7 +459,8 @@ def board_counts(session: Session, now: datetime, days: int = DEFAULT_DAYS) -> d
         dict(
             session.execute(
                 select(SlotSignup.shift_id, func.count())
-                .where(SlotSignup.shift_id.in_([s.id for s in shifts]), SlotSignup.state.in_(LIVE))
+                .where(SlotSignup.shift_id.in_([s.id for s in shifts]))
+                .where(SlotSignup.state.in_((SignupState.TAKEN, SignupState.DONE)))
                 .group_by(SlotSignup.shift_id)
             ).all()
         )

@@ -41,7 +41,7 @@ from dashboard.web.store import get_session, get_store
 from gateway.contract.clock import now as clock_now
 from gateway.contract.errors import Conflict, InvalidInput
 from gateway.store import board
-from gateway.store.models import BoardTask, Community, Member, TaskShift, TaskSlot
+from gateway.store.models import BoardTask, Community, Member, MemberSkill, TaskShift, TaskSlot
 from gateway.store.models.vocab import BOARD_SECTORS
 
 bp = Blueprint("board", __name__, url_prefix="/board")
@@ -182,7 +182,12 @@ def task(task_id: int) -> str:
         abort(404, description="no such task")
     row = session.get(BoardTask, task_id)
     assert row is not None
-    return render_template("board_task.html", task=view, member=member, may_edit=_may_edit(row), now=_now())
+    skills: set[str] = set()
+    if member is not None:
+        skills = set(session.scalars(select(MemberSkill.skill).where(MemberSkill.member_id == member.id)))
+    return render_template(
+        "board_task.html", task=view, member=member, may_edit=_may_edit(row), now=_now(), skills=skills
+    )
 
 
 @bp.post("/<id:task_id>/shifts/<id:shift_id>/slots/<id:slot_id>/take")

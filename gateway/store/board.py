@@ -617,7 +617,7 @@ def why_not(
             and shift.starts_at < _aware(end)
             and not _is_own(session, ignore_signup, start)
         ):
-            return f"you already hold other work from {format_ts(_aware(start))} to {format_ts(_aware(end))}"
+            return f"you already hold other work from {readable(start)} to {readable(end)}"
     return None
 
 
@@ -639,6 +639,11 @@ def _is_own(session: Session, signup_id: int | None, start: datetime) -> bool:
     signup = session.get(SlotSignup, signup_id)
     shift = session.get(TaskShift, signup.shift_id) if signup is not None else None
     return shift is not None and _aware(shift.starts_at) == _aware(start)
+
+
+def readable(at: datetime) -> str:
+    """A time as people read it in an alert: "Mon 07 Dec 09:00 UTC"."""
+    return f"{_aware(at):%a %d %b %H:%M} UTC"
 
 
 def _aware(value: datetime) -> datetime:
@@ -751,7 +756,7 @@ def suggest(
     session.add(signup)
     session.flush()
     _offer_hours(session, signup, task, shift)
-    when = format_ts(shift.starts_at)
+    when = readable(shift.starts_at)
     _alert(
         session,
         member_id,
@@ -943,7 +948,7 @@ def alert_urgent(
     """Tell these people (the caller chose them: suited, near, free) that a place starts soon with nobody in
     it; the shift is marked so they are told once. Returns how many were told."""
     need = f" (needs {slot.skill})" if slot.skill else " (no experience needed)" if slot.newcomer else ""
-    when = format_ts(shift.starts_at)
+    when = readable(shift.starts_at)
     told = 0
     for member_id in sorted(set(member_ids)):
         _alert(
