@@ -69,6 +69,15 @@ def repairs(settings: Settings, time_limit: float) -> int:
     return run_repairs(settings, time_limit)
 
 
+@plan.command("board", short_help="suggest people for the task board's open places once")
+@click.option("--time-limit", type=float, default=10.0, metavar="S", help="solver time limit [10]")
+@pass_settings
+def board_places(settings: Settings, time_limit: float) -> int:
+    """Keep the board's time (shifts ahead, lapsed suggestions, past shifts counted), tell urgent places to
+    suited people nearby, and suggest people for the coming week's open places; each may accept or decline."""
+    return run_board(settings, time_limit)
+
+
 @plan.command("routes", short_help="route the current proposal's shipments over the active drivers once")
 @click.option("--time-limit", type=float, default=10.0, metavar="S", help="search time [10]")
 @pass_settings
@@ -142,6 +151,35 @@ def run_repairs(settings: Settings, time_limit: float) -> int:
     finally:
         engine.dispose()
     print(format_assignments(run))
+    return 0
+
+
+def run_board(settings: Settings, time_limit: float) -> int:
+    """Run the board once and print what it did."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.store.db import make_engine, make_session_factory
+    from logistics.common.errors import PlanningError
+    from logistics.service import match_once
+
+    if time_limit <= 0:
+        raise ValueError("--time-limit must be positive")
+    engine = make_engine(settings.effective_database_url)
+    try:
+        run = match_once(make_session_factory(engine), time_limit)
+    except (PlanningError, SQLAlchemyError) as exc:
+        print(f"no match: {str(exc).splitlines()[0]}")
+        return 1
+    finally:
+        engine.dispose()
+    kept = run.housekeeping
+    print(
+        f"board: {run.suggested} suggested, {len(run.plan.unmatched)} open places unmatched, "
+        f"{run.urgent_told} told of urgent places, {kept.shifts_added} shifts added, {kept.lapsed} lapsed, "
+        f"{kept.counted} places done, {run.seconds:.2f} s"
+    )
+    for u in run.plan.unmatched[:20]:
+        print(f"  place {u.shift_id}/{u.slot_id}: {u.reason}")
     return 0
 
 

@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.contract import clock
 from gateway.contract.client import connect, make_client
 from gateway.contract.events import (
+    BoardChanged,
     InternalEvent,
     RouteChanged,
     ShipmentChanged,
@@ -34,15 +36,19 @@ from logistics.common.errors import PlanningError
 from logistics.loaders.allocation import load_allocation_input, save_plan
 from logistics.loaders.repairs import load_repair_input, save_repair_plan
 from logistics.loaders.routing import load_routing_input, save_routes
+from logistics.loaders.tasks import Housekeeping, alert_urgent, housekeep, load_match_input, save_match_plan
 from logistics.repairs.data import RepairPlan
 from logistics.repairs.solve import solve_repairs
 from logistics.routing.data import RoutingPlan
 from logistics.routing.solve import solve_routing
+from logistics.tasks import MatchPlan, solve_match
 
 log = logging.getLogger(__name__)
 CONNECT_WAIT_S = 3.0  # at start, the loop waits this long for its subscription, then plans without it
 STOP_CHECK_S = 0.1  # how often a waiting thread looks at the stop flag (memory only, never the store)
 ROUTING_TIME_S = 10.0  # routing in the loop gets at most this long
+MATCH_TIME_S = 10.0  # the board's matcher in the loop gets at most this long
+BOARD_WAKES = ("posted", "changed", "declined", "released", "cancelled")  # what the matcher re-plans on
 STALL_ITERATIONS = 3000  # and stops sooner once this many search steps bring no better routes
 
 
@@ -146,6 +152,35 @@ def assign_once(
     return AssignRun(plan, assigned, escalated, time.perf_counter() - started)
 
 
+@dataclass(frozen=True)
+class MatchRun:
+    """One board run: time passing (shifts added, suggestions lapsed, shifts done), the match, what was
+    written, the urgent places told, and the wall time."""
+
+    housekeeping: Housekeeping
+    plan: MatchPlan
+    suggested: int
+    urgent_told: int
+    seconds: float
+
+
+def match_once(sessions: sessionmaker[Session], time_limit_s: float = MATCH_TIME_S) -> MatchRun:
+    """Keep the board's time (shifts ahead, lapses, hours of past shifts), tell urgent places to suited
+    people near them, and suggest people for the coming week's open places: load, solve outside any
+    transaction, write what still fits."""
+    started = time.perf_counter()
+    now = clock.now()
+    with sessions.begin() as session:
+        kept = housekeep(session, now)
+        told = alert_urgent(session, now)
+    with sessions.begin() as session:
+        data = load_match_input(session, now)
+    plan = solve_match(data, time_limit_s=time_limit_s)
+    with sessions.begin() as session:
+        suggested = save_match_plan(session, plan, now)
+    return MatchRun(kept, plan, suggested, told, time.perf_counter() - started)
+
+
 def decline_and_replan(
     sessions: sessionmaker[Session],
     task_id: int,
@@ -174,11 +209,13 @@ class Wakeups:
     def __init__(self) -> None:
         self.tasks = threading.Event()  # the repair assigner runs
         self.deliveries = threading.Event()  # allocation and routing run
+        self.board = threading.Event()  # the board's matcher runs
 
     def catch_up(self) -> None:
-        """Events may have been missed (the broker was away): both threads run once."""
+        """Events may have been missed (the broker was away): every thread runs once."""
         self.tasks.set()
         self.deliveries.set()
+        self.board.set()
 
     def on_event(self, event: InternalEvent) -> None:
         """Wake the thread the event concerns; the planner's own assignments and escalations wake nobody."""
@@ -188,6 +225,8 @@ class Wakeups:
             isinstance(event, RouteChanged) and event.status in ("declined", "withdrawn")
         ):
             self.deliveries.set()  # stock moved, or goods are needed again: plan and route them
+        elif isinstance(event, BoardChanged) and event.status in BOARD_WAKES:
+            self.board.set()  # a place opened (new task, a no, a place given back): match it
 
 
 class EventSubscription:
@@ -279,6 +318,10 @@ def run_loop(
         name="repair-assigner",
     )
     assigner.start()
+    matcher = threading.Thread(
+        target=_match_on_wake, args=(sessions, stop, wakeups.board, interval_s), name="board-matcher"
+    )
+    matcher.start()
     runs = 0
     try:
         while not stop.is_set():
@@ -302,6 +345,7 @@ def run_loop(
     finally:
         stop.set()  # the loop ends only on a stop; make sure the assigner sees it too
         assigner.join()
+        matcher.join()
         if subscription is not None:
             subscription.close()
     return runs
@@ -349,6 +393,45 @@ def _assign_on_wake(
         _assign_logged(sessions, time_limit_s, stop)
         if _wait(wake, stop, every_s):
             log.debug("task event: assigning")
+
+
+def _match_on_wake(
+    sessions: sessionmaker[Session], stop: threading.Event, wake: threading.Event, every_s: float
+) -> None:
+    """Run the board at start, on each wake (a place opened) and every `every_s` s (time passing: urgent
+    places, lapsed suggestions, shifts done), until `stop` is set."""
+    while not stop.is_set():
+        wake.clear()
+        _match_logged(sessions, stop)
+        if _wait(wake, stop, every_s):
+            log.debug("board event: matching")
+
+
+def _match_logged(sessions: sessionmaker[Session], stop: threading.Event) -> None:
+    """One board run inside the loop: logged, never fatal."""
+    try:
+        run = match_once(sessions, MATCH_TIME_S)
+    except (PlanningError, SQLAlchemyError) as exc:
+        if not stop.is_set():
+            log.error("board matching failed: %s", exc)
+        return
+    except Exception:  # a bug in one planner must not stop the others
+        log.exception("board matching failed unexpectedly; the next run tries again")
+        return
+    kept = run.housekeeping
+    if run.suggested or run.urgent_told or kept.shifts_added or kept.lapsed or kept.counted:
+        log.info(
+            "board: %s suggested for %s open places (%s unmatched), %s told of urgent places, %s shifts "
+            "added, %s suggestions lapsed, %s places done, %s s",
+            run.suggested,
+            len(run.plan.suggestions) + len(run.plan.unmatched),
+            len(run.plan.unmatched),
+            run.urgent_told,
+            kept.shifts_added,
+            kept.lapsed,
+            kept.counted,
+            round(run.seconds, 2),
+        )
 
 
 def _route_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event) -> None:

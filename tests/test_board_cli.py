@@ -91,3 +91,20 @@ def test_a_refused_value_exits_1_with_the_message(
     with make_session_factory(engine)() as session:
         assert session.scalar(select(func.count()).select_from(BoardTask)) == 0
     engine.dispose()
+
+
+def test_plan_board_suggests_people_once(db: str) -> None:
+    start = clock_now() + timedelta(hours=30)
+    draft = {
+        "title": "Clinic afternoon",
+        "sector": "health",
+        "community": "utuado",
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(),
+        "slots": [{"newcomer": True}, {"skill": "nurse"}],
+    }
+    assert _run(db, "post", "-", stdin=json.dumps(draft))[0] == 0
+    result = CliRunner().invoke(cli, ["--db", db, "plan", "board", "--time-limit", "5"])
+    assert result.exit_code == 0, result.output
+    assert "board: 1 suggested, 1 open places unmatched" in result.output  # Ana: no nurse among them
+    assert "place 1/2: nobody within 25 km has the skill nurse" in result.output

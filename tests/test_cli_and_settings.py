@@ -33,6 +33,7 @@ SUBCOMMANDS = [
     ["plan", "vrp"],
     ["plan", "repairs"],
     ["plan", "routes"],
+    ["plan", "board"],
     ["db", "upgrade"],
     ["region", "load"],
     ["bridge", "config"],

@@ -15,7 +15,7 @@ PACKAGES = ("gateway", "logistics", "dashboard", "devices")
 # logistics modules allowed to touch the store: the loader (ORM) and the process that owns the session.
 # logistics processes own the session (and the planner's MQTT wake-ups); the loaders are the only ORM users.
 LOGISTICS_PROCESS_MODULES = {"service.py", "cli.py", "vrp_command.py"}
-LOGISTICS_SOLVER_PACKAGES = {"common", "allocation", "routing", "repairs"}
+LOGISTICS_SOLVER_PACKAGES = {"common", "allocation", "routing", "repairs", "tasks"}
 
 
 def imports_of(path: Path) -> set[str]:

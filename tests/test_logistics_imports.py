@@ -35,7 +35,9 @@ def test_importing_does_not_drag_in(module: str, absent: tuple[str, ...]) -> Non
     assert loaded_after_import(module, absent) == []
 
 
-@pytest.mark.parametrize("module", ["logistics.allocation", "logistics.routing", "logistics.repairs"])
+@pytest.mark.parametrize(
+    "module", ["logistics.allocation", "logistics.routing", "logistics.repairs", "logistics.tasks"]
+)
 def test_a_planner_takes_only_the_error_tree_from_the_gateway(module: str) -> None:
     # gateway.contract.errors is stdlib only; the store, ingest and the MQTT client stay out of the solvers.
     expected = ["gateway", "gateway.contract", "gateway.contract.errors"]

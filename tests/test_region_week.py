@@ -17,17 +17,32 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.week import measure
 from bench.week.cli import JSON_KEYS, run_and_report
+from bench.week.report import board_section
 from bench.week.runner import WeekConfig
 from bench.week.timescale import MIN_STORE_INTERVAL_S, scaled_rules, store_region
 from dashboard.web.accounts import MemoryAccountStore, make_account
 from dashboard.web.app import create_app
 from dashboard.web.store import get_store
 from gateway.process.settings import Settings
-from gateway.store import hours
+from gateway.store import board, hours
 from gateway.store.db import make_engine, make_session_factory
-from gateway.store.models import DeliveryPlan, HoursEntry, Member, Route, RouteStop, Shipment, Site, Stock
-from gateway.store.models.vocab import WorkKind
+from gateway.store.models import (
+    BoardTask,
+    Community,
+    DeliveryPlan,
+    HoursEntry,
+    Member,
+    Route,
+    RouteStop,
+    Shipment,
+    Site,
+    Stock,
+    TaskShift,
+    TaskSlot,
+)
+from gateway.store.models.vocab import BOARD_SECTORS, WorkKind
 from gateway.store.region import load_region, read_region, sample_region_path
+from gateway.store.sample_board import post_sample_tasks, set_sample_goals
 from logistics.service import route_once
 from tests.conftest import Broker, tiny_region_data
 
@@ -103,7 +118,7 @@ def test_hours_are_measured_from_the_ledger_each_person_once(sqlite_engine: Engi
         vol = measure.volunteering(session, clock)
         cov = {"essential_coverage": 0.5, "baseline_coverage": 0.1, "met_share_with_planner": 0.2}
         cov |= {"shortage_days_baseline": 6, "shortage_days_covered": 3}
-        msg = {"stored_equals_sent": True, "readings_sent": 1, "readings_stored": 1}
+        msg: dict[str, object] = {"stored_equals_sent": True, "readings_sent": 1, "readings_stored": 1}
         msg |= {"outbox_rows": 0, "outbox_published": 0, "dead_letters": {}}
         figures = measure.summarise([], cov, vol, msg, session)
     assert vol["hours_given"] == pytest.approx(5.0) and vol["hours_load"] == pytest.approx(20.0)
@@ -117,6 +132,118 @@ def test_hours_are_measured_from_the_ledger_each_person_once(sqlite_engine: Engi
     assert vol["entries_by_state"] == {"done": 1, "offered": 2, "released": 1, "reserved": 1}
     assert vol["km_driven"] == 42.0 and figures["km_per_covered_day"] == 14.0
     assert set(JSON_KEYS) <= set(figures) | {"wall_s"}
+
+
+def _first_place(session: Session, sector: str, position: int) -> tuple[int, int]:
+    """(shift id, slot id) of the first shift of the sector's task in the first community, slot `position`."""
+    first = session.scalars(select(Community.id).order_by(Community.id)).first()
+    task = session.scalars(
+        select(BoardTask).where(BoardTask.sector == sector, BoardTask.community_id == first)
+    ).one()
+    shift = session.scalars(
+        select(TaskShift).where(TaskShift.task_id == task.id).order_by(TaskShift.starts_at)
+    ).first()
+    slot = session.scalars(
+        select(TaskSlot).where(TaskSlot.task_id == task.id, TaskSlot.position == position)
+    ).one()
+    assert shift is not None
+    return shift.id, slot.id
+
+
+def test_the_board_is_measured_by_sector_with_the_goals(sqlite_engine: Engine) -> None:
+    """The sample board in the tiny region's two communities (two tasks a sector), over a two-day run from
+    Monday 2 June 04:00. Ana accepts a suggested food place (3 h, done on Tuesday) and then works 5 h on a
+    repair that week: 8 h against her 4. Bea declines a suggestion and takes a governance place (2 h) unasked;
+    Cid never answers his, which lapses; Cid is told of an urgent place."""
+    data = tiny_region_data()
+    ana = data["members"][0]
+    data["members"] += [
+        {**ana, "name": "Bea", "roles": ["crew"], "hours_per_week": 10, "vehicle": None},
+        {**ana, "name": "Cid", "roles": ["crew"], "hours_per_week": 6, "vehicle": None},
+    ]
+    t0 = datetime(2025, 6, 2, 4, tzinfo=UTC)
+    clock = measure.Clock(t0, speed=100.0, days=2.0, start=t0)
+    sessions = make_session_factory(sqlite_engine)
+    with sessions.begin() as session:
+        load_region(session, data)
+        assert post_sample_tasks(session, t0) == 12 and set_sample_goals(session, t0) == 12
+        ids = {m.name: m.id for m in session.scalars(select(Member))}
+        now = t0 + timedelta(hours=1)
+        signups = {
+            member: board.suggest(session, *_first_place(session, sector, 2), ids[member], "near", now=now).id
+            for member, sector in (("Ana", "food"), ("Bea", "education"), ("Cid", "health"))
+        }  # newcomer places; the food pickup is on Tuesday 3 June, 9-12
+        board.accept(session, signups["Ana"], ids["Ana"], now=now)
+        board.decline(session, signups["Bea"], ids["Bea"], now=now)
+        board.take(session, ids["Bea"], *_first_place(session, "governance", 1), now=now)
+        urgent_shift, urgent_slot = _first_place(session, "maintenance", 3)
+        shift, slot = session.get_one(TaskShift, urgent_shift), session.get_one(TaskSlot, urgent_slot)
+        board.alert_urgent(
+            session, shift, slot, session.get_one(BoardTask, shift.task_id), [ids["Cid"]], now=now
+        )
+        hours.offer(
+            session, ids["Ana"], WorkKind.REPAIR, 1, "maintenance", 2.0, now, now + timedelta(hours=2)
+        )
+        hours.start(session, WorkKind.REPAIR, 1, now)
+        hours.finish(session, WorkKind.REPAIR, 1, now + timedelta(hours=5))
+        assert board.lapse_unanswered(session, t0 + timedelta(hours=26)) == 1  # Cid's, a day old
+        assert board.finish_past(session, t0 + timedelta(hours=33)) == 1  # Tuesday's food shift: Ana's
+    with sessions() as session:
+        brd = measure.board(session, clock)
+        figures = measure.summarise([], _cov(), measure.volunteering(session, clock), _msg(), session, brd)
+    assert brd["tasks"] == 12 and brd["tasks_by_sector"] == {s: 2 for s in BOARD_SECTORS}
+    # Shifts from Monday 04:00 to the Wednesday after next, 04:00 (two days, then the week ahead), two
+    # communities each: food Tuesdays 3 and 10 (3 places), education 4 and 6 (2), governance 5 (2), the
+    # garden 7 (3), the one-off health check (2) and solar retrofit (4) once each.
+    assert brd["places"] == 2 * (2 * 3 + 2 * 2 + 2 + 3 + 2 + 4) == 42
+    assert brd["places_in_run"] == 2 * 3  # Tuesday's food pickups
+    assert (brd["filled"], brd["filled_in_run"], brd["places_done"]) == (2, 1, 1)
+    assert brd["filled_share"] == round(2 / 42, 4)
+    assert (brd["suggested"], brd["accepted"], brd["declined"], brd["lapsed"]) == (3, 1, 1, 1)
+    assert (brd["waiting"], brd["taken_unasked"], brd["urgent_alerts"], brd["urgent_shifts"]) == (0, 1, 1, 1)
+    assert brd["hours_given"] == 3.0 and brd["hours_held"] == 2.0  # Ana's food done; Bea's governance
+    assert brd["members_with_board_work"] == 2 and brd["members_over_pledge"] == 1  # Ana: 3 + 5 > 4
+    assert brd["by_sector"]["food"] == {
+        "tasks": 2,
+        "places": 12,
+        "filled": 1,
+        "places_in_run": 6,
+        "filled_in_run": 1,
+    }
+    progress = {row["sector"]: row for row in brd["progress"]}
+    assert set(BOARD_SECTORS) <= set(progress)
+    achieved = {(s, g["kind"]): g["achieved"] for s, row in progress.items() for g in row["goals"]}
+    assert achieved[("food", "hours")] == 3.0 and achieved[("food", "slots")] == 1.0
+    assert achieved[("governance", "hours")] == 2.0 and achieved[("governance", "slots")] == 1.0
+    assert achieved[("maintenance", "hours")] == 5.0 and achieved[("health", "slots")] == 0.0
+    assert progress["education"]["sentence"] == "Education: 0% of this month's goals met"
+    assert figures["board_places"] == 42 and figures["board_accepted"] == 1 and figures["board_declined"] == 1
+    assert figures["sectors_with_goals"] == len(progress)
+    assert figures["sector_progress"]["education"] == 0
+    text = board_section(brd)
+    assert "## Task board and sector goals" in text and "| hours, the region | 60 | 3 | **no** | |" in text
+    assert not {"Ana", "Bea", "Cid"} & set(re.findall(r"\w+", text))  # sums, never a name
+
+
+def _cov() -> dict[str, object]:
+    return {
+        "essential_coverage": None,
+        "baseline_coverage": None,
+        "met_share_with_planner": None,
+        "shortage_days_baseline": 0,
+        "shortage_days_covered": 0,
+    }
+
+
+def _msg() -> dict[str, object]:
+    return {
+        "stored_equals_sent": True,
+        "readings_sent": 0,
+        "readings_stored": 0,
+        "outbox_rows": 0,
+        "outbox_published": 0,
+        "dead_letters": {},
+    }
 
 
 @pytest.mark.network
@@ -159,7 +286,15 @@ def test_a_short_week_closes_every_scripted_fault_through_the_real_chain(
     assert figures["essential_coverage"] is None or 0 <= figures["essential_coverage"] <= 1
     assert figures["members_over_sector_offer"] == 0  # the planners keep within what people offered
     assert figures["hours_pledged"] > 0 and figures["max_load_ratio"] is not None
+    # The board beside repairs and deliveries: the sample tasks in every sector, places filled through the
+    # store's checks (the simulated members answer the matcher), nobody past their pledge, the month's goals.
+    assert figures["board_sectors_posted"] == len(BOARD_SECTORS) and figures["board_places"] > 0
+    assert figures["board_suggested"] > 0 and figures["board_filled"] > 0
+    assert figures["board_members_over_pledge"] == 0
+    assert set(BOARD_SECTORS) <= set(figures["sector_progress"])
+    assert figures["sectors_with_goals"] >= len(BOARD_SECTORS)
     text = report.read_text()
+    assert "## Task board and sector goals" in text and "Food: " in text
     assert "| 3 | adjuntas-pump-2-pump | dry_run |" in text
     for png in ("week_downtime.png", "week_shortage.png"):
         assert (report.parent / png).stat().st_size > 5000 and f"]({png})" in text

@@ -7,10 +7,17 @@ a route or give an accepted one back; every choice is drawn from a generator see
 rerun behaves alike. Drivers accept a route before driving it and drive only the stops it held when they
 accepted; a route the planner revised or withdrew before they answered (its status is no longer `proposed`,
 or a `route_updated` / `route_withdrawn` notice said so) is left alone.
+
+The open task board: a member the matcher suggested for a place answers after the same while, no with
+`decline_p`, yes otherwise; one told of an urgent place takes it with `urgent_take_p`; and every six
+simulated hours a `browse_p` share of the members with a weekly pledge look at the board and take one free
+place near them that fits what they offered. All of it through gateway.store.board, which enforces the
+pledge and the offer, on the work clock.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -27,27 +34,36 @@ from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.week.webclient import DashboardClient, DashboardError
 from gateway.contract.client import connect, make_client
 from gateway.contract.clock import WorkClock
+from gateway.contract.errors import Conflict, NotFound
 from gateway.contract.target import MqttTarget
 from gateway.contract.topics import QOS, ROOT, sim_control_topic
+from gateway.store import board
 from gateway.store.models import (
+    BoardTask,
     Device,
     Fault,
     Good,
     Member,
+    MemberSkill,
     RepairTask,
     Route,
     RouteStop,
     Shipment,
     Site,
+    SlotSignup,
     Stock,
+    TaskShift,
+    TaskSlot,
 )
-from gateway.store.models.vocab import RouteStatus
+from gateway.store.models.vocab import RouteStatus, SignupState
 from logistics.common.geo import haversine_km
+from logistics.loaders.tasks import OpenPlace, open_places
 
 log = logging.getLogger(__name__)
 ROAD_FACTOR: Final = 1.35  # road km per straight-line km in the mountains
@@ -62,6 +78,10 @@ REPAIR_HOURS: Final = {
     "cold_room_silent": (0.5, 2.0),
 }
 DEFAULT_REPAIR_HOURS: Final = (1.0, 3.0)
+BOARD_ALERTS: Final = ("task_suggested", "slot_urgent")  # the board alerts people answer
+BROWSE_EVERY_H: Final = 6.0  # simulated hours between two looks at the board by the members who browse it
+BROWSE_KM: Final = 25.0  # a browsing member takes a place at most this far (straight line) from home
+BROWSE_TRIES: Final = 5  # of those, the nearest places a browsing member looks at closely
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,8 @@ class Behaviour:
     driver_prep_min: float = 10.0  # from accepting (or the end of their last trip) to leaving
     stop_min: float = 10.0
     failed_delivery_p: float = 0.03
+    urgent_take_p: float = 0.5  # members told of an urgent board place who take it
+    browse_p: float = 0.03  # share of the members with a pledge who take a place from the board each look
 
 
 @dataclass(frozen=True)
@@ -110,6 +132,9 @@ class Tally:
     routes_ignored: int = 0  # revised or withdrawn by the planner before the driver answered
     stops: int = 0
     failed_stops: int = 0
+    board_accepted: int = 0  # suggestions of a board place accepted
+    board_declined: int = 0  # ... declined
+    board_taken: int = 0  # board places taken unasked: urgent ones and ones found browsing
 
 
 @dataclass
@@ -126,7 +151,7 @@ class People:
 
     def __post_init__(self) -> None:
         self._inbox: queue.SimpleQueue[Receipt] = queue.SimpleQueue()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._heap: list[tuple[float, int, Callable[[], object]]] = []
         self._order = itertools.count()
         self._free_at: dict[int, float] = {}  # member id -> monotonic time they are free again
         self._not_loaded: set[int] = set()  # shipments whose pickup the dashboard refused
@@ -150,6 +175,9 @@ class People:
         self.client.loop_start()
         if not self.subscribed.wait(30):
             raise OSError("the simulated crews could not subscribe to their topics")
+        # The first look at the board comes BROWSE_EVERY_H after the work clock's start.
+        lead = max(0.0, self.work_clock.real_start - time.time()) if self.work_clock is not None else 0.0
+        self._later(BROWSE_EVERY_H * 3600, lambda: self._browse(1), time.monotonic() + lead)
         self._thread.start()
 
     def stop(self) -> None:
@@ -169,7 +197,7 @@ class People:
         self.receipts.append(receipt)
         self._inbox.put(receipt)
 
-    def _later(self, sim_s: float, action: Callable[[], None], after: float | None = None) -> float:
+    def _later(self, sim_s: float, action: Callable[[], object], after: float | None = None) -> float:
         due = (after if after is not None else time.monotonic()) + sim_s / self.behaviour.speed
         heapq.heappush(self._heap, (due, next(self._order), action))
         return due
@@ -181,12 +209,12 @@ class People:
             except queue.Empty:
                 receipt = None
             if receipt is not None:
-                self._guard(lambda r=receipt: self._heard(r))
+                self._guard(functools.partial(self._heard, receipt))
             while self._heap and self._heap[0][0] <= time.monotonic() and not self._stop.is_set():
                 _, _, action = heapq.heappop(self._heap)
                 self._guard(action)
 
-    def _guard(self, action: Callable[[], None]) -> None:
+    def _guard(self, action: Callable[[], object]) -> None:
         try:
             action()
         except DashboardError as exc:
@@ -194,12 +222,17 @@ class People:
             log.info("dashboard refused: %s", exc)
         except (OSError, ValueError) as exc:  # one person's trouble never stops the others
             log.warning("simulated person failed: %s", exc)
+        except SQLAlchemyError as exc:  # a store call that lost a race (a lock, a place taken meanwhile)
+            self.tally.refused += 1
+            log.warning("simulated person's store call failed: %s", exc)
 
     def _heard(self, receipt: Receipt) -> None:
         member_id = int(receipt.topic.split("/")[3])
         event = receipt.body.get("event")
         if receipt.topic.endswith("/alerts") and event == "task_assigned":
             self._task(member_id, int(receipt.body["task"]), _planned(receipt.body.get("starts_at")))
+        elif receipt.topic.endswith("/alerts") and receipt.body.get("type") in BOARD_ALERTS:
+            self._board_alert(member_id, receipt.body)
         elif receipt.topic.endswith("/routes"):
             self._route_notice(member_id, event, receipt.body)
 
@@ -276,6 +309,118 @@ class People:
         self.tally.fixed += 1
         if device is not None:  # the crew's hands: the simulated device is repaired now
             self.client.publish(sim_control_topic(device), json.dumps({"action": "repair"}), qos=QOS)
+
+    # The task board ------------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        """People's time: the work clock (simulated in the week)."""
+        return self.work_clock.now() if self.work_clock is not None else datetime.now(UTC)
+
+    def _board_alert(self, member_id: int, body: dict[str, Any]) -> None:
+        """A suggestion is answered after a while (no with decline_p); an urgent place is taken with
+        urgent_take_p. Other board alerts (a change, a cancellation) need nothing of them."""
+        kind, shift_id, slot_id = body.get("type"), body.get("shift_id"), body.get("slot_id")
+        if not isinstance(shift_id, int) or not isinstance(slot_id, int):
+            return
+        b = self.behaviour
+        rng = random.Random(f"{b.seed}/board/{kind}/{shift_id}/{slot_id}/{member_id}")
+        respond_s = rng.uniform(*b.respond_min) * 60
+        roll = rng.random()
+        if kind == "task_suggested":
+            yes = roll >= b.decline_p
+            self._later(respond_s, lambda: self._board_answer(member_id, shift_id, slot_id, yes))
+        elif kind == "slot_urgent" and roll < b.urgent_take_p:
+            self._later(respond_s, lambda: self._board_take(member_id, shift_id, slot_id, "urgent"))
+
+    def _board_answer(self, member_id: int, shift_id: int, slot_id: int, yes: bool) -> None:
+        """Accept or decline the suggestion of this place, if it still waits for their answer."""
+        now = self._now()
+        try:
+            with self.sessions.begin() as session:
+                signup_id = session.scalar(
+                    select(SlotSignup.id).where(
+                        SlotSignup.member_id == member_id,
+                        SlotSignup.shift_id == shift_id,
+                        SlotSignup.slot_id == slot_id,
+                        SlotSignup.state == SignupState.SUGGESTED,
+                    )
+                )
+                if signup_id is not None:
+                    if yes:
+                        board.accept(session, signup_id, member_id, now=now)
+                    else:
+                        board.decline(session, signup_id, member_id, now=now)
+        except (Conflict, NotFound) as exc:
+            self.tally.refused += 1
+            log.info("member %s could not answer place %s/%s: %s", member_id, shift_id, slot_id, exc)
+            return
+        if signup_id is None:  # lapsed, or someone else took the place meanwhile
+            self.tally.refused += 1
+            log.info("the suggestion of place %s/%s to member %s is gone", shift_id, slot_id, member_id)
+        elif yes:
+            self.tally.board_accepted += 1
+        else:
+            self.tally.board_declined += 1
+
+    def _board_take(self, member_id: int, shift_id: int, slot_id: int, why: str) -> bool:
+        """Take the place unasked; False (counted refused) when it was gone or no longer fits them."""
+        try:
+            with self.sessions.begin() as session:
+                board.take(session, member_id, shift_id, slot_id, now=self._now())
+        except (Conflict, NotFound) as exc:
+            self.tally.refused += 1
+            log.info("member %s could not take place %s/%s (%s): %s", member_id, shift_id, slot_id, why, exc)
+            return False
+        self.tally.board_taken += 1
+        log.info("member %s took board place %s/%s (%s)", member_id, shift_id, slot_id, why)
+        return True
+
+    def _browse(self, tick: int) -> None:
+        """A look at the board: a browse_p share of the members with a pledge each take the nearest free
+        place within BROWSE_KM that fits them (the store's why_not has nothing against it), starting within
+        a week; the next look is BROWSE_EVERY_H later."""
+        self._later(BROWSE_EVERY_H * 3600, lambda: self._browse(tick + 1))
+        b = self.behaviour
+        if b.browse_p <= 0:
+            return
+        rng = random.Random(f"{b.seed}/browse/{tick}")
+        now = self._now()
+        with self.sessions() as session:
+            places = open_places(session, now)
+            members = session.execute(
+                select(Member.id, Member.lat, Member.lon)
+                .where(Member.active.is_(True), Member.hours_per_week > 0)
+                .order_by(Member.id)
+            ).all()
+            skills: dict[int, set[str]] = {}
+            for member_id, skill in session.execute(select(MemberSkill.member_id, MemberSkill.skill)):
+                skills.setdefault(member_id, set()).add(skill)
+        browsing = [m for m in members if rng.random() < b.browse_p]
+        gone: set[tuple[int, int]] = set()  # places taken in this look
+        for member_id, lat, lon in browsing if places else ():
+            near = sorted(
+                (km, p.shift_id, p.slot_id, p)
+                for p in places
+                if (km := haversine_km(lat, lon, p.lat, p.lon)) <= BROWSE_KM
+                and (p.shift_id, p.slot_id) not in gone
+                and member_id not in p.excluded
+                and (p.skill is None or p.skill in skills.get(member_id, set()))
+            )
+            for *_, place in near[:BROWSE_TRIES]:
+                if self._fits(member_id, place, now):
+                    if self._board_take(member_id, place.shift_id, place.slot_id, "browsing"):
+                        gone.add((place.shift_id, place.slot_id))
+                    break
+
+    def _fits(self, member_id: int, place: OpenPlace, now: datetime) -> bool:
+        """Whether the store has nothing against this member taking the place now."""
+        with self.sessions() as session:
+            member = session.get(Member, member_id)
+            shift, slot = session.get(TaskShift, place.shift_id), session.get(TaskSlot, place.slot_id)
+            task = session.get(BoardTask, place.task_id)
+            if member is None or shift is None or slot is None or task is None:
+                return False
+            return board.why_not(session, member, shift, slot, task, now=now) is None
 
     # Drivers -------------------------------------------------------------------------------------------
 
@@ -387,8 +532,10 @@ class People:
                 self.tally.routes_skipped += 1
                 return  # taken away meanwhile (the driver left, the route was declined for them)
             here = (member.lat, member.lon)
-            stops = []
+            stops: list[tuple[int, int, str, str | None, str, float, float]] = []
             for stop, site, shipment, good in rows:
+                leg_km = haversine_km(*here, site.lat, site.lon) * ROAD_FACTOR  # from the last stop
+                here = (site.lat, site.lon)
                 stops.append(
                     (
                         stop.id,
@@ -397,11 +544,9 @@ class People:
                         stock_devices.get(site.id),
                         good,
                         shipment.quantity,
-                        here,
+                        leg_km,
                     )
                 )
-                here = (site.lat, site.lon)
-                stops[-1] = (*stops[-1][:6], haversine_km(*stops[-1][6], *here) * ROAD_FACTOR)
         self.tally.routes_driven += 1
         due = time.monotonic()
         for stop_id, shipment_id, action, device, good, quantity, leg_km in stops:
@@ -409,12 +554,24 @@ class People:
             fail = action == "delivery" and rng.random() < self.behaviour.failed_delivery_p
             due = self._later(
                 sim_s,
-                lambda s=stop_id, h=shipment_id, a=action, d=device, g=good, q=quantity, f=fail: (
-                    self._stop_at(route_id, s, h, a, d, g, q, f)
-                ),
+                self._stop_action(route_id, stop_id, shipment_id, action, device, good, quantity, fail),
                 due,
             )
         self._free_at[member_id] = self._driving_until[member_id] = due
+
+    def _stop_action(
+        self,
+        route_id: int,
+        stop_id: int,
+        shipment_id: int,
+        action: str,
+        device: str | None,
+        good: str,
+        qty: float,
+        fail: bool,
+    ) -> Callable[[], None]:
+        """The driver's action at one stop, bound now (a lambda in the loop would see the last stop)."""
+        return lambda: self._stop_at(route_id, stop_id, shipment_id, action, device, good, qty, fail)
 
     def _loadable(self, shipment_id: int, planned: float) -> float | None:
         """What the source site holds of the shipment's good, up to `planned`, in whole units; None if

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.week import measure
+from bench.week.actors import Behaviour
 from bench.week.report import write_report
 from bench.week.runner import WeekConfig, run_week, scenario_events
 from gateway.process.settings import Settings
@@ -81,7 +82,7 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
     record = run_week(settings, config)
     receipts = [{"at": r.at.isoformat(), "topic": r.topic, "body": r.body} for r in record.receipts]
     (record.data_dir / "receipts.json").write_text(json.dumps(receipts), encoding="utf-8")  # to re-measure
-    clock = measure.Clock(record.t0, config.speed, config.days)
+    clock = measure.Clock(record.t0, config.speed, config.days, config.start)
     engine = make_engine(record.database_url)
     try:
         with make_session_factory(engine)() as session:
@@ -90,7 +91,8 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
             cov = measure.coverage(session, clock, baseline)
             vol = measure.volunteering(session, clock)
             msg = measure.messages(session, record.published, record.receipts)
-            figures = measure.summarise(rows, cov, vol, msg, session)
+            brd = measure.board(session, clock)
+            figures = measure.summarise(rows, cov, vol, msg, session, brd)
     finally:
         engine.dispose()
     figures["wall_s"] = round(time.monotonic() - started, 1)
@@ -98,6 +100,7 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
         **{k: figures[k] for k in JSON_KEYS},
         **{k: v for k, v in figures.items() if k not in JSON_KEYS},
     }
+    behaviour = Behaviour(config.speed, config.seed, **config.behaviour)
     preface = (
         f"Scenario `{config.scenario}` on the "
         f"{'bundled sample' if config.region is None else str(config.region)} "
@@ -115,7 +118,12 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
         "7% (a coordinator declines for them after 4 h). Drivers accept a route before driving it, "
         "decline 8% of the routes they are offered, give back (release) 3% of those they accepted before "
         "leaving, drive only the stops they accepted, and leave alone a route the planner revised or "
-        "withdrew before they answered."
+        "withdrew before they answered. The open task board holds the sample tasks of every sector "
+        "(gateway/store/sample_board.py) in six communities, and the region's goals for the month; members "
+        f"the matcher suggests answer as they answer tasks, take an urgent place they are told of "
+        f"{behaviour.urgent_take_p:.0%} of the time, and every six "
+        f"simulated hours {behaviour.browse_p:.0%} of the members with "
+        "a pledge take a free place near them that fits their offer."
     )
     coverage_note = (
         "A **need-day** is one (community, essential good with a minimum) on one simulated day; its "
@@ -142,6 +150,7 @@ def run_and_report(settings: Settings, config: WeekConfig, report: Path) -> dict
             "coverage": cov,
             "volunteering": vol,
             "messages": msg,
+            "board": brd,
             "figures": figures,
             "preface": preface,
             "coverage_note": coverage_note,

@@ -15,15 +15,19 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dashboard.read.progress import sector_progress
 from gateway.contract.scenarios import FAULTS, parse_duration
+from gateway.contract.topics import INTERNAL_EVENTS, ROOT
 from gateway.store import hours as hours_ledger
 from gateway.store import offers
+from gateway.store.goals import month_bounds, month_of
 from gateway.store.models import (
+    BoardTask,
     Community,
     DeadLetter,
     Device,
@@ -38,10 +42,13 @@ from gateway.store.models import (
     Route,
     RouteStop,
     Site,
+    SlotSignup,
     StockLedgerEntry,
     TaskEvent,
+    TaskShift,
+    TaskSlot,
 )
-from gateway.store.models.vocab import HoursState
+from gateway.store.models.vocab import BOARD_SECTORS, HoursState, ShiftStatus, SignupState, WorkKind
 
 
 def offset_s(value: Any) -> float:
@@ -51,7 +58,12 @@ def offset_s(value: Any) -> float:
     return parse_duration(value)
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: None) -> None: ...
 def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands naive datetimes back; the store writes UTC."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
@@ -62,12 +74,13 @@ class Clock:
     t0: datetime
     speed: float
     days: float
+    start: datetime | None = None  # the simulated start on the work clock (people's time, the ledger's)
 
     def real(self, sim_offset_s: float) -> datetime:
         return self.t0 + timedelta(seconds=sim_offset_s / self.speed)
 
     def sim_h(self, at: datetime) -> float:
-        return (_aware(at) - self.t0).total_seconds() * self.speed / 3600  # type: ignore[operator]
+        return (_aware(at) - self.t0).total_seconds() * self.speed / 3600
 
 
 def _median(values: list[float]) -> float | None:
@@ -89,8 +102,8 @@ def fault_rows(
         if r.topic.endswith("/alerts") and r.body.get("event") == "task_assigned":
             alerts.setdefault(int(r.body["task"]), r.at)
     faults_by_device: dict[int, list[Fault]] = defaultdict(list)
-    for fault in session.scalars(select(Fault).order_by(Fault.first_abnormal_at)):
-        faults_by_device[fault.device_id].append(fault)
+    for stored in session.scalars(select(Fault).order_by(Fault.first_abnormal_at)):
+        faults_by_device[stored.device_id].append(stored)
     faulty = [e for e in events if e.get("event") in FAULTS]
     starts: dict[str, list[float]] = defaultdict(list)
     for e in faulty:
@@ -103,7 +116,7 @@ def fault_rows(
     ):
         body = json.loads(payload)
         if body.get("event") == "task_assigned":
-            queued.setdefault(int(body["task"]), _aware(created))  # type: ignore[arg-type]
+            queued.setdefault(int(body["task"]), _aware(created))
     used: set[int] = set()
     rows = []
     for e in sorted(faulty, key=lambda e: offset_s(e["at"])):
@@ -117,14 +130,14 @@ def fault_rows(
                 f
                 for f in faults_by_device.get(device_id or -1, [])
                 if f.id not in used
-                and _aware(f.first_abnormal_at) >= begin  # type: ignore[operator]
+                and _aware(f.first_abnormal_at) >= begin
                 and (until is None or _aware(f.first_abnormal_at) < until)
-            ),  # type: ignore[operator]
+            ),
             None,
         )
         row: dict[str, Any] = {
             "device": e["device"],
-            "kind": kinds.get(device_id),
+            "kind": kinds.get(device_id) if device_id is not None else None,
             "event": e["event"],
             "at_h": round(at / 3600, 2),
             "detected": fault is not None,
@@ -142,27 +155,27 @@ def fault_rows(
         opened = _aware(fault.opened_at)
         row.update(
             rule=fault.kind,
-            first_abnormal_h=round(clock.sim_h(first), 2),  # type: ignore[arg-type]
+            first_abnormal_h=round(clock.sim_h(first), 2),
             to_fault_sim_min=round((opened - first).total_seconds() * clock.speed / 60, 1),
-        )  # type: ignore[operator]
+        )
         task = session.scalar(select(RepairTask).where(RepairTask.fault_id == fault.id))
         if task is None:
             continue
         row["tasked"] = True
-        row["to_task_s"] = round((_aware(task.created_at) - opened).total_seconds(), 3)  # type: ignore[operator]
+        row["to_task_s"] = round((_aware(task.created_at) - opened).total_seconds(), 3)
         outbox = queued.get(task.id)
         if outbox is not None:
-            row["to_outbox_s"] = round((_aware(outbox) - opened).total_seconds(), 3)  # type: ignore[operator]
+            row["to_outbox_s"] = round((_aware(outbox) - opened).total_seconds(), 3)
         heard = alerts.get(task.id)
         if heard is not None:
             row["alerted"] = True
-            row["fault_to_alert_s"] = round((heard - opened).total_seconds(), 3)  # type: ignore[operator]
+            row["fault_to_alert_s"] = round((heard - opened).total_seconds(), 3)
         task_events = session.execute(
             select(TaskEvent.event, TaskEvent.at, TaskEvent.reason)
             .where(TaskEvent.task_id == task.id)
             .order_by(TaskEvent.id)
         ).all()
-        when = {}
+        when: dict[str, datetime] = {}
         for name, at_, _reason in task_events:
             when.setdefault(name, _aware(at_))
         row["declines"] = sum(1 for name, *_ in task_events if name == "declined")
@@ -176,11 +189,11 @@ def fault_rows(
             ("confirmed", "to_confirm_h"),
         ):
             if name in when:
-                row[key] = round(clock.sim_h(when[name]) - clock.sim_h(first), 2)  # type: ignore[arg-type]
+                row[key] = round(clock.sim_h(when[name]) - clock.sim_h(first), 2)
         # the accepted time that counts is the one of the member who went (after any decline)
         accepts = [at_ for name, at_, _ in task_events if name == "accepted"]
         if accepts:
-            row["to_accept_h"] = round(clock.sim_h(_aware(accepts[-1])) - clock.sim_h(first), 2)  # type: ignore[arg-type]
+            row["to_accept_h"] = round(clock.sim_h(_aware(accepts[-1])) - clock.sim_h(first), 2)
         row["accepted"] = bool(accepts)
         row["confirmed"] = "confirmed" in when
         row["status"] = task.status
@@ -225,7 +238,7 @@ def coverage(session: Session, clock: Clock, baseline: dict[str, Any] | None = N
         if source == "delivery":
             moved[key] += delta
         times, levels, replayed = series.setdefault(key, ([], [], []))
-        times.append(_aware(at))  # type: ignore[arg-type]
+        times.append(_aware(at))
         levels.append(after)
         replayed.append(max(0.0, after - moved[key]))
     offline = _baseline_levels(session, baseline, essential)
@@ -371,7 +384,7 @@ def volunteering(session: Session, clock: Clock) -> dict[str, Any]:
         states[entry.state] += 1
         if entry.state not in hours_ledger.COUNTED:
             continue
-        week = hours_ledger.week_start(_aware(entry.starts_at))  # type: ignore[arg-type]
+        week = hours_ledger.week_start(_aware(entry.starts_at))
         load[entry.member_id][week] += hours
         planned[entry.member_id][week] += entry.hours
         year_sector[entry.member_id][offers.offer_sector(entry.sector)] += hours
@@ -495,6 +508,165 @@ def _km_driven(session: Session) -> float:
     )
 
 
+BOARD_AHEAD_DAYS = 7  # the matcher suggests places this far ahead: the board's period runs on past the end
+
+
+def _outbox_bodies(session: Session, topic_like: str) -> list[dict[str, Any]]:
+    """The JSON bodies of the outbox rows on these topics, in order."""
+    bodies = []
+    for (payload,) in session.execute(
+        select(OutboxMessage.payload).where(OutboxMessage.topic.like(topic_like)).order_by(OutboxMessage.id)
+    ):
+        body = json.loads(payload)
+        if isinstance(body, dict):
+            bodies.append(body)
+    return bodies
+
+
+def board(session: Session, clock: Clock) -> dict[str, Any]:
+    """The open task board over the run, from its tables, the hours ledger and the outbox.
+
+    A **place** is one slot of one shift (not cancelled). The board's period is the run and the
+    BOARD_AHEAD_DAYS after its end, the places the matcher and the browsing members could fill during the
+    run; `in_run` counts the places whose shift started within the run. A place is **filled** when someone
+    took it or did it. Suggestions and urgent alerts are the matcher's alerts in the outbox; accepts,
+    declines and places taken unasked are the board's own events. A member is over their pledge when, in a
+    week they hold board work, their whole load (as `volunteering` counts it) is over their weekly pledge.
+    Sector progress is the dashboard's (dashboard.read.progress), in the month the run started, as it stood
+    at the end of the run (or of that month). Sums only: nobody's name."""
+    start = clock.start or _aware(session.scalar(select(func.min(BoardTask.created_at)))) or clock.t0
+    end = start + timedelta(days=clock.days)
+    horizon = end + timedelta(days=BOARD_AHEAD_DAYS)
+    tasks: Counter[str] = Counter(
+        dict(session.execute(select(BoardTask.sector, func.count()).group_by(BoardTask.sector)).all())
+    )
+    slots = Counter(
+        dict(session.execute(select(TaskSlot.task_id, func.count()).group_by(TaskSlot.task_id)).all())
+    )
+    sector_of = dict(session.execute(select(BoardTask.id, BoardTask.sector)).all())
+    shifts = session.execute(
+        select(TaskShift.id, TaskShift.task_id, TaskShift.starts_at)
+        .where(TaskShift.status != ShiftStatus.CANCELLED)
+        .where(TaskShift.starts_at >= start, TaskShift.starts_at < horizon)
+    ).all()
+    filled_places = {
+        (shift_id, slot_id): state
+        for shift_id, slot_id, state in session.execute(
+            select(SlotSignup.shift_id, SlotSignup.slot_id, SlotSignup.state).where(
+                SlotSignup.state.in_((SignupState.TAKEN, SignupState.DONE))
+            )
+        )
+    }
+    filled_by_shift = Counter(shift_id for shift_id, _slot in filled_places)
+    done_by_shift = Counter(s for (s, _), state in filled_places.items() if state == SignupState.DONE)
+    rows: dict[str, dict[str, int]] = {
+        s: {"tasks": tasks.get(s, 0), "places": 0, "filled": 0, "places_in_run": 0, "filled_in_run": 0}
+        for s in BOARD_SECTORS
+    }
+    done = 0
+    for shift_id, task_id, starts_at in shifts:
+        row = rows[sector_of[task_id]]
+        row["places"] += slots[task_id]
+        row["filled"] += filled_by_shift[shift_id]
+        done += done_by_shift[shift_id]
+        if _aware(starts_at) < end:
+            row["places_in_run"] += slots[task_id]
+            row["filled_in_run"] += filled_by_shift[shift_id]
+    places, filled = sum(r["places"] for r in rows.values()), sum(r["filled"] for r in rows.values())
+    in_run = sum(r["places_in_run"] for r in rows.values())
+    filled_in_run = sum(r["filled_in_run"] for r in rows.values())
+    alerts = Counter(b.get("type") for b in _outbox_bodies(session, f"{ROOT}/members/%/alerts"))
+    events = Counter(
+        b.get("status") for b in _outbox_bodies(session, INTERNAL_EVENTS) if b.get("type") == "board_changed"
+    )
+    states = Counter(
+        dict(session.execute(select(SlotSignup.state, func.count()).group_by(SlotSignup.state)).all())
+    )
+    board_hours = [
+        e
+        for e in session.scalars(select(HoursEntry).where(HoursEntry.work == WorkKind.TASK))
+        if e.state in hours_ledger.COUNTED
+    ]
+    return {
+        "period_from": start.isoformat(),
+        "period_to": horizon.isoformat(),
+        "tasks": sum(tasks.values()),
+        "tasks_by_sector": {s: tasks.get(s, 0) for s in BOARD_SECTORS},
+        "places": places,
+        "filled": filled,
+        "filled_share": round(filled / places, 4) if places else None,
+        "places_in_run": in_run,
+        "filled_in_run": filled_in_run,
+        "filled_in_run_share": round(filled_in_run / in_run, 4) if in_run else None,
+        "places_done": done,
+        "suggested": alerts["task_suggested"],
+        "accepted": events["accepted"],
+        "declined": events["declined"],
+        "lapsed": states.get(SignupState.LAPSED, 0),
+        "waiting": states.get(SignupState.SUGGESTED, 0),
+        "taken_unasked": events["taken"],
+        "released": states.get(SignupState.RELEASED, 0),
+        "urgent_alerts": alerts["slot_urgent"],
+        "urgent_shifts": session.scalar(
+            select(func.count()).select_from(TaskShift).where(TaskShift.urgent_alerted_at.is_not(None))
+        )
+        or 0,
+        "hours_held": round(sum(entry_hours(e) for e in board_hours if e.state != HoursState.DONE), 1),
+        "hours_given": round(sum(entry_hours(e) for e in board_hours if e.state == HoursState.DONE), 1),
+        "members_with_board_work": len({e.member_id for e in board_hours}),
+        "members_over_pledge": _board_over_pledge(session, board_hours),
+        "by_sector": rows,
+        "progress": _progress_rows(session, start, end),
+    }
+
+
+def _board_over_pledge(session: Session, board_hours: list[HoursEntry]) -> int:
+    """Members whose whole load in a week they hold board work is over their weekly pledge."""
+    weeks = {(e.member_id, hours_ledger.week_start(_aware(e.starts_at))) for e in board_hours}
+    if not weeks:
+        return 0
+    pledge = dict(session.execute(select(Member.id, Member.hours_per_week)).all())
+    load: dict[tuple[int, datetime], float] = defaultdict(float)
+    for entry in session.scalars(
+        select(HoursEntry).where(
+            HoursEntry.member_id.in_({m for m, _ in weeks}), HoursEntry.state.in_(hours_ledger.COUNTED)
+        )
+    ):
+        load[entry.member_id, hours_ledger.week_start(_aware(entry.starts_at))] += entry_hours(entry)
+    over = {m for m, week in weeks if load[m, week] > (pledge.get(m) or 0.0) * OVER + 1e-9}
+    return len(over)
+
+
+def _progress_rows(session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Each sector with goals in the run's first month: the dashboard's sentence, percent and each goal."""
+    month_end = month_bounds(month_of(start))[1]
+    at = min(end, month_end - timedelta(microseconds=1))
+    rows = []
+    for p in sector_progress(session, now=at):
+        rows.append(
+            {
+                "sector": p.sector,
+                "sentence": p.sentence,
+                "percent": p.percent,
+                "detail": p.detail,
+                "stock_goals": p.stock_goals,
+                "stock_met": p.stock_met,
+                "goals": [
+                    {
+                        "kind": g.kind,
+                        "community": g.community_name,
+                        "target": g.target,
+                        "achieved": round(g.achieved, 1),
+                        "met": g.met,
+                        "sentence": g.sentence,
+                    }
+                    for g in p.work
+                ],
+            }
+        )
+    return rows
+
+
 def messages(session: Session, published: int | None, receipts: list[Any]) -> dict[str, Any]:
     """Readings stored against readings sent; the outbox drained; dead letters by reason."""
     stored = session.scalar(select(func.count()).select_from(Reading)) or 0
@@ -532,8 +704,9 @@ def summarise(
     vol: dict[str, Any],
     msg: dict[str, Any],
     session: Session,
+    brd: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The figures of the last JSON line."""
+    """The figures of the last JSON line (with the board's headline figures when `brd` is given)."""
 
     def col(key: str) -> list[float]:
         return [r[key] for r in rows if r.get(key) is not None]
@@ -595,6 +768,29 @@ def summarise(
         "readings_stored": msg["readings_stored"],
         "outbox_unpublished": msg["outbox_rows"] - msg["outbox_published"],
         "dead_letters": sum(msg["dead_letters"].values()),
+        **(_board_headline(brd) if brd is not None else {}),
+    }
+
+
+def _board_headline(brd: dict[str, Any]) -> dict[str, Any]:
+    """The board's figures for the JSON line: places, fill, answers, the pledge kept, sector progress."""
+    return {
+        "board_tasks": brd["tasks"],
+        "board_sectors_posted": sum(1 for n in brd["tasks_by_sector"].values() if n),
+        "board_places": brd["places"],
+        "board_filled": brd["filled"],
+        "board_filled_share": brd["filled_share"],
+        "board_places_in_run": brd["places_in_run"],
+        "board_filled_in_run": brd["filled_in_run"],
+        "board_suggested": brd["suggested"],
+        "board_accepted": brd["accepted"],
+        "board_declined": brd["declined"],
+        "board_lapsed": brd["lapsed"],
+        "board_taken_unasked": brd["taken_unasked"],
+        "board_urgent_alerts": brd["urgent_alerts"],
+        "board_members_over_pledge": brd["members_over_pledge"],
+        "sectors_with_goals": len(brd["progress"]),
+        "sector_progress": {row["sector"]: row["percent"] for row in brd["progress"]},
     }
 
 

@@ -96,6 +96,91 @@ def fault_table(rows: list[dict[str, Any]]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def board_section(brd: dict[str, Any] | None) -> str:
+    """The task board's figures and each sector's goals this month: sums and sentences, never a name."""
+    if brd is None:
+        return ""
+    figures = [
+        ("tasks posted (by sector)", f"{brd['tasks']} ({_by_sector(brd['tasks_by_sector'])})"),
+        (
+            f"places (slot x shift) from {brd['period_from'][:16]} to {brd['period_to'][:16]}: filled",
+            f"{brd['filled']} of {brd['places']} ({_share(brd['filled_share'])})",
+        ),
+        (
+            "of those, places whose shift started within the run: filled / done",
+            f"{brd['filled_in_run']} of {brd['places_in_run']} ({_share(brd['filled_in_run_share'])})"
+            f" / {brd['places_done']}",
+        ),
+        (
+            "suggestions made / accepted / declined / lapsed / still waiting",
+            " / ".join(str(brd[k]) for k in ("suggested", "accepted", "declined", "lapsed", "waiting")),
+        ),
+        (
+            "places taken unasked (urgent or browsing) / given back",
+            f"{brd['taken_unasked']} / {brd['released']}",
+        ),
+        ("urgent alerts sent (shifts alerted)", f"{brd['urgent_alerts']} ({brd['urgent_shifts']})"),
+        (
+            "board hours held (suggested or taken) / given (done)",
+            f"{brd['hours_held']} / {brd['hours_given']}",
+        ),
+        ("members with board work", brd["members_with_board_work"]),
+        ("members over their weekly pledge in a week with board work", f"**{brd['members_over_pledge']}**"),
+    ]
+    table = "\n".join(f"| {k} | {_cell(v)} |" for k, v in figures)
+    columns = ("tasks", "places", "filled", "places_in_run", "filled_in_run")
+    sectors = "\n".join(
+        f"| {s} | " + " | ".join(str(r[c]) for c in columns) + " |" for s, r in brd["by_sector"].items()
+    )
+    goals = []
+    for row in brd["progress"]:
+        goals.append(
+            f"| **{row['sector']}** | need minimums held | {row['stock_goals']} | {row['stock_met']} | "
+            f"{_cell(row['stock_met'] >= row['stock_goals'])} | {row['sentence']} |"
+            if row["stock_goals"]
+            else f"| **{row['sector']}** | | | | | {row['sentence']} |"
+        )
+        for g in row["goals"]:
+            unit = "hours" if g["kind"] == "hours" else "places filled"
+            goals.append(
+                f"| | {unit}, {g['community']} | {g['target']:g} | {g['achieved']:g} | {_cell(g['met'])} | |"
+            )
+    goal_rows = "\n".join(goals) or "| no goals set | | | | | |"
+    return f"""## Task board and sector goals
+
+Beside repairs and deliveries, the board holds the work of every sector that guilds, assemblies and members
+post (here the sample tasks of gateway/store/sample_board.py). A **place** is one slot of one shift; the
+period counts the shifts starting in the run and the week after it, the week the matcher suggests people
+for. Suggestions and urgent alerts are the planner's board matcher's, answered by the simulated members;
+places taken unasked are urgent places people answered and places found browsing the board. Every place
+was taken through gateway/store/board.py, which checks the person's skill, weekly pledge and year's offer.
+
+| figure | value |
+|---|---|
+{table}
+
+| sector | tasks | places | filled | places in the run | filled in the run |
+|---|---|---|---|---|---|
+{sectors}
+
+Each sector's goals this month, as the dashboard shows them (dashboard/read/progress.py): the need
+minimums of the sector's goods held now, and the hours and places-filled goals the region set (hours
+accepted or given in the month, places taken or done). Sums only.
+
+| sector | goal | target | achieved | met | progress |
+|---|---|---|---|---|---|
+{goal_rows}
+"""
+
+
+def _by_sector(counts: dict[str, int]) -> str:
+    return ", ".join(f"{s} {n}" for s, n in counts.items())
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def write_report(path: Path, context: dict[str, Any]) -> None:
     """Write the Markdown report and its two PNGs next to it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,6 +331,7 @@ re-offered time, not a limit anyone's week went over).
 Simulated drivers accept a route before they drive it and drive only the stops they accepted; a route the
 planner revised or withdrew before they answered is left alone.
 
+{board_section(context.get("board"))}
 ## Run
 
 {context["run_note"]}

@@ -37,6 +37,7 @@ from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models import Community, Fault, Reading, RepairTask
 from gateway.store.region import load_region, read_region, sample_region_path
+from gateway.store.sample_board import post_sample_tasks, set_sample_goals
 
 log = logging.getLogger(__name__)
 COORDINATOR = "week-coordinator"
@@ -123,6 +124,10 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
             if session.scalar(select(func.count()).select_from(Community)):
                 raise ValueError("the database is not empty: a week needs a fresh store (or none: SQLite)")
             load_region(session, store_region(region, config.speed))
+            # Work in every sector beside repairs and deliveries, and the month's goals to measure it by.
+            posted = post_sample_tasks(session, config.start)
+            goals_set = set_sample_goals(session, config.start)
+        log.info("board: %s tasks posted, %s sector goals set for %s", posted, goals_set, config.start.date())
         rules = data_dir / "rules.toml"
         rules.write_text(scaled_rules(config.speed), encoding="utf-8")
         # People live on the devices' simulated time: the work clock reads config.start when they start.
@@ -204,6 +209,7 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
         log.info("simulated week started at %s (real), %.0f s to go", t0.isoformat(), config.wall_s)
         _watch(sessions, supervisor, t0, config)
         supervisor.stop("devices", timeout=60)
+        supervisor.stop("planner", timeout=60)  # nothing new is planned after the week's end
         _wait_drained(sessions)
         people.stop()
         people_tally, receipts = people.tally, people.receipts

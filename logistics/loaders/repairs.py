@@ -102,7 +102,7 @@ def _crew(
     for member_id, skill in session.execute(select(MemberSkill.member_id, MemberSkill.skill)):
         skills[member_id].add(skill)
     week = week_loads(session, now, horizon_h)
-    year = _year_loads(session, now)
+    year = year_loads(session, now)
     busy = hours.busy_intervals(session, now)
     return [
         CrewMember(
@@ -114,7 +114,7 @@ def _crew(
             skills=frozenset(skills[m.id]),
             week_pledge_h=float(m.hours_per_week or 0.0),
             week_load_h=week.get(m.id, 0.0),
-            year_offer_h=_offer(m, defaults.get(m.community_id)),
+            year_offer_h=member_offer(m, defaults.get(m.community_id)),
             year_load_h=year.get(m.id, {}),
             preferred_sectors=frozenset(str(s) for s in m.preferred_sectors or ()),
             windows=availability_intervals(m.availability, m.away, now, horizon_h),
@@ -137,7 +137,7 @@ def week_loads(session: Session, now: datetime, horizon_h: float) -> dict[int, f
     return loads
 
 
-def _year_loads(session: Session, now: datetime) -> dict[int, dict[str, float]]:
+def year_loads(session: Session, now: datetime) -> dict[int, dict[str, float]]:
     """Member id -> offer sector -> hours counted this year (water, energy and the rest count in other)."""
     loads: dict[int, dict[str, float]] = defaultdict(dict)
     for member_id, by_sector in hours.yearly_sector_load(session, hours.year_start(now)).items():
@@ -147,7 +147,7 @@ def _year_loads(session: Session, now: datetime) -> dict[int, dict[str, float]]:
     return dict(loads)
 
 
-def _offer(member: Member, community_default: Mapping[str, float] | None) -> dict[str, float]:
+def member_offer(member: Member, community_default: Mapping[str, float] | None) -> dict[str, float]:
     """The member's yearly hours by sector: their own split, else the community's, else the baseline
     scaled to their year's hours."""
     if member.sector_hours:

@@ -14,6 +14,8 @@ from types import MappingProxyType
 from typing import Final
 
 from gateway.contract.errors import InvalidInput
+from logistics.common.intervals import merge as intervals_merge
+from logistics.common.intervals import subtract as intervals_subtract
 
 # Hours a year a person gives by default (about 150): 20 in each essential sector, 50 in other work.
 ESSENTIAL_SECTORS: Final = ("food", "health", "education", "maintenance", "governance")
@@ -48,30 +50,12 @@ def _intervals(what: str, value: Iterable[Interval]) -> tuple[Interval, ...]:
 
 def merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
     """Sorted, non-empty, pairwise disjoint intervals covering the same time."""
-    merged: list[Interval] = []
-    for start, end in sorted(i for i in intervals if i[1] > i[0]):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return tuple(merged)
+    return tuple(intervals_merge(intervals))
 
 
 def subtract(intervals: Iterable[Interval], taken: Iterable[Interval]) -> tuple[Interval, ...]:
     """The parts of `intervals` outside every interval of `taken` (sorted and disjoint)."""
-    free = list(merge(intervals))
-    for cut_start, cut_end in merge(taken):
-        pieces: list[Interval] = []
-        for start, end in free:
-            if cut_end <= start or cut_start >= end:
-                pieces.append((start, end))
-                continue
-            if start < cut_start:
-                pieces.append((start, cut_start))
-            if cut_end < end:
-                pieces.append((cut_end, end))
-        free = pieces
-    return merge(free)
+    return tuple(intervals_subtract(intervals, taken))
 
 
 @dataclass(frozen=True)

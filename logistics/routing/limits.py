@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from gateway.contract.errors import InvalidInput
+from logistics.common.intervals import subtract
 
 Interval = tuple[datetime, datetime]
 MIN_ROUTE_H: Final = 0.25  # a slot shorter than this carries no useful route
@@ -43,34 +44,6 @@ def _clock(text: Any) -> timedelta:
     if not (0 <= minutes < 60 and 0 <= hours * 60 + minutes <= 24 * 60):
         raise InvalidInput(f"{text!r} is not a time of day HH:MM")
     return timedelta(hours=hours, minutes=minutes)
-
-
-def merge(intervals: Iterable[Interval]) -> list[Interval]:
-    """Sorted, with overlapping or touching intervals joined; empty ones dropped."""
-    out: list[Interval] = []
-    for a, b in sorted(iv for iv in intervals if iv[1] > iv[0]):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
-
-
-def subtract(intervals: Iterable[Interval], cuts: Iterable[Interval]) -> list[Interval]:
-    """`intervals` without the time any of `cuts` covers."""
-    pieces = merge(intervals)
-    for c0, c1 in merge(cuts):
-        kept: list[Interval] = []
-        for a, b in pieces:
-            if c1 <= a or b <= c0:
-                kept.append((a, b))
-                continue
-            if a < c0:
-                kept.append((a, c0))
-            if c1 < b:
-                kept.append((c1, b))
-        pieces = kept
-    return pieces
 
 
 def available(

@@ -241,6 +241,7 @@ def app(scenario: Scenario) -> Iterator[Flask]:
             make_account("crew", PASSWORD, "crew", scenario.crew_member),
             make_account("driver", PASSWORD, "driver", scenario.driver_member),
             make_account("coord", PASSWORD, "coordinator"),
+            make_account("guild", PASSWORD, "viewer"),  # a guild member with no member record of their own
         ]
     )
     app = create_app(
