@@ -66,11 +66,8 @@ def _task_id(response: Any) -> int:
 
 def _take_first(app: Flask, auth: Auth, task_id: int, skill: str | None) -> Any:
     with get_store(app).sessions() as session:
-        slot = session.scalar(select(TaskSlot).where(TaskSlot.task_id == task_id, TaskSlot.skill.is_(skill)))
-        if skill is not None:
-            slot = session.scalar(
-                select(TaskSlot).where(TaskSlot.task_id == task_id, TaskSlot.skill == skill)
-            )
+        same = TaskSlot.skill.is_(None) if skill is None else TaskSlot.skill == skill
+        slot = session.scalar(select(TaskSlot).where(TaskSlot.task_id == task_id, same))
         shift = session.scalar(
             select(TaskShift).where(TaskShift.task_id == task_id).order_by(TaskShift.starts_at)
         )
