@@ -136,3 +136,35 @@ def test_unknown_task_signup_and_action(auth: Auth, app: Flask) -> None:
     assert _write(auth, "POST", "/api/board/signups/999/accept", token).status_code == 404
     assert _write(auth, "POST", "/api/board/signups/999/dance", token).status_code == 404
     assert _write(auth, "POST", "/api/board/shifts/1/slots/999/take", token).status_code == 404
+
+
+def test_goals_api_reads_progress_and_coordinators_set_and_remove(auth: Auth) -> None:
+    public = auth.client.get("/api/goals").get_json()
+    assert public["goals"] == [] and {s["sector"] for s in public["sectors"]} >= {"food", "other"}
+    assert auth.client.get("/api/goals?x=1").status_code == 400
+    token = _token(auth, "ana")
+    refused = _write(auth, "POST", "/api/goals", token, {"sector": "food", "kind": "hours", "target": 10})
+    assert refused.status_code == 403
+    auth.client.post("/logout", data={"csrf_token": token})
+    token = _token(auth, "coord")
+    bad = _write(auth, "POST", "/api/goals", token, {"sector": "food", "kind": "smiles", "target": 10})
+    assert bad.status_code == 400 and "kind" in bad.get_json()["message"]
+    made = _write(auth, "POST", "/api/goals", token, {"sector": "food", "kind": "hours", "target": 10})
+    assert made.status_code == 201
+    goal = made.get_json()["id"]
+    listed = auth.client.get("/api/goals").get_json()
+    assert listed["goals"][0] | {"achieved": 0} == {
+        "id": goal,
+        "sector": "food",
+        "kind": "hours",
+        "community": None,
+        "community_name": listed["goals"][0]["community_name"],
+        "target": 10.0,
+        "achieved": 0,
+        "met": False,
+        "percent": 0,
+    }
+    food = next(s for s in listed["sectors"] if s["sector"] == "food")
+    assert food["sentence"].startswith("Food: ") and "goals met" in food["sentence"]
+    assert _write(auth, "DELETE", f"/api/goals/{goal}", token).get_json()["removed"] is True
+    assert _write(auth, "DELETE", f"/api/goals/{goal}", token).status_code == 404

@@ -350,6 +350,38 @@ def document() -> dict[str, Any]:
             ],
             {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500}}},
         ),
+        "/api/goals": {
+            **_get(
+                "This month's progress per sector and each hours or places goal (sums, never people)",
+                _json({"type": "object"}),
+            ),
+            **_write(
+                "post",
+                "Set or change a goal (coordinators)",
+                _json({"type": "object"}),
+                [],
+                {
+                    "type": "object",
+                    "required": ["sector", "kind", "target"],
+                    "properties": {
+                        "sector": {
+                            "enum": ["food", "education", "health", "maintenance", "governance", "other"]
+                        },
+                        "kind": {"enum": ["hours", "slots"]},
+                        "target": {"type": "number", "exclusiveMinimum": 0},
+                        "community": {"type": "string", "description": "a community's slug, or region"},
+                        "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                    },
+                },
+            ),
+        },
+        "/api/goals/{goal_id}": {
+            "delete": {
+                "summary": "Remove a goal (coordinators)",
+                "parameters": [_id("goal_id"), _CSRF],
+                "responses": {"200": _json({"type": "object"}), **_ERRORS, **_WRITE_ERRORS},
+            }
+        },
         "/api/board/mine": _get(
             "My suggestions and places, what is open near me for my skills, and the CSRF token for writes",
             _json({"type": "object"}),

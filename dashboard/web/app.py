@@ -15,6 +15,7 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 from dashboard.api import board as api_board
+from dashboard.api import goals as api_goals
 from dashboard.api import routes as api
 from dashboard.views import board, coordinator, credentials, crew, goals, offers, places, routes, tables
 from dashboard.views import map as map_view
@@ -80,6 +81,7 @@ def create_app(
         credentials.bp,
         api.bp,
         api_board.bp,
+        api_goals.bp,
     ):
         app.register_blueprint(blueprint)
     return app
