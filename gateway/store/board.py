@@ -595,7 +595,8 @@ def why_not(
             continue
     amount = task.hours_per_slot
     week = hours.week_start(shift.starts_at)
-    held = hours.weekly_load(session, week).get(member.id, 0.0) - _own_hours(session, ignore_signup)
+    held = hours.weekly_load(session, week, member_id=member.id).get(member.id, 0.0)
+    held -= _own_hours(session, ignore_signup)
     if held + amount > member.hours_per_week + 1e-9:
         return (
             f"it would take you to {held + amount:g} h in the week of {week.date()}, past the"
@@ -604,14 +605,16 @@ def why_not(
     bucket = offer_sector(task.sector)
     offered = sector_hours(member.sector_hours, member.hours_per_year).get(bucket, 0.0)
     year = hours.year_start(shift.starts_at)
-    given = hours.load_by_sector(session, year, year.replace(year=year.year + 1)).get(member.id, {})
+    given = hours.load_by_sector(session, year, year.replace(year=year.year + 1), member.id).get(
+        member.id, {}
+    )
     used = sum(h for s, h in given.items() if offer_sector(s) == bucket) - _own_hours(session, ignore_signup)
     if used + amount > offered + 1e-9:
         return (
             f"it would take you past the {offered:g} h you offered to {bucket} this year"
             f" ({used:g} h already counted; you may change it on My offer)"
         )
-    for start, end in hours.busy_intervals(session, now).get(member.id, ()):
+    for start, end in hours.busy_intervals(session, now, member.id).get(member.id, ()):
         if (
             _aware(start) < shift.ends_at
             and shift.starts_at < _aware(end)
@@ -742,7 +745,7 @@ def suggest(
     shift, slot, task = _place(session, shift_id, slot_id)
     if _live(session, shift.id, slot.id) or _done(session, shift.id, slot.id):
         raise Conflict("the place is no longer free")
-    if member_id in declined_by_task(session, now).get(task.id, set()):
+    if member_id in declined_by_task(session, now, task.id).get(task.id, set()):
         raise Conflict("they declined this task")
     signup = SlotSignup(
         shift_id=shift.id,
@@ -856,14 +859,15 @@ def _out(session: Session, signup: SlotSignup, state: SignupState, now: datetime
     session.flush()
 
 
-def declined_by_task(session: Session, now: datetime) -> dict[int, set[int]]:
-    """Board task id -> members whose decline of it still holds."""
+def declined_by_task(session: Session, now: datetime, task_id: int | None = None) -> dict[int, set[int]]:
+    """Board task id -> members whose decline of it still holds (only `task_id`'s, if given)."""
+    query = select(Decline.board_task_id, Decline.member_id).where(
+        Decline.board_task_id.is_not(None), Decline.until > now, Decline.withdrawn_at.is_(None)
+    )
+    if task_id is not None:
+        query = query.where(Decline.board_task_id == task_id)
     result: dict[int, set[int]] = {}
-    for task_id, member_id in session.execute(
-        select(Decline.board_task_id, Decline.member_id).where(
-            Decline.board_task_id.is_not(None), Decline.until > now, Decline.withdrawn_at.is_(None)
-        )
-    ):
+    for task_id, member_id in session.execute(query):
         if task_id is not None:
             result.setdefault(task_id, set()).add(member_id)
     return result
@@ -1025,7 +1029,7 @@ def take_repair(session: Session, member_id: int, task_id: int, *, now: datetime
     if missing:
         raise Conflict(f"this repair needs {', '.join(missing)}")
     week = hours.week_start(now)
-    held = hours.weekly_load(session, week).get(member_id, 0.0)
+    held = hours.weekly_load(session, week, member_id=member_id).get(member_id, 0.0)
     if held + task.estimated_hours > member.hours_per_week + 1e-9:
         raise Conflict(f"it would take you past the {member.hours_per_week:g} h a week you offered")
     repairs.apply(

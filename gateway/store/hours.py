@@ -153,19 +153,26 @@ def _counted_hours() -> ColumnElement[float]:
     )
 
 
-def load(session: Session, start_at: datetime, end_at: datetime) -> dict[int, float]:
-    """Member id -> hours counted for work starting in [start_at, end_at)."""
-    rows = session.execute(
+def load(
+    session: Session, start_at: datetime, end_at: datetime, member_id: int | None = None
+) -> dict[int, float]:
+    """Member id -> hours counted for work starting in [start_at, end_at) (only `member_id`'s if given)."""
+    query = (
         select(HoursEntry.member_id, func.sum(_counted_hours()))
         .where(HoursEntry.state.in_(COUNTED), HoursEntry.starts_at >= start_at, HoursEntry.starts_at < end_at)
         .group_by(HoursEntry.member_id)
     )
+    if member_id is not None:
+        query = query.where(HoursEntry.member_id == member_id)
+    rows = session.execute(query)
     return {member_id: float(total or 0.0) for member_id, total in rows}
 
 
-def weekly_load(session: Session, start_at: datetime, end_at: datetime | None = None) -> dict[int, float]:
+def weekly_load(
+    session: Session, start_at: datetime, end_at: datetime | None = None, member_id: int | None = None
+) -> dict[int, float]:
     """Member id -> hours counted in the week starting `start_at` (or up to `end_at`)."""
-    return load(session, start_at, end_at or start_at + timedelta(days=7))
+    return load(session, start_at, end_at or start_at + timedelta(days=7), member_id)
 
 
 def weekly_loads(session: Session, weeks: Sequence[datetime]) -> dict[datetime, dict[int, float]]:
@@ -178,28 +185,39 @@ def yearly_sector_load(session: Session, start_at: datetime) -> dict[int, dict[s
     return load_by_sector(session, start_at, start_at.replace(year=start_at.year + 1))
 
 
-def load_by_sector(session: Session, start_at: datetime, end_at: datetime) -> dict[int, dict[str, float]]:
-    """Member id -> sector -> hours counted for work starting in [start_at, end_at)."""
-    hours: dict[int, dict[str, float]] = defaultdict(dict)
-    for member_id, sector, total in session.execute(
+def load_by_sector(
+    session: Session, start_at: datetime, end_at: datetime, member_id: int | None = None
+) -> dict[int, dict[str, float]]:
+    """Member id -> sector -> hours counted for work starting in [start_at, end_at) (one member's, if
+    given)."""
+    query = (
         select(HoursEntry.member_id, HoursEntry.sector, func.sum(_counted_hours()))
         .where(HoursEntry.state.in_(COUNTED), HoursEntry.starts_at >= start_at, HoursEntry.starts_at < end_at)
         .group_by(HoursEntry.member_id, HoursEntry.sector)
-    ):
-        hours[member_id][sector] = float(total or 0.0)
+    )
+    if member_id is not None:
+        query = query.where(HoursEntry.member_id == member_id)
+    hours: dict[int, dict[str, float]] = defaultdict(dict)
+    for who, sector, total in session.execute(query):
+        hours[who][sector] = float(total or 0.0)
     return dict(hours)
 
 
-def busy_intervals(session: Session, since: datetime) -> dict[int, list[tuple[datetime, datetime]]]:
+def busy_intervals(
+    session: Session, since: datetime, member_id: int | None = None
+) -> dict[int, list[tuple[datetime, datetime]]]:
     """Member id -> the planned intervals of their work still ahead (offered or reserved) ending after
-    `since`, in order: planners place new work outside them."""
-    busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for member_id, starts_at, ends_at in session.execute(
+    `since`, in order: planners place new work outside them. Only `member_id`'s if given."""
+    query = (
         select(HoursEntry.member_id, HoursEntry.starts_at, HoursEntry.ends_at)
         .where(HoursEntry.state.in_(OPEN), HoursEntry.ends_at > since)
         .order_by(HoursEntry.member_id, HoursEntry.starts_at)
-    ):
-        busy[member_id].append((starts_at, ends_at))
+    )
+    if member_id is not None:
+        query = query.where(HoursEntry.member_id == member_id)
+    busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for who, starts_at, ends_at in session.execute(query):
+        busy[who].append((starts_at, ends_at))
     return dict(busy)
 
 
