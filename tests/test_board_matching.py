@@ -125,6 +125,9 @@ def test_time_passing_lapses_suggestions_and_counts_past_shifts(store: Store) ->
     with sessions.begin() as session:
         kept = housekeep(session, later)
         assert kept.lapsed == 2
+    with sessions.begin() as session:  # a day later: a suggestion that lapsed is not repeated
+        places = load_match_input(session, clock_now() + timedelta(hours=24)).places
+        assert {p.skill: p.excluded for p in places} == {"electrician": {ids["bo"]}, None: {ids["ana"]}}
     with sessions.begin() as session:
         shift = session.scalar(select(TaskShift))
         slot = session.scalar(select(TaskSlot).where(TaskSlot.skill == "electrician"))

@@ -61,7 +61,8 @@ def _aware(at: datetime) -> datetime:
 
 def open_places(session: Session, now: datetime, days: float = SUGGEST_DAYS) -> list[OpenPlace]:
     """Every free place of an open shift starting in the coming `days` (and not within the urgent window,
-    where suggestions would lapse at once: those are told as urgent instead)."""
+    where suggestions would lapse at once: those are told as urgent instead). Nobody is asked again for a
+    place they let lapse, nor for a task they declined."""
     soonest = now + timedelta(hours=board.URGENT_WINDOW_H)
     rows = session.execute(
         select(TaskShift, BoardTask)
@@ -86,6 +87,13 @@ def open_places(session: Session, now: datetime, days: float = SUGGEST_DAYS) -> 
         ).all()
     )
     declined = board.declined_by_task(session, now)
+    unanswered: dict[tuple[int, int], set[int]] = defaultdict(set)  # a suggestion that lapsed is not repeated
+    for shift_id, slot_id, member_id in session.execute(
+        select(SlotSignup.shift_id, SlotSignup.slot_id, SlotSignup.member_id).where(
+            SlotSignup.shift_id.in_([shift.id for shift, _task in rows]), SlotSignup.state == "lapsed"
+        )
+    ):
+        unanswered[shift_id, slot_id].add(member_id)
     return [
         OpenPlace(
             shift_id=shift.id,
@@ -101,7 +109,7 @@ def open_places(session: Session, now: datetime, days: float = SUGGEST_DAYS) -> 
             ends_at=_aware(shift.ends_at),
             hours=task.hours_per_slot,
             urgency=task.urgency,
-            excluded=frozenset(declined.get(task.id, ())),
+            excluded=frozenset(declined.get(task.id, ())) | frozenset(unanswered[shift.id, slot.id]),
             title=task.title,
         )
         for shift, task in rows
