@@ -168,3 +168,96 @@ def test_goals_api_reads_progress_and_coordinators_set_and_remove(auth: Auth) ->
     assert food["sentence"].startswith("Food: ") and "goals met" in food["sentence"]
     assert _write(auth, "DELETE", f"/api/goals/{goal}", token).get_json()["removed"] is True
     assert _write(auth, "DELETE", f"/api/goals/{goal}", token).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"urgency": "²"}, "urgency must be 0-3"),
+        ({"starts_at": "9999-12-31T23:00:00-05:00"}, "years 2000 to 2100"),
+        ({"starts_at": "0001-01-01T00:30:00+01:00"}, "years 2000 to 2100"),
+        ({"title": "Pickup\x00 day"}, "control character"),
+        ({"place": "Hall\u2028X-INJECT:1"}, "control character"),
+    ],
+)
+def test_inputs_that_once_gave_a_500_are_a_400(auth: Auth, changes: dict[str, Any], message: str) -> None:
+    token = _token(auth, "ana")
+    response = _write(auth, "POST", "/api/board", token, _draft(**changes))
+    assert response.status_code == 400 and message in response.get_json()["message"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "to=9999-12-31",
+        "from=9999-12-31",
+        "from=2026-01-01garbage",
+        "from=2027-01-10&to=2027-01-01",
+        "to=2099-01-01",
+    ],
+)
+def test_dates_out_of_range_or_malformed_are_a_400(auth: Auth, query: str) -> None:
+    for path in ("/api/board", "/board"):
+        assert auth.client.get(f"{path}?{query}").status_code == 400, (path, query)
+
+
+def test_a_change_keeps_the_rules_of_a_post(auth: Auth) -> None:
+    token = _token(auth, "ana")
+    task = _write(auth, "POST", "/api/board", token, _draft()).get_json()
+    path = f"/api/board/{task['id']}"
+    for body, message in (
+        ({"hours_per_slot": 24}, "longer than one occurrence"),
+        ({"ends_at": "2999-01-01T00:00:00Z"}, "years 2000 to 2100"),
+        ({"starts_at": "2001-01-01T09:00:00Z"}, "lasts at most 24 h"),
+        ({"starts_at": "2020-01-01T09:00:00Z", "ends_at": "2020-01-01T10:00:00Z"}, "would be over already"),
+    ):
+        response = _write(auth, "PATCH", path, token, body)
+        assert response.status_code == 400 and message in response.get_json()["message"], body
+    assert _write(auth, "PATCH", path, token, {"hours_per_slot": 2}).status_code == 200
+
+
+def test_a_weekly_change_cannot_stretch_the_series(auth: Auth) -> None:
+    token = _token(auth, "ana")
+    day = (clock_now() + timedelta(days=2)).date()
+    weekly = _draft(
+        starts_at=f"{day}T00:00:00Z",
+        ends_at=f"{day + timedelta(days=20)}T00:00:00Z",
+        recurrence={"days": [day.weekday()], "start": "09:00", "end": "11:00"},
+    )
+    task = _write(auth, "POST", "/api/board", token, weekly).get_json()
+    response = _write(auth, "PATCH", f"/api/board/{task['id']}", token, {"ends_at": "2099-01-01T00:00:00Z"})
+    assert response.status_code == 400 and "at most 366 days" in response.get_json()["message"]
+
+
+def test_the_skill_filter_lists_only_tasks_with_such_a_place_free(auth: Auth) -> None:
+    token = _token(auth, "ana")
+    task = _write(auth, "POST", "/api/board", token, _draft()).get_json()
+    slot = next(s["id"] for s in task["slots"] if s["skill"] == "pump-mechanic")
+    assert auth.client.get("/api/board?skill=pump-mechanic").get_json()["count"] == 1
+    _write(auth, "POST", f"/api/board/shifts/{task['shifts'][0]['id']}/slots/{slot}/take", token)
+    assert auth.client.get("/api/board?skill=pump-mechanic").get_json()["count"] == 0
+    assert auth.client.get("/api/board?skill=none").get_json()["count"] == 1  # the newcomer place is free
+
+
+def test_big_ids_and_thousands_separators_are_refused_cleanly(auth: Auth) -> None:
+    token = _token(auth, "ana")
+    assert _write(auth, "POST", "/api/board/signups/99999999999999999999/accept", token).status_code == 404
+    auth.client.post("/logout", data={"csrf_token": token})
+    token = _token(auth, "coord")
+    comma = _write(auth, "POST", "/api/goals", token, {"sector": "food", "kind": "hours", "target": "1,000"})
+    assert comma.status_code == 400 and "thousands separator" in comma.get_json()["message"]
+    zero = _write(
+        auth, "POST", "/api/goals", token, {"sector": "food", "kind": "hours", "target": 5, "month": 0}
+    )
+    assert zero.status_code == 400 and "month" in zero.get_json()["message"]
+
+
+def test_a_series_on_a_cancelled_task_is_a_409(auth: Auth) -> None:
+    token = _token(auth, "coord")
+    task = _write(auth, "POST", "/api/board", token, _draft(poster_kind="coordinator")).get_json()
+    _write(auth, "POST", f"/api/board/{task['id']}/cancel", token, {})
+    auth.client.post("/logout", data={"csrf_token": token})
+    token = _token(auth, "ana")
+    slot = task["slots"][2]["id"]
+    response = _write(auth, "POST", f"/api/board/slots/{slot}/take-series", token)
+    assert response.status_code == 409 and "no coming dates" in response.get_json()["message"]

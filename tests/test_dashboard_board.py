@@ -114,6 +114,10 @@ def test_a_guild_posts_a_weekly_task_with_two_skilled_places_and_one_open(app: F
         ({"poster_name": ""}, "name the guild"),
         ({"community": "atlantis"}, "no community &#39;atlantis&#39;"),
         ({"mode": "once", "end": "08:00"}, "ends_at must be after starts_at"),
+        ({"slot_count": ["²", "", "", ""]}, "slot row 1: how many people"),
+        ({"end": "24:00"}, "a weekly task ends by 23:59"),
+        ({"date": "9999-12-31"}, "years 2000 to 2100"),
+        ({"title": "Pickup\x00"}, "control character"),
     ],
 )
 def test_a_bad_post_shows_the_form_again_with_a_400_and_writes_nothing(
@@ -356,3 +360,51 @@ def test_open_repairs_are_on_the_board_and_a_crew_member_takes_one(
         assert row is not None and row.status == "accepted" and row.assigned_member_id == ids["member"]
     again = auth.post(f"/board/repairs/{ids['task']}/take", page="/board")
     assert again.status_code == 409 and "someone already has this repair" in again.get_data(as_text=True)
+
+
+def test_only_crew_take_repairs_from_the_board(app: Flask, auth: Auth, ids: dict[str, int]) -> None:
+    from gateway.store.models import Member, RepairTask
+
+    with get_store(app).sessions.begin() as session:
+        task = session.get(RepairTask, ids["task"])
+        assert task is not None
+        task.status, task.assigned_member_id = "open", None
+    auth.login("anadriver")  # Ana's driver account: the page offers no button, the route refuses
+    assert "I&#39;ll fix it" not in auth.client.get("/board").get_data(as_text=True)
+    assert auth.post(f"/board/repairs/{ids['task']}/take", page="/board").status_code in (302, 403)
+    with get_store(app).sessions.begin() as session:
+        assert session.get(RepairTask, ids["task"]).status == "open"  # type: ignore[union-attr]
+        member = session.get(Member, ids["member"])
+        assert member is not None
+        member.is_crew = False  # no longer in a crew: the store refuses her too
+    auth.client.post("/logout", data={"csrf_token": auth.token("/board")})
+    auth.login("ana")
+    refused = auth.post(f"/board/repairs/{ids['task']}/take", page="/board")
+    assert refused.status_code == 409 and "repairs go to crew members" in refused.get_data(as_text=True)
+
+
+def test_an_overnight_task_keeps_its_time_when_edited_in_the_form(app: Flask, auth: Auth) -> None:
+    token = _token_of(auth, "ana")
+    day = (clock_now() + timedelta(days=2)).date()
+    body = {
+        "title": "Night watch at the cold room",
+        "sector": "health",
+        "community": "utuado",
+        "starts_at": f"{day}T22:00:00Z",
+        "ends_at": f"{day + timedelta(days=1)}T02:00:00Z",
+        "slots": [{"newcomer": True}],
+    }
+    task = auth.client.post("/api/board", json=body, headers={"X-CSRF-Token": token}).get_json()
+    page = auth.client.get(f"/board/{task['id']}/edit").get_data(as_text=True)
+    assert "runs past midnight" in page and 'name="start"' not in page
+    saved = auth.post(f"/board/{task['id']}/edit", {"title": "Night watch", "start": "21:00"}, page="/board")
+    assert saved.status_code == 302
+    with get_store(app).sessions() as session:
+        row = session.get(BoardTask, task["id"])
+        assert row is not None and row.title == "Night watch"
+        assert (row.starts_at.hour, row.ends_at.hour) == (22, 2)
+
+
+def _token_of(auth: Auth, user: str) -> str:
+    auth.login(user)
+    return auth.token("/board")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
@@ -88,6 +88,10 @@ def _filters(member: Member | None) -> board_read.Filters:
     since, until = _day(args.get("from")), _day(args.get("to"))
     if until is not None:
         until += timedelta(days=1)
+        if since is not None and until <= since:
+            abort(400, description="to must be on or after from")
+        if (until - (since or clock_now())).days > board_read.MAX_DAYS:
+            abort(400, description=f"at most {board_read.MAX_DAYS} days at a time: bring to closer")
     origin = (member.lat, member.lon) if member is not None else None
     return board_read.Filters(sector, skill, args.get("community") or None, km, origin, since, until)
 
@@ -96,9 +100,12 @@ def _day(raw: str | None) -> datetime | None:
     if not raw:
         return None
     try:
-        return datetime.fromisoformat(raw[:10]).replace(tzinfo=clock_now().tzinfo)
+        day = date.fromisoformat(raw)
     except ValueError:
         abort(400, description="from and to are days as YYYY-MM-DD")
+    if not board.FIRST_YEAR <= day.year <= board.LAST_YEAR:
+        abort(400, description=f"from and to are days in the years {board.FIRST_YEAR} to {board.LAST_YEAR}")
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _reader() -> Member | None:
@@ -260,7 +267,7 @@ def take_series(slot_id: int) -> tuple[Response, int]:
     return jsonify(answer), 201
 
 
-@bp.post("/signups/<int:signup_id>/<action>")
+@bp.post("/signups/<id:signup_id>/<action>")
 def answer(signup_id: int, action: str) -> Response:
     """accept or decline (no reason needed; {"reason"} is optional) a suggestion, or release a place taken."""
     member = _member()

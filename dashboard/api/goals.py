@@ -77,7 +77,7 @@ def set_goal() -> tuple[Response, int]:
             session,
             community_id=store.community_id_of(session, body.get("community", "region")),
             sector=body.get("sector", ""),
-            month=body.get("month") or store.month_of(clock.now()),
+            month=body["month"] if "month" in body else store.month_of(clock.now()),
             kind=body.get("kind", ""),
             target=body.get("target", ""),
             set_by=username,

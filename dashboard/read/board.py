@@ -169,7 +169,11 @@ def list_tasks(
     for view in views:
         if not view.shifts:
             continue
-        if filters.skill and not any(_matches(s, filters.skill) for s in view.slots):
+        if filters.skill and not any(
+            _matches(s, filters.skill) and s.id not in shift.filled
+            for shift in view.shifts
+            for s in view.slots
+        ):
             continue
         if filters.within_km is not None and (view.km is None or view.km > filters.within_km):
             continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -106,6 +106,10 @@ def _filters(member: Member | None) -> tuple[board_read.Filters, dict[str, str]]
         until += timedelta(days=1)  # "to" includes that day
     if since and until and until <= since:
         abort(400, description="to must be on or after from")
+    if until and (until - (since or _now())).days > board_read.MAX_DAYS:
+        abort(
+            400, description=f"the board shows at most {board_read.MAX_DAYS} days at a time: bring to closer"
+        )
     community = args.get("community", "") or None
     origin = (member.lat, member.lon) if member is not None else None
     shown = {k: args.get(k, "") for k in ("sector", "skill", "km", "from", "to", "community")}
@@ -117,9 +121,12 @@ def _date_arg(name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        return datetime.fromisoformat(raw[:10]).replace(tzinfo=_now().tzinfo)
+        day = date.fromisoformat(raw)
     except ValueError:
         abort(400, description=f"{name} must be a day as YYYY-MM-DD")
+    if not board.FIRST_YEAR <= day.year <= board.LAST_YEAR:
+        abort(400, description=f"{name} must be in the years {board.FIRST_YEAR} to {board.LAST_YEAR}")
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @bp.get("")
@@ -148,7 +155,7 @@ def index() -> str:
 
 
 @bp.post("/repairs/<id:task_id>/take")
-@role_required(*ANY_ROLE)
+@role_required("crew")
 def take_repair(task_id: int) -> Redirect:
     """I take this repair: it is assigned to me and accepted in one step (if I have the skills and the
     week's hours); the crew page then shows it."""
@@ -402,7 +409,7 @@ def mine() -> str:
     )
 
 
-@bp.post("/signups/<int:signup_id>/<action>")
+@bp.post("/signups/<id:signup_id>/<action>")
 @role_required(*ANY_ROLE)
 def answer(signup_id: int, action: str) -> Redirect:
     """Accept or decline a suggestion (no reason needed), or give back a place I took."""

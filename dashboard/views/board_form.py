@@ -15,6 +15,7 @@ from typing import Any, Final
 from werkzeug.datastructures import MultiDict
 
 from gateway.contract.errors import InvalidInput
+from gateway.store.board import FIRST_YEAR, LAST_YEAR
 
 SLOT_ROWS: Final = 4  # empty rows the form shows
 MAX_ROWS: Final = 20
@@ -26,9 +27,12 @@ FIELDS: Final = ("title", "sector", "community", "place", "description", "urgenc
 
 def _day(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput(f"{name}: give a day as YYYY-MM-DD") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise InvalidInput(f"{name}: give a day in the years {FIRST_YEAR} to {LAST_YEAR}")
+    return day
 
 
 def _clock(value: str, name: str) -> str:
@@ -68,7 +72,7 @@ def slots(form: MultiDict[str, str]) -> list[dict[str, Any]]:
         count, skill = count.strip(), skill.strip().lower()
         if not count and not skill:
             continue
-        if not count.isdigit() or not 1 <= int(count) <= MAX_PER_ROW:
+        if not re.fullmatch(r"[0-9]{1,2}", count) or not 1 <= int(count) <= MAX_PER_ROW:
             raise InvalidInput(f"slot row {i}: how many people, 1 to {MAX_PER_ROW}")
         place = {"skill": skill or None, "newcomer": newcomer == "yes"}
         found.extend(dict(place) for _ in range(int(count)))
@@ -86,6 +90,8 @@ def draft(form: MultiDict[str, str], *, allow_coordinator: bool) -> dict[str, An
         days = form.getlist("days")
         if not days or any(d not in {str(n) for n in range(7)} for d in days):
             raise InvalidInput("weekly: tick at least one day of the week")
+        if end == "24:00":
+            raise InvalidInput("to: a weekly task ends by 23:59 (24:00 is for a one-off task)")
         last = _day(form.get("until", ""), "until")
         if last < first:
             raise InvalidInput("until: the last day comes on or after the first")
@@ -110,8 +116,10 @@ def edit_values(task: Mapping[str, Any]) -> dict[str, str]:
     values["hours_per_slot"] = f"{task['hours_per_slot']:g}"
     values["date"] = f"{task['starts_at']:%Y-%m-%d}"
     values["start"] = f"{task['starts_at']:%H:%M}"
-    end = task["ends_at"]
-    values["end"] = "24:00" if end.date() > task["starts_at"].date() else f"{end:%H:%M}"
+    start, end = task["starts_at"], task["ends_at"]
+    midnight = end.date() > start.date() and (end.hour, end.minute) == (0, 0)
+    values["end"] = "24:00" if midnight else f"{end:%H:%M}"
+    values["overnight"] = "yes" if end.date() > start.date() and not midnight else ""
     return values
 
 
@@ -123,6 +131,8 @@ def changes(form: MultiDict[str, str], task: Mapping[str, Any], *, one_off: bool
     for name in ("title", "place", "description", "urgency", "hours_per_slot"):
         if name in form and form[name].strip() != before[name]:
             raw[name] = form[name].strip()
+    if before["overnight"]:
+        return raw  # the form cannot say "to 02:00 the next day": such a task's time changes by the API
     if one_off and any(form.get(n, before[n]).strip() != before[n] for n in ("date", "start", "end")):
         day = _day(form.get("date", before["date"]), "date")
         start = _clock(form.get("start", before["start"]), "from")

@@ -66,6 +66,10 @@ LIVE: Final = (SignupState.SUGGESTED, SignupState.TAKEN, SignupState.DONE)  # ho
 HOLDING: Final = (SignupState.SUGGESTED, SignupState.TAKEN)  # still ahead
 SKILL_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 CLOCK_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# Control characters other than tab and line feed, and Unicode's line separators: nothing a person types,
+# and each breaks something downstream (PostgreSQL refuses NUL, calendar files split lines on them).
+CONTROL_RE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+FIRST_YEAR, LAST_YEAR = 2000, 2100  # a time outside these is a typing mistake (and 9999 overflows)
 CHANGEABLE: Final = ("title", "description", "place", "urgency", "hours_per_slot", "starts_at", "ends_at")
 
 
@@ -208,6 +212,32 @@ def parse_draft(raw: Mapping[str, Any]) -> TaskDraft:
     return draft
 
 
+def _span_h(start: datetime, end: datetime) -> float:
+    return (_aware(end) - _aware(start)).total_seconds() / 3600
+
+
+def _check_window(
+    starts_at: datetime, ends_at: datetime, recurrence: Recurrence | None, now: datetime
+) -> None:
+    """The rules of a task's time, for a change as for a post: after its start, not over, a one-off within
+    MAX_SHIFT_HOURS, a schedule within MAX_SERIES_DAYS with at least one occurrence still to come."""
+    starts_at, ends_at = _aware(starts_at), _aware(ends_at)
+    if ends_at <= starts_at:
+        raise InvalidInput("ends_at must be after starts_at")
+    if ends_at <= now:
+        raise InvalidInput("the task would be over already: give a time still to come")
+    if recurrence is None:
+        if (ends_at - starts_at).total_seconds() / 3600 > MAX_SHIFT_HOURS:
+            raise InvalidInput(
+                f"a one-off task lasts at most {MAX_SHIFT_HOURS:.0f} h; for longer work give a schedule"
+            )
+        return
+    if (ends_at.date() - starts_at.date()).days > MAX_SERIES_DAYS:
+        raise InvalidInput(f"a schedule runs at most {MAX_SERIES_DAYS} days; post it again after that")
+    if not [w for w in _occurrences(starts_at, ends_at, recurrence, None) if w[1] > now]:
+        raise InvalidInput("the schedule has no occurrence still to come between starts_at and ends_at")
+
+
 def _replace(draft: TaskDraft, **changes: Any) -> TaskDraft:
     return replace(draft, **changes)
 
@@ -223,6 +253,8 @@ def text(value: Any, name: str, limit: int, *, required: bool = False) -> str:
         raise InvalidInput(f"{name} is required")
     if len(value) > limit:
         raise InvalidInput(f"{name} is longer than {limit} characters")
+    if CONTROL_RE.search(value):
+        raise InvalidInput(f"{name} holds a control character; write plain text (line breaks are fine)")
     return value
 
 
@@ -250,6 +282,8 @@ def timestamp(value: Any, name: str) -> datetime:
             raise InvalidInput(f"{name} must be an ISO time like 2026-12-08T09:00") from None
     else:
         raise InvalidInput(f"{name} must be an ISO time like 2026-12-08T09:00")
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise InvalidInput(f"{name} must be in the years {FIRST_YEAR} to {LAST_YEAR}")
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -257,7 +291,7 @@ def urgency(value: Any) -> int:
     """0-3, or its name (low, normal, high, urgent)."""
     if isinstance(value, str) and value.strip().lower() in URGENCY_NAMES:
         return URGENCY_NAMES.index(value.strip().lower())
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[0-9]", value.strip()):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
         raise InvalidInput(f"urgency must be 0-3 or one of {', '.join(URGENCY_NAMES)}")
@@ -471,16 +505,22 @@ def change(session: Session, task_id: int, raw: Mapping[str, Any], *, now: datet
         task.urgency = urgency(raw["urgency"])
     starts_at = timestamp(raw["starts_at"], "starts_at") if "starts_at" in raw else task.starts_at
     ends_at = timestamp(raw["ends_at"], "ends_at") if "ends_at" in raw else task.ends_at
-    if (starts_at, ends_at) != (task.starts_at, task.ends_at):
-        if ends_at <= starts_at:
-            raise InvalidInput("ends_at must be after starts_at")
-        if task.recurrence is None and (ends_at - starts_at).total_seconds() / 3600 > MAX_SHIFT_HOURS:
-            raise InvalidInput(f"a one-off task lasts at most {MAX_SHIFT_HOURS:.0f} h")
+    recurrence = parse_recurrence(task.recurrence) if task.recurrence else None
+    before_h = recurrence.hours if recurrence else _span_h(task.starts_at, task.ends_at)
+    if (_aware(starts_at), _aware(ends_at)) != (_aware(task.starts_at), _aware(task.ends_at)):
+        _check_window(starts_at, ends_at, recurrence, now)
         task.starts_at, task.ends_at, timing = starts_at, ends_at, True
+    occurrence_h = recurrence.hours if recurrence else _span_h(starts_at, ends_at)
+    if "hours_per_slot" not in raw and abs(task.hours_per_slot - before_h) < 1e-9:
+        task.hours_per_slot = occurrence_h  # it was the whole window (the default): it follows the window
     if "hours_per_slot" in raw:
         value = number(raw["hours_per_slot"], "hours_per_slot", 0.25, MAX_SHIFT_HOURS)
         if value != task.hours_per_slot:
             task.hours_per_slot, timing = value, True
+    if task.hours_per_slot > occurrence_h + 1e-9:
+        raise InvalidInput(
+            f"hours_per_slot {task.hours_per_slot:g} is longer than one occurrence ({occurrence_h:g} h)"
+        )
     task.updated_at = now
     wanted = set(occurrences(task, now + timedelta(days=SHIFT_HORIZON_DAYS)))
     told: set[int] = set()
@@ -721,6 +761,8 @@ def take_series(
             skipped.append((shift, str(exc).removeprefix("you cannot take it: ")))
     if not taken and skipped:
         raise Conflict(f"none of the dates fit: {skipped[0][1]}")
+    if not taken:
+        raise Conflict("this task has no coming dates to take")
     return taken, skipped
 
 
@@ -1020,6 +1062,8 @@ def take_repair(session: Session, member_id: int, task_id: int, *, now: datetime
     member = session.get(Member, member_id)
     if member is None:
         raise NotFound(f"no member {member_id}")
+    if not member.is_crew or not member.active:
+        raise Conflict("repairs go to crew members: ask a coordinator to add you to a crew")
     task = session.scalar(select(RepairTask).where(RepairTask.id == task_id).with_for_update())
     if task is None:
         raise NotFound(f"no repair task {task_id}")

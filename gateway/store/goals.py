@@ -74,6 +74,8 @@ def parse_target(value: Any, kind: str) -> float:
     """A finite number above zero and within the kind's bound; a whole number of slots."""
     if isinstance(value, bool):
         raise InvalidInput("target must be a number")
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,3}(,\d{3})+\s*", value):
+        raise InvalidInput("target: write it without a thousands separator (1000, not 1,000)")
     try:
         target = float(value.strip().replace(",", ".") if isinstance(value, str) else value)
     except (TypeError, ValueError):
