@@ -564,7 +564,7 @@ def test_csv_is_spreadsheet_safe_and_geojson_is_lon_lat() -> None:
 def test_downloads_and_sectors(client: FlaskClient) -> None:
     csv_response = client.get("/api/shortages.csv")
     assert csv_response.mimetype == "text/csv" and csv_response.get_data(as_text=True).startswith(
-        "community,"
+        "\ufeffcommunity,"  # a byte-order mark first, for spreadsheets (tests/test_hardening_exports.py)
     )
     geojson = client.get("/api/shortages.geojson")
     assert geojson.mimetype == "application/geo+json" and geojson.get_json()["type"] == "FeatureCollection"

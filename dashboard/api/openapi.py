@@ -282,8 +282,10 @@ def document() -> dict[str, Any]:
         ),
         "/api/shortages": _get("Goods below a community's minimum", _json(_list("shortages", "Shortage"))),
         "/api/shortages.csv": _get(
-            "The shortages as CSV (text cells starting with = + - @ are prefixed with ')",
+            "The shortages as CSV, UTF-8 with a byte-order mark for spreadsheets (text cells starting with"
+            " = + - @ are prefixed with ')",
             {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+            [_param("bom", "query", {"enum": ["0", "1"], "default": "1"}, "0: no byte-order mark")],
         ),
         "/api/shortages.geojson": _get("The shortages as GeoJSON points", geojson),
         "/api/sectors": _get(

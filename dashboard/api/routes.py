@@ -134,12 +134,14 @@ def shortages() -> Response:
 
 @bp.get("/shortages.csv")
 def shortages_csv() -> Response:
-    """The shortages as a CSV download."""
-    _params(())
-    body = exports.shortages_csv(progress.shortages(get_session()))
+    """The shortages as a CSV download, UTF-8 with a byte-order mark so spreadsheet programs read names
+    like Añasco right (?bom=0 leaves it out, for tools that do not want one)."""
+    params = _params(("bom",))
+    bom = _choice(params, "bom", ("0", "1")) != "0"
+    body = ("\ufeff" if bom else "") + exports.shortages_csv(progress.shortages(get_session()))
     return Response(
-        body,
-        mimetype="text/csv",
+        body.encode("utf-8"),
+        content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="rhizome-shortages.csv"'},
     )
 

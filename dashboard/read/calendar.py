@@ -7,18 +7,17 @@ keeping a stale appointment. Stdlib only: lines end in CRLF, are folded at 75 oc
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.contract.text import without_control
 from gateway.store.models import BoardTask, Community, Member, SlotSignup, TaskShift, TaskSlot
 from gateway.store.models.vocab import SignupState
 
 PRODID = "-//Rhizome//Task board//EN"
-CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # all but line feed
 PAST_DAYS = 30  # recent places stay in the feed, so the calendar keeps what was done
 GONE_DAYS = 14  # a place given back or cancelled this recently is sent as CANCELLED
 SHOWN = (SignupState.TAKEN, SignupState.DONE)
@@ -28,7 +27,7 @@ GONE = (SignupState.RELEASED, SignupState.LAPSED)
 def escape(value: str) -> str:
     """TEXT escaping of RFC 5545 3.3.11: backslash, semicolon, comma, newline; other control characters
     and Unicode line separators (which RFC 5545 forbids, and lenient readers split lines on) become spaces."""
-    value = CONTROL.sub(" ", value.replace("\r\n", "\n"))
+    value = without_control(value.replace("\r\n", "\n"))
     return (
         value.replace("\\", "\\\\")
         .replace(";", "\\;")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from gateway.contract import clock
+from gateway.contract.text import without_control
 from gateway.contract.topics import member_routes_topic
 from gateway.store.deliveries import DEAD_ROUTE, replacement
 from gateway.store.models import Community, Good, OutboxMessage, Route, RouteStop, Shipment, Site
@@ -252,6 +253,11 @@ def failed_deliveries(session: Session, limit: int = FAILED_SHOWN) -> list[Faile
     return found
 
 
+def _xml(text: str) -> str:
+    """Escaped for XML 1.0, control characters (stored before they were refused) replaced by spaces."""
+    return xml_escape(without_control(text))
+
+
 def gpx(route: RouteView, name: str) -> str:
     """GPX 1.1 for navigation apps (OsmAnd, Organic Maps): a waypoint per stop and the route in order."""
     points = []
@@ -262,17 +268,17 @@ def gpx(route: RouteView, name: str) -> str:
         label = f"{stop.position + 1}. {stop.site_name} ({stop.community_name})"
         points.append((stop, label, what))
     wpts = "".join(
-        f'<wpt lat="{s.lat:.6f}" lon="{s.lon:.6f}"><name>{xml_escape(label)}</name>'
-        f"<desc>{xml_escape(what)}</desc></wpt>\n"
+        f'<wpt lat="{s.lat:.6f}" lon="{s.lon:.6f}"><name>{_xml(label)}</name>'
+        f"<desc>{_xml(what)}</desc></wpt>\n"
         for s, label, what in points
     )
     rtepts = "".join(
-        f'<rtept lat="{s.lat:.6f}" lon="{s.lon:.6f}"><name>{xml_escape(label)}</name></rtept>\n'
+        f'<rtept lat="{s.lat:.6f}" lon="{s.lon:.6f}"><name>{_xml(label)}</name></rtept>\n'
         for s, label, _ in points
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<gpx version="1.1" creator="Rhizome" xmlns="http://www.topografix.com/GPX/1/1">\n'
-        f"<metadata><name>{xml_escape(name)}</name></metadata>\n"
-        f"{wpts}<rte><name>{xml_escape(name)}</name>\n{rtepts}</rte>\n</gpx>\n"
+        f"<metadata><name>{_xml(name)}</name></metadata>\n"
+        f"{wpts}<rte><name>{_xml(name)}</name>\n{rtepts}</rte>\n</gpx>\n"
     )

@@ -15,6 +15,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -198,7 +199,11 @@ class EmbeddedBroker:
         env = dict(os.environ)
         repo_root = str(Path(__file__).resolve().parents[2])  # lets `-m gateway.broker.amqtt_runner` import
         env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
-        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - owned until stop()
+        # The log names accounts and addresses: readable by the owner and their group, not by everyone (the
+        # broker appends to the file as created here, so its own writes keep this mode too).
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        os.fchmod(fd, stat.S_IMODE(os.fstat(fd).st_mode) & 0o660)  # an older, wider file is narrowed
+        self._log_fh = os.fdopen(fd, "ab")  # owned until stop()
         log.info("starting %s broker on %s:%s (log %s)", self.kind, HOST, self.port, self.log_path)
         self._proc = subprocess.Popen(
             cmd,

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from gateway.contract.errors import Conflict, InvalidInput, NotFound
 from gateway.contract.events import BoardChanged
 from gateway.contract.payloads import format_ts
+from gateway.contract.text import has_control
 from gateway.contract.topics import member_alerts_topic
 from gateway.store import declines, hours
 from gateway.store import tasks as repairs
@@ -66,9 +67,6 @@ LIVE: Final = (SignupState.SUGGESTED, SignupState.TAKEN, SignupState.DONE)  # ho
 HOLDING: Final = (SignupState.SUGGESTED, SignupState.TAKEN)  # still ahead
 SKILL_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 CLOCK_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-# Control characters other than tab and line feed, and Unicode's line separators: nothing a person types,
-# and each breaks something downstream (PostgreSQL refuses NUL, calendar files split lines on them).
-CONTROL_RE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 FIRST_YEAR, LAST_YEAR = 2000, 2100  # a time outside these is a typing mistake (and 9999 overflows)
 CHANGEABLE: Final = ("title", "description", "place", "urgency", "hours_per_slot", "starts_at", "ends_at")
 
@@ -253,7 +251,7 @@ def text(value: Any, name: str, limit: int, *, required: bool = False) -> str:
         raise InvalidInput(f"{name} is required")
     if len(value) > limit:
         raise InvalidInput(f"{name} is longer than {limit} characters")
-    if CONTROL_RE.search(value):
+    if has_control(value):
         raise InvalidInput(f"{name} holds a control character; write plain text (line breaks are fine)")
     return value
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (it holds people's names, homes and hours); an
+    existing one loses any access for others (SQLite gives its -wal and -shm files the same mode)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o007:
+            os.fchmod(fd, mode & 0o770)
+    finally:
+        os.close(fd)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for `url`, creating the SQLite file's directory and setting its pragmas."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(parsed.database))
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.contract.errors import InvalidInput
+from gateway.contract.text import has_control
 from gateway.contract.topics import is_slug
 from gateway.store.models import (
     Community,
@@ -73,9 +74,23 @@ def _check(condition: bool, message: str) -> None:
         raise RegionError(message)
 
 
+def _control_in(value: Any, where: str) -> str | None:
+    """The path of the first text in `value` holding a control character (names go to pages, GPX, CSV)."""
+    if isinstance(value, str):
+        return where if has_control(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _control_in(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def validate_region(data: Any) -> None:
     """Raise RegionError for the first rule a region document breaks."""
     _check(isinstance(data, dict) and data.get("format") == FORMAT, f"not a {FORMAT} document")
+    bad = _control_in(data, "")
+    _check(bad is None, f"{bad}: a control character in the text; write plain text")
     goods = {g.get("slug") for g in data.get("goods", [])}
     for good in data.get("goods", []):
         _check(is_slug(good.get("slug")), f"good slug {good.get('slug')!r} invalid")

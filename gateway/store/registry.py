@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.contract.errors import InvalidInput
+from gateway.contract.text import has_control
 from gateway.contract.topics import is_slug
 from gateway.store.models import Community, Good, Member, MemberSkill, NeedLevel, Site
 from gateway.store.models.vocab import GOOD_SECTORS, SITE_KINDS
@@ -27,6 +28,8 @@ def text(form: Mapping[str, str], name: str, limit: int = 200) -> str:
         raise FormError(f"{name} is required")
     if len(value) > limit:
         raise FormError(f"{name} is longer than {limit} characters")
+    if has_control(value):
+        raise FormError(f"{name} holds a control character; write plain text")
     return value
 
 
