@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.store.models.vocab import DEVICE_KINDS, DEVICE_STATES
+
 VERSION = "1.0.0"
 
 
@@ -32,7 +34,9 @@ _PAGING = [
     _param(
         "limit", "query", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}, "page size"
     ),
-    _param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),
+    _param(
+        "offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}, "rows to skip"
+    ),
 ]
 _WRITE_ERRORS = {
     "403": {"$ref": "#/components/responses/Error"},
@@ -270,8 +274,8 @@ def document() -> dict[str, Any]:
             _json(_list("devices", "Device")),
             [
                 _COMMUNITY_FILTER,
-                _param("kind", "query", {"type": "string"}, "device kind"),
-                _param("state", "query", {"type": "string"}, "device state"),
+                _param("kind", "query", {"enum": list(DEVICE_KINDS)}, "device kind"),
+                _param("state", "query", {"enum": list(DEVICE_STATES)}, "device state"),
                 *_PAGING,
             ],
         ),

@@ -93,9 +93,14 @@ def show(route_id: int) -> str:
 
 
 @bp.get("/<id:route_id>.gpx")
-@role_required("driver")
 def gpx(route_id: int) -> Response:
-    """The route as GPX 1.1, for OsmAnd, Organic Maps and other navigation apps."""
+    """The route as GPX 1.1, for OsmAnd, Organic Maps and other navigation apps. A file, not a page: signed
+    out (or not a driver) is a 401 (403) as documented, not a redirect to the login page."""
+    account = current_account()
+    if account is None:
+        abort(401, description="sign in as the route's driver (or a coordinator) to download its GPX")
+    if account.role not in ("driver", "coordinator"):
+        abort(403, description="only the route's driver or a coordinator downloads its GPX")
     route = _route(route_id)
     return Response(
         route_read.gpx(route, f"Rhizome route {route.id}"),

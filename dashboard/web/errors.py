@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.http import HTTP_STATUS_CODES
@@ -45,7 +45,12 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
     """404, 400, 405...: the werkzeug description, shaped for the client."""
     if exc.code is None or exc.code < 400:
         return exc  # redirects and the like pass through untouched
-    return error_response(exc.code, exc.name, exc.description or exc.name)
+    body, status = error_response(exc.code, exc.name, exc.description or exc.name)
+    response = make_response(body, status)
+    for name, value in exc.get_headers():
+        if name.lower() in ("allow", "retry-after", "www-authenticate"):  # a 405 says what is allowed
+            response.headers[name] = value
+    return response, status
 
 
 def status_of(exc: RhizomeError) -> int:

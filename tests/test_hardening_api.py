@@ -1,0 +1,37 @@
+"""Interop findings about the API and its document, pinned (issue 17, Interop 1): the OpenAPI document says
+which values `kind` and `state` take and how far `offset` goes, as the API enforces them; a 405 names the
+methods allowed; the GPX download answers a 401 signed out, as documented, not a redirect to a login page."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from gateway.store.models.vocab import DEVICE_KINDS, DEVICE_STATES
+from tests import test_dashboard_pages as pages
+from tests.test_dashboard_pages import Auth
+
+ids, password_hash, app, client, auth = pages.ids, pages.password_hash, pages.app, pages.client, pages.auth
+
+
+def test_the_document_gives_the_values_the_api_accepts(client: FlaskClient) -> None:
+    document = client.get("/api/openapi.json").get_json()
+    params = {p["name"]: p["schema"] for p in document["paths"]["/api/devices"]["get"]["parameters"]}
+    assert params["kind"] == {"enum": list(DEVICE_KINDS)} and params["state"] == {"enum": list(DEVICE_STATES)}
+    assert params["offset"]["maximum"] == 10**9
+    assert client.get("/api/devices?state=melted").status_code == 400
+    assert client.get(f"/api/devices?offset={10**9 + 1}").status_code == 400
+
+
+def test_a_405_says_which_methods_are_allowed(client: FlaskClient) -> None:
+    for path in ("/api/health", "/board"):
+        response = client.delete(path)
+        assert response.status_code == 405
+        assert "GET" in response.headers["Allow"], (path, dict(response.headers))
+
+
+def test_the_gpx_answers_401_signed_out_and_403_to_the_wrong_role(auth: Auth, ids: dict[str, int]) -> None:
+    path = f"/routes/{ids['route']}.gpx"
+    signed_out = auth.client.get(path)
+    assert signed_out.status_code == 401 and "sign in" in signed_out.get_data(as_text=True)
+    auth.login("viewer")
+    assert auth.client.get(path).status_code == 403
