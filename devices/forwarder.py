@@ -20,6 +20,7 @@ from typing import Final
 from devices.link import Link
 from devices.netloop import NetworkLoop
 from devices.spool import DropReport, Spool
+from gateway.contract.payloads import MAX_PAYLOAD_BYTES
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW: Final = 1000  # messages handed to one connection and not yet acknowledged
@@ -75,7 +76,15 @@ class Forwarder:
         self._report_hooks.append(hook)
 
     def put(self, device: str, kind: str, seq: int, topic: str, payload: bytes) -> bool:
-        """Spool a message and get it on its way; False if the full spool dropped it at once."""
+        """Spool a message and get it on its way; False if the full spool dropped it at once.
+
+        A payload over the contract's MAX_PAYLOAD_BYTES is refused here (ValueError), before it is spooled:
+        the broker would drop the connection without a PUBACK and the message would be sent again for ever."""
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise ValueError(
+                f"{device} {kind} seq {seq}: payload of {len(payload)} bytes exceeds the contract's "
+                f"{MAX_PAYLOAD_BYTES}; it would never be acknowledged, so it is not sent"
+            )
         stored = self.spool.put(device, kind, seq, topic, payload) is not None
         self.kick()
         return stored
@@ -165,6 +174,17 @@ class Forwarder:
             rows = self.spool.after(self._cursor, BATCH)
             for row in rows:
                 if row.id in self.spool.in_flight:
+                    self._cursor = row.id
+                    continue
+                if len(row.payload) > MAX_PAYLOAD_BYTES:  # spooled by an older client: never sendable
+                    log.error(
+                        "%s seq %s: %s bytes over the %s-byte limit; dropped from the spool",
+                        row.device,
+                        row.seq,
+                        len(row.payload),
+                        MAX_PAYLOAD_BYTES,
+                    )
+                    self.spool.ack([(row.id, row.device)])
                     self._cursor = row.id
                     continue
                 link = self._routes.get(row.device) or (self._fallback and self._fallback(row.device))

@@ -130,3 +130,25 @@ def test_the_shortages_csv_has_a_byte_order_mark_for_spreadsheets(client: FlaskC
     plain = client.get("/api/shortages.csv?bom=0").get_data()
     assert plain.startswith(b"community,")
     assert client.get("/api/shortages.csv?bom=yes").status_code == 400
+
+
+def test_a_device_refuses_a_payload_the_broker_would_never_acknowledge(tmp_path: Path) -> None:
+    """Faults 3: over the broker's packet limit the connection drops with no PUBACK, and a device that
+    retries until acknowledged loops for ever; the client refuses such a payload before it is spooled."""
+    from devices.forwarder import Forwarder
+    from devices.netloop import NetworkLoop
+    from devices.spool import Spool
+    from gateway.contract.payloads import MAX_PAYLOAD_BYTES
+
+    spool = Spool(tmp_path / "spool.db")
+    loop = NetworkLoop()
+    loop.start()
+    try:
+        forwarder = Forwarder(spool, loop)
+        with pytest.raises(ValueError, match="would never be acknowledged"):
+            forwarder.put("pump-1", "telemetry", 1, "rhizome/v1/x/telemetry", b"x" * (MAX_PAYLOAD_BYTES + 1))
+        assert spool.after(0, 10) == []
+        assert forwarder.put("pump-1", "telemetry", 2, "rhizome/v1/x/telemetry", b"{}") is True
+    finally:
+        loop.stop()
+        spool.close()
