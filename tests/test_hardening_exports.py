@@ -152,3 +152,21 @@ def test_a_device_refuses_a_payload_the_broker_would_never_acknowledge(tmp_path:
     finally:
         loop.stop()
         spool.close()
+
+
+def test_a_deactivated_member_loses_their_broker_account(sqlite_engine: Any) -> None:
+    """Security 9: a member deactivated keeps no account in the broker's files (the next write drops it)."""
+    from gateway.broker.accounts import provision
+    from gateway.broker.files import accounts
+    from gateway.store.db import make_session_factory
+    from gateway.store.models import Member
+    from gateway.store.region import load_region
+
+    with make_session_factory(sqlite_engine).begin() as session:
+        load_region(session, tiny_region_data())
+        ana = session.scalars(select(Member)).one()
+        provision(session, "member", ana.id)
+        assert f"member.{ana.id}" in {a.username for a in accounts(session)}
+        ana.active = False
+        session.flush()
+        assert f"member.{ana.id}" not in {a.username for a in accounts(session)}

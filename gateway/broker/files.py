@@ -114,6 +114,7 @@ def accounts(session: Session) -> list[Access]:
         .join(Member, Member.id == BrokerCredential.member_id)
         .join(Community, Community.id == Member.community_id)
         .where(active, BrokerCredential.kind == "member")
+        .where(Member.active.is_(True))  # a deactivated member's app loses the broker with the membership
     )
     for username, hashed, member_id, community in session.execute(members):
         assert hashed is not None
