@@ -4,6 +4,7 @@ methods allowed; the GPX download answers a 401 signed out, as documented, not a
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
 
 from gateway.store.models.vocab import DEVICE_KINDS, DEVICE_STATES
@@ -35,3 +36,30 @@ def test_the_gpx_answers_401_signed_out_and_403_to_the_wrong_role(auth: Auth, id
     assert signed_out.status_code == 401 and "sign in" in signed_out.get_data(as_text=True)
     auth.login("viewer")
     assert auth.client.get(path).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/%09/evil.example",
+        "/%0A/evil.example",
+        "/%5Cevil.example",
+        "//evil.example",
+        "/%2F/evil.example",
+        "https://evil.example",
+        "/%0D%0A/evil.example",
+        "/%7F/evil",
+    ],
+)
+def test_login_never_redirects_off_the_site(auth: Auth, target: str) -> None:
+    """Security 4: /login?next=/%09/evil.example answered Location: //evil.example."""
+    token = auth.token(f"/login?next={target}")
+    data = {"username": "coord", "password": pages.PASSWORD, "csrf_token": token}
+    response = auth.client.post(f"/login?next={target}", data=data)
+    assert response.status_code == 302 and response.location == "/", response.location
+
+
+def test_login_still_returns_to_a_page_of_the_site(auth: Auth) -> None:
+    data = {"username": "coord", "password": pages.PASSWORD, "csrf_token": auth.token()}
+    response = auth.client.post("/login?next=/board%3Fsector%3Dfood", data=data)
+    assert response.location == "/board?sector=food"

@@ -10,6 +10,7 @@ import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -90,10 +91,18 @@ def viewer_required(view: F) -> F:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: an open redirect would let a phishing link borrow our login page."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("map.index")
+    """Only same-site paths: an open redirect would let a phishing link borrow our login page. Browsers
+    drop tabs and line breaks from a URL and read a backslash as a slash ("/\t/evil.example" goes to
+    evil.example), so any control character or backslash refuses the target, as do a second leading slash,
+    a scheme or a host."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return url_for("map.index")
+    if "\\" in target or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+        return url_for("map.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return url_for("map.index")
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
