@@ -26,8 +26,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def private_file(path: Path) -> None:
     """Create the SQLite file readable by its owner only (it holds people's names, homes and hours); an
-    existing one loses any access for others (SQLite gives its -wal and -shm files the same mode)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    existing one loses any access for others (SQLite gives its -wal and -shm files the same mode). A path that
+    cannot be opened (a directory, no permission) is left for SQLite to report when the store is first used,
+    so a dashboard on a broken store answers 503 rather than failing to start."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        log.warning("cannot open the SQLite file %s to make it private: %s", path, exc)
+        return
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
         if mode & 0o007:
