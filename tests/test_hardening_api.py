@@ -63,3 +63,18 @@ def test_login_still_returns_to_a_page_of_the_site(auth: Auth) -> None:
     data = {"username": "coord", "password": pages.PASSWORD, "csrf_token": auth.token()}
     response = auth.client.post("/login?next=/board%3Fsector%3Dfood", data=data)
     assert response.location == "/board?sector=food"
+
+
+def test_login_returns_to_a_page_whose_address_holds_a_space(auth: Auth) -> None:
+    """A space (or its %20) is part of an ordinary search, not a way off the site."""
+    for target, expected in (("/board%3Fq%3Dwater%2520pump", "/board?q=water%20pump"),):
+        token = auth.token(f"/login?next={target}")
+        data = {"username": "coord", "password": pages.PASSWORD, "csrf_token": token}
+        response = auth.client.post(f"/login?next={target}", data=data)
+        assert response.status_code == 302 and response.location == expected, response.location
+    auth.client.post("/logout", data={"csrf_token": auth.token()})
+    token = auth.token("/login?next=/board%3Fq%3Dwater%20pump")
+    data = {"username": "coord", "password": pages.PASSWORD, "csrf_token": token}
+    response = auth.client.post("/login?next=/board%3Fq%3Dwater%20pump", data=data)
+    assert response.status_code == 302 and response.location.startswith("/board?q=water"), response.location
+    assert response.location != "/"

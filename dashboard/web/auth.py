@@ -10,7 +10,7 @@ import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
@@ -90,19 +90,28 @@ def viewer_required(view: F) -> F:
     return cast(F, wrapped)
 
 
+def _has_control(text: str) -> bool:
+    """C0 and C1 controls and DEL, which browsers drop from a URL; a space is kept (a browser encodes it)."""
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
+def _is_local_path(target: str) -> bool:
+    """A path on this host: one leading slash (not two, not slash-backslash), no scheme, no host."""
+    if not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return False
+    parts = urlsplit(target)
+    return not (parts.scheme or parts.netloc)
+
+
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: an open redirect would let a phishing link borrow our login page. Browsers
     drop tabs and line breaks from a URL and read a backslash as a slash ("/\t/evil.example" goes to
     evil.example), so any control character or backslash refuses the target, as do a second leading slash,
-    a scheme or a host."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    a scheme or a host, in the target as given and once percent-decoded ("/%2F/evil.example")."""
+    if not target or "\\" in target or _has_control(target) or not _is_local_path(target):
         return url_for("map.index")
-    if "\\" in target or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
-        return url_for("map.index")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return url_for("map.index")
-    return target
+    decoded = "".join(c for c in unquote(target) if not _has_control(c))
+    return target if _is_local_path(decoded) else url_for("map.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
