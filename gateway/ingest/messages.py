@@ -36,6 +36,7 @@ class RawMessage:
     topic: str
     payload: bytes
     received_at: datetime
+    retain: bool = False  # MQTT retain flag: set on a retained message the broker replays on (re)subscription
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,10 @@ class Ingestor:
                 assert isinstance(body, StateMessage)
                 result.state_changes += self._apply_state(session, device, body, raw.received_at)
             except (ProtocolError, StoreRejected) as exc:
-                self.dead_letter(session, raw, exc.reason, exc.detail)
-                result.dead_letters[exc.reason] += 1
+                if self.dead_letter(session, raw, exc.reason, exc.detail):
+                    result.dead_letters[exc.reason] += 1
+                else:
+                    result.duplicates += 1
         self._flush(session, pending, result)
         if self.health.activity_due():
             self.health.flush_activity(session)
@@ -267,17 +270,36 @@ class Ingestor:
         self.health.went_offline(device.id, body.clean)
         return set_state(session, device, "offline", now, reason)
 
-    def dead_letter(self, session: Session, raw: RawMessage, reason: str, detail: str) -> None:
-        """Keep a rejected message byte for byte with its reason."""
+    def dead_letter(self, session: Session, raw: RawMessage, reason: str, detail: str) -> bool:
+        """Keep a rejected message byte for byte with its reason; False if it was a retained replay of a
+        message already kept.
+
+        The broker replays a retained message, with the retain flag set, on every (re)subscription: without
+        the check a retained malformed state message got one more row on each gateway reconnect. A repeat
+        that is not retained is the device really sending it again, and is kept every time.
+        """
+        topic = storable_text(raw.topic[:1024])
+        if raw.retain and _already_kept(session, topic, raw.payload, reason):
+            return False
         session.add(
             DeadLetter(
                 received_at=raw.received_at,
-                topic=storable_text(raw.topic[:1024]),
+                topic=topic,
                 payload=raw.payload,
                 reason=reason,
                 detail=storable_text(detail[:500]),
             )
         )
+        return True
+
+
+def _already_kept(session: Session, topic: str, payload: bytes, reason: str) -> bool:
+    """Whether a dead letter with these bytes, topic and reason exists (`reason` is indexed; a retained
+    message judged differently, say after an upgrade, is kept again with its new reason)."""
+    query = select(DeadLetter.id).where(
+        DeadLetter.reason == reason, DeadLetter.topic == topic, DeadLetter.payload == payload
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def _judged(body: Telemetry | StockReport) -> tuple[dict[str, float | bool], tuple[str, ...]]:

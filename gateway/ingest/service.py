@@ -131,7 +131,7 @@ class GatewayService:
             if message.qos > 0:
                 client.ack(message.mid, message.qos)
             return
-        raw = RawMessage(message.topic, bytes(message.payload), utcnow())
+        raw = RawMessage(message.topic, bytes(message.payload), utcnow(), bool(message.retain))
         delivery = _Delivery(self._generation, message.mid, message.qos, raw)
         while not self._closing.is_set():
             try:

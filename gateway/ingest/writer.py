@@ -71,9 +71,14 @@ class StoreWriter:
                 self._dirty = True
                 log.error("store refused a message on %s: %s", raw.topic, exc.__class__.__name__)
                 with self.sessions.begin() as session:
-                    self.ingestor.dead_letter(session, raw, "store_rejected", str(getattr(exc, "orig", exc)))
+                    kept = self.ingestor.dead_letter(
+                        session, raw, "store_rejected", str(getattr(exc, "orig", exc))
+                    )
                 part = BatchResult()
-                part.dead_letters["store_rejected"] += 1
+                if kept:
+                    part.dead_letters["store_rejected"] += 1
+                else:
+                    part.duplicates += 1  # a retained replay of a message already dead-lettered
             total.merge(part)
         return total
 
