@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -498,12 +499,29 @@ def test_domain_errors_become_their_status_once(store_url: str, error: type[Exce
 
 
 def test_secret_key_from_settings_or_random(store_url: str) -> None:
+    key = secrets.token_hex(32)
     apps = [
-        create_app(Settings(database_url=store_url, secret_key="s3cret")),
+        create_app(Settings(database_url=store_url, secret_key=key)),
         create_app(Settings(database_url=store_url)),
         create_app(Settings(database_url=store_url)),
     ]
-    assert apps[0].secret_key == "s3cret"
+    assert apps[0].secret_key == key
     assert apps[1].secret_key != apps[2].secret_key and len(str(apps[1].secret_key)) >= 32
     for app in apps:
         get_store(app).engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("CHANGE-ME", "fewer than 32"),
+        ("s3cret", "fewer than 32"),
+        ("k" * 64, "one character repeated"),
+        ("change-me-change-me-change-me-change-me", "placeholder"),
+        ("my-example-secret-key-for-the-dashboard", "placeholder"),
+    ],
+)
+def test_a_placeholder_or_short_secret_key_stops_dashboard(store_url: str, key: str, problem: str) -> None:
+    """Security 7: a key copied from the example env file would let anyone who read it forge a session."""
+    with pytest.raises(ValueError, match=f"RHIZOME_SECRET_KEY .*{problem}.*secrets.token_hex"):
+        create_app(Settings(database_url=store_url, secret_key=key))

@@ -21,6 +21,7 @@ from gateway.process.cli import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "docs" / "deploy"
+KEY = "5f0c" * 16  # a made-up key of the right shape; a real one comes from secrets.token_hex(32)
 
 
 def unit(name: str) -> configparser.ConfigParser:
@@ -121,12 +122,12 @@ def test_the_wsgi_module_builds_the_app_from_the_environment(
     sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RHIZOME_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("RHIZOME_SECRET_KEY", "k" * 64)
+    monkeypatch.setenv("RHIZOME_SECRET_KEY", KEY)
     monkeypatch.setenv("RHIZOME_DATA_DIR", str(tmp_path))
     sys.modules.pop("dashboard.web.wsgi", None)
     wsgi = importlib.import_module("dashboard.web.wsgi")
     try:
-        assert wsgi.app.secret_key == "k" * 64
+        assert wsgi.app.secret_key == KEY
         assert wsgi.app.test_client().get("/api/health").status_code == 200
         # Several workers with a random key each would log users out at random: refuse to start.
         with pytest.raises(RuntimeError, match="RHIZOME_SECRET_KEY"):

@@ -23,7 +23,7 @@ from dashboard.web import auth, compression, csrf, errors, security, store
 from dashboard.web.accounts import AccountStore, FileAccountStore
 from dashboard.web.config import ACCOUNTS_FILE as ACCOUNTS_FILE  # `rhizome dashboard-account` imports it here
 from dashboard.web.config import DashboardConfig, map_options
-from gateway.process.settings import Settings
+from gateway.process.settings import Settings, validate_secret_key
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def create_app(
     app = Flask("dashboard")  # templates/ and static/ live at the package root, not beside this module
     app.config.from_mapping(
         # A random key per process: sessions do not survive a restart until a key is configured.
-        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        SECRET_KEY=validate_secret_key(settings.secret_key) or secrets.token_hex(32),
         RHIZOME_SETTINGS=settings,
         **config.flask_config(),
     )

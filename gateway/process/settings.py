@@ -18,6 +18,31 @@ from typing import Any
 from gateway.contract.target import MqttTarget
 
 DEFAULT_DATA_DIR = Path("var")
+MIN_SECRET_KEY_LENGTH = 32
+# Words that mark a key copied from an example instead of generated (compared without case or punctuation).
+_PLACEHOLDER_WORDS = ("changeme", "secret", "example", "placeholder", "xxx")
+_MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_hex(32))"'
+
+
+def validate_secret_key(key: str | None) -> str | None:
+    """The session key, or None when unset; a placeholder or short key raises ValueError.
+
+    Anyone who knows the key can forge a session cookie, so a key copied from the example env file (or any
+    guessable one) must stop the dashboard at start rather than sign sessions.
+    """
+    if key is None or key == "":
+        return None
+    folded = "".join(ch for ch in key.lower() if ch.isalnum())
+    problem = None
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        problem = f"is {len(key)} characters long, fewer than {MIN_SECRET_KEY_LENGTH}"
+    elif len(set(key)) == 1:
+        problem = "is one character repeated"
+    elif any(word in folded for word in _PLACEHOLDER_WORDS):
+        problem = "looks like a placeholder"
+    if problem:
+        raise ValueError(f"RHIZOME_SECRET_KEY {problem}: generate one with {_MAKE_A_KEY}")
+    return key
 
 
 @dataclass(frozen=True)
