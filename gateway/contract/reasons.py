@@ -28,6 +28,9 @@ Reason = Literal[
     "ts_in_future",
     "ts_too_old",
     "device_mismatch",
+    "origin_unknown",  # a federation fact from a node this node has no key for
+    "signature_invalid",  # a federation fact whose signature does not verify with its origin's key
+    "fact_conflict",  # a federation fact whose (origin, seq) is already held with other content
 ]
 
 

@@ -3,6 +3,7 @@
 from gateway.store.models.access import BrokerCredential
 from gateway.store.models.base import Base, utcnow
 from gateway.store.models.board import BoardTask, SectorGoal, SlotSignup, TaskShift, TaskSlot
+from gateway.store.models.federation import FedFact, FedNode
 from gateway.store.models.ops import (
     DeadLetter,
     DeviceStateChange,
@@ -27,6 +28,8 @@ __all__ = [
     "Device",
     "DeviceStateChange",
     "Fault",
+    "FedFact",
+    "FedNode",
     "Good",
     "HoursEntry",
     "Member",

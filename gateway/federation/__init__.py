@@ -1,0 +1,1 @@
+"""Community nodes and their federation: signed facts replicated between peers over MQTT."""
