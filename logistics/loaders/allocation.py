@@ -101,14 +101,20 @@ def _count_goods_on_their_way(session: Session, levels: dict[tuple[int, int], li
     community_of = dict(session.execute(select(Site.id, Site.community_id)).all())
     moving = session.execute(
         select(
-            Shipment.status, Shipment.good_id, Shipment.from_site_id, Shipment.to_site_id, Shipment.quantity
+            Shipment.status,
+            Shipment.good_id,
+            Shipment.from_site_id,
+            Shipment.to_site_id,
+            Shipment.quantity,
+            Shipment.fed_ref,
         ).where(Shipment.status.in_((ShipmentStatus.ASSIGNED, ShipmentStatus.PICKED_UP)))
     )
-    for status, good_id, source, destination, quantity in moving:
+    for status, good_id, source, destination, quantity, fed_ref in moving:
         if status == ShipmentStatus.ASSIGNED:
             held = levels[community_of[source], good_id]
             held[0] = max(0.0, held[0] - quantity)
-        levels[community_of[destination], good_id][0] += quantity
+        if fed_ref is None:  # goods for another node leave this node's books: its store holds no stock there
+            levels[community_of[destination], good_id][0] += quantity
 
 
 def use_rates(session: Session, window_s: float, now: datetime | None = None) -> dict[tuple[int, int], float]:
@@ -367,6 +373,7 @@ def _held_loads(session: Session, plan_id: int | None) -> dict[LaneKey, list[tup
             Shipment.plan_id == plan_id,
             Shipment.status == ShipmentStatus.PLANNED,
             Shipment.route_id.is_(None),
+            Shipment.fed_ref.is_(None),  # a shipment another node's plan asked for is not ours to revise
         )
         .order_by(Shipment.id)
     )

@@ -52,6 +52,10 @@ class Shipment(Base):
     status: Mapped[str] = mapped_column(String(16), default="planned")
     route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
     failure_reason: Mapped[str | None] = mapped_column(String(500))
+    # A shipment to another community node, from a plan both communities accepted ("<origin>/<seq>#<id>"):
+    # the local planner never revises it, and its goods leave this node's ledger at pickup (the receiving
+    # node books them when it learns of the delivery).
+    fed_ref: Mapped[str | None] = mapped_column(String(120), unique=True)
 
 
 class Route(Base):

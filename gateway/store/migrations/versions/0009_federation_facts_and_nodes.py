@@ -1,5 +1,5 @@
 """Federation: the facts a community node holds (its own and its peers', stored once per origin and sequence
-number) and what it knows of the other nodes.
+number), what it knows of the other nodes, and the shipments it carries for a plan between nodes.
 
 Revision ID: 0009
 Revises: 0005
@@ -55,7 +55,15 @@ def upgrade() -> None:
     )
 
 
+    with op.batch_alter_table("shipments", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("fed_ref", sa.String(length=120), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f("uq_shipments_fed_ref"), ["fed_ref"])
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("shipments", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_shipments_fed_ref"), type_="unique")
+        batch_op.drop_column("fed_ref")
     op.drop_table("fed_nodes")
     with op.batch_alter_table("fed_facts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_fed_facts_kind_origin"))
