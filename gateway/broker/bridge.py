@@ -78,8 +78,13 @@ def upstream_topics(community: str) -> list[str]:
 
 def downstream_topics(community: BridgeCommunity) -> list[str]:
     """Topics the bridge brings home: device commands, community alerts, its members' alerts and routes."""
-    topics = [f"{ROOT}/{community.slug}/+/+/command", community_alerts_topic(community.slug)]
-    for member in community.member_ids or ():
+    return community_downstream(community.slug, community.member_ids or ())
+
+
+def community_downstream(community: str, member_ids: Sequence[int]) -> list[str]:
+    """The downstream topics of one community and its members (also the bridge account's ACL reads)."""
+    topics = [f"{ROOT}/{community}/+/+/command", community_alerts_topic(community)]
+    for member in member_ids:
         topics += [member_alerts_topic(member), member_routes_topic(member)]
     return topics
 
