@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.broker.accounts import ProvisionError, provision, revoke, service_topics
+from gateway.broker.bridge_cli import community_from_store
 from gateway.broker.embedded import mosquitto_hash
 from gateway.broker.files import (
     PASSWORD_FILE,
@@ -23,11 +25,14 @@ from gateway.broker.files import (
     render_acl_file,
     write_broker_files,
 )
+from gateway.contract.target import MqttTarget
 from gateway.process.cli import main
 from gateway.store.db import make_session_factory
 from gateway.store.models import BrokerCredential, Community, Member
 from gateway.store.region import load_region
-from tests.conftest import tiny_region_data
+from tests.conftest import require_mosquitto, tiny_region_data
+from tests.secure_broker import HOST, Probe, SecureMosquitto
+from tests.test_federation import CommunityBroker
 
 PUMP = "utuado-pump-1-pump"
 METRICS_READS = ["$SYS/broker/#", "rhizome/v1/internal/events"]
@@ -91,6 +96,7 @@ def test_each_new_kind_gets_exactly_its_own_acl(session: Session) -> None:
         "topic write rhizome/v1/utuado/+/+/telemetry",
         "topic write rhizome/v1/utuado/+/+/stock",
         "topic write rhizome/v1/utuado/+/+/state",
+        "topic write $SYS/broker/connection/rhizome-bridge-utuado/state",  # else the broker drops the bridge
     ]
     assert blocks["user bridge.jayuya"] == [
         "topic read rhizome/v1/jayuya/+/+/command",
@@ -98,6 +104,7 @@ def test_each_new_kind_gets_exactly_its_own_acl(session: Session) -> None:
         "topic write rhizome/v1/jayuya/+/+/telemetry",
         "topic write rhizome/v1/jayuya/+/+/stock",
         "topic write rhizome/v1/jayuya/+/+/state",
+        "topic write $SYS/broker/connection/rhizome-bridge-jayuya/state",
     ]
     assert blocks["user service.metrics"] == [
         "topic read $SYS/broker/#",
@@ -250,3 +257,80 @@ def test_mosquitto_passwd_can_edit_the_generated_file_without_wiping_it(
     assert "Corrupt" not in done.stdout + done.stderr
     edited = password_lines(files.password_file)
     assert {name: edited[name] for name in generated} == generated and "someone" in edited
+
+
+# --- A real Mosquitto with the generated files ------------------------------------------------------
+
+
+@pytest.mark.network
+def test_the_broker_lets_each_new_account_touch_only_its_own_topics(engine: Engine, tmp_path: Path) -> None:
+    require_mosquitto()
+
+    broker_dir = tmp_path / "files"
+    with make_session_factory(engine).begin() as session:
+        load_region(session, tiny_region_data())
+        issued = [provision(session, "gateway", "main"), provision(session, "bridge", "utuado")]
+        issued.append(provision(session, "node", "north", local_node="south"))
+        reads = service_topics(["rhizome/v1/internal/events"], [])
+        issued.append(provision(session, "service", "dashboard", topics=reads))
+        fed = service_topics(["rhizome/fed/v1/#"], [])  # stands for this node's federation process
+        issued.append(provision(session, "service", "fed-watch", topics=fed))
+        write_broker_files(session, broker_dir)
+        utuado = community_from_store(session, "utuado")
+    passwords = {i.username: i.password for i in issued if i is not None}
+    regional = SecureMosquitto(tmp_path / "regional", broker_dir)
+    probes: list[Probe] = []
+
+    def probe(username: str) -> Probe:
+        probes.append(Probe(regional.port, username, passwords[username], f"probe-{len(probes)}"))
+        assert probes[-1].connected(), regional.log_tail()
+        return probes[-1]
+
+    uplink = MqttTarget(HOST, regional.port, "bridge.utuado", passwords["bridge.utuado"], False, "3.1.1")
+    community = CommunityBroker(tmp_path / "community", utuado, uplink)
+    try:
+        regional.start()
+        gateway, bridge = probe("gateway.main"), probe("bridge.utuado")
+        node, dashboard = probe("node.north"), probe("service.dashboard")
+        watch = probe("service.fed-watch")
+        gateway.subscribe("rhizome/#")
+        watch.subscribe("rhizome/#")
+        own = f"rhizome/v1/utuado/pump-1/{PUMP}/telemetry"
+        assert bridge.publish(own, b"{}") == "accepted"
+        assert bridge.publish("rhizome/v1/jayuya/hub/jayuya-hub-stock/stock", b"{}") == "Not authorized"
+        assert bridge.publish("rhizome/v1/alerts/utuado", b"{}") == "Not authorized"  # downstream: read only
+        assert node.publish("rhizome/fed/v1/south/in/north/offer", b"{}") == "accepted"
+        assert node.publish("rhizome/fed/v1/south/in/west/offer", b"{}") == "Not authorized"  # another peer
+        assert node.publish("rhizome/fed/v1/south/out/north/offer", b"{}") == "Not authorized"  # its inbox
+        assert node.publish(own, b"{}") == "Not authorized"
+        assert dashboard.publish("rhizome/v1/internal/events", b"{}") == "Not authorized"  # reads only
+        assert gateway.wait(lambda: gateway.messages) and watch.wait(lambda: watch.messages)
+        time.sleep(0.3)  # a refused publish would have arrived by now
+        assert [t for t, _ in gateway.messages] == [own]
+        assert [t for t, _ in watch.messages] == ["rhizome/fed/v1/south/in/north/offer"]
+
+        # The real bridge, with the config `rhizome bridge config` writes, logs in with its account: a
+        # device's reading reaches the region, and a command for that device comes back down.
+        community.start()
+        device = Probe(community.port, community.device.username, community.device.password, "device")
+        probes.append(device)
+        assert device.connected()
+        device.subscribe(f"rhizome/v1/utuado/pump-1/{PUMP}/command")
+        deadline = time.monotonic() + 15
+        while not any(b"bridged" in body for _, body in gateway.messages):
+            assert time.monotonic() < deadline, f"nothing bridged:\n{regional.log_tail()}\n{community.log()}"
+            device.publish(own, b"bridged")
+            time.sleep(0.2)
+        command = f"rhizome/v1/utuado/pump-1/{PUMP}/command"
+        deadline = time.monotonic() + 15
+        while not device.messages:
+            assert time.monotonic() < deadline, f"no command came down:\n{community.log()}"
+            gateway.publish(command, b"stop")
+            time.sleep(0.2)
+        assert device.messages[0] == (command, b"stop")
+        assert "not authorised" not in regional.log_tail().lower()
+    finally:
+        for p in probes:
+            p.close()
+        community.stop()
+        regional.stop()

@@ -71,6 +71,17 @@ class BridgeOptions:
             raise ValueError("bridge credentials must not contain spaces or line breaks")
 
 
+def remote_clientid(community: str) -> str:
+    """The bridge's client id on the regional broker."""
+    return f"rhizome-bridge-{community}"
+
+
+def notification_topic(community: str) -> str:
+    """Where the bridge publishes its retained 1/0 state on both brokers (Mosquitto's default topic, also
+    its will): the regional broker refuses a bridge whose account may not write it."""
+    return f"$SYS/broker/connection/{remote_clientid(community)}/state"
+
+
 def upstream_topics(community: str) -> list[str]:
     """Topics the bridge forwards to the region: the community's telemetry, stock and state."""
     return [f"{ROOT}/{community}/+/+/{kind}" for kind in UPSTREAM_KINDS]
@@ -164,7 +175,7 @@ def _bridge_lines(community: BridgeCommunity, options: BridgeOptions) -> list[st
         "bridge_protocol_version mqttv311",
         "# A persistent session on both sides: queued messages survive a dropped link in either direction.",
         "cleansession false",
-        f"remote_clientid rhizome-bridge-{community.slug}",
+        f"remote_clientid {remote_clientid(community.slug)}",
         f"local_clientid rhizome-bridge-{community.slug}-local",
         f"remote_username {remote.username}",
         f"remote_password {remote.password}",

@@ -33,7 +33,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.broker.bridge import community_downstream, upstream_topics
+from gateway.broker.bridge import community_downstream, notification_topic, upstream_topics
 from gateway.contract.topics import (
     COMMAND_FILTER,
     COMMUNITY_ALERTS_FILTER,
@@ -112,9 +112,11 @@ def member_access(username: str, password_hash: str, member_id: int, community: 
 
 
 def bridge_access(username: str, password_hash: str, community: str, member_ids: Iterable[int]) -> Access:
-    """A community's bridge writes the community's upstream topics and reads its downstream ones."""
+    """A community's bridge writes the community's upstream topics and its own connection state, and reads
+    the community's downstream topics."""
     reads = tuple(community_downstream(community, tuple(member_ids)))
-    return Access(username, password_hash, reads, tuple(upstream_topics(community)))
+    writes = (*upstream_topics(community), notification_topic(community))
+    return Access(username, password_hash, reads, writes)
 
 
 def node_access(username: str, password_hash: str, local_node: str, peer: str) -> Access:
