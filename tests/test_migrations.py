@@ -16,6 +16,7 @@ from gateway.store.migrate import MIGRATIONS, current_revision, upgrade
 from gateway.store.models import Base
 
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()  # one head: the chain never forks
+BEFORE_0008 = str(ScriptDirectory(str(MIGRATIONS)).get_revision("0008").down_revision)
 
 # Reflected types differ in spelling between databases; compare what kind of value a column holds.
 KINDS: list[tuple[type, str]] = [
@@ -75,7 +76,7 @@ def test_empty_sqlite_and_postgresql_upgrade_to_the_same_schema(tmp_path: Path, 
     upgrade(postgres)
     try:
         sqlite_schema, postgres_schema = describe(sqlite), describe(postgres)
-        assert len(sqlite_schema) == len(Base.metadata.tables) == 29
+        assert len(sqlite_schema) == len(Base.metadata.tables) == 31
         assert sqlite_schema == postgres_schema
         assert current_revision(sqlite) == current_revision(postgres) == HEAD
     finally:
@@ -115,3 +116,47 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     assert inspect(engine).get_table_names() == ["alembic_version"]
     upgrade(engine)
     assert current_revision(engine) == HEAD
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_0008_keeps_the_accounts_both_ways_and_downgrade_drops_only_the_new_kinds(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from gateway.broker.accounts import provision, service_topics
+    from gateway.store.db import make_session_factory
+    from gateway.store.migrate import alembic_config
+    from gateway.store.region import load_region
+    from tests.conftest import tiny_region_data
+
+    url = f"sqlite:///{tmp_path / 'a.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        with make_session_factory(engine).begin() as session:
+            load_region(session, tiny_region_data())
+            provision(session, "device", "utuado-pump-1-pump")
+            provision(session, "bridge", "utuado")
+            provision(session, "service", "metrics", topics=service_topics(["$SYS/broker/#"], []))
+        accounts = "SELECT username, kind, password_hash FROM broker_credentials ORDER BY username"
+        with engine.connect() as connection:
+            before = connection.execute(text(accounts)).all()
+        command.downgrade(alembic_config(engine), BEFORE_0008)
+        with engine.connect() as connection:
+            assert connection.execute(text(accounts)).all() == [before[-1]]  # the device, hash and all
+            with pytest.raises(IntegrityError, match=r"ck_broker_credentials_(kind|owner)"):
+                connection.execute(
+                    text(
+                        "INSERT INTO broker_credentials (username, kind, created_at, rotated_at, revoked_at)"
+                        " VALUES ('bridge.x', 'bridge', CURRENT_DATE, CURRENT_DATE, CURRENT_DATE)"
+                    )
+                )
+        upgrade(engine)
+        assert current_revision(engine) == HEAD
+        with engine.connect() as connection:
+            assert connection.execute(text(accounts)).all() == [before[-1]]
+    finally:
+        engine.dispose()

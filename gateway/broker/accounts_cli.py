@@ -19,7 +19,7 @@ from gateway.process.context import PATH, pass_settings
 from gateway.process.settings import Settings
 
 ACTIONS = (
-    ("provision", "give devices (and member apps, the gateway) broker credentials; write broker files"),
+    ("provision", "give devices (member apps, gateways, bridges, services, nodes) broker credentials"),
     ("rotate", "replace the password of provisioned accounts; the old one stops working on reload"),
     ("revoke", "take accounts' credentials away; the broker refuses them after the reload"),
 )
@@ -36,6 +36,11 @@ def _account_command(action: str, text: str) -> click.Command:
         click.Argument(["slugs"], nargs=-1, metavar="[DEVICE]..."),
         click.Option(["--member"], type=int, multiple=True, metavar="ID", help="a member's app"),
         click.Option(["--gateway"], multiple=True, metavar="NAME", help="a gateway account"),
+        click.Option(
+            ["--bridge"], multiple=True, metavar="COMMUNITY", help="the bridge of a community's own broker"
+        ),
+        click.Option(["--service"], multiple=True, metavar="NAME", help="a service with its own topics"),
+        click.Option(["--node"], multiple=True, metavar="PEER", help="a peer node of the federation"),
     ]
     if action != "revoke":
         params += [
@@ -50,7 +55,26 @@ def _account_command(action: str, text: str) -> click.Command:
             ),
         ]
     if action == "provision":
-        params.append(click.Option(["--all-members"], is_flag=True, help="every active member without one"))
+        params += [
+            click.Option(["--all-members"], is_flag=True, help="every active member without one"),
+            click.Option(
+                ["--read"],
+                multiple=True,
+                metavar="PATTERN",
+                help="a topic filter the --service may read (rhizome/... or $SYS/...); replaces its list",
+            ),
+            click.Option(
+                ["--write"],
+                multiple=True,
+                metavar="PATTERN",
+                help="a topic filter the --service may write (rhizome/...); replaces its list",
+            ),
+            click.Option(
+                ["--this-node"],
+                metavar="NAME",
+                help="this node's name in the federation, for a new --node account",
+            ),
+        ]
     params += [
         click.Option(
             ["--broker-dir"],
@@ -94,19 +118,34 @@ def run_accounts(
     slugs: Sequence[str] = (),
     member: Sequence[int] = (),
     gateway: Sequence[str] = (),
+    bridge: Sequence[str] = (),
+    service: Sequence[str] = (),
+    node: Sequence[str] = (),
     every: bool = False,
     all_members: bool = False,
+    read: Sequence[str] = (),
+    write: Sequence[str] = (),
+    this_node: str | None = None,
     secrets_dir: Path | None = None,
     broker_dir: Path | None = None,
     reload_pid: Path | None = None,
 ) -> int:
     """Provision, rotate or revoke the named accounts (and those `every`/`all_members` stand for)."""
-    from gateway.broker.accounts import Issued, provision, revoke, username_of
+    from gateway.broker.accounts import Issued, provision, revoke, service_topics, username_of
     from gateway.broker.files import reload_broker, write_broker_files
     from gateway.store.db import make_engine, make_session_factory
 
-    if action != "provision" and not (slugs or member or gateway or every or all_members):
-        raise ValueError(f"{action}: name at least one device, --member or --gateway")
+    named = (slugs, member, gateway, bridge, service, node)
+    if action != "provision" and not (any(named) or every or all_members):
+        raise ValueError(
+            f"{action}: name at least one device, --member, --gateway, --bridge, --service or --node"
+        )
+    if (read or write) and len(service) != 1:
+        raise ValueError("--read and --write give the topics of exactly one --service")
+    if this_node is not None and not node:
+        raise ValueError("--this-node goes with --node PEER")
+    topics = service_topics(read, write) if read or write else None
+    acl_changed: list[str] = []
     broker_dir = broker_dir or settings.effective_broker_dir
     pid_file = reload_pid or settings.broker_pid_file
     issued: list[Issued] = []
@@ -114,7 +153,7 @@ def run_accounts(
     engine = make_engine(settings.effective_database_url)
     try:
         with make_session_factory(engine).begin() as session:
-            selected = _selection(session, action, slugs, member, gateway, every, all_members)
+            selected = _selection(session, action, named, every, all_members)
             for kind, key in dict.fromkeys(selected):  # once each, in the order given
                 if action == "revoke":
                     if revoke(session, kind, key):
@@ -122,8 +161,20 @@ def run_accounts(
                     else:
                         print(f"{kind} {key}: no active credentials, nothing to revoke", file=sys.stderr)
                     continue
-                fresh = provision(session, kind, key, rotate=action == "rotate")
-                if fresh is None:
+                given_topics = topics if kind == "service" else None
+                given_node = this_node if kind == "node" else None
+                fresh = provision(
+                    session,
+                    kind,
+                    key,
+                    rotate=action == "rotate",
+                    topics=given_topics,
+                    local_node=given_node,
+                )
+                if fresh is None and (given_topics is not None or given_node is not None):
+                    acl_changed.append(username_of(kind, key))
+                    print(f"{kind} {key}: already provisioned; its ACL was updated", file=sys.stderr)
+                elif fresh is None:
                     print(f"{kind} {key}: already provisioned (use rotate to replace)", file=sys.stderr)
                 else:
                     issued.append(fresh)
@@ -141,10 +192,16 @@ def run_accounts(
     if changed:
         print(f"revoked: {', '.join(changed)}", file=sys.stderr)
     print(f"{files.password_file}, {files.acl_file}: {files.accounts} active accounts", file=sys.stderr)
+    if files.dropped:
+        print(
+            f"dropped {', '.join(files.dropped)}: not in the store (added with mosquitto_passwd?); "
+            "give them accounts with --gateway, --bridge, --service or --node",
+            file=sys.stderr,
+        )
     if pid_file is not None:
         pid = reload_broker(pid_file)
         print(f"broker pid {pid} reloaded", file=sys.stderr)
-    elif issued or changed:
+    elif issued or changed or acl_changed or files.dropped:
         print("reload the broker to apply: kill -HUP <mosquitto pid> (or --reload-pid FILE)", file=sys.stderr)
     return 0
 
@@ -152,17 +209,18 @@ def run_accounts(
 def _selection(
     session: Any,
     action: str,
-    slugs: Sequence[str],
-    members: Sequence[int],
-    gateways: Sequence[str],
+    named: Sequence[Sequence[str | int]],
     every: bool,
     all_members: bool,
 ) -> list[tuple[Any, str | int]]:
-    """The accounts named on the command line plus those --all / --all-members stand for."""
+    """The accounts named on the command line (devices, members, gateways, bridges, services, nodes)
+    plus those --all / --all-members stand for."""
     from gateway.broker.accounts import provisioned_devices, unprovisioned_devices, unprovisioned_members
 
-    selected: list[tuple[Any, str | int]] = [("device", s) for s in slugs]
-    selected += [("member", m) for m in members] + [("gateway", g) for g in gateways]
+    kinds = ("device", "member", "gateway", "bridge", "service", "node")
+    selected: list[tuple[Any, str | int]] = [
+        (kind, key) for kind, keys in zip(kinds, named, strict=True) for key in keys
+    ]
     if every:
         devices = provisioned_devices if action == "rotate" else unprovisioned_devices
         selected += [("device", s) for s in devices(session)]

@@ -71,6 +71,17 @@ class BridgeOptions:
             raise ValueError("bridge credentials must not contain spaces or line breaks")
 
 
+def remote_clientid(community: str) -> str:
+    """The bridge's client id on the regional broker."""
+    return f"rhizome-bridge-{community}"
+
+
+def notification_topic(community: str) -> str:
+    """Where the bridge publishes its retained 1/0 state on both brokers (Mosquitto's default topic, also
+    its will): the regional broker refuses a bridge whose account may not write it."""
+    return f"$SYS/broker/connection/{remote_clientid(community)}/state"
+
+
 def upstream_topics(community: str) -> list[str]:
     """Topics the bridge forwards to the region: the community's telemetry, stock and state."""
     return [f"{ROOT}/{community}/+/+/{kind}" for kind in UPSTREAM_KINDS]
@@ -78,8 +89,13 @@ def upstream_topics(community: str) -> list[str]:
 
 def downstream_topics(community: BridgeCommunity) -> list[str]:
     """Topics the bridge brings home: device commands, community alerts, its members' alerts and routes."""
-    topics = [f"{ROOT}/{community.slug}/+/+/command", community_alerts_topic(community.slug)]
-    for member in community.member_ids or ():
+    return community_downstream(community.slug, community.member_ids or ())
+
+
+def community_downstream(community: str, member_ids: Sequence[int]) -> list[str]:
+    """The downstream topics of one community and its members (also the bridge account's ACL reads)."""
+    topics = [f"{ROOT}/{community}/+/+/command", community_alerts_topic(community)]
+    for member in member_ids:
         topics += [member_alerts_topic(member), member_routes_topic(member)]
     return topics
 
@@ -159,7 +175,7 @@ def _bridge_lines(community: BridgeCommunity, options: BridgeOptions) -> list[st
         "bridge_protocol_version mqttv311",
         "# A persistent session on both sides: queued messages survive a dropped link in either direction.",
         "cleansession false",
-        f"remote_clientid rhizome-bridge-{community.slug}",
+        f"remote_clientid {remote_clientid(community.slug)}",
         f"local_clientid rhizome-bridge-{community.slug}-local",
         f"remote_username {remote.username}",
         f"remote_password {remote.password}",

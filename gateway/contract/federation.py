@@ -49,6 +49,11 @@ FACT_KINDS: Final = ("node", "stock", "fault", "task", "hours", "plan", "answer"
 FRAME_TYPES: Final = ("hello", "facts", "ack", "beat", "bye")
 
 
+def node_account(node: str) -> str:
+    """The account `node` uses on each neighbour's broker (with a dot: never a device's or member's slug)."""
+    return f"node.{node}"
+
+
 def inbound_topic(node: str, peer: str) -> str:
     """Where `peer` writes to `node`, on `node`'s broker."""
     return f"{FED_ROOT}/{node}/in/{peer}"

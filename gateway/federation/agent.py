@@ -27,6 +27,7 @@ from gateway.contract.federation import (
     Fact,
     Frame,
     inbound_topic,
+    node_account,
     outbound_topic,
     parse_frame,
 )
@@ -123,8 +124,8 @@ class Agent:
         for peer, link in self.links.items():
             if not link.dials:
                 continue
-            target = self.federation.broker_of(peer, f"node-{self.name}", self.config.password_for(peer))
-            client = self._client(peer, target, f"node-{self.name}")
+            target = self.federation.broker_of(peer, node_account(self.name), self.config.password_for(peer))
+            client = self._client(peer, target, node_account(self.name))
             client.will_set(inbound_topic(peer, self.name), Frame("bye", self.name).encode(), qos=1)
             client.on_connect = self._dial_connected(peer)
             client.on_disconnect = self._dial_dropped(peer)
@@ -187,7 +188,7 @@ class Agent:
         return client
 
     def _target_of(self, peer: str) -> MqttTarget:
-        return self.federation.broker_of(peer, f"node-{self.name}", self.config.password_for(peer))
+        return self.federation.broker_of(peer, node_account(self.name), self.config.password_for(peer))
 
     def _on_home_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
         if getattr(reason, "is_failure", False):

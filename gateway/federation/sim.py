@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+from gateway.contract.federation import node_account
 from gateway.contract.target import MqttTarget
 from gateway.federation.agent import Agent, AgentConfig
 from gateway.federation.directory import Federation, Link, NodeEntry
@@ -152,7 +153,7 @@ class SimFederation:
             node_dir.mkdir(parents=True, exist_ok=True)
             account = BrokerAccount(f"home-{name}", secrets.token_urlsafe(12))
             peers = [
-                BrokerAccount(f"node-{other}", _password(other, name)) for other in names if other != name
+                BrokerAccount(node_account(other), _password(other, name)) for other in names if other != name
             ]
             broker = EmbeddedBroker(node_dir / "broker", [account, *peers], prefer="mosquitto")
             engine = make_engine(database_url or f"sqlite:///{node_dir / 'store.db'}")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.contract.federation import FACT_KINDS, FACT_VERSION, Fact, canonical
+from gateway.contract.federation import FACT_KINDS, FACT_VERSION, Fact, canonical, inbound_topic
 from gateway.contract.reasons import ProtocolError
 from gateway.store.models import DeadLetter, FedFact, FedNode, utcnow
 
@@ -172,7 +172,7 @@ def dead_letter_fact(
         payload = canonical(dict(raw))
     except (TypeError, ValueError):
         payload = repr(raw).encode()
-    topic = f"rhizome/fed/v1/{self_name}/in/{via}"
+    topic = inbound_topic(self_name, via)
     session.add(DeadLetter(topic=topic, payload=payload, reason=exc.reason, detail=exc.detail[:500]))
 
 

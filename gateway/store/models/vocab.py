@@ -191,8 +191,9 @@ POSTER_KINDS = _values(PosterKind)
 GOAL_KINDS = _values(GoalKind)
 # The sectors of people's offers and of the board (water and energy work counts as maintenance or other).
 BOARD_SECTORS = ("food", "education", "health", "maintenance", "governance", "other")
-# Who holds an MQTT account: a sensor box, a member's phone app, or the gateway service.
-BROKER_ACCOUNT_KINDS = ("device", "member", "gateway")
+# Who holds an MQTT account: a sensor box, a member's phone app, the gateway service, a community broker's
+# bridge, a named service process with its own topic list, or a peer node of a federation.
+BROKER_ACCOUNT_KINDS = ("device", "member", "gateway", "bridge", "service", "node")
 VEHICLE_KINDS = ("car", "pickup", "van", "truck", "motorcycle", "bicycle", "boat")
 
 __all__ = ["DEVICE_KINDS"]

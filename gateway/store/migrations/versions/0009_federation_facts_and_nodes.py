@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 from gateway.store.models.base import UtcDateTime
 
 revision: str = "0009"
-down_revision: str | None = "0005"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -53,7 +53,6 @@ def upgrade() -> None:
         sa.Column("changed_at", UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_fed_nodes")),
     )
-
 
     with op.batch_alter_table("shipments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("fed_ref", sa.String(length=120), nullable=True))
