@@ -36,6 +36,7 @@ class FedFact(Base):
     sig: Mapped[str | None] = mapped_column(String(120))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     via: Mapped[str | None] = mapped_column(String(48))  # the peer it came from; None for this node's own
+    applied_at: Mapped[datetime | None]  # when this node acted on it (a delivery to it booked in its ledger)
 
 
 class FedNode(Base):

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("sig", sa.String(length=120), nullable=True),
         sa.Column("received_at", UtcDateTime(timezone=True), nullable=False),
         sa.Column("via", sa.String(length=48), nullable=True),
+        sa.Column("applied_at", UtcDateTime(timezone=True), nullable=True),
         sa.CheckConstraint("seq >= 1", name=op.f("ck_fed_facts_seq")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_fed_facts")),
         sa.UniqueConstraint("origin", "seq", name=op.f("uq_fed_facts_origin_seq")),
