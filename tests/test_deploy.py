@@ -223,6 +223,7 @@ def test_the_gateway_flags_the_units_use_reach_the_service(
     class FakeService:
         def __init__(self, settings: object, engine: object, **kwargs: object) -> None:
             seen.update(kwargs, client_id=settings.gateway_client_id)  # type: ignore[attr-defined]
+            seen["metrics_host"] = settings.metrics_host  # type: ignore[attr-defined]
 
         def run(self, stop: object) -> None:
             seen["ran"] = True
@@ -232,12 +233,13 @@ def test_the_gateway_flags_the_units_use_reach_the_service(
     db = f"sqlite:///{tmp_path / 'r.db'}"
     argv = ["--mqtt", "mqtt://u:p@127.0.0.1:1", "--db", db, "gateway", "--shared"]
     argv += ["--client-id", "rhizome-gateway-1", "--metrics-port", "9101", "--rules", str(rules)]
-    argv += ["--sweep-every", "2.5"]
+    argv += ["--sweep-every", "2.5", "--metrics-host", "0.0.0.0"]
     assert main(argv) == 0
     assert seen == {
         "shared": True,
         "ready_file": None,
         "metrics_port": 9101,
+        "metrics_host": "0.0.0.0",
         "rules_file": rules,
         "sweep_every_s": 2.5,
         "client_id": "rhizome-gateway-1",

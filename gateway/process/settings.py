@@ -58,6 +58,7 @@ class Settings:
     dashboard_port: int = 8000
     gateway_group: str = "gateways"  # shared-subscription group name (MQTT v5 only)
     gateway_client_id: str = "rhizome-gateway"
+    metrics_host: str = "127.0.0.1"  # where `gateway --metrics-port` listens; 0.0.0.0 (or ::) in a container
     plan_interval_s: float = 60.0
     plan_lead_s: float = 12 * 3600.0  # plan for the stock expected this far ahead (0: the stock as it is)
     region_file: str | None = None
