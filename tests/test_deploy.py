@@ -12,6 +12,7 @@ import shlex
 import sys
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -21,6 +22,7 @@ from gateway.broker.embedded import MOSQUITTO_CONF
 from gateway.ingest.service import SHARED_SESSION_EXPIRY_S
 from gateway.process.cli import main, parse
 from gateway.process.procutil import free_port
+from gateway.process.settings import Settings
 from tests.conftest import require_mosquitto
 from tests.secure_broker import HOST, Probe, adapt_conf, conf_options, run_mosquitto, stop_process
 
@@ -121,13 +123,43 @@ def is_mounted(path: str, mounts: dict[str, str]) -> bool:
     return any(path == target or path.startswith(target.rstrip("/") + "/") for target in mounts)
 
 
-def test_the_container_broker_runs_the_tested_config_with_its_paths_mounted() -> None:
-    config, mounts = broker_mounts(compose()["services"]["mosquitto"])
-    assert config == MOSQUITTO_CONF
+TLS_CONF = DEPLOY / "mosquitto-tls.conf"
+LISTENER_OPTIONS = ("listener", "cafile", "certfile", "keyfile")
+
+
+def test_the_tls_only_config_is_the_shipped_config_with_a_tls_listener_instead() -> None:
+    shipped = conf_options(MOSQUITTO_CONF.read_text(encoding="utf-8"))
+    tls = conf_options(TLS_CONF.read_text(encoding="utf-8"))
+    assert [o for o in tls if o[0] not in LISTENER_OPTIONS] == [o for o in shipped if o[0] != "listener"]
+    assert [o for o in tls if o[0] in LISTENER_OPTIONS] == [
+        ("listener", "8883"),
+        ("cafile", "/etc/mosquitto/certs/ca.crt"),
+        ("certfile", "/etc/mosquitto/certs/server.crt"),
+        ("keyfile", "/etc/mosquitto/certs/server.key"),
+    ]
+    assert tls[-4][0] == "listener"  # last: the TLS options attach to it
+
+
+def test_the_container_broker_runs_the_tls_only_config_with_its_paths_mounted() -> None:
+    broker = compose()["services"]["mosquitto"]
+    config, mounts = broker_mounts(broker)
+    assert config == TLS_CONF
+    assert broker["ports"] == ["8883:8883"]  # nothing in clear
     referenced = referenced_paths(config.read_text(encoding="utf-8"))
-    assert {key.split("#")[0] for key in referenced} >= {"password_file", "acl_file", "persistence_location"}
+    expected = {"password_file", "acl_file", "persistence_location", "cafile", "certfile", "keyfile"}
+    assert {key.split("#")[0] for key in referenced} >= expected
     missing = {key: path for key, path in referenced.items() if not is_mounted(path, mounts)}
     assert not missing, f"the broker config opens these, the compose file never mounts them: {missing}"
+
+
+def test_the_rhizome_containers_reach_the_broker_over_tls_with_a_mounted_password_file() -> None:
+    service = compose()["x-rhizome"]
+    env, mounts = service["environment"], {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+    target = Settings(mqtt_url=env["RHIZOME_MQTT_URL"]).mqtt()
+    assert target.tls and target.password is None and (target.host, target.port) == ("mosquitto", 8883)
+    for path in (env["RHIZOME_MQTT_CA_FILE"], env["RHIZOME_MQTT_PASSWORD_FILE"]):
+        assert is_mounted(path, mounts), path
+    assert Path(env["RHIZOME_MQTT_PASSWORD_FILE"]).name == f"{target.username}.password"  # provision's name
 
 
 def test_a_path_the_compose_file_forgets_is_reported() -> None:
@@ -190,9 +222,18 @@ def test_the_deploy_files_are_documentation_and_their_paths_resolve() -> None:
 
 
 def test_the_env_example_holds_no_secret() -> None:
+    env = {}
     for line in (DEPLOY / "rhizome.env.example").read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#") and any(k in line for k in ("PASSWORD", "SECRET", "URL")):
-            assert "CHANGE-ME" in line or "@" not in line, line
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+            if any(k in key for k in ("PASSWORD", "SECRET", "URL")) and not key.endswith("_FILE"):
+                assert "CHANGE-ME" in value or urlsplit(value).password is None, line
+    # Production: TLS, and the broker password in a file, out of the URL (and of `ps`).
+    target = Settings(mqtt_url=env["RHIZOME_MQTT_URL"]).mqtt()
+    assert target.tls and target.username and target.password is None
+    assert Path(env["RHIZOME_MQTT_PASSWORD_FILE"]).name == f"{target.username}.password"
+    assert env["RHIZOME_MQTT_CA_FILE"]
 
 
 def test_the_wsgi_module_builds_the_app_from_the_environment(
