@@ -176,3 +176,55 @@ class Probe:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def conf_options(text: str) -> list[tuple[str, str]]:
+    """The (option, value) lines of a Mosquitto config, in order, comments and blank lines left out."""
+    found = []
+    for line in text.splitlines():
+        words = line.split(None, 1)
+        if words and not words[0].startswith("#"):
+            found.append((words[0], words[1].strip() if len(words) > 1 else ""))
+    return found
+
+
+def adapt_conf(text: str, values: dict[str, str]) -> str:
+    """A shipped config with the values of `values`' options replaced in place (order kept: a TLS option
+    stays under its listener line); every option named must be in the config, so none is added silently."""
+    seen: set[str] = set()
+    out = []
+    for line in text.splitlines():
+        words = line.split(None, 1)
+        if words and words[0] in values:
+            seen.add(words[0])
+            line = f"{words[0]} {values[words[0]]}"
+        out.append(line)
+    assert seen == set(values), f"not in the config: {sorted(set(values) - seen)}"
+    return "\n".join(out) + "\n"
+
+
+def run_mosquitto(conf: Path, ports: list[int], log: Path) -> subprocess.Popen[bytes]:
+    """Start Mosquitto on `conf` and wait until every port listens; fails with the log if it exits."""
+    binary = find_mosquitto()
+    assert binary is not None, "mosquitto is required"
+    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 15
+    for port in ports:
+        while not port_open(HOST, port, timeout=0.2):
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_process(process)
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+                raise AssertionError(f"mosquitto exited with {process.returncode} or was not ready:\n{tail}")
+            time.sleep(0.05)
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

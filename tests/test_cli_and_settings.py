@@ -232,3 +232,51 @@ def test_the_bench_scripts_run_from_the_repository_root(script: str, flag: str) 
     )
     assert result.returncode == 0, result.stderr
     assert flag in result.stdout
+
+
+def test_the_mqtt_password_comes_from_a_file_or_the_environment_not_the_url(tmp_path: Path) -> None:
+    from gateway.process.context import settings_of
+
+    secret = tmp_path / "gateway.main.password"
+    secret.write_text("s3cr/t:@x\n", encoding="utf-8")  # as `devices provision --secrets-dir` writes it
+    url = "mqtts://gateway.main@broker.example:8883"
+    target = Settings(mqtt_url=url, mqtt_password_file=secret).mqtt()
+    assert (target.username, target.password, target.tls, target.port) == (
+        "gateway.main",
+        "s3cr/t:@x",
+        True,
+        8883,
+    )
+    assert from_env({"RHIZOME_MQTT_URL": url, "RHIZOME_MQTT_PASSWORD": "pw"}).mqtt().password == "pw"
+    env = {"RHIZOME_MQTT_URL": url, "RHIZOME_MQTT_PASSWORD_FILE": str(secret)}
+    assert from_env(env).mqtt().password == "s3cr/t:@x"
+    assert from_env(to_env(from_env(env))).mqtt().password == "s3cr/t:@x"  # a supervisor's children too
+    ctx = parse(["--mqtt", url, "--mqtt-password-file", str(secret), "db", "upgrade"])
+    assert settings_of(ctx).mqtt().password == "s3cr/t:@x"  # the flag takes the file, never the password
+    shown = repr(target) + repr(from_env({"RHIZOME_MQTT_URL": url, "RHIZOME_MQTT_PASSWORD": "pw-in-env"}))
+    assert "s3cr/t" not in shown and "pw-in-env" not in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "extra", "message"),
+    [
+        ("mqtts://gateway.main:pw@b:8883", {"mqtt_password": "other"}, "drop one"),
+        ("mqtts://gateway.main@b:8883", {"mqtt_password": "a", "mqtt_password_file": Path("f")}, "not both"),
+        ("mqtts://b:8883", {"mqtt_password": "a"}, "needs a user"),
+    ],
+)
+def test_an_mqtt_password_given_twice_or_without_a_user_is_refused(
+    url: str, extra: dict, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings(mqtt_url=url, **extra).mqtt()
+
+
+def test_a_missing_or_empty_password_file_is_named_when_connecting_not_before(tmp_path: Path) -> None:
+    url = "mqtts://gateway.main@b:8883"
+    settings = from_env({"RHIZOME_MQTT_URL": url, "RHIZOME_MQTT_PASSWORD_FILE": str(tmp_path / "absent")})
+    with pytest.raises(ValueError, match=r"cannot read the MQTT password file .*absent"):
+        settings.mqtt()  # `db upgrade` before `devices provision` wrote the file still runs
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="is empty"):
+        Settings(mqtt_url=url, mqtt_password_file=tmp_path / "empty").mqtt()

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import configparser
 import importlib
+import os
+import pwd
 import shlex
 import sys
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -17,7 +20,11 @@ from sqlalchemy import Engine
 
 from gateway.broker.embedded import MOSQUITTO_CONF
 from gateway.ingest.service import SHARED_SESSION_EXPIRY_S
-from gateway.process.cli import parse
+from gateway.process.cli import main, parse
+from gateway.process.procutil import free_port
+from gateway.process.settings import Settings
+from tests.conftest import require_mosquitto
+from tests.secure_broker import HOST, Probe, adapt_conf, conf_options, run_mosquitto, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "docs" / "deploy"
@@ -84,20 +91,122 @@ def test_the_dashboard_is_served_by_a_wsgi_server_from_the_wsgi_module() -> None
     assert all(argv[-1] == "dashboard.web.wsgi:app" for argv in servers)
 
 
-def test_the_container_broker_runs_the_tested_config_with_its_paths_mounted() -> None:
-    broker = compose()["services"]["mosquitto"]
+# Options of a Mosquitto config that name a file or directory the broker opens.
+PATH_OPTIONS = ("password_file", "acl_file", "cafile", "capath", "certfile", "keyfile", "crlfile", "pid_file")
+
+
+def referenced_paths(conf: str) -> dict[str, str]:
+    """Every path the config makes the broker open, by the option (with its line number) naming it."""
+    found = {}
+    for n, (option, value) in enumerate(conf_options(conf)):
+        if option in PATH_OPTIONS:
+            found[f"{option}#{n}"] = value
+        elif option == "persistence_location":
+            found[f"{option}#{n}"] = value.rstrip("/")
+        elif option == "log_dest" and value.split()[0] == "file":
+            found[f"{option}#{n}"] = str(Path(value.split(None, 1)[1]).parent)
+    return found
+
+
+def broker_mounts(service: dict) -> tuple[Path, dict[str, str]]:
+    """The config file a compose broker runs (on the host) and its volumes, container path -> source."""
     mounts = {}
-    for volume in broker["volumes"]:
+    for volume in service["volumes"]:
         source, target = volume.split(":")[:2]
         mounts[target] = source
-    config_target = shlex.split(broker["command"])[-1]
-    assert (DEPLOY / mounts[config_target]).resolve() == MOSQUITTO_CONF
-    options = dict(
-        line.split(None, 1) for line in MOSQUITTO_CONF.read_text().splitlines() if line and line[0] != "#"
-    )
-    assert options["password_file"] in mounts
-    assert options["persistence_location"].rstrip("/") in mounts
-    assert str(Path(options["log_dest"].split()[1]).parent) in mounts
+    config_target = shlex.split(service["command"])[-1]
+    return (DEPLOY / mounts[config_target]).resolve(), mounts
+
+
+def is_mounted(path: str, mounts: dict[str, str]) -> bool:
+    """`path` is a mount target or lies inside a directory mounted whole."""
+    return any(path == target or path.startswith(target.rstrip("/") + "/") for target in mounts)
+
+
+TLS_CONF = DEPLOY / "mosquitto-tls.conf"
+LISTENER_OPTIONS = ("listener", "cafile", "certfile", "keyfile")
+
+
+def test_the_tls_only_config_is_the_shipped_config_with_a_tls_listener_instead() -> None:
+    shipped = conf_options(MOSQUITTO_CONF.read_text(encoding="utf-8"))
+    tls = conf_options(TLS_CONF.read_text(encoding="utf-8"))
+    assert [o for o in tls if o[0] not in LISTENER_OPTIONS] == [o for o in shipped if o[0] != "listener"]
+    assert [o for o in tls if o[0] in LISTENER_OPTIONS] == [
+        ("listener", "8883"),
+        ("cafile", "/etc/mosquitto/certs/ca.crt"),
+        ("certfile", "/etc/mosquitto/certs/server.crt"),
+        ("keyfile", "/etc/mosquitto/certs/server.key"),
+    ]
+    assert tls[-4][0] == "listener"  # last: the TLS options attach to it
+
+
+def test_the_container_broker_runs_the_tls_only_config_with_its_paths_mounted() -> None:
+    broker = compose()["services"]["mosquitto"]
+    config, mounts = broker_mounts(broker)
+    assert config == TLS_CONF
+    assert broker["ports"] == ["8883:8883"]  # nothing in clear
+    referenced = referenced_paths(config.read_text(encoding="utf-8"))
+    expected = {"password_file", "acl_file", "persistence_location", "cafile", "certfile", "keyfile"}
+    assert {key.split("#")[0] for key in referenced} >= expected
+    missing = {key: path for key, path in referenced.items() if not is_mounted(path, mounts)}
+    assert not missing, f"the broker config opens these, the compose file never mounts them: {missing}"
+
+
+def test_the_rhizome_containers_reach_the_broker_over_tls_with_a_mounted_password_file() -> None:
+    service = compose()["x-rhizome"]
+    env, mounts = service["environment"], {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+    target = Settings(mqtt_url=env["RHIZOME_MQTT_URL"]).mqtt()
+    assert target.tls and target.password is None and (target.host, target.port) == ("mosquitto", 8883)
+    for path in (env["RHIZOME_MQTT_CA_FILE"], env["RHIZOME_MQTT_PASSWORD_FILE"]):
+        assert is_mounted(path, mounts), path
+    assert Path(env["RHIZOME_MQTT_PASSWORD_FILE"]).name == f"{target.username}.password"  # provision's name
+
+
+def test_a_path_the_compose_file_forgets_is_reported() -> None:
+    """The check above, on the compose file as it was (no ACL mount: Mosquitto exited 13)."""
+    conf = "password_file /etc/mosquitto/rhizome.passwd\nacl_file /etc/mosquitto/rhizome.acl\n"
+    mounts = {"/etc/mosquitto/rhizome.passwd": "./rhizome.passwd", "/etc/mosquitto/certs": "./tls"}
+    assert [p for p in referenced_paths(conf).values() if not is_mounted(p, mounts)] == [
+        "/etc/mosquitto/rhizome.acl"
+    ]
+    assert is_mounted("/etc/mosquitto/certs/server.crt", mounts)
+    assert not is_mounted("/etc/mosquitto/certs-old/server.crt", mounts)
+
+
+@pytest.mark.network
+def test_the_shipped_broker_config_starts_on_the_files_provision_writes(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """The documented setup, with the shipped config's paths moved into tmp_path: `rhizome devices provision
+    --broker-dir` writes both files the config names, and the real Mosquitto starts on them and lets the
+    provisioned gateway in. Without the ACL file it does not start at all."""
+    require_mosquitto()
+    broker_dir, secrets = tmp_path / "broker", tmp_path / "secrets"
+    db = sqlite_engine.url.render_as_string(hide_password=False)
+    argv = ["--db", db, "devices", "provision", "--gateway", "gateway"]
+    assert main([*argv, "--broker-dir", str(broker_dir), "--secrets-dir", str(secrets)]) == 0
+    password = (secrets / "gateway.gateway.password").read_text(encoding="utf-8").strip()
+    port, log = free_port(HOST), tmp_path / "mosquitto.log"
+    values = {
+        "password_file": str(broker_dir / "rhizome.passwd"),
+        "acl_file": str(broker_dir / "rhizome.acl"),
+        "persistence_location": f"{tmp_path}/",
+        "log_dest": f"file {log}",
+        "user": pwd.getpwuid(os.geteuid()).pw_name,
+        "listener": f"{port} {HOST}",
+    }
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(adapt_conf(MOSQUITTO_CONF.read_text(encoding="utf-8"), values), encoding="utf-8")
+    broker = run_mosquitto(conf, [port], log)
+    probe = Probe(port, "gateway.gateway", password, "deploy-probe")
+    try:
+        assert probe.connected(), probe.connack
+    finally:
+        probe.close()
+        stop_process(broker)
+    (broker_dir / "rhizome.acl").unlink()  # what the compose file gave the container
+    with pytest.raises(AssertionError, match="exited with 13"):
+        stop_process(run_mosquitto(conf, [port], log))
 
 
 def test_the_deploy_files_are_documentation_and_their_paths_resolve() -> None:
@@ -113,9 +222,18 @@ def test_the_deploy_files_are_documentation_and_their_paths_resolve() -> None:
 
 
 def test_the_env_example_holds_no_secret() -> None:
+    env = {}
     for line in (DEPLOY / "rhizome.env.example").read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#") and any(k in line for k in ("PASSWORD", "SECRET", "URL")):
-            assert "CHANGE-ME" in line or "@" not in line, line
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+            if any(k in key for k in ("PASSWORD", "SECRET", "URL")) and not key.endswith("_FILE"):
+                assert "CHANGE-ME" in value or urlsplit(value).password is None, line
+    # Production: TLS, and the broker password in a file, out of the URL (and of `ps`).
+    target = Settings(mqtt_url=env["RHIZOME_MQTT_URL"]).mqtt()
+    assert target.tls and target.username and target.password is None
+    assert Path(env["RHIZOME_MQTT_PASSWORD_FILE"]).name == f"{target.username}.password"
+    assert env["RHIZOME_MQTT_CA_FILE"]
 
 
 def test_the_wsgi_module_builds_the_app_from_the_environment(
@@ -140,13 +258,13 @@ def test_the_gateway_flags_the_units_use_reach_the_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import gateway.ingest.service
-    from gateway.process.cli import main
 
     seen: dict[str, object] = {}
 
     class FakeService:
         def __init__(self, settings: object, engine: object, **kwargs: object) -> None:
             seen.update(kwargs, client_id=settings.gateway_client_id)  # type: ignore[attr-defined]
+            seen["metrics_host"] = settings.metrics_host  # type: ignore[attr-defined]
 
         def run(self, stop: object) -> None:
             seen["ran"] = True
@@ -156,12 +274,13 @@ def test_the_gateway_flags_the_units_use_reach_the_service(
     db = f"sqlite:///{tmp_path / 'r.db'}"
     argv = ["--mqtt", "mqtt://u:p@127.0.0.1:1", "--db", db, "gateway", "--shared"]
     argv += ["--client-id", "rhizome-gateway-1", "--metrics-port", "9101", "--rules", str(rules)]
-    argv += ["--sweep-every", "2.5"]
+    argv += ["--sweep-every", "2.5", "--metrics-host", "0.0.0.0"]
     assert main(argv) == 0
     assert seen == {
         "shared": True,
         "ready_file": None,
         "metrics_port": 9101,
+        "metrics_host": "0.0.0.0",
         "rules_file": rules,
         "sweep_every_s": 2.5,
         "client_id": "rhizome-gateway-1",
@@ -173,8 +292,6 @@ def test_the_gateway_flags_the_units_use_reach_the_service(
 def test_the_gateway_refuses_a_sweep_period_that_is_not_positive(
     value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gateway.process.cli import main
-
     with pytest.raises(SystemExit) as exited:
         main(["gateway", "--sweep-every", value])
     assert exited.value.code == 2 and "--sweep-every" in capsys.readouterr().err

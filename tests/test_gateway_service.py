@@ -161,26 +161,38 @@ def count_published(engine: Engine) -> int:
 def test_metrics_endpoint_speaks_prometheus(
     engine: Engine, region: str, settings: Settings, publisher: mqtt.Client
 ) -> None:
-    import urllib.request
-
+    from gateway.ingest.metrics import rhizome_version
     from gateway.process.procutil import free_port
+    from tests.scrape import families, parse, scrape
 
     port = free_port()
+    settings = settings.with_overrides(metrics_host="127.0.0.2")  # not the old hard-coded 127.0.0.1
     running = Running(GatewayService(settings, engine, session_expiry_s=0, metrics_port=port))
     try:
         publish(publisher, f"{region}/telemetry", reading(1))
         publish(publisher, f"{region}/telemetry", b"{}")
         m = running.service.metrics  # the shared broker may also deliver other tests' retained messages
         wait_until(lambda: m.stored >= 1 and m.dead_letters["field_missing"] >= 1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+        text = scrape("127.0.0.2", port)
     finally:
         running.close()
-    assert "rhizome_readings_stored_total 1" in text
-    assert 'rhizome_dead_letters_total{reason="field_missing"} 1' in text
-    assert 'rhizome_batch_seconds_bucket{le="+Inf"}' in text
-    assert 'rhizome_devices{state="online"}' in text
-    assert "rhizome_outbox_backlog" in text
+    samples = parse(text)
+    assert samples["rhizome_readings_stored_total"] == {(): 1.0}
+    assert samples["rhizome_dead_letters_total"][(("reason", "field_missing"),)] == 1.0
+    assert (
+        samples["rhizome_batch_seconds_bucket"][(("le", "+Inf"),)]
+        == samples["rhizome_batch_seconds_count"][()]
+    )
+    assert samples["rhizome_devices"][(("state", "online"),)] >= 1
+    assert () in samples["rhizome_outbox_backlog"]
+    assert samples["rhizome_build_info"] == {(("version", rhizome_version()),): 1.0}
+    kinds = families(text)
+    for name in ("messages_received", "readings_stored", "duplicates", "incidents", "dead_letters"):
+        assert kinds[f"rhizome_{name}"] == "counter"  # exposed as rhizome_<name>_total
+    assert kinds["rhizome_batch_seconds"] == "histogram"
+    assert (
+        kinds["rhizome_devices"] == kinds["rhizome_outbox_backlog"] == kinds["rhizome_build_info"] == "gauge"
+    )
 
 
 def test_silence_is_judged_at_the_stored_frontier_while_behind_a_backlog(engine: Engine) -> None:

@@ -12,7 +12,7 @@ import secrets
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,7 @@ def run_week(settings: Settings, config: WeekConfig) -> RunRecord:
             broker = EmbeddedBroker(data_dir / "broker", [account])
             broker.start()
             settings = settings.with_overrides(mqtt_url=broker.url(account), mqtt_protocol=broker.protocol)
+            settings = replace(settings, mqtt_password=None, mqtt_password_file=None)  # the URL has it
         settings = settings.with_overrides(
             data_dir=data_dir,
             dashboard_port=free_port(settings.dashboard_host),

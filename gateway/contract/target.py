@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 
@@ -13,7 +13,7 @@ class MqttTarget:
     host: str
     port: int
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)  # kept out of repr(): log lines, test failures
     tls: bool
     protocol: str  # "5" or "3.1.1"
     ca_file: str | None = None

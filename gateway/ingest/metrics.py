@@ -1,14 +1,19 @@
-"""Prometheus text metrics for the gateway, served on /metrics by a small stdlib HTTP server."""
+"""Prometheus metrics for the gateway: a prometheus_client collector over the ingest loop's plain counters,
+served on /metrics by prometheus_client's HTTP server at a configurable address."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from wsgiref.simple_server import WSGIServer
 
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +22,14 @@ from gateway.store.models import Device, OutboxMessage
 
 log = logging.getLogger(__name__)
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def rhizome_version() -> str:
+    """The installed package's version, for rhizome_build_info ("unknown" when run from a bare checkout)."""
+    try:
+        return version("rhizome")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @dataclass
@@ -39,46 +52,61 @@ class GatewayMetrics:
         self.batch_sum += seconds
         self.batch_count += 1
 
+    def registry(self, sessions: sessionmaker[Session] | None) -> CollectorRegistry:
+        """A registry of its own (not the process-global one: tests run several gateways in one process)."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_GatewayCollector(self, sessions))
+        return registry
+
     def render(self, sessions: sessionmaker[Session] | None) -> str:
         """The Prometheus text exposition, with device states and outbox backlog read from the store."""
-        lines = [
-            "# HELP rhizome_messages_received_total MQTT messages taken off the broker.",
-            "# TYPE rhizome_messages_received_total counter",
-            f"rhizome_messages_received_total {self.received}",
-            "# HELP rhizome_readings_stored_total Readings stored (new rows).",
-            "# TYPE rhizome_readings_stored_total counter",
-            f"rhizome_readings_stored_total {self.stored}",
-            "# HELP rhizome_duplicates_total Redelivered messages already stored.",
-            "# TYPE rhizome_duplicates_total counter",
-            f"rhizome_duplicates_total {self.duplicates}",
-            "# HELP rhizome_incidents_total Faults opened or cleared.",
-            "# TYPE rhizome_incidents_total counter",
-            f"rhizome_incidents_total {self.incidents}",
-            "# HELP rhizome_dead_letters_total Invalid messages kept in the dead-letter table, by reason.",
-            "# TYPE rhizome_dead_letters_total counter",
-        ]
-        lines += [
-            f'rhizome_dead_letters_total{{reason="{r}"}} {n}' for r, n in sorted(self.dead_letters.items())
-        ]
-        lines += [
-            "# HELP rhizome_batch_seconds Time to store and commit one batch.",
-            "# TYPE rhizome_batch_seconds histogram",
-        ]
-        cumulative = 0
-        for bound, count in zip((*BATCH_BUCKETS, float("inf")), self.batch_seconds, strict=True):
+        return generate_latest(self.registry(sessions)).decode("utf-8")
+
+
+class _GatewayCollector(Collector):
+    """Reads the counters (and the store's gauges) at each scrape."""
+
+    def __init__(self, metrics: GatewayMetrics, sessions: sessionmaker[Session] | None) -> None:
+        self.metrics, self.sessions = metrics, sessions
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        info = GaugeMetricFamily(
+            "rhizome_build_info", "The running Rhizome's version (always 1).", labels=["version"]
+        )
+        info.add_metric([rhizome_version()], 1)
+        yield info
+        for name, text, value in (
+            ("rhizome_messages_received", "MQTT messages taken off the broker.", m.received),
+            ("rhizome_readings_stored", "Readings stored (new rows).", m.stored),
+            ("rhizome_duplicates", "Redelivered messages already stored.", m.duplicates),
+            ("rhizome_incidents", "Faults opened or cleared.", m.incidents),
+        ):
+            yield CounterMetricFamily(name, text, value=value)
+        dead = CounterMetricFamily(
+            "rhizome_dead_letters",
+            "Invalid messages kept in the dead-letter table, by reason.",
+            labels=["reason"],
+        )
+        for reason, n in sorted(m.dead_letters.items()):
+            dead.add_metric([reason], n)
+        yield dead
+        buckets, cumulative = [], 0
+        for bound, count in zip((*BATCH_BUCKETS, float("inf")), m.batch_seconds, strict=True):
             cumulative += count
-            le = "+Inf" if bound == float("inf") else repr(bound)
-            lines.append(f'rhizome_batch_seconds_bucket{{le="{le}"}} {cumulative}')
-        lines += [
-            f"rhizome_batch_seconds_sum {self.batch_sum:.6f}",
-            f"rhizome_batch_seconds_count {self.batch_count}",
-        ]
-        if sessions is not None:
-            lines += _store_gauges(sessions)
-        return "\n".join(lines) + "\n"
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        yield HistogramMetricFamily(
+            "rhizome_batch_seconds",
+            "Time to store and commit one batch.",
+            buckets=buckets,
+            sum_value=m.batch_sum,
+        )
+        if self.sessions is not None:
+            yield from _store_gauges(self.sessions)
 
 
-def _store_gauges(sessions: sessionmaker[Session]) -> list[str]:
+def _store_gauges(sessions: sessionmaker[Session]) -> list[Metric]:
+    """Devices by state and the outbox backlog; none at all while the store is unavailable."""
     try:
         with sessions() as session:
             states = session.execute(select(Device.state, func.count()).group_by(Device.state)).all()
@@ -87,38 +115,20 @@ def _store_gauges(sessions: sessionmaker[Session]) -> list[str]:
             )
     except SQLAlchemyError as exc:
         log.warning("metrics: store unavailable: %s", exc.__class__.__name__)
-        return ["# store unavailable"]
-    lines = ["# HELP rhizome_devices Devices by state.", "# TYPE rhizome_devices gauge"]
-    lines += [f'rhizome_devices{{state="{state}"}} {n}' for state, n in sorted(states)]
-    lines += [
-        "# HELP rhizome_outbox_backlog Messages waiting to be published.",
-        "# TYPE rhizome_outbox_backlog gauge",
-        f"rhizome_outbox_backlog {backlog or 0}",
-    ]
-    return lines
+        return []
+    devices = GaugeMetricFamily("rhizome_devices", "Devices by state.", labels=["state"])
+    for state, n in sorted(states):
+        devices.add_metric([state], n)
+    outbox = GaugeMetricFamily(
+        "rhizome_outbox_backlog", "Messages waiting to be published.", value=backlog or 0
+    )
+    return [devices, outbox]
 
 
 def serve_metrics(
     metrics: GatewayMetrics, sessions: sessionmaker[Session], host: str, port: int
-) -> ThreadingHTTPServer:
-    """Serve GET /metrics in a daemon thread; call .shutdown() on the result to stop it."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404, "only /metrics is served here")
-                return
-            body = metrics.render(sessions).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug(format, *args)
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve /metrics on host:port in a daemon thread; call .shutdown() on the server to stop it."""
+    server, thread = start_http_server(port, addr=host, registry=metrics.registry(sessions))
     log.info("metrics on http://%s:%s/metrics", host, server.server_address[1])
-    return server
+    return server, thread

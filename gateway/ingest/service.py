@@ -166,7 +166,9 @@ class GatewayService:
         outbox_thread = threading.Thread(target=self.outbox.run, args=(stop,), name="outbox", daemon=True)
         server = None
         if self.metrics_port is not None:
-            server = serve_metrics(self.metrics, self.sessions, "127.0.0.1", self.metrics_port)
+            server, _ = serve_metrics(
+                self.metrics, self.sessions, self.settings.metrics_host, self.metrics_port
+            )
         outbox_thread.start()
         try:
             while not stop.is_set():

@@ -83,7 +83,18 @@ def load(spec: str) -> click.Command:
     context_settings=CONTEXT,
     help="IoT logistics and inventory for networks of cooperating communities.",
 )
-@click.option("--mqtt", metavar="URL", help="broker URL, mqtt://user:pass@host:port [RHIZOME_MQTT_URL]")
+@click.option(
+    "--mqtt",
+    metavar="URL",
+    help="broker URL, mqtts://user@host:8883 or mqtt://user:pass@host:port [RHIZOME_MQTT_URL]",
+)
+@click.option(
+    "--mqtt-password-file",
+    type=PATH,
+    metavar="FILE",
+    help="the broker password's file, kept out of the URL and `ps` [RHIZOME_MQTT_PASSWORD_FILE]; or set "
+    "RHIZOME_MQTT_PASSWORD",
+)
 @click.option(
     "--mqtt-protocol",
     type=click.Choice(("5", "3.1.1")),
@@ -99,6 +110,7 @@ def cli(
     ctx: click.Context,
     mqtt: str | None,
     mqtt_protocol: str | None,
+    mqtt_password_file: Path | None,
     db: str | None,
     data_dir: Path | None,
     log_level: str | None,

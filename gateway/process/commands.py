@@ -20,8 +20,11 @@ from gateway.process.settings import Settings
 @click.option(
     "--client-id", metavar="CLIENT_ID", help="MQTT client id; unique per gateway process [rhizome-gateway]"
 )
+@click.option("--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on PORT [off]")
 @click.option(
-    "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on 127.0.0.1:PORT [off]"
+    "--metrics-host",
+    metavar="ADDR",
+    help="address /metrics listens on, e.g. 0.0.0.0 in a container [RHIZOME_METRICS_HOST, 127.0.0.1]",
 )
 @click.option(
     "--rules", type=PATH, metavar="FILE", help="fault rules file [gateway/ingest/faults/rules.toml]"
@@ -43,6 +46,7 @@ def gateway(
     group: str | None,
     client_id: str | None,
     metrics_port: int | None,
+    metrics_host: str | None,
     rules: Path | None,
     ready_file: Path | None,
     sweep_every: float,
@@ -52,7 +56,9 @@ def gateway(
     from gateway.process.signals import stop_on_signals
     from gateway.store.db import make_engine
 
-    settings = settings.with_overrides(gateway_group=group, gateway_client_id=client_id)
+    settings = settings.with_overrides(
+        gateway_group=group, gateway_client_id=client_id, metrics_host=metrics_host
+    )
     engine = make_engine(settings.effective_database_url)
     try:
         GatewayService(

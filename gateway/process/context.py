@@ -28,6 +28,7 @@ R = TypeVar("R")
 GLOBAL_OPTIONS = {
     "mqtt": "mqtt_url",
     "mqtt_protocol": "mqtt_protocol",
+    "mqtt_password_file": "mqtt_password_file",
     "db": "database_url",
     "data_dir": "data_dir",
     "log_level": "log_level",

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -120,6 +120,7 @@ def run_demo(
             broker = EmbeddedBroker(data_dir / "broker", [account], prefer=embedded_broker)
             broker.start()
             settings = settings.with_overrides(mqtt_url=broker.url(account), mqtt_protocol=broker.protocol)
+            settings = replace(settings, mqtt_password=None, mqtt_password_file=None)  # the URL has it
             log.info(
                 "embedded %s broker (MQTT %s) on 127.0.0.1:%s", broker.kind, broker.protocol, broker.port
             )

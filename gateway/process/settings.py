@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +52,17 @@ class Settings:
     mqtt_url: str | None = None  # None: `rhizome demo` starts an embedded broker
     mqtt_protocol: str = "5"
     mqtt_ca_file: str | None = None
+    # The broker password kept out of the URL (a flag's value shows in `ps`): the file's first line, or the
+    # variable itself; the URL then names only the user, mqtts://gateway.main@broker:8883.
+    mqtt_password_file: Path | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
     database_url: str | None = None  # None: SQLite in <data_dir>/rhizome.db
     data_dir: Path = DEFAULT_DATA_DIR
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8000
     gateway_group: str = "gateways"  # shared-subscription group name (MQTT v5 only)
     gateway_client_id: str = "rhizome-gateway"
+    metrics_host: str = "127.0.0.1"  # where `gateway --metrics-port` listens; 0.0.0.0 (or ::) in a container
     plan_interval_s: float = 60.0
     plan_lead_s: float = 12 * 3600.0  # plan for the stock expected this far ahead (0: the stock as it is)
     region_file: str | None = None
@@ -79,14 +84,43 @@ class Settings:
         return self.broker_dir or self.data_dir / "broker"
 
     def mqtt(self) -> MqttTarget:
-        """The broker target; raises ValueError when no broker URL is configured."""
+        """The broker target; raises ValueError when no broker URL is configured, or its password is given
+        twice or cannot be read."""
+        return self._mqtt(read_password=True)
+
+    def _mqtt(self, *, read_password: bool) -> MqttTarget:
+        """The target, its password file read only when asked (a command that never connects, such as
+        `db upgrade` before `devices provision` wrote the file, must not need it)."""
         if not self.mqtt_url:
             raise ValueError("no MQTT broker configured: set RHIZOME_MQTT_URL or pass --mqtt")
-        return MqttTarget.from_url(self.mqtt_url, self.mqtt_protocol, self.mqtt_ca_file)
+        target = MqttTarget.from_url(self.mqtt_url, self.mqtt_protocol, self.mqtt_ca_file)
+        if self.mqtt_password_file is None and self.mqtt_password is None:
+            return target
+        if self.mqtt_password_file is not None and self.mqtt_password is not None:
+            raise ValueError("set RHIZOME_MQTT_PASSWORD or RHIZOME_MQTT_PASSWORD_FILE, not both")
+        if target.password is not None:
+            raise ValueError("the MQTT URL has a password and RHIZOME_MQTT_PASSWORD(_FILE) another: drop one")
+        if target.username is None:
+            raise ValueError("an MQTT password needs a user in the URL: mqtts://USER@host:8883")
+        password = self.mqtt_password
+        if self.mqtt_password_file is not None and read_password:
+            password = read_password_file(self.mqtt_password_file)
+        return replace(target, password=password)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None overrides applied (flags beat the environment)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def read_password_file(path: Path) -> str:
+    """The password on the file's first line (as `devices provision --secrets-dir` writes it)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the MQTT password file {path}: {exc}") from exc
+    if not lines or not lines[0]:
+        raise ValueError(f"the MQTT password file {path} is empty")
+    return lines[0]
 
 
 _CONVERTERS = {
@@ -96,6 +130,7 @@ _CONVERTERS = {
     "data_dir": Path,
     "broker_dir": Path,
     "broker_pid_file": Path,
+    "mqtt_password_file": Path,
 }
 
 
@@ -114,7 +149,7 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Sett
             raise ValueError(f"RHIZOME_{f.name.upper()}={raw!r}: {exc}") from exc
     settings = Settings(**values).with_overrides(**overrides)
     if settings.mqtt_url:
-        settings.mqtt()  # fail fast on a malformed URL
+        settings._mqtt(read_password=False)  # fail fast on a malformed URL or a password given twice
     return settings
 
 
