@@ -25,7 +25,7 @@ KEY = "5f0c" * 16  # a made-up key of the right shape; a real one comes from sec
 
 
 def unit(name: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = configparser.ConfigParser(interpolation=None, strict=False)  # systemd repeats EnvironmentFile
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
     parser.read(DEPLOY / name, encoding="utf-8")
     return parser
@@ -43,7 +43,10 @@ def commands() -> dict[str, list[str]]:
         found[name] = [Path(argv[0]).name, *argv[1:]]
     for line in (DEPLOY / "Procfile").read_text(encoding="utf-8").splitlines():
         process, _, command = line.partition(":")
-        found[f"Procfile {process}"] = shlex.split(command)
+        argv = shlex.split(command)
+        while "=" in argv[0]:  # RHIZOME_MQTT_URL=$RHIZOME_GATEWAY_1_MQTT_URL: the process's own account
+            argv.pop(0)
+        found[f"Procfile {process}"] = argv
     for service, spec in compose()["services"].items():
         if "command" in spec and service != "mosquitto":
             found[f"compose {service}"] = shlex.split(spec["command"])
@@ -75,7 +78,28 @@ def test_systemd_restarts_a_gateway_well_within_its_session_expiry() -> None:
     assert int(gateway["Service"]["RestartSec"]) * 10 < SHARED_SESSION_EXPIRY_S
     assert gateway["Unit"]["StartLimitIntervalSec"] == "0"  # never gives up restarting
     for name in ("rhizome-gateway@.service", "rhizome-planner.service", "rhizome-dashboard.service"):
-        assert unit(name)["Service"]["EnvironmentFile"] == "/etc/rhizome/rhizome.env"
+        files = [
+            line.split("=", 1)[1]
+            for line in (DEPLOY / name).read_text(encoding="utf-8").splitlines()
+            if line.startswith("EnvironmentFile=")
+        ]
+        own = name.removeprefix("rhizome-").removesuffix(".service").replace("@", "-%i")
+        assert files == ["/etc/rhizome/rhizome.env", f"/etc/rhizome/{own}.env"]  # its own account last
+
+
+def test_every_process_connects_with_its_own_broker_account() -> None:
+    # The broker binds client ids to usernames: processes sharing an account take over each other's session.
+    procfile = (DEPLOY / "Procfile").read_text(encoding="utf-8").splitlines()
+    urls = [shlex.split(line.partition(":")[2])[0] for line in procfile]
+    assert all(url.startswith("RHIZOME_MQTT_URL=$RHIZOME_") for url in urls) and len(set(urls)) == len(urls)
+    example = (DEPLOY / "rhizome.env.example").read_text(encoding="utf-8")
+    for url in urls:
+        assert f"{url.split('$')[1]}=mqtt://" in example
+    services = compose()["services"]
+    connecting = ("gateway-1", "gateway-2", "planner", "dashboard")
+    assert all(services[s]["env_file"][0] == "rhizome.env" for s in connecting)
+    assert len({services[s]["env_file"][-1] for s in connecting}) == len(connecting)
+    assert all("--workers 1 " in " ".join(argv) for argv in commands().values() if argv[0] == "gunicorn")
 
 
 def test_the_dashboard_is_served_by_a_wsgi_server_from_the_wsgi_module() -> None:
