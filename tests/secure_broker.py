@@ -78,6 +78,7 @@ class SecureMosquitto:
         if self.tls is not None:  # listener options attach to the listener line above them
             conf += f"listener {self.tls_port} {HOST}\ncafile {self.tls.ca}\n"
             conf += f"certfile {self.tls.cert}\nkeyfile {self.tls.key}\n"
+            conf += "use_username_as_clientid true\n"  # a listener option, as docs/security.md says
         path = self.workdir / "mosquitto.conf"
         path.write_text(conf, encoding="utf-8")
         self.process = subprocess.Popen(
@@ -118,6 +119,7 @@ class Probe:
         *,
         tls: bool = False,
         ca: Path | None = None,
+        will: tuple[str, bytes] | None = None,
     ) -> None:
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -128,6 +130,8 @@ class Probe:
             self.client.tls_set(ca_certs=str(ca) if ca else None)  # no CA: the system's, which refuse ours
         if username is not None:
             self.client.username_pw_set(username, password)
+        if will is not None:
+            self.client.will_set(*will, qos=1)
         self.client.reconnect_delay_set(0.2, 0.5)
         self.connack: list[str] = []
         self.disconnects: list[str] = []

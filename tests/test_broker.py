@@ -244,7 +244,11 @@ def test_shipped_mosquitto_conf_is_rendered_without_duplicates() -> None:
     rendered = render_mosquitto_conf(template, [("listener", "1999 127.0.0.1"), ("password_file", "/x")])
     keys = [line.split()[0] for line in rendered.splitlines() if line.strip() and not line.startswith("#")]
     assert len(keys) == len(set(keys))
-    assert rendered.rstrip().splitlines()[-1] == "listener 1999 127.0.0.1"
+    # The listener's own option follows the new listener line (above it, it would open a default listener).
+    assert keys[-2:] == ["listener", "use_username_as_clientid"]
+    assert rendered.rstrip().splitlines()[-2:] == ["listener 1999 127.0.0.1", "use_username_as_clientid true"]
+    dropped = render_mosquitto_conf(template, [("listener", "1999 127.0.0.1")], ["use_username_as_clientid"])
+    assert dropped.rstrip().splitlines()[-1] == "listener 1999 127.0.0.1"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")

@@ -32,7 +32,7 @@ KEY = "5f0c" * 16  # a made-up key of the right shape; a real one comes from sec
 
 
 def unit(name: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = configparser.ConfigParser(interpolation=None, strict=False)  # systemd repeats EnvironmentFile
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
     parser.read(DEPLOY / name, encoding="utf-8")
     return parser
@@ -50,7 +50,10 @@ def commands() -> dict[str, list[str]]:
         found[name] = [Path(argv[0]).name, *argv[1:]]
     for line in (DEPLOY / "Procfile").read_text(encoding="utf-8").splitlines():
         process, _, command = line.partition(":")
-        found[f"Procfile {process}"] = shlex.split(command)
+        argv = shlex.split(command)
+        while "=" in argv[0]:  # RHIZOME_MQTT_URL=$RHIZOME_GATEWAY_1_MQTT_URL: the process's own account
+            argv.pop(0)
+        found[f"Procfile {process}"] = argv
     for service, spec in compose()["services"].items():
         if "command" in spec and service != "mosquitto":
             found[f"compose {service}"] = shlex.split(spec["command"])
@@ -82,7 +85,30 @@ def test_systemd_restarts_a_gateway_well_within_its_session_expiry() -> None:
     assert int(gateway["Service"]["RestartSec"]) * 10 < SHARED_SESSION_EXPIRY_S
     assert gateway["Unit"]["StartLimitIntervalSec"] == "0"  # never gives up restarting
     for name in ("rhizome-gateway@.service", "rhizome-planner.service", "rhizome-dashboard.service"):
-        assert unit(name)["Service"]["EnvironmentFile"] == "/etc/rhizome/rhizome.env"
+        files = [
+            line.split("=", 1)[1]
+            for line in (DEPLOY / name).read_text(encoding="utf-8").splitlines()
+            if line.startswith("EnvironmentFile=")
+        ]
+        own = name.removeprefix("rhizome-").removesuffix(".service").replace("@", "-%i")
+        assert files == ["/etc/rhizome/rhizome.env", f"/etc/rhizome/{own}.env"]  # its own account last
+
+
+def test_every_process_connects_with_its_own_broker_account() -> None:
+    # The broker binds client ids to usernames: processes sharing an account take over each other's session.
+    procfile = (DEPLOY / "Procfile").read_text(encoding="utf-8").splitlines()
+    urls = [shlex.split(line.partition(":")[2])[0] for line in procfile]
+    assert all(url.startswith("RHIZOME_MQTT_URL=$RHIZOME_") for url in urls) and len(set(urls)) == len(urls)
+    example = (DEPLOY / "rhizome.env.example").read_text(encoding="utf-8")
+    for url in urls:
+        assert f"{url.split('$')[1]}=mqtt://" in example
+    services = compose()["services"]
+    connecting = ("migrate", "gateway-1", "gateway-2", "planner", "dashboard")
+    accounts = {
+        Settings(mqtt_url=services[s]["environment"]["RHIZOME_MQTT_URL"]).mqtt().username for s in connecting
+    }
+    assert len(accounts) == len(connecting), accounts
+    assert all("--workers 1 " in " ".join(argv) for argv in commands().values() if argv[0] == "gunicorn")
 
 
 def test_the_dashboard_is_served_by_a_wsgi_server_from_the_wsgi_module() -> None:
@@ -137,7 +163,8 @@ def test_the_tls_only_config_is_the_shipped_config_with_a_tls_listener_instead()
         ("certfile", "/etc/mosquitto/certs/server.crt"),
         ("keyfile", "/etc/mosquitto/certs/server.key"),
     ]
-    assert tls[-4][0] == "listener"  # last: the TLS options attach to it
+    listener = [o[0] for o in tls].index("listener")
+    assert {o[0] for o in tls[listener:]} <= {*LISTENER_OPTIONS, "use_username_as_clientid"}  # all attach to it
 
 
 def test_the_container_broker_runs_the_tls_only_config_with_its_paths_mounted() -> None:
@@ -153,13 +180,17 @@ def test_the_container_broker_runs_the_tls_only_config_with_its_paths_mounted() 
 
 
 def test_the_rhizome_containers_reach_the_broker_over_tls_with_a_mounted_password_file() -> None:
-    service = compose()["x-rhizome"]
-    env, mounts = service["environment"], {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
-    target = Settings(mqtt_url=env["RHIZOME_MQTT_URL"]).mqtt()
-    assert target.tls and target.password is None and (target.host, target.port) == ("mosquitto", 8883)
-    for path in (env["RHIZOME_MQTT_CA_FILE"], env["RHIZOME_MQTT_PASSWORD_FILE"]):
-        assert is_mounted(path, mounts), path
-    assert Path(env["RHIZOME_MQTT_PASSWORD_FILE"]).name == f"{target.username}.password"  # provision's name
+    for name, service in compose()["services"].items():
+        if "RHIZOME_MQTT_URL" not in service.get("environment", {}):
+            continue
+        env, mounts = service["environment"], {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+        target = Settings(mqtt_url=env["RHIZOME_MQTT_URL"]).mqtt()
+        assert target.tls and target.password is None and (target.host, target.port) == ("mosquitto", 8883)
+        for path in (env["RHIZOME_MQTT_CA_FILE"], env["RHIZOME_MQTT_PASSWORD_FILE"]):
+            assert is_mounted(path, mounts), (name, path)
+        assert (
+            Path(env["RHIZOME_MQTT_PASSWORD_FILE"]).name == f"{target.username}.password"
+        )  # provision's name
 
 
 def test_a_path_the_compose_file_forgets_is_reported() -> None:

@@ -88,6 +88,7 @@ def secured(engine: Engine, tmp_path: Path, tls: TlsFiles) -> Iterator[Secured]:
         ana = session.scalars(select(Member.id).where(Member.name == "Ana")).one()
         issued = [provision(session, "device", PUMP[2]), provision(session, "device", JAYUYA[2])]
         issued += [provision(session, "gateway", "main"), provision(session, "member", ana)]
+        issued += [provision(session, "gateway", "planner")]
         write_broker_files(session, broker_dir)
     passwords = {i.username: i.password for i in issued if i is not None}
     broker = SecureMosquitto(tmp_path / "mosquitto", broker_dir, tls)
@@ -154,14 +155,18 @@ def test_only_the_gateway_publishes_internal_events_and_only_system_accounts_rea
     secured: Secured,
 ) -> None:
     # The planner and the dashboard connect with a system account, as the gateway does (their own in
-    # production, `gateway.<name>`: the same kind, so the same topics).
-    planner, gateway = secured.probe("gateway.main"), secured.probe("gateway.main")
-    app, pump = secured.probe(f"member.{secured.ana}"), secured.probe(PUMP[2])
+    # production, `gateway.<name>`: the same kind, so the same topics). One connection per account: the
+    # broker makes the username the client id, so the forgers go first, on the accounts the readers use next.
     forger_app, forger_pump = secured.probe(f"member.{secured.ana}"), secured.probe(PUMP[2])
-    assert all(p.connected() for p in (planner, gateway, app, pump, forger_app, forger_pump))
-    event = encode_event(TaskCreated(task_id=7, fault_id=3, at=datetime.now(UTC)))
+    assert forger_app.connected() and forger_pump.connected()
     assert forger_pump.publish(INTERNAL_EVENTS, b"{}") == "Not authorized"
     assert forger_app.publish(INTERNAL_EVENTS, b"{}") == "Not authorized"
+    forger_app.close()
+    forger_pump.close()
+    planner, gateway = secured.probe("gateway.planner"), secured.probe("gateway.main")
+    app, pump = secured.probe(f"member.{secured.ana}"), secured.probe(PUMP[2])
+    assert all(p.connected() for p in (planner, gateway, app, pump))
+    event = encode_event(TaskCreated(task_id=7, fault_id=3, at=datetime.now(UTC)))
     for probe in (planner, app, pump):
         probe.subscribe("rhizome/v1/#")  # the broker delivers only what each may read
     assert gateway.publish(INTERNAL_EVENTS, event) == "accepted"  # the outbox relay's account

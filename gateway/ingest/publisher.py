@@ -63,20 +63,34 @@ def publish_pending(
 
 
 class OutboxPublisher:
-    """Publishes the outbox on its own connection, so waiting for the broker's PUBACK never stalls ingestion
-    (on one connection, a gateway waiting for a PUBACK while holding unacknowledged deliveries can deadlock a
-    broker that serialises a client's packets, as amqtt does)."""
+    """Publishes the outbox on its own connection, or on the gateway's when given its `client`.
+
+    Its own connection means waiting for a PUBACK never stalls ingestion (on one connection, a gateway waiting
+    for a PUBACK while holding unacknowledged deliveries can deadlock a broker that serialises a client's
+    packets, as amqtt does). Mosquitto does not, and the shipped config binds client ids to usernames: there
+    a second connection on the gateway's account would take over the gateway's own session, so an MQTT v5
+    gateway shares its connection (`client`) and tells the relay when it is up (`link_up`/`link_down`).
+    """
 
     def __init__(
-        self, target: MqttTarget, client_id: str, sessions: sessionmaker[Session], every_s: float = 1.0
+        self,
+        target: MqttTarget,
+        client_id: str,
+        sessions: sessionmaker[Session],
+        every_s: float = 1.0,
+        *,
+        client: mqtt.Client | None = None,
     ):
         self.sessions = sessions
         self.every_s = every_s
         self.target = target
         self.connected = threading.Event()
-        self.client = make_client(target, client_id)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *_: self.connected.clear()
+        self.shared = client is not None
+        if client is None:
+            client = make_client(target, client_id)
+            client.on_connect = self._on_connect
+            client.on_disconnect = lambda *_: self.link_down()
+        self.client = client
         self.published = 0
         self._wake = threading.Event()
 
@@ -84,17 +98,26 @@ class OutboxPublisher:
         """Drain now instead of at the next poll (this process just committed outbox rows)."""
         self._wake.set()
 
+    def link_up(self) -> None:
+        """The connection is up: what waited while the broker was away goes out now, not at the next poll."""
+        self.connected.set()
+        self.wake()
+
+    def link_down(self) -> None:
+        """The connection dropped: publish nothing until `link_up`."""
+        self.connected.clear()
+
     def _on_connect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             log.error("broker refused the outbox relay: %s", reason)
             return
-        self.connected.set()
-        self.wake()  # what waited while the broker was away goes out now, not at the next poll
+        self.link_up()
 
     def run(self, stop: threading.Event) -> None:
         """Drain the outbox when woken and at least every `every_s` seconds, until `stop` is set."""
-        connect(self.client, self.target)
-        self.client.loop_start()
+        if not self.shared:
+            connect(self.client, self.target)
+            self.client.loop_start()
         try:
             while not stop.is_set():
                 self._wake.wait(self.every_s)
@@ -106,5 +129,6 @@ class OutboxPublisher:
                 except OperationalError as exc:
                     log.warning("outbox not drained, database unavailable: %s", exc.__class__.__name__)
         finally:
-            self.client.disconnect()
-            self.client.loop_stop()
+            if not self.shared:  # a shared connection is its owner's to close
+                self.client.disconnect()
+                self.client.loop_stop()

@@ -79,9 +79,6 @@ class GatewayService:
         self.sessions = make_session_factory(engine)  # outbox and metrics; batches go to the writer process
         self.database_url = engine.url.render_as_string(hide_password=False)
         self.metrics = GatewayMetrics()
-        self.outbox = OutboxPublisher(
-            self.target, f"{settings.gateway_client_id}-outbox", self.sessions, every_s=OUTBOX_POLL_S
-        )
         self.connected = threading.Event()
         # Bounded: when the store falls behind, paho's network thread waits in `_on_message` and stops
         # reading the socket, so a backlog stays in the broker's persistent queue instead of this process's
@@ -100,6 +97,15 @@ class GatewayService:
         # supervisor within the expiry gets everything back; see docs/gateway.md.
         self.session_expiry_s = SHARED_SESSION_EXPIRY_S if shared else session_expiry_s
         self.client = make_client(self.target, settings.gateway_client_id, persistent=True, manual_ack=True)
+        # On MQTT v5 (Mosquitto) the relay rides this connection: a broker that binds client ids to
+        # usernames lets one account hold one connection. amqtt (3.1.1 only) needs the relay's own.
+        self.outbox = OutboxPublisher(
+            self.target,
+            f"{settings.gateway_client_id}-outbox",
+            self.sessions,
+            every_s=OUTBOX_POLL_S,
+            client=self.client if self.target.protocol == "5" else None,
+        )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -118,12 +124,16 @@ class GatewayService:
             log.error("broker refused the subscription: %s", reasons)
             return
         self.connected.set()
+        if self.outbox.shared:
+            self.outbox.link_up()
         if self.ready_file is not None:
             self.ready_file.touch()
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self._generation += 1
         self.connected.clear()
+        if self.outbox.shared:
+            self.outbox.link_down()
         log.warning("gateway disconnected (%s); unacknowledged messages will be redelivered", reason)
 
     def _on_message(self, client: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:
