@@ -72,9 +72,9 @@ def test_empty_sqlite_and_postgresql_upgrade_to_the_same_schema(tmp_path: Path, 
     upgrade(postgres)
     try:
         sqlite_schema, postgres_schema = describe(sqlite), describe(postgres)
-        assert len(sqlite_schema) == len(Base.metadata.tables) == 29
+        assert len(sqlite_schema) == len(Base.metadata.tables) == 32
         assert sqlite_schema == postgres_schema
-        assert current_revision(sqlite) == current_revision(postgres) == "0005"
+        assert current_revision(sqlite) == current_revision(postgres) == "0006"
     finally:
         postgres.dispose()
 
@@ -111,4 +111,4 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     command.downgrade(alembic_config(engine), "base")
     assert inspect(engine).get_table_names() == ["alembic_version"]
     upgrade(engine)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.broker.embedded import mosquitto_hash
 from gateway.contract.topics import is_slug
+from gateway.store import audit
 from gateway.store.models import BrokerCredential, Device, Member, utcnow
 
 Kind = Literal["device", "member", "gateway"]
@@ -85,11 +86,20 @@ def _row(session: Session, username: str) -> BrokerCredential | None:
     return session.scalar(select(BrokerCredential).where(BrokerCredential.username == username))
 
 
-def provision(session: Session, kind: Kind, key: str | int, *, rotate: bool = False) -> Issued | None:
+def provision(
+    session: Session,
+    kind: Kind,
+    key: str | int,
+    *,
+    rotate: bool = False,
+    actor: str = "command line",
+    address: str | None = None,
+) -> Issued | None:
     """Give an account a new password; None when it already has one and `rotate` is False.
 
     `rotate` replaces the password of an active account and refuses one that has none (provision it).
-    The old password stops working when the broker reloads the regenerated files.
+    The old password stops working when the broker reloads the regenerated files. The change is written to
+    the audit trail as done by `actor` (a dashboard account, from `address`), in the same transaction.
     """
     owner = _owner(session, kind, key)
     row = _row(session, owner.username)
@@ -111,12 +121,17 @@ def provision(session: Session, kind: Kind, key: str | int, *, rotate: bool = Fa
     row.password_hash, row.rotated_at, row.revoked_at = mosquitto_hash(password), now, None
     if owner.device is not None:
         owner.device.credential_ref = owner.username
+    event = "credentials_rotated" if rotate else "credentials_provisioned"
+    audit.record(session, event, actor, address=address, detail=f"broker account {owner.username}")
     session.flush()
     return Issued(owner.username, password)
 
 
-def revoke(session: Session, kind: Kind, key: str | int) -> bool:
-    """Take an account's password away (the row stays, for the record); False if it had none."""
+def revoke(
+    session: Session, kind: Kind, key: str | int, *, actor: str = "command line", address: str | None = None
+) -> bool:
+    """Take an account's password away (the row stays, for the record); False if it had none. Audited as
+    `provision` is."""
     owner = _owner(session, kind, key)
     row = _row(session, owner.username)
     if row is None or not row.active:
@@ -124,6 +139,9 @@ def revoke(session: Session, kind: Kind, key: str | int) -> bool:
     row.password_hash, row.revoked_at = None, utcnow()
     if owner.device is not None:
         owner.device.credential_ref = None
+    audit.record(
+        session, "credentials_revoked", actor, address=address, detail=f"broker account {owner.username}"
+    )
     session.flush()
     return True
 

@@ -15,6 +15,7 @@ from gateway.store.models.ops import (
 from gateway.store.models.people import Decline, HoursEntry, Member, MemberSkill, Vehicle
 from gateway.store.models.plans import DeliveryPlan, Route, RouteStop, Shipment
 from gateway.store.models.region import Community, Device, Good, NeedLevel, Site, Stock, StockLedgerEntry
+from gateway.store.models.security import LoginFailures, SecurityEvent, WebSession
 
 __all__ = [
     "Base",
@@ -29,6 +30,7 @@ __all__ = [
     "Fault",
     "Good",
     "HoursEntry",
+    "LoginFailures",
     "Member",
     "MemberSkill",
     "NeedLevel",
@@ -38,6 +40,7 @@ __all__ = [
     "Route",
     "RouteStop",
     "SectorGoal",
+    "SecurityEvent",
     "Shipment",
     "Site",
     "SlotSignup",
@@ -47,5 +50,6 @@ __all__ = [
     "TaskShift",
     "TaskSlot",
     "Vehicle",
+    "WebSession",
     "utcnow",
 ]
