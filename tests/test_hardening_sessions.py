@@ -380,3 +380,20 @@ def test_credential_changes_on_the_dashboard_are_audited(make_app: MakeApp) -> N
     assert [(e.account, e.address, e.detail) for e in change] == [
         ("coord", "203.0.113.8", f"broker account {PUMP}")
     ]
+
+
+def test_session_and_proxy_settings_from_the_environment() -> None:
+    from dashboard.web.config import from_environ
+
+    environ = {
+        "RHIZOME_TRUSTED_PROXIES": "1",
+        "RHIZOME_SESSION_IDLE_S": "600",
+        "RHIZOME_SESSION_MAX_S": "86400",
+    }
+    config = from_environ(environ)
+    assert (config.trusted_proxies, config.session_idle_s, config.session_max_s) == (1, 600.0, 86400.0)
+    assert config.flask_config()["PERMANENT_SESSION_LIFETIME"] == 86400  # the cookie lives as long as allowed
+    assert DashboardConfig().trusted_proxies == 0 and DashboardConfig().session_idle_s == 8 * 3600
+    for bad, match in (("x", "whole number"), ("-1", "between 0 and 5")):
+        with pytest.raises(ValueError, match=match):
+            from_environ({"RHIZOME_TRUSTED_PROXIES": bad})
