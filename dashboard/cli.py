@@ -47,7 +47,14 @@ def dashboard_account(
 ) -> int:
     """Add or replace the dashboard login USERNAME (crew, driver, coordinator, viewer)."""
     path = read_config().accounts_path(settings.data_dir)
-    return run_add_account(path, username, role, member, password_stdin=password_stdin)
+    return run_add_account(
+        path,
+        username,
+        role,
+        member,
+        password_stdin=password_stdin,
+        database_url=settings.effective_database_url,
+    )
 
 
 def read_config() -> DashboardConfig:
@@ -60,9 +67,16 @@ def read_config() -> DashboardConfig:
 
 
 def run_add_account(
-    path: Path, username: str, role: str, member: int | None = None, *, password_stdin: bool = False
+    path: Path,
+    username: str,
+    role: str,
+    member: int | None = None,
+    *,
+    password_stdin: bool = False,
+    database_url: str | None = None,
 ) -> int:
-    """Hash the password and save the account in the accounts file `path`."""
+    """Hash the password and save the account in the accounts file `path`; with `database_url`, end the
+    account's sessions and write the change to the store's audit trail."""
     import getpass
     import sys
 
@@ -75,9 +89,38 @@ def run_add_account(
         if getpass.getpass("again: ") != password:
             raise ValueError("the passwords differ")
     account = make_account(username, password, role, member)
-    FileAccountStore(path).put(account)
+    accounts = FileAccountStore(path)
+    replaced = accounts.get(account.username)
+    accounts.put(account)
     log.info("account %s (%s) saved in %s", account.username, account.role, path)
+    if database_url is not None:
+        _audit_account(database_url, account.username, replaced is None, f"role {account.role}")
     return 0
+
+
+def _audit_account(database_url: str, username: str, added: bool, detail: str) -> None:
+    """Record the change and end the account's sessions; the account is saved even if the store is down
+    (its old sessions end anyway: their password fingerprint no longer matches)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.store import audit, web_sessions
+    from gateway.store.db import make_engine, make_session_factory
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        log.warning("account %s saved; no store at %s yet, so no audit line", username, url.database)
+        return  # making an empty SQLite file here would only confuse `rhizome db upgrade` later
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            ended = web_sessions.end_sessions_of(session, username)
+            kind = "account_added" if added else "account_changed"
+            audit.record(session, kind, username, detail=f"{detail}; {ended} sessions ended")
+    except SQLAlchemyError as exc:
+        log.warning("account %s saved, but not recorded in the audit trail (store: %s)", username, exc)
+    finally:
+        engine.dispose()
 
 
 def run_dashboard(

@@ -23,7 +23,7 @@ from dashboard.views import charts
 from dashboard.web.accounts import Account, MemoryAccountStore, authenticate, make_account
 from dashboard.web.app import create_app
 from dashboard.web.config import DashboardConfig
-from dashboard.web.ratelimit import LoginLimiter
+from dashboard.web.ratelimit import Backoff, LoginThrottle
 from dashboard.web.store import get_store
 from gateway.contract.topics import member_alerts_topic
 from gateway.process.settings import Settings
@@ -613,15 +613,13 @@ def test_file_account_store_is_private_and_reloads(tmp_path: Any) -> None:
     assert FileAccountStore(path).get("coord") is not None and [a.username for a in store] == ["coord"]
 
 
-def test_login_limiter_window() -> None:
-    now = [0.0]
-    limiter = LoginLimiter(2, 60.0, clock=lambda: now[0])
-    limiter.failed("a")
-    assert limiter.retry_after("a") == 0
-    limiter.failed("a")
-    assert limiter.retry_after("a", "b") == 60
-    now[0] = 61.0
-    assert limiter.retry_after("a") == 0
+def test_login_backoff_grows_softly() -> None:
+    pair = Backoff(free=3, base_s=2.0, max_s=30.0)
+    assert [pair.delay_s(n) for n in range(1, 9)] == [0, 0, 2, 4, 8, 16, 30, 30]
+    account = LoginThrottle.from_config(3, 2.0, 900.0, 3600.0).account
+    assert account.free == 12 and [account.delay_s(n) for n in (11, 12, 13, 200)] == [0, 2, 4, 60]
+    with pytest.raises(ValueError):
+        Backoff(free=0, base_s=1.0, max_s=1.0)
 
 
 def test_ledger_count_is_unchanged_by_reading_pages(app: Flask, client: FlaskClient) -> None:

@@ -164,7 +164,8 @@ def test_the_tls_only_config_is_the_shipped_config_with_a_tls_listener_instead()
         ("keyfile", "/etc/mosquitto/certs/server.key"),
     ]
     listener = [o[0] for o in tls].index("listener")
-    assert {o[0] for o in tls[listener:]} <= {*LISTENER_OPTIONS, "use_username_as_clientid"}  # all attach to it
+    attached = {o[0] for o in tls[listener:]}  # the TLS options and the client id rule attach to it
+    assert attached <= {*LISTENER_OPTIONS, "use_username_as_clientid"}
 
 
 def test_the_container_broker_runs_the_tls_only_config_with_its_paths_mounted() -> None:

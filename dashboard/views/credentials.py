@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, current_app, make_response, render
 from dashboard.read import admin
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.store import get_session, get_store
+from dashboard.web.websessions import client_address
 from gateway.broker.accounts import Issued, ProvisionError, provision, revoke
 from gateway.broker.files import BrokerReloadError, reload_broker, write_broker_files
 from gateway.process.settings import Settings
@@ -40,13 +41,16 @@ def change(action: str) -> Response:
     slug = request.form.get("device", "").strip()[:100]
     settings: Settings = current_app.config["RHIZOME_SETTINGS"]
     issued: Issued | None = None
+    account = current_account()
+    actor, address = (account.username if account else "?"), client_address()
     try:
         with get_store().sessions.begin() as session:
             if action == "revoke":
-                if not revoke(session, "device", slug):
+                if not revoke(session, "device", slug, actor=actor, address=address):
                     raise ProvisionError(f"{slug} has no active credentials to revoke")
             else:
-                issued = provision(session, "device", slug, rotate=action == "rotate")
+                rotate = action == "rotate"
+                issued = provision(session, "device", slug, rotate=rotate, actor=actor, address=address)
                 if issued is None:
                     raise ProvisionError(f"{slug} already has credentials: rotate them to get a new password")
             files = write_broker_files(session, settings.effective_broker_dir)
@@ -55,8 +59,7 @@ def change(action: str) -> Response:
     except OSError as exc:  # the store change is rolled back with the files unwritten
         log.error("broker files not written to %s: %s", settings.effective_broker_dir, exc)
         return _page(error=f"the broker files could not be written, nothing changed: {exc}", status=503)
-    account = current_account()
-    log.info("%s: %s credentials of device %s", account.username if account else "?", action, slug)
+    log.info("%s: %s credentials of device %s", actor, action, slug)
     notice = f"{slug}: {action} done; {files.accounts} accounts written to {files.password_file.parent}. "
     if settings.broker_pid_file is None:
         notice += "Reload the broker (kill -HUP its pid) to apply."

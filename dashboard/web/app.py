@@ -12,12 +12,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from dashboard.api import board as api_board
 from dashboard.api import goals as api_goals
 from dashboard.api import routes as api
-from dashboard.views import board, coordinator, credentials, crew, goals, offers, places, routes, tables
+from dashboard.views import (
+    audit,
+    board,
+    coordinator,
+    credentials,
+    crew,
+    goals,
+    offers,
+    places,
+    routes,
+    tables,
+)
 from dashboard.views import map as map_view
 from dashboard.web import auth, compression, csrf, errors, security, store
 from dashboard.web.accounts import AccountStore, FileAccountStore
@@ -60,6 +72,9 @@ def create_app(
     if accounts is None:
         accounts = FileAccountStore(config.accounts_path(settings.data_dir))
 
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:  # only then is X-Forwarded-For the client (a client can send any header it likes)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.url_map.converters["id"] = RowIdConverter  # before the blueprints' rules are added
     store.init_app(app, settings.effective_database_url)
     errors.init_app(app)
@@ -79,6 +94,7 @@ def create_app(
         routes.bp,
         coordinator.bp,
         credentials.bp,
+        audit.bp,
         api.bp,
         api_board.bp,
         api_goals.bp,

@@ -1,7 +1,8 @@
 """Login, logout and roles: assembly viewers, crew, drivers and coordinators.
 
 The map may be public read-only (PUBLIC_MAP); every other page needs an account with the right role, and a
-coordinator may do everything. Failed logins are rate-limited per address and per username.
+coordinator may do everything. Sessions live in the store (websessions.py); failed logins slow further tries
+of that account (ratelimit.py) and every login, failure and throttle is written to the audit trail.
 """
 
 from __future__ import annotations
@@ -21,34 +22,44 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from werkzeug.wrappers import Response
 
-from dashboard.web.accounts import Account, AccountStore, authenticate
-from dashboard.web.ratelimit import LoginLimiter
+from dashboard.web import websessions
+from dashboard.web.accounts import USERNAME_RE, Account, AccountStore, authenticate
+from dashboard.web.ratelimit import LoginThrottle
+from dashboard.web.store import get_store
+from gateway.store import audit
+from gateway.store.models import utcnow
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 EXTENSION = "rhizome.accounts"
-LIMITER = "rhizome.login_limiter"
+THROTTLE = "rhizome.login_throttle"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def init_app(app: Flask, accounts: AccountStore) -> None:
-    """Attach the account store and the login limiter; load the signed-in account before each request."""
+    """Attach the account store and the login throttle; load the signed-in account before each request."""
     app.extensions[EXTENSION] = accounts
-    app.extensions[LIMITER] = LoginLimiter(app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_S"])
+    app.extensions[THROTTLE] = LoginThrottle.from_config(
+        app.config["LOGIN_MAX_FAILURES"],
+        app.config["LOGIN_BACKOFF_S"],
+        app.config["LOGIN_BACKOFF_MAX_S"],
+        app.config["LOGIN_WINDOW_S"],
+    )
+    websessions.init_app(app)
     app.before_request(_load_account)
     app.jinja_env.globals["current_account"] = current_account
     app.register_blueprint(bp)
 
 
 def _load_account() -> None:
-    username = session.get("user")
-    account = current_app.extensions[EXTENSION].get(username) if isinstance(username, str) else None
-    g.account = account  # a deleted account is signed out on its next request
+    if request.endpoint == "static":
+        g.account = None  # assets need no account: no store round trip for each of them
+        return
+    g.account = websessions.resume(current_app.extensions[EXTENSION])
 
 
 def current_account() -> Account | None:
@@ -114,6 +125,17 @@ def _safe_next(target: str | None) -> str:
     return target if _is_local_path(decoded) else url_for("map.index")
 
 
+def _audit_name(username: str) -> str:
+    """The name tried, for the audit trail; one that cannot be a username (often a password typed in the
+    wrong box) is not recorded."""
+    return username if USERNAME_RE.match(username) else "(not a username)"
+
+
+def _too_many(next_url: str, wait: int) -> Response:
+    page = render_template("login.html", next_url=next_url, error=f"Too many attempts: wait {wait} s.")
+    return Response(page, 429, {"Retry-After": str(wait)}, mimetype="text/html")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | tuple[str, int] | str:
     """The login form; a wrong password says so without telling which part was wrong."""
@@ -122,28 +144,34 @@ def login() -> Response | tuple[str, int] | str:
         return render_template("login.html", next_url=next_url, error=None)
     username = request.form.get("username", "").strip().lower()[:64]
     password = request.form.get("password", "")[:1024]
-    limiter: LoginLimiter = current_app.extensions[LIMITER]
-    keys = (f"addr:{request.remote_addr}", f"user:{username}")
-    wait = limiter.retry_after(*keys)
+    throttle: LoginThrottle = current_app.extensions[THROTTLE]
+    address = websessions.client_address()
+    with get_store().sessions.begin() as db:
+        wait = throttle.retry_after(db, username, address, utcnow())
     if wait:
-        log.warning("login refused for %r from %s: too many failures", username, request.remote_addr)
-        page = render_template("login.html", next_url=next_url, error=f"Too many attempts: wait {wait} s.")
-        return Response(page, 429, {"Retry-After": str(wait)})
-    account = authenticate(current_app.extensions[EXTENSION], username, password)
+        log.warning("login of %r from %s refused for %s s: too many failures", username, address, wait)
+        return _too_many(next_url, wait)
+    accounts: AccountStore = current_app.extensions[EXTENSION]
+    account = authenticate(accounts, username, password)
     if account is None:
-        limiter.failed(*keys)
-        log.info("failed login for %r from %s", username, request.remote_addr)
+        with get_store().sessions.begin() as db:
+            throttled = throttle.failed(db, username, address, utcnow())
+            known = "wrong password" if accounts.get(username) is not None else "no such account"
+            audit.record(db, "login_failed", _audit_name(username), address=address, detail=known)
+            for step in throttled:
+                detail = f"{step.scope}: {step.failures} failures, next try in {step.wait_s} s"
+                audit.record(db, "throttled", _audit_name(username), address=address, detail=detail)
+        log.info("failed login for %r from %s", username, address)
         return render_template("login.html", next_url=next_url, error="Wrong username or password."), 401
-    limiter.succeeded(keys[1])
-    session.clear()  # a fresh session (and CSRF token) on every login
-    session["user"] = account.username
-    session.permanent = True
+    with get_store().sessions.begin() as db:
+        throttle.succeeded(db, username, address)
+    websessions.begin(account)
     log.info("%s signed in (%s)", account.username, account.role)
     return redirect(next_url)
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Sign out (a POST, so another site cannot sign people out with a link)."""
-    session.clear()
+    """Sign out (a POST, so another site cannot sign people out with a link); the session ends everywhere."""
+    websessions.end()
     return redirect(url_for("map.index"))

@@ -1,4 +1,4 @@
-"""Dashboard configuration beyond gateway Settings (tiles, public map, accounts, cookies, streams).
+"""Dashboard configuration beyond gateway Settings (tiles, public map, accounts, sessions, logins, proxies).
 
 An entry point reads it once with `from_environ(os.environ)` and hands the frozen `DashboardConfig` to
 `create_app`; tests build their own. Nothing below the entry point reads the environment. Inside the app
@@ -24,7 +24,6 @@ COOKIE_DEFAULTS: Mapping[str, Any] = {
     "SESSION_COOKIE_NAME": "rhizome_session",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
 }
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -39,8 +38,13 @@ class DashboardConfig:
     public_map: bool = True  # assembly screens see the map and read-only pages without an account
     accounts_file: Path | None = None  # None: <data dir>/dashboard-accounts.json
     cookie_secure: bool = False  # True behind HTTPS
-    login_max_failures: int = 5
-    login_window_s: float = 900.0
+    login_max_failures: int = 5  # free failures per account and address before the backoff starts
+    login_backoff_s: float = 2.0  # the first wait; doubles per failure (per account: grows by it, <= 60 s)
+    login_backoff_max_s: float = 900.0
+    login_window_s: float = 86400.0  # a failure count is forgotten this long after its last failure
+    session_idle_s: float = 8 * 3600.0  # a session unused this long ends
+    session_max_s: float = 7 * 86400.0  # and every session ends this long after its login
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For/-Proto are believed
     sse_poll_s: float = 0.5  # no broker: how often the process's one poll looks for new outbox rows
     sse_max_s: float = 300.0  # a stream ends after this and the browser reconnects (frees the worker thread)
 
@@ -48,6 +52,13 @@ class DashboardConfig:
         check_tile_url(self.tile_url)
         if not 1 <= self.map_max_zoom <= 24:
             raise ValueError(f"MAP_MAX_ZOOM {self.map_max_zoom}: must be between 1 and 24")
+        if not 0 <= self.trusted_proxies <= 5:
+            raise ValueError(f"RHIZOME_TRUSTED_PROXIES {self.trusted_proxies}: must be between 0 and 5")
+        if not 0 < self.session_idle_s <= self.session_max_s:
+            raise ValueError(
+                f"RHIZOME_SESSION_IDLE_S {self.session_idle_s:g}: must be > 0 and at most "
+                f"RHIZOME_SESSION_MAX_S ({self.session_max_s:g})"
+            )
 
     def accounts_path(self, data_dir: Path) -> Path:
         """The accounts file: the configured one, or ACCOUNTS_FILE in `data_dir`."""
@@ -62,8 +73,14 @@ class DashboardConfig:
             "MAP_MAX_ZOOM": self.map_max_zoom,
             "PUBLIC_MAP": self.public_map,
             "SESSION_COOKIE_SECURE": self.cookie_secure,
+            "PERMANENT_SESSION_LIFETIME": int(self.session_max_s),  # the cookie; the store enforces both
             "LOGIN_MAX_FAILURES": self.login_max_failures,
+            "LOGIN_BACKOFF_S": self.login_backoff_s,
+            "LOGIN_BACKOFF_MAX_S": self.login_backoff_max_s,
             "LOGIN_WINDOW_S": self.login_window_s,
+            "SESSION_IDLE_S": self.session_idle_s,
+            "SESSION_MAX_S": self.session_max_s,
+            "TRUSTED_PROXIES": self.trusted_proxies,
             "SSE_POLL_S": self.sse_poll_s,
             "SSE_MAX_S": self.sse_max_s,
         }
@@ -76,9 +93,17 @@ def _flag(name: str, raw: str) -> bool:
     return value in _TRUE
 
 
+def _number(name: str, raw: str, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: must be a {'whole ' if kind is int else ''}number") from None
+
+
 def from_environ(environ: Mapping[str, str]) -> DashboardConfig:
     """The configuration from RHIZOME_TILE_URL, RHIZOME_TILE_ATTRIBUTION, RHIZOME_ACCOUNTS_FILE,
-    RHIZOME_PUBLIC_MAP and RHIZOME_COOKIE_SECURE; an unset or empty variable keeps the default."""
+    RHIZOME_PUBLIC_MAP, RHIZOME_COOKIE_SECURE, RHIZOME_TRUSTED_PROXIES, RHIZOME_SESSION_IDLE_S and
+    RHIZOME_SESSION_MAX_S; an unset or empty variable keeps the default."""
     values: dict[str, Any] = {}
     if environ.get("RHIZOME_TILE_URL"):
         values["tile_url"] = environ["RHIZOME_TILE_URL"]
@@ -89,6 +114,14 @@ def from_environ(environ: Mapping[str, str]) -> DashboardConfig:
     for variable, field in (("RHIZOME_PUBLIC_MAP", "public_map"), ("RHIZOME_COOKIE_SECURE", "cookie_secure")):
         if environ.get(variable):
             values[field] = _flag(variable, environ[variable])
+    numbers: tuple[tuple[str, str, type[int] | type[float]], ...] = (
+        ("RHIZOME_TRUSTED_PROXIES", "trusted_proxies", int),
+        ("RHIZOME_SESSION_IDLE_S", "session_idle_s", float),
+        ("RHIZOME_SESSION_MAX_S", "session_max_s", float),
+    )
+    for variable, field, kind in numbers:
+        if environ.get(variable):
+            values[field] = _number(variable, environ[variable], kind)
     return DashboardConfig(**values)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.broker.embedded import mosquitto_hash
 from gateway.contract.topics import is_slug
+from gateway.store import audit
 from gateway.store.models import BrokerCredential, Community, Device, Member, utcnow
 
 Kind = Literal["device", "member", "gateway", "bridge", "service", "node"]
@@ -149,13 +150,16 @@ def provision(
     rotate: bool = False,
     topics: ServiceTopics | None = None,
     local_node: str | None = None,
+    actor: str = "command line",
+    address: str | None = None,
 ) -> Issued | None:
     """Give an account a new password; None when it already has one and `rotate` is False.
 
     `rotate` replaces the password of an active account and refuses one that has none (provision it).
     The old password stops working when the broker reloads the regenerated files. A new service account
     needs its `topics`, a new node account `local_node` (this node's name); given for an existing one,
-    they replace what it had, password or not (the ACL changes at the next reload).
+    they replace what it had, password or not (the ACL changes at the next reload). The change is written to
+    the audit trail as done by `actor` (a dashboard account, from `address`), in the same transaction.
     """
     owner = _owner(session, kind, key)
     _check_binding(kind, owner, topics, local_node)
@@ -188,6 +192,8 @@ def provision(
     row.password_hash, row.rotated_at, row.revoked_at = mosquitto_hash(password), now, None
     if owner.device is not None:
         owner.device.credential_ref = owner.username
+    event = "credentials_rotated" if rotate else "credentials_provisioned"
+    audit.record(session, event, actor, address=address, detail=f"broker account {owner.username}")
     session.flush()
     return Issued(owner.username, password)
 
@@ -211,8 +217,11 @@ def _bind(row: BrokerCredential, topics: ServiceTopics | None, local_node: str |
         row.local_node = local_node
 
 
-def revoke(session: Session, kind: Kind, key: str | int) -> bool:
-    """Take an account's password away (the row stays, for the record); False if it had none."""
+def revoke(
+    session: Session, kind: Kind, key: str | int, *, actor: str = "command line", address: str | None = None
+) -> bool:
+    """Take an account's password away (the row stays, for the record); False if it had none. Audited as
+    `provision` is."""
     owner = _owner(session, kind, key)
     row = _row(session, owner.username)
     if row is None or not row.active:
@@ -220,6 +229,9 @@ def revoke(session: Session, kind: Kind, key: str | int) -> bool:
     row.password_hash, row.revoked_at = None, utcnow()
     if owner.device is not None:
         owner.device.credential_ref = None
+    audit.record(
+        session, "credentials_revoked", actor, address=address, detail=f"broker account {owner.username}"
+    )
     session.flush()
     return True
 

@@ -16,6 +16,7 @@ from gateway.store.models.ops import (
 from gateway.store.models.people import Decline, HoursEntry, Member, MemberSkill, Vehicle
 from gateway.store.models.plans import DeliveryPlan, Route, RouteStop, Shipment
 from gateway.store.models.region import Community, Device, Good, NeedLevel, Site, Stock, StockLedgerEntry
+from gateway.store.models.security import LoginFailures, SecurityEvent, WebSession
 
 __all__ = [
     "Base",
@@ -32,6 +33,7 @@ __all__ = [
     "FedNode",
     "Good",
     "HoursEntry",
+    "LoginFailures",
     "Member",
     "MemberSkill",
     "NeedLevel",
@@ -41,6 +43,7 @@ __all__ = [
     "Route",
     "RouteStop",
     "SectorGoal",
+    "SecurityEvent",
     "Shipment",
     "Site",
     "SlotSignup",
@@ -50,5 +53,6 @@ __all__ = [
     "TaskShift",
     "TaskSlot",
     "Vehicle",
+    "WebSession",
     "utcnow",
 ]

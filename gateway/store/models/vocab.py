@@ -194,6 +194,20 @@ BOARD_SECTORS = ("food", "education", "health", "maintenance", "governance", "ot
 # Who holds an MQTT account: a sensor box, a member's phone app, the gateway service, a community broker's
 # bridge, a named service process with its own topic list, or a peer node of a federation.
 BROKER_ACCOUNT_KINDS = ("device", "member", "gateway", "bridge", "service", "node")
+# What the security audit trail records (gateway/store/audit.py); a new kind needs a migration of the CHECK.
+SECURITY_EVENT_KINDS = (
+    "login_ok",
+    "login_failed",
+    "throttled",
+    "logout",
+    "session_ended",
+    "account_added",
+    "account_changed",
+    "account_removed",
+    "credentials_provisioned",
+    "credentials_rotated",
+    "credentials_revoked",
+)
 VEHICLE_KINDS = ("car", "pickup", "van", "truck", "motorcycle", "bicycle", "boat")
 
 __all__ = ["DEVICE_KINDS"]
