@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from gateway.ingest.messages import BatchResult, Ingestor, RawMessage
 from gateway.ingest.rules import load_rules
-from gateway.process.procutil import die_with_parent
 from gateway.store.db import make_engine, make_session_factory
 
 log = logging.getLogger(__name__)
@@ -173,7 +172,11 @@ class _Requests:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.conn.poll(remaining):
                 return False
-            request = self.conn.recv()
+            try:
+                request = self.conn.recv()
+            except EOFError:  # the gateway is gone: stop waiting for the database
+                self.backlog.append(("stop",))
+                return True
             if request[0] == "interrupt":
                 return True
             self.backlog.append(request)
@@ -184,7 +187,6 @@ def writer_main(conn: Connection, database_url: str, log_level: str, rules_file:
     ("sweep", now) -> ("swept", n); ("stop",) ends it, and so does a closed pipe (the gateway died).
     An ("interrupt",) while a batch waits for an unavailable database answers ("stopped",) for that batch and
     for every batch sent before the interrupt; a late interrupt, after its batches finished, is ignored."""
-    die_with_parent()
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
