@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from gateway.contract.target import MqttTarget
 from tests.conftest import ShippedBroker
-from tests.gateway_procs import Gateway
+from tests.gateway_procs import Gateway, publish_stream, region_topics, wait_for_count
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -66,18 +68,29 @@ def _seconds_until_gone(pid: int, timeout: float) -> float:
     return time.monotonic() - start
 
 
+@pytest.mark.parametrize("streaming", [False, True], ids=["idle", "mid-stream"])
 def test_a_killed_writer_stops_the_gateway_with_a_message_naming_it(
-    shipped_mosquitto: ShippedBroker, engine: Engine, database_url: str, tmp_path: Path
+    shipped_mosquitto: ShippedBroker, engine: Engine, database_url: str, tmp_path: Path, streaming: bool
 ) -> None:
     gateway = Gateway(tmp_path, shipped_mosquitto.url, database_url, f"gw-{uuid.uuid4().hex[:6]}")
     gateway.start()
     assert gateway.process is not None
+    publisher = threading.Thread(
+        target=publish_stream,
+        args=(MqttTarget.from_url(shipped_mosquitto.url), region_topics(engine, 10), 20_000, "wk"),
+        daemon=True,
+    )
     try:
         writer = _writer_of(gateway.process.pid)
+        if streaming:
+            publisher.start()
+            wait_for_count(engine, 1, timeout=20)  # batches are flowing through the writer
         os.kill(writer, signal.SIGKILL)
-        code = gateway.process.wait(10)  # noticed while idle: no batch needs to fail first
+        code = gateway.process.wait(10)  # when idle, noticed without a batch having to fail first
     finally:
         gateway.stop()
+        if streaming:
+            publisher.join(60)
     log = (tmp_path / f"{gateway.client_id}.log").read_text()
     assert code == 1, log
     assert f"the store writer process (pid {writer}) was killed by SIGKILL" in log, log
