@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -118,6 +119,7 @@ class OutboxPublisher:
         if not self.shared:
             connect(self.client, self.target)
             self.client.loop_start()
+        down_since: float | None = None  # when the database was first found unavailable, during an outage
         try:
             while not stop.is_set():
                 self._wake.wait(self.every_s)
@@ -127,7 +129,13 @@ class OutboxPublisher:
                 try:
                     self.published += publish_pending(self.sessions, self.client.publish)
                 except OperationalError as exc:
-                    log.warning("outbox not drained, database unavailable: %s", exc.__class__.__name__)
+                    if down_since is None:  # once an outage, not four times a second
+                        log.warning("outbox not drained, database unavailable: %s", exc.__class__.__name__)
+                        down_since = time.monotonic()
+                    continue
+                if down_since is not None:
+                    log.warning("outbox drained again after %.1f s", time.monotonic() - down_since)
+                    down_since = None
         finally:
             if not self.shared:  # a shared connection is its owner's to close
                 self.client.disconnect()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import multiprocessing
 import queue
 import threading
 import time
@@ -23,7 +21,7 @@ from gateway.ingest.messages import BatchResult, RawMessage
 from gateway.ingest.metrics import GatewayMetrics, serve_metrics
 from gateway.ingest.publisher import OutboxPublisher
 from gateway.ingest.rules import load_rules
-from gateway.ingest.writer import writer_main
+from gateway.ingest.writer_process import WriterProcess
 from gateway.process.settings import Settings
 from gateway.store.db import make_session_factory
 from gateway.store.models import utcnow
@@ -152,18 +150,8 @@ class GatewayService:
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set; the batch in hand is committed and acknowledged before returning."""
-        context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
-        self._writer, child = context.Pipe()
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-        writer = context.Process(
-            target=writer_main,
-            args=(child, self.database_url, level, self.rules_file),
-            name="rhizome-writer",
-            daemon=True,
-        )
-        writer.start()
-        child.close()
-        self._writer_process = writer
+        self._writer = WriterProcess(self.database_url, level, self.rules_file)
         # Receive Maximum: the broker holds a backlog (persistent, unlimited queue), not this process's
         # memory. Three batches cover the two in flight to the writer and the one being collected.
         receive_maximum = min(65535, 3 * self.batch_size)
@@ -173,7 +161,10 @@ class GatewayService:
         self.client.loop_start()
         next_stats = time.monotonic() + self.stats_every_s
         next_sweep = time.monotonic() + self.sweep_every_s
-        outbox_thread = threading.Thread(target=self.outbox.run, args=(stop,), name="outbox", daemon=True)
+        outbox_stop = threading.Event()  # `stop`, or this loop ending otherwise (the writer died)
+        outbox_thread = threading.Thread(
+            target=self.outbox.run, args=(outbox_stop,), name="outbox", daemon=True
+        )
         server = None
         if self.metrics_port is not None:
             server, _ = serve_metrics(
@@ -182,6 +173,7 @@ class GatewayService:
         outbox_thread.start()
         try:
             while not stop.is_set():
+                self._writer.check()  # a dead writer stops the gateway now, not at the next batch or sweep
                 # Two batches in flight: the writer commits one while this thread acknowledges the one
                 # before and collects the next, instead of each side waiting for the other.
                 batch = self._take_batch(IDLE_GAP_S if self._in_flight else 0.2)
@@ -194,13 +186,15 @@ class GatewayService:
                 if time.monotonic() >= next_stats:
                     self._log_stats()
                     next_stats = time.monotonic() + self.stats_every_s
+            outbox_stop.set()
             self._settle(stop, keep=0)
             self._drain()
         finally:
+            outbox_stop.set()
             self._closing.set()  # a network thread waiting for room in the inbox lets go (unacknowledged)
             self.client.disconnect()
             self.client.loop_stop()
-            self._stop_writer()
+            self._writer.stop()
             outbox_thread.join(10)
             if server is not None:
                 server.shutdown()
@@ -233,23 +227,12 @@ class GatewayService:
 
     def _wait_reply(self, stop: threading.Event) -> tuple[Any, ...]:
         """The writer's next answer; once `stop` is set, ask it to give up waiting for the database."""
-        while not self._writer.poll(0.2):
-            if not self._writer_process.is_alive():
-                raise RuntimeError("the store writer process died")
+        while not self._writer.poll(0.2):  # raises WriterDied, saying what died and how
             if stop.is_set() and self._interrupted is not stop:
                 self._writer.send(("interrupt",))  # it answers "stopped" for every batch sent so far
                 self._interrupted = stop
         reply: tuple[Any, ...] = self._writer.recv()
         return reply
-
-    def _stop_writer(self) -> None:
-        if self._writer_process.is_alive():
-            with contextlib.suppress(BrokenPipeError, OSError):
-                self._writer.send(("stop",))
-            self._writer_process.join(30)
-            if self._writer_process.is_alive():
-                self._writer_process.kill()
-        self._writer.close()
 
     def _sweep(self, stop: threading.Event) -> None:
         reply = self._ask_writer(("sweep", self.sweep_clock()), stop)

@@ -16,25 +16,60 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.ingest.messages import BatchResult, Ingestor, RawMessage
 from gateway.ingest.rules import load_rules
-from gateway.process.procutil import die_with_parent
 from gateway.store.db import make_engine, make_session_factory
 
 log = logging.getLogger(__name__)
+PROBE_EVERY_S = 0.5  # while the database is down: back to storing within about this long of its return
+# psycopg's floor (it treats 1 as 2): a probe of a database that drops packets gives up after 2 s, not 130 s.
+CONNECT_TIMEOUT_S = 2
+
+
+class Outage:
+    """One stretch of an unavailable database, logged twice: when it starts and, with its length and the
+    number of probes, when it ends (a line per retry flooded the log in a long outage)."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.retries = 0
+
+    def began(self, exc: OperationalError) -> None:
+        if self.since is not None:
+            return
+        self.since, self.retries = time.monotonic(), 0
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        log.warning(
+            "database unavailable (%s: %s); probing it every %.1f s, readings wait unacknowledged",
+            exc.__class__.__name__,
+            reason[0] if reason else "",
+            PROBE_EVERY_S,
+        )
+
+    def ended(self) -> None:
+        if self.since is None:
+            return
+        log.warning(
+            "database back after %.1f s unavailable, %s retries; storing again",
+            time.monotonic() - self.since,
+            self.retries,
+        )
+        self.since = None
 
 
 class StoreWriter:
     """Stores batches with the retry policy: a failed commit is retried with backoff, never half-applied."""
 
     def __init__(self, database_url: str, rules_file: Path | None = None) -> None:
-        self.engine = make_engine(database_url)
+        self.engine = make_engine(database_url, connect_timeout_s=CONNECT_TIMEOUT_S)
         self.sessions = make_session_factory(self.engine)
         self.ingestor = Ingestor(self.engine, load_rules(rules_file))
         self._dirty = True  # in-memory device health must be (re)loaded from the store
+        self.outage = Outage()
 
     def _refresh_if_dirty(self, session: Session) -> None:
         if self._dirty:
@@ -42,22 +77,38 @@ class StoreWriter:
             self._dirty = False
 
     def store(self, batch: list[RawMessage], should_stop: Callable[[float], bool]) -> BatchResult | None:
-        """Commit `batch`; while the database is down retry, returning None if `should_stop(wait)` says so."""
-        delay = 0.5
+        """Commit `batch`; while the database is down, probe it every PROBE_EVERY_S and retry once it
+        answers, returning None if `should_stop(wait)` says so (the batch stays unacknowledged)."""
         while True:
             try:
                 with self.sessions.begin() as session:
                     self._refresh_if_dirty(session)
-                    return self.ingestor.process(session, batch)
+                    result = self.ingestor.process(session, batch)
             except OperationalError as exc:
                 self._dirty = True
-                log.warning("database unavailable (%s); retrying in %.1f s", exc.__class__.__name__, delay)
-                if should_stop(delay):
+                self.outage.began(exc)
+                if not self._await_database(should_stop):
                     return None
-                delay = min(delay * 2, 30.0)
+                continue
             except DBAPIError:
                 self._dirty = True
                 return self._one_by_one(batch)
+            self.outage.ended()
+            return result
+
+    def _await_database(self, should_stop: Callable[[float], bool]) -> bool:
+        """Wait until a cheap probe reaches the database; False if told to stop first. A fixed short wait,
+        not a growing backoff: a doubling backoff left the gateway idle up to 16 s after a 15 s outage."""
+        while True:
+            if should_stop(PROBE_EVERY_S):
+                return False
+            self.outage.retries += 1
+            try:
+                with self.engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                return True
+            except OperationalError:
+                continue
 
     def _one_by_one(self, batch: list[RawMessage]) -> BatchResult:
         """Isolate a message the database refuses, dead-letter it, and keep the rest."""
@@ -121,7 +172,11 @@ class _Requests:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.conn.poll(remaining):
                 return False
-            request = self.conn.recv()
+            try:
+                request = self.conn.recv()
+            except EOFError:  # the gateway is gone: stop waiting for the database
+                self.backlog.append(("stop",))
+                return True
             if request[0] == "interrupt":
                 return True
             self.backlog.append(request)
@@ -132,7 +187,6 @@ def writer_main(conn: Connection, database_url: str, log_level: str, rules_file:
     ("sweep", now) -> ("swept", n); ("stop",) ends it, and so does a closed pipe (the gateway died).
     An ("interrupt",) while a batch waits for an unavailable database answers ("stopped",) for that batch and
     for every batch sent before the interrupt; a late interrupt, after its batches finished, is ignored."""
-    die_with_parent()
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )

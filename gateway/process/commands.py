@@ -53,13 +53,14 @@ def gateway(
 ) -> int:
     """Run the gateway: store every reading, track device state."""
     from gateway.ingest.service import GatewayService
+    from gateway.ingest.writer import CONNECT_TIMEOUT_S
     from gateway.process.signals import stop_on_signals
     from gateway.store.db import make_engine
 
     settings = settings.with_overrides(
         gateway_group=group, gateway_client_id=client_id, metrics_host=metrics_host
     )
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, connect_timeout_s=CONNECT_TIMEOUT_S)
     try:
         GatewayService(
             settings,

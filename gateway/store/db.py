@@ -42,8 +42,11 @@ def private_file(path: Path) -> None:
         os.close(fd)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for `url`, creating the SQLite file's directory and setting its pragmas."""
+def make_engine(url: str, *, connect_timeout_s: int | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for `url`, creating the SQLite file's directory and setting its pragmas.
+
+    `connect_timeout_s` bounds a PostgreSQL connection attempt (unless the URL sets connect_timeout), so a
+    process probing a database that drops packets is not stuck for psycopg's default of 130 s."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -54,6 +57,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    postgres = parsed.get_backend_name() == "postgresql"
+    if connect_timeout_s is not None and postgres and "connect_timeout" not in parsed.query:
+        kwargs["connect_args"] = {"connect_timeout": connect_timeout_s, **kwargs.get("connect_args", {})}
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
