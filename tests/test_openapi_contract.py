@@ -32,7 +32,9 @@ from dashboard.web.accounts import Account, MemoryAccountStore
 from dashboard.web.app import create_app
 from dashboard.web.config import DashboardConfig
 from dashboard.web.store import get_store
+from gateway.contract.topics import member_alerts_topic
 from gateway.process.settings import Settings
+from gateway.store.models import OutboxMessage
 from tests import test_dashboard_pages as pages
 from tests.test_api_board import _draft
 from tests.test_dashboard_pages import Auth
@@ -79,6 +81,14 @@ def test_each_operation_has_its_own_id_and_says_who_may_call_it() -> None:
             assert all(set(r) <= {"session"} for r in requirements), (path, requirements)
 
 
+def test_a_caller_changing_its_document_changes_no_other() -> None:
+    mine = document()
+    mine["paths"]["/board/events"]["get"]["responses"]["200"]["content"].clear()
+    mine["paths"]["/api/devices"]["get"]["parameters"][0]["schema"]["pattern"] = "x"
+    assert document()["paths"]["/crew/events"]["get"]["responses"]["200"]["content"]
+    assert document()["paths"]["/api/stock"]["get"]["parameters"][0]["schema"]["pattern"] != "x"
+
+
 def test_the_document_names_the_session_cookie_the_app_sets(app: Flask) -> None:
     assert app.config["SESSION_COOKIE_NAME"] == document()["components"]["securitySchemes"]["session"]["name"]
 
@@ -115,8 +125,9 @@ def app(engine: Engine, database_url: str, ids: dict[str, int], password_hash: s
 
 @pytest.fixture
 def signed_in(app: Flask, ids: dict[str, int]) -> tuple[dict[str, str], dict[str, str], dict[str, list[Any]]]:
-    """The coordinator's session cookie and CSRF header, signed in through the real form, and the ids of rows
-    made through the API (a board task with a place taken, a goal) for the path parameters to hit."""
+    """The coordinator's session cookie and CSRF header, signed in through the real form, the ids of rows
+    made through the API (a board task with a place taken, a goal) for the path parameters to hit, and an
+    alert to Ana for the streams."""
     client: FlaskClient = app.test_client()
     auth = Auth(client)
     assert auth.login("coord").status_code == 302
@@ -136,6 +147,10 @@ def signed_in(app: Flask, ids: dict[str, int]) -> tuple[dict[str, str], dict[str
         "site_id": [ids["pump"], ids["utuado_hub"]],
         "slug": ["utuado", "jayuya"],
     }
+    with get_store(app).sessions.begin() as session:  # an alert, so the streams have an event to send
+        session.add(
+            OutboxMessage(topic=member_alerts_topic(ids["member"]), payload=b'{"text": "Pump <1> dry"}')
+        )
     cookie = client.get_cookie("rhizome_session")
     assert cookie is not None
     # identity: schemathesis's WSGI transport reads the body as sent, and a gzip body is not JSON to it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from dashboard.api import openapi_pages as pages
@@ -122,7 +123,11 @@ def _list(key: str, item: str) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    """The whole description (built fresh: callers may change their copy)."""
+    """The whole description, a deep copy: callers may change theirs (the module's pieces are shared)."""
+    return copy.deepcopy(_document())
+
+
+def _document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": {
             "type": "object",

@@ -116,7 +116,7 @@ def _stream(
 
 
 def paths() -> dict[str, Any]:
-    """The path items, built fresh (callers may change their copy)."""
+    """The path items (their pieces are shared: openapi.document() hands out a deep copy)."""
     return {
         "/map/sites.json": {
             "get": {
