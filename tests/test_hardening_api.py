@@ -4,9 +4,14 @@ methods allowed; the GPX download answers a 401 signed out, as documented, not a
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 
+from dashboard.web.app import MAX_ROW_ID, up_to
 from gateway.store.models.vocab import DEVICE_KINDS, DEVICE_STATES
 from tests import test_dashboard_pages as pages
 from tests.test_dashboard_pages import Auth
@@ -28,6 +33,42 @@ def test_a_405_says_which_methods_are_allowed(client: FlaskClient) -> None:
         response = client.delete(path)
         assert response.status_code == 405
         assert "GET" in response.headers["Allow"], (path, dict(response.headers))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PATCH", "/api/board/99999999999"),
+        ("PATCH", "/api/board/2147483648"),
+        ("PATCH", "/api/board/0"),
+        ("POST", "/api/board/99999999999/cancel"),
+        ("GET", "/api/board/99999999999"),
+    ],
+)
+def test_a_row_id_out_of_range_is_a_404_whatever_the_method(
+    client: FlaskClient, method: str, path: str
+) -> None:
+    """The fuzzer's find (Interop 1): PATCH /api/board/119265535325 answered 405 "Allow: GET" where GET
+    answered 404, werkzeug checking the GET rule's method before the PATCH rule's converter range."""
+    response = client.open(path, method=method)
+    assert response.status_code == 404, (response.status_code, dict(response.headers))
+    assert response.get_json()["status"] == 404
+
+
+@given(
+    st.integers(min_value=0, max_value=10**12) | st.sampled_from([MAX_ROW_ID, MAX_ROW_ID + 1, 10**9, 10**10])
+)
+def test_the_row_id_pattern_holds_exactly_the_ids_a_32_bit_column_does(number: int) -> None:
+    pattern = re.compile(up_to(MAX_ROW_ID))
+    assert bool(pattern.fullmatch(str(number))) == (1 <= number <= MAX_ROW_ID)
+    assert bool(pattern.fullmatch(f"00{number}")) == (1 <= number <= MAX_ROW_ID)  # leading zeros, as before
+
+
+@pytest.mark.parametrize("limit", [1, 7, 9, 10, 11, 99, 100, 101, 2024])
+def test_the_range_pattern_for_small_limits(limit: int) -> None:
+    pattern = re.compile(up_to(limit))
+    assert [n for n in range(limit * 3 + 20) if pattern.fullmatch(str(n))] == list(range(1, limit + 1))
+    assert pattern.fullmatch("\u0661") is None  # an Arabic-Indic one: int() reads it, a URL id is ASCII
 
 
 def test_the_gpx_answers_401_signed_out_and_403_to_the_wrong_role(auth: Auth, ids: dict[str, int]) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from dashboard.api import openapi_pages as pages
+from dashboard.api.openapi_security import READ, SECURITY_SCHEMES, SIGNED_IN, WRITE
 from gateway.store.models.vocab import DEVICE_KINDS, DEVICE_STATES
 
 VERSION = "1.0.0"
@@ -42,9 +45,6 @@ _WRITE_ERRORS = {
     "403": {"$ref": "#/components/responses/Error"},
     "409": {"$ref": "#/components/responses/Error"},
 }
-_CSRF = _param(
-    "X-CSRF-Token", "header", {"type": "string"}, "the session's token (GET /api/board/mine)", True
-)
 _BOARD_FILTERS = [
     _param(
         "sector",
@@ -68,11 +68,26 @@ _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 
 
-def _get(summary: str, ok: dict[str, Any], parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"get": {"summary": summary, "parameters": parameters or [], "responses": {"200": ok, **_ERRORS}}}
+def _get(
+    operation_id: str,
+    summary: str,
+    ok: dict[str, Any],
+    parameters: list[dict[str, Any]] | None = None,
+    security: list[dict[str, list[str]]] = READ,
+) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": security,
+            "parameters": parameters or [],
+            "responses": {"200": ok, **_ERRORS},
+        }
+    }
 
 
 def _write(
+    operation_id: str,
     method: str,
     summary: str,
     ok: dict[str, Any],
@@ -81,8 +96,10 @@ def _write(
 ) -> dict[str, Any]:
     """A board write: a signed-in session and its CSRF token in X-CSRF-Token (GET /api/board/mine)."""
     operation: dict[str, Any] = {
+        "operationId": operation_id,
         "summary": summary,
-        "parameters": [*parameters, _CSRF],
+        "security": WRITE,
+        "parameters": parameters,
         "responses": {"200": ok, "201": ok, **_ERRORS, **_WRITE_ERRORS},
     }
     if body is not None:
@@ -106,7 +123,11 @@ def _list(key: str, item: str) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    """The whole description (built fresh: callers may change their copy)."""
+    """The whole description, a deep copy: callers may change theirs (the module's pieces are shared)."""
+    return copy.deepcopy(_document())
+
+
+def _document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": {
             "type": "object",
@@ -238,15 +259,19 @@ def document() -> dict[str, Any]:
     schemas |= _board_schemas()
     paths: dict[str, Any] = {
         "/api/health": _get(
+            "getHealth",
             "Liveness and row counts",
             _json(
                 {"type": "object", "properties": {"status": {"const": "ok"}, "counts": {"type": "object"}}}
             ),
         ),
         "/api/communities": _get(
-            "Every community with its worst shortage", _json(_list("communities", "Community"))
+            "listCommunities",
+            "Every community with its worst shortage",
+            _json(_list("communities", "Community")),
         ),
         "/api/communities/{slug}": _get(
+            "getCommunity",
             "One community: stock against need levels, and its devices",
             _json(
                 {
@@ -265,11 +290,13 @@ def document() -> dict[str, Any]:
             [_param("slug", "path", _SLUG, "community slug", required=True)],
         ),
         "/api/stock": _get(
+            "listStock",
             "Stock per site and good",
             _json(_list("stock", "Stock")),
             [_COMMUNITY_FILTER, _param("good", "query", _SLUG, "only this good (slug)"), *_PAGING],
         ),
         "/api/devices": _get(
+            "listDevices",
             "Devices with their state",
             _json(_list("devices", "Device")),
             [
@@ -280,44 +307,64 @@ def document() -> dict[str, Any]:
             ],
         ),
         "/api/sites/{site_id}": _get(
+            "getSite",
             "One site and its sensors (a map popup)",
             _json(_ref("Site")),
             [_param("site_id", "path", {"type": "integer"}, "site id", required=True)],
         ),
-        "/api/shortages": _get("Goods below a community's minimum", _json(_list("shortages", "Shortage"))),
+        "/api/shortages": _get(
+            "listShortages", "Goods below a community's minimum", _json(_list("shortages", "Shortage"))
+        ),
         "/api/shortages.csv": _get(
+            "downloadShortagesCsv",
             "The shortages as CSV, UTF-8 with a byte-order mark for spreadsheets (text cells starting with"
             " = + - @ are prefixed with ')",
             {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
             [_param("bom", "query", {"enum": ["0", "1"], "default": "1"}, "0: no byte-order mark")],
         ),
-        "/api/shortages.geojson": _get("The shortages as GeoJSON points", geojson),
+        "/api/shortages.geojson": _get(
+            "downloadShortagesGeojson", "The shortages as GeoJSON points", geojson
+        ),
         "/api/sectors": _get(
+            "listSectors",
             "Collective progress per sector this month",
             _json({"type": "object", "properties": {"sectors": {"type": "array", "items": _ref("Sector")}}}),
         ),
         "/api/tasks": _get(
-            "Open repair tasks, most urgent first", _json(_list("tasks", "Task")), [_COMMUNITY_FILTER]
+            "listRepairTasks",
+            "Open repair tasks, most urgent first",
+            _json(_list("tasks", "Task")),
+            [_COMMUNITY_FILTER],
         ),
-        "/api/flows.geojson": _get("Planned and moving deliveries as GeoJSON lines", geojson),
-        "/api/openapi.json": _get("This description", _json({"type": "object"})),
+        "/api/flows.geojson": _get(
+            "getFlowsGeojson", "Planned and moving deliveries as GeoJSON lines", geojson
+        ),
+        "/api/openapi.json": _get("getOpenapiDocument", "This description", _json({"type": "object"})),
         "/api/board": {
             **_get(
+                "listBoardTasks",
                 "Open tasks of every sector, places counted, never named",
                 _json(_list("tasks", "BoardTask")),
                 _BOARD_FILTERS,
             ),
             **_write(
-                "post", "Post a task (poster's session)", _json(_ref("BoardTask")), [], _ref("TaskDraft")
+                "postBoardTask",
+                "post",
+                "Post a task (poster's session)",
+                _json(_ref("BoardTask")),
+                [],
+                _ref("TaskDraft"),
             ),
         },
         "/api/board/{task_id}": {
             **_get(
+                "getBoardTask",
                 "One task with its shifts of the coming five weeks",
                 _json(_ref("BoardTask")),
                 [_id("task_id")],
             ),
             **_write(
+                "changeBoardTask",
                 "patch",
                 "Change a task (its poster or a coordinator); those signed up are told",
                 _json(_ref("BoardTask")),
@@ -326,6 +373,7 @@ def document() -> dict[str, Any]:
             ),
         },
         "/api/board/{task_id}/cancel": _write(
+            "cancelBoardTask",
             "cancel",
             "Cancel a task; those signed up are told the reason",
             _json({"type": "object"}),
@@ -333,6 +381,7 @@ def document() -> dict[str, Any]:
             {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500}}},
         ),
         "/api/board/shifts/{shift_id}/slots/{slot_id}/take": _write(
+            "takePlace",
             "post",
             "Take one place in one shift (a member's session)",
             _json(_ref("Signup")),
@@ -340,6 +389,7 @@ def document() -> dict[str, Any]:
             None,
         ),
         "/api/board/slots/{slot_id}/take-series": _write(
+            "takeSeries",
             "post",
             "Take the same place in every coming occurrence that fits",
             _json({"type": "object"}),
@@ -347,6 +397,7 @@ def document() -> dict[str, Any]:
             None,
         ),
         "/api/board/signups/{signup_id}/{action}": _write(
+            "answerSignup",
             "post",
             "accept or decline a suggestion (no reason needed), or release a place taken",
             _json(_ref("Signup")),
@@ -358,10 +409,12 @@ def document() -> dict[str, Any]:
         ),
         "/api/goals": {
             **_get(
+                "getGoals",
                 "This month's progress per sector and each hours or places goal (sums, never people)",
                 _json({"type": "object"}),
             ),
             **_write(
+                "setGoal",
                 "post",
                 "Set or change a goal (coordinators)",
                 _json({"type": "object"}),
@@ -383,37 +436,43 @@ def document() -> dict[str, Any]:
         },
         "/api/goals/{goal_id}": {
             "delete": {
+                "operationId": "removeGoal",
                 "summary": "Remove a goal (coordinators)",
-                "parameters": [_id("goal_id"), _CSRF],
+                "security": WRITE,
+                "parameters": [_id("goal_id")],
                 "responses": {"200": _json({"type": "object"}), **_ERRORS, **_WRITE_ERRORS},
             }
         },
         "/api/board/mine": _get(
+            "getMyBoard",
             "My suggestions and places, what is open near me for my skills, and the CSRF token for writes",
             _json({"type": "object"}),
+            security=SIGNED_IN,
         ),
-        "/routes/{route_id}.gpx": _get(
-            "A driver's route as GPX 1.1 (signed-in driver of the route, or a coordinator)",
-            {"description": "GPX", "content": {"application/gpx+xml": {"schema": {"type": "string"}}}},
-            [_param("route_id", "path", {"type": "integer"}, "route id", required=True)],
-        ),
+        **pages.paths(),
     }
     return {
         "openapi": "3.1.0",
+        "servers": [
+            {"url": "/", "description": "this dashboard (the document is served by the API it describes)"}
+        ],
         "info": {
             "title": "Rhizome dashboard API",
             "version": VERSION,
             "description": (
-                "JSON, GeoJSON and GPX for what the dashboard pages show, and the task board's writes. "
-                "Reads are public when the map is (RHIZOME_PUBLIC_MAP, the default), otherwise they need a "
-                "signed-in session; writes need a session and its CSRF token in X-CSRF-Token. Unknown query "
-                "parameters are a 400; names are user text and must be escaped by whoever renders them."
+                "JSON, GeoJSON and GPX for what the dashboard pages show, the task board's writes, the map's "
+                "site points and the live alert streams. Reads are public when the map is "
+                "(RHIZOME_PUBLIC_MAP, the default), otherwise they need a signed-in session; writes need a "
+                "session and its CSRF token in X-CSRF-Token (securitySchemes say how to get both). Unknown "
+                "query parameters are a 400; names are user text and must be escaped by whoever renders "
+                "them. Errors under /api are JSON; the paths outside /api answer theirs as an HTML page."
             ),
         },
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "responses": {"Error": _json(_ref("Error"), "An error with a message")},
+            "responses": {"Error": _json(_ref("Error"), "An error with a message"), **pages.RESPONSES},
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }
 
