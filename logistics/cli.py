@@ -6,11 +6,15 @@ Heavy imports (PuLP, the store) wait for the command, so `rhizome --help` stays 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import click
 
 from gateway.process.context import pass_settings, settings_of
 from gateway.process.settings import Settings
+
+if TYPE_CHECKING:
+    from logistics.service import RegionalRole
 
 
 @click.group(
@@ -110,7 +114,8 @@ def run_plan(
             stop = stop_on_signals()
             target = settings.mqtt() if settings.mqtt_url else None  # its internal events wake the loop
             interval, lead = settings.plan_interval_s, settings.plan_lead_s
-            run_loop(sessions, interval, time_limit, stop, lead_s=lead, target=target)
+            regional = regional_role(settings)
+            run_loop(sessions, interval, time_limit, stop, lead_s=lead, target=target, regional=regional)
             return 0
         run = plan_once(sessions, time_limit, lead_s=settings.plan_lead_s)
     except PlanningError as exc:
@@ -215,3 +220,18 @@ def run_routes(settings: Settings, time_limit: float) -> int:
         f" max load ratio {run.max_load_ratio:.2f}, load gini {run.load_gini:.2f}"
     )
     return 0
+
+
+def regional_role(settings: Settings) -> RegionalRole | None:
+    """This node's part in the regional planning role, when it is a node of a federation."""
+    from gateway.federation.directory import read_federation
+    from logistics.service import RegionalRole
+
+    if not settings.node_name or settings.federation_file is None:
+        return None
+    federation = read_federation(settings.federation_file)
+    if settings.node_name not in federation.nodes:
+        raise ValueError(f"node {settings.node_name!r} is not in {settings.federation_file}")
+    return RegionalRole(
+        settings.node_name, federation.planner_order(), federation.lease_s, settings.fed_interval_s
+    )

@@ -31,9 +31,11 @@ from gateway.contract.target import MqttTarget
 from gateway.contract.topics import INTERNAL_EVENTS, QOS
 from gateway.store.tasks import decline as decline_task
 from logistics.allocation.data import AllocationPlan
+from logistics.allocation.regional import plan_between_nodes
 from logistics.allocation.solve import solve_allocation
 from logistics.common.errors import PlanningError
 from logistics.loaders.allocation import load_allocation_input, save_plan
+from logistics.loaders.federation import load_regional, role_holder, save_regional_plan, utcnow
 from logistics.loaders.repairs import load_repair_input, save_repair_plan
 from logistics.loaders.routing import load_routing_input, save_routes
 from logistics.loaders.tasks import Housekeeping, alert_urgent, housekeep, load_match_input, save_match_plan
@@ -283,6 +285,64 @@ class EventSubscription:
         self.wakeups.on_event(event)
 
 
+@dataclass(frozen=True)
+class RegionalRole:
+    """This node's part in planning between community nodes: who may hold the role, in order, and how long
+    a holder may go unheard before the next one takes over."""
+
+    node: str
+    order: tuple[str, ...]
+    lease_s: float
+    interval_s: float
+
+
+@dataclass(frozen=True)
+class RegionalRun:
+    """One run of the regional planning role on this node."""
+
+    holder: str | None
+    proposed: (
+        int | None
+    )  # shipments in the new plan fact; None when this node did not plan or nothing changed
+    seconds: float
+
+
+def regional_once(
+    sessions: sessionmaker[Session], role: RegionalRole, time_limit_s: float = 30.0
+) -> RegionalRun:
+    """If this node holds the planning role, plan between the nodes from their latest summaries and propose
+    the plan as a fact (unless it is the plan already proposed)."""
+    started = time.perf_counter()
+    now = utcnow()
+    with sessions.begin() as session:
+        holder = role_holder(session, role.order, role.lease_s, role.node, now)
+        if holder != role.node:
+            return RegionalRun(holder, None, time.perf_counter() - started)
+        summaries, moving = load_regional(session, now, role.node, 2 * role.lease_s)
+    shipments, _plan = plan_between_nodes(summaries, moving, time_limit_s)
+    with sessions.begin() as session:
+        saved = save_regional_plan(session, role.node, shipments, utcnow())
+    return RegionalRun(holder, None if saved is None else len(shipments), time.perf_counter() - started)
+
+
+def _regional_loop(sessions: sessionmaker[Session], role: RegionalRole, stop: threading.Event) -> None:
+    held = False
+    while not stop.is_set():
+        try:
+            run = regional_once(sessions, role)
+        except (PlanningError, SQLAlchemyError) as exc:
+            log.error("regional planning run failed: %s", exc)
+        else:
+            if (run.holder == role.node) != held:
+                held = run.holder == role.node
+                log.info(
+                    "regional planning role: %s", "held by this node" if held else f"held by {run.holder}"
+                )
+            if run.proposed is not None:
+                log.info("regional plan proposed: %s shipments between communities", run.proposed)
+        stop.wait(role.interval_s)
+
+
 def run_loop(
     sessions: sessionmaker[Session],
     interval_s: float,
@@ -291,6 +351,7 @@ def run_loop(
     lead_s: float = 0.0,
     target: MqttTarget | None = None,
     client_id: str | None = None,
+    regional: RegionalRole | None = None,
 ) -> int:
     """Re-plan every `interval_s` s until `stop` is set; failures are logged, not fatal. Returns runs.
 
@@ -322,6 +383,13 @@ def run_loop(
         target=_match_on_wake, args=(sessions, stop, wakeups.board, interval_s), name="board-matcher"
     )
     matcher.start()
+    threads = [assigner, matcher]
+    if regional is not None:
+        planner = threading.Thread(
+            target=_regional_loop, args=(sessions, regional, stop), name="regional-planner"
+        )
+        planner.start()
+        threads.append(planner)
     runs = 0
     try:
         while not stop.is_set():
@@ -344,8 +412,8 @@ def run_loop(
                 log.info("deliveries recorded or a route declined: re-planning now")
     finally:
         stop.set()  # the loop ends only on a stop; make sure the assigner sees it too
-        assigner.join()
-        matcher.join()
+        for thread in threads:
+            thread.join()
         if subscription is not None:
             subscription.close()
     return runs

@@ -127,9 +127,20 @@ class EmbeddedBroker:
         prefer: Literal["auto", "mosquitto", "amqtt"] = "auto",
         port: int | None = None,
         log_to: Path | None = None,
+        store_files: tuple[Path, Path] | None = None,
+        bind: str = HOST,
     ) -> None:
-        """Record settings only; nothing is started until start() or `with`."""
-        if not accounts:
+        """Record settings only; nothing is started until start() or `with`.
+
+        With `store_files` (the password and ACL files `write_broker_files` made from a store), Mosquitto
+        runs the shipped config whole, ACL and client ids bound to usernames included, as a community node's
+        broker does; `accounts` may then be empty. `bind` is the listener's address (peers reach a node's).
+        """
+        if store_files is not None:
+            if prefer == "amqtt":
+                raise BrokerError("a broker with the store's ACL needs Mosquitto")
+            prefer = "mosquitto"
+        elif not accounts:
             raise BrokerError("the embedded broker needs at least one account (anonymous access is off)")
         for account in accounts:
             _check_account(account)
@@ -141,6 +152,9 @@ class EmbeddedBroker:
         self.protocol = ""
         self._fixed_port = port
         self._log_to = log_to
+        self.store_files = store_files
+        self.bind = bind
+        self.pid_file = self.workdir / "mosquitto.pid"  # SIGHUP after the store's account files change
         self.log_path: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_fh: IO[bytes] | None = None
@@ -162,20 +176,28 @@ class EmbeddedBroker:
     def _mosquitto_cmd(self, binary: str) -> list[str]:
         """Write password file and config for Mosquitto and return its command line."""
         assert self.log_path is not None
-        pw_file = self.workdir / "mosquitto.passwd"
-        lines = (f"{a.username}:{mosquitto_hash(a.password)}" for a in self.accounts)
-        _write_private(pw_file, "\n".join(lines) + "\n")
+        drop: tuple[str, ...] = _DROPPED
+        extra: list[tuple[str, str]] = []
+        if self.store_files is not None:
+            pw_file, acl_file = self.store_files
+            drop = ()
+            extra = [("acl_file", str(acl_file)), ("pid_file", str(self.pid_file))]
+        else:
+            pw_file = self.workdir / "mosquitto.passwd"
+            lines = (f"{a.username}:{mosquitto_hash(a.password)}" for a in self.accounts)
+            _write_private(pw_file, "\n".join(lines) + "\n")
         overrides = [
+            *extra,
             ("password_file", str(pw_file)),
             ("persistence_location", f"{self.workdir}/"),
             ("log_dest", f"file {self.log_path}"),
             # Mosquitto started as root drops to user "mosquitto", which cannot read our workdir.
             ("user", pwd.getpwuid(os.geteuid()).pw_name),
-            ("listener", f"{self.port} {HOST}"),
+            ("listener", f"{self.port} {self.bind}"),
         ]
         conf = self.workdir / "mosquitto.conf"
         _write_private(
-            conf, render_mosquitto_conf(MOSQUITTO_CONF.read_text(encoding="utf-8"), overrides, _DROPPED)
+            conf, render_mosquitto_conf(MOSQUITTO_CONF.read_text(encoding="utf-8"), overrides, drop)
         )
         return [binary, "-c", str(conf)]
 

@@ -201,6 +201,8 @@ class Agent:
         def on_connect(client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
             if getattr(reason, "is_failure", False):
                 log.warning("federation %s: %s's broker refused us: %s", self.name, peer, reason)
+                # The password may have been handed over since: the next attempt reads it again.
+                client.username_pw_set(node_account(self.name), self.config.password_for(peer))
                 return
             client.subscribe(outbound_topic(peer, self.name), qos=1)
             self._inbox.put(("conn", peer, True))

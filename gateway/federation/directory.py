@@ -4,6 +4,7 @@ Every node holds the same file (the assembly that admits a node adds its entry a
 nothing in it is secret. A node only trusts facts signed by a key listed here.
 
     lease_s = 30                       # the planning role moves when its holder is unheard this long
+    beat_s = 5                         # every link carries a beat this often (a link is down after 3 missed)
     planners = ["valle", "rio"]        # who may hold the regional planning role, first alive wins
     [nodes.valle]
     public_key = "base64 Ed25519"
@@ -25,6 +26,7 @@ from gateway.contract.target import MqttTarget
 from gateway.contract.topics import is_slug
 
 DEFAULT_LEASE_S = 30.0
+DEFAULT_BEAT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Federation:
     links: tuple[Link, ...] = ()
     planners: tuple[str, ...] = ()
     lease_s: float = DEFAULT_LEASE_S
+    beat_s: float = DEFAULT_BEAT_S
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -68,6 +71,8 @@ class Federation:
                 raise InvalidInput(f"planner {name!r} is not a node of the federation")
         if not 1 <= self.lease_s <= 3600:
             raise InvalidInput("lease_s must be 1 to 3600 seconds")
+        if not 0.1 <= self.beat_s <= self.lease_s / 2:
+            raise InvalidInput("beat_s must be at least 0.1 s and at most half of lease_s")
 
     def peers_of(self, node: str) -> list[tuple[str, bool]]:
         """(peer, this node dials it) for every link of `node`."""
@@ -113,10 +118,13 @@ def parse_federation(data: dict[str, Any]) -> Federation:
     planners = data.get("planners", [])
     if not isinstance(planners, list):
         raise InvalidInput("planners is a list of node names")
-    lease = data.get("lease_s", DEFAULT_LEASE_S)
-    if isinstance(lease, bool) or not isinstance(lease, int | float):
-        raise InvalidInput("lease_s is a number of seconds")
-    return Federation(nodes, tuple(links), tuple(str(p) for p in planners), float(lease))
+    timing = []
+    for name, default in (("lease_s", DEFAULT_LEASE_S), ("beat_s", DEFAULT_BEAT_S)):
+        value = data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(f"{name} is a number of seconds")
+        timing.append(float(value))
+    return Federation(nodes, tuple(links), tuple(str(p) for p in planners), timing[0], timing[1])
 
 
 def read_federation(path: Path) -> Federation:

@@ -10,6 +10,7 @@ node's own store; the federation agent calls `publish` and `settle` on its worke
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ from gateway.store.models import (
     Shipment,
     Site,
     Stock,
+    utcnow,
 )
 from gateway.store.models.vocab import LedgerSource, PlanStatus, ShipmentStatus
 
@@ -64,8 +66,7 @@ def publish(session: Session, node: str, slugs: Sequence[str], rules: NodeRules,
     """Append what changed since the node last said it; returns how many facts were written."""
     communities = own_communities(session, slugs)
     written = _publish_node(session, node, communities, now)
-    for community in communities:
-        written += _publish_stock(session, node, community, rules, now)
+    written += _publish_stock(session, node, communities, rules, now)
     written += _publish_faults(session, node, communities, now)
     written += _publish_deliveries(session, node, now)
     return written
@@ -110,13 +111,22 @@ def stock_body(session: Session, community: Community) -> dict[str, Any]:
     return {"community": community.slug, "lat": community.lat, "lon": community.lon, "goods": goods}
 
 
-def _short(body: dict[str, Any]) -> set[str]:
-    return {slug for slug, g in body["goods"].items() if g["stock"] < g["minimum"]}
+def _short(body: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (c["community"], slug)
+        for c in body["communities"]
+        for slug, g in c["goods"].items()
+        if g["stock"] < g["minimum"]
+    }
 
 
-def _publish_stock(session: Session, node: str, community: Community, rules: NodeRules, now: datetime) -> int:
-    body = stock_body(session, community)
-    last = _latest_own(session, node, "stock", community=community.slug)
+def _publish_stock(
+    session: Session, node: str, communities: Sequence[Community], rules: NodeRules, now: datetime
+) -> int:
+    """One `stock` fact for all the node's communities: when it changed, at most every `stock_every_s`, but
+    at once when a shortage begins or ends (that is what the region plans on)."""
+    body = {"communities": [stock_body(session, c) for c in communities]}
+    last = _latest_own(session, node, "stock")
     if last is not None:
         if last.body == body:
             return 0
@@ -378,9 +388,25 @@ def _book_deliveries(session: Session, node: str, slugs: Sequence[str], now: dat
     return booked
 
 
-def _latest_own(session: Session, node: str, kind: str, community: str | None = None) -> FedFact | None:
+def _latest_own(session: Session, node: str, kind: str) -> FedFact | None:
     query = select(FedFact).where(FedFact.origin == node, FedFact.kind == kind).order_by(FedFact.seq.desc())
-    for row in session.scalars(query):
-        if community is None or row.body.get("community") == community:
-            return row
-    return None
+    return session.scalars(query.limit(1)).first()
+
+
+class NodeDuties:
+    """What the agent does for its node every few seconds: report what changed, settle what plans ask."""
+
+    def __init__(self, node: str, slugs: Sequence[str], rules: NodeRules, every_s: float = 10.0) -> None:
+        self.node, self.slugs, self.rules, self.every_s = node, tuple(slugs), rules, every_s
+        self._last = float("-inf")
+
+    def __call__(self, session: Session) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        at = utcnow()
+        written = publish(session, self.node, self.slugs, self.rules, at)
+        settled = settle(session, self.node, self.slugs, self.rules, at)
+        if written or settled:
+            log.info("node %s: %s facts reported, %s plan steps settled", self.node, written, settled)

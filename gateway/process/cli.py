@@ -30,6 +30,7 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "region": ("gateway.process.commands:region",),
     "bridge": ("gateway.broker.bridge_cli:bridge",),
     "demo": ("gateway.process.commands:demo",),
+    "node": ("gateway.federation.node_cli:node",),
     "devices": ("devices.cli:devices", "gateway.broker.accounts_cli:accounts"),
     "board": ("gateway.process.board_cli:board",),
     "goals": ("gateway.process.goals_cli:goals",),

@@ -72,6 +72,20 @@ class Settings:
     bridge_username: str | None = None  # `rhizome bridge config`: the regional account, when no --credentials
     bridge_password: str | None = None
     log_level: str = "INFO"
+    # A community node of a federation (docs/nodes.md): its name, the federation file every node holds, the
+    # communities it serves (comma-separated slugs; default its name), its assembly's rule for plans.
+    node_name: str | None = None
+    federation_file: Path | None = None
+    node_communities: str | None = None
+    node_auto_accept_kg: float = 500.0
+    fed_interval_s: float = 30.0  # how often the node reports and the planning role's holder plans
+
+    @property
+    def communities(self) -> tuple[str, ...]:
+        """The communities this node serves."""
+        if self.node_communities:
+            return tuple(c.strip() for c in self.node_communities.split(",") if c.strip())
+        return (self.node_name,) if self.node_name else ()
 
     @property
     def effective_database_url(self) -> str:
@@ -131,6 +145,9 @@ _CONVERTERS = {
     "broker_dir": Path,
     "broker_pid_file": Path,
     "mqtt_password_file": Path,
+    "federation_file": Path,
+    "node_auto_accept_kg": float,
+    "fed_interval_s": float,
 }
 
 

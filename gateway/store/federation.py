@@ -3,7 +3,7 @@ vector that tells a peer exactly what to send. Sessions are the caller's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -222,3 +222,18 @@ def sign_pending(session: Session, origin: str, sign: Callable[[Fact], Fact], li
         signed = sign(as_fact(row))
         session.execute(update(FedFact).where(FedFact.id == row.id).values(sig=signed.sig))
     return len(rows)
+
+
+def role_holder(
+    session: Session, order: Sequence[str], lease_s: float, self_name: str, now: datetime
+) -> str | None:
+    """Who holds the regional planning role as this node's agent last recorded it: the first of `order`
+    heard within `lease_s` (this node always counts as heard). The same rule the agent applies live."""
+    heard = {row.name: row.last_heard_at for row in session.scalars(select(FedNode))}
+    for name in order:
+        if name == self_name:
+            return name
+        at = heard.get(name)
+        if at is not None and (now - at).total_seconds() < lease_s:
+            return name
+    return None
