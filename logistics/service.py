@@ -327,6 +327,10 @@ def regional_once(
 
 def _regional_loop(sessions: sessionmaker[Session], role: RegionalRole, stop: threading.Event) -> None:
     held = False
+    # A node just started has heard nobody yet and would take the role for itself: it first listens for a
+    # lease, the time any holder alive has to make itself heard.
+    if stop.wait(role.lease_s):
+        return
     while not stop.is_set():
         try:
             run = regional_once(sessions, role)

@@ -28,16 +28,20 @@ Reason = Literal[
     "ts_in_future",
     "ts_too_old",
     "device_mismatch",
-    "origin_unknown",  # a federation fact from a node this node has no key for
-    "signature_invalid",  # a federation fact whose signature does not verify with its origin's key
-    "fact_conflict",  # a federation fact whose (origin, seq) is already held with other content
+]
+# What only a federation fact or frame (gateway/contract/federation.py) can be refused for, besides the
+# envelope reasons above; a device message never is.
+FedReason = Literal[
+    "origin_unknown",  # a fact from a node the federation file lists no key for
+    "signature_invalid",  # a fact whose signature does not verify with its origin's key
+    "fact_conflict",  # a fact whose (origin, seq) is held with other content, or sent in another's name
 ]
 
 
 class ProtocolError(InvalidInput):
     """A message that breaks the contract; `reason` is a stable code, `detail` says what exactly."""
 
-    def __init__(self, reason: Reason, detail: str) -> None:
+    def __init__(self, reason: Reason | FedReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
-        self.reason: Reason = reason
+        self.reason: Reason | FedReason = reason
         self.detail = detail

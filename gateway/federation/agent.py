@@ -259,7 +259,7 @@ class Agent:
             self.stats.signed += signed
             for peer, link in self.links.items():
                 self._service(session, peer, link, now)
-            if now - self._noted_at >= NOTE_EVERY_S:
+            if now - self._noted_at >= min(NOTE_EVERY_S, self.config.beat_s):
                 self._note(session, now)
             if self.on_tick is not None:
                 self.on_tick(session)

@@ -186,7 +186,13 @@ def _publish_deliveries(session: Session, node: str, now: datetime) -> int:
         plan = _plan_shipment(session, str(shipment.fed_ref))
         if plan is None:
             continue
-        body = {"ref": shipment.fed_ref, "to": plan["to"], "good": good, "quantity": shipment.quantity}
+        body = {
+            "ref": shipment.fed_ref,
+            "to": plan["to"],
+            "to_community": plan["to_community"],
+            "good": good,
+            "quantity": shipment.quantity,
+        }
         facts.append_fact(session, node, "delivered", body, now)
         written += 1
     return written
@@ -360,12 +366,12 @@ def _book_deliveries(session: Session, node: str, slugs: Sequence[str], now: dat
     booked = 0
     mine = set(slugs)
     for row in facts.facts_of_kind(session, "delivered"):
-        if row.origin == node or row.body.get("to") not in mine:
+        if row.origin == node or row.body.get("to_community") not in mine:
             continue
         reason = f"delivered by {row.origin}: {row.body['ref']}"
         if row.applied_at is not None:
             continue
-        site = _hub(session, str(row.body["to"]))
+        site = _hub(session, str(row.body["to_community"]))
         good = session.scalar(select(Good).where(Good.slug == row.body["good"]))
         if site is None or good is None:
             continue

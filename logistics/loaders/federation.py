@@ -59,12 +59,20 @@ def _lanes(shipments: Sequence[dict[str, object]]) -> set[tuple[object, ...]]:
 def save_regional_plan(
     session: Session, node: str, shipments: Sequence[ProposedShipment], now: datetime
 ) -> FedFact | None:
-    """Propose the plan as a `plan` fact, unless it is the plan already proposed (then None)."""
+    """Propose the plan as a `plan` fact, unless it proposes exactly what is still waiting for answers
+    (then None): the shipments of the newest plan that are neither accepted by both ends nor declined."""
     body = {"shipments": [s.to_json() for s in shipments]}
     plans = facts.facts_of_kind(session, "plan")
     newest = max(plans, key=lambda r: (r.at, r.origin, r.seq), default=None)
-    if newest is not None and _lanes(newest.body.get("shipments", [])) == _lanes(body["shipments"]):
-        return None
-    if newest is None and not shipments:
+    waiting: list[dict[str, object]] = []
+    if newest is not None:
+        answers: dict[str, list[bool]] = {}
+        for row in facts.facts_of_kind(session, "answer"):
+            answers.setdefault(str(row.body["ref"]), []).append(bool(row.body["accept"]))
+        for item in newest.body.get("shipments", []):
+            said = answers.get(f"{newest.origin}/{newest.seq}#{item['id']}", [])
+            if False not in said and len(said) < 2:
+                waiting.append(item)
+    if _lanes(waiting) == _lanes(body["shipments"]):
         return None
     return facts.append_fact(session, node, "plan", body, now)
