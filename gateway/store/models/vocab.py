@@ -194,6 +194,7 @@ BOARD_SECTORS = ("food", "education", "health", "maintenance", "governance", "ot
 # Who holds an MQTT account: a sensor box, a member's phone app, the gateway service, a community broker's
 # bridge, a named service process with its own topic list, or a peer node of a federation.
 BROKER_ACCOUNT_KINDS = ("device", "member", "gateway", "bridge", "service", "node")
+BRIDGE_LINK_STATES = ("up", "down")
 VEHICLE_KINDS = ("car", "pickup", "van", "truck", "motorcycle", "bicycle", "boat")
 
 __all__ = ["DEVICE_KINDS"]
