@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.store.models.vocab import DEVICE_KINDS, DEVICE_STATES
+from dashboard.read.links import SHOWN_STATES
+from gateway.store.models.vocab import DEVICE_KINDS
 
 VERSION = "1.0.0"
 
@@ -150,7 +151,7 @@ def document() -> dict[str, Any]:
                 "kind": {"type": "string"},
                 "site": {"type": "string"},
                 "community": {"type": "string"},
-                "state": {"enum": ["unknown", "online", "offline", "stale", "fault"]},
+                "state": {"enum": ["unknown", "online", "offline", "stale", "fault", "link down"]},
                 "last_seen_at": _TIME,
             },
         },
@@ -275,7 +276,7 @@ def document() -> dict[str, Any]:
             [
                 _COMMUNITY_FILTER,
                 _param("kind", "query", {"enum": list(DEVICE_KINDS)}, "device kind"),
-                _param("state", "query", {"enum": list(DEVICE_STATES)}, "device state"),
+                _param("state", "query", {"enum": list(SHOWN_STATES)}, "device state"),
                 *_PAGING,
             ],
         ),
