@@ -1,5 +1,5 @@
 """Link-aware silence, fed through ingestion with no broker: while a community bridge's link is down its
-devices open no silent fault and are shown "link down"; when it returns their silence counts from the return."""
+devices open no silent fault and are shown "link down"; when it returns, silence counts from the return."""
 
 from __future__ import annotations
 
@@ -80,7 +80,9 @@ def test_without_a_link_row_silence_is_judged_as_before(ingest_store: tuple[Engi
     assert _faults(engine) == ["pump_silent"]
 
 
-def test_a_bad_link_state_or_unknown_community_is_dead_lettered(ingest_store: tuple[Engine, Ingestor]) -> None:
+def test_a_bad_link_state_or_unknown_community_is_dead_lettered(
+    ingest_store: tuple[Engine, Ingestor],
+) -> None:
     engine, ingestor = ingest_store
     pump = Pump(engine, ingestor)
     _link(engine, ingestor, b"up", pump.clock)

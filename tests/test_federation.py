@@ -60,7 +60,7 @@ def test_the_config_bridges_only_the_communitys_topics_with_a_bounded_persistent
         "address 127.0.0.1:1883",
         "remote_username bridge-utuado",
         "remote_password s3cret",
-        "acl_file /etc/mosquitto/rhizome.acl",  # each device confined to its own topics (issue 17, Security 2)
+        "acl_file /etc/mosquitto/rhizome.acl",  # each device confined to its topics (issue 17, Security 2)
         "notifications true",
         # the link state on the community's own topic, which the regional ACL allows (issue 17, Interop 4)
         "notification_topic rhizome/v1/utuado/bridge/state",
