@@ -167,7 +167,7 @@ def test_a_community_brokers_files_hold_only_its_own_devices_each_confined_to_it
     blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in acl.split("\n\n")[1:]}
     assert set(blocks) == {f"user {PUMP}", "user utuado-hub-stock"}  # no other community, no gateway
     assert all(t.split()[2].startswith(f"rhizome/v1/utuado/pump-1/{PUMP}/") for t in blocks[f"user {PUMP}"])
-    names = [line.split(":")[0] for line in files.password_file.read_text().splitlines()[1:]]
+    names = [line.split(":")[0] for line in files.password_file.read_text().splitlines()]
     assert names == ["utuado-hub-stock", PUMP]
     assert files.acl_file.stat().st_mode & 0o777 == 0o600
 
