@@ -9,6 +9,7 @@ stored exactly once.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import secrets
@@ -548,3 +549,26 @@ def test_a_cut_bridge_under_the_recommended_acl_raises_no_silence_and_loses_no_r
         local.stop()
         relay.close()
         regional.stop()
+
+
+def test_the_cli_writes_the_community_brokers_own_files_and_points_the_config_at_them(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    with make_session_factory(sqlite_engine).begin() as session:
+        load_region(session, tiny_region_data())
+        provision(session, "device", "utuado-pump-1-pump")
+        provision(session, "device", "jayuya-hub-stock")
+    db = sqlite_engine.url.render_as_string(hide_password=False)
+    creds = tmp_path / "creds"
+    creds.write_text("bridge.utuado:pw\n")
+    out, files = tmp_path / "utuado.conf", tmp_path / "files"
+    base = ["--db", db, "bridge", "config", "--regional", "mqtt://10.0.0.1", "--credentials", str(creds)]
+    assert main([*base, "--community", "utuado", "--broker-dir", str(files), "--output", str(out)]) == 0
+    lines = conf_lines(out.read_text())
+    assert f"password_file {files.resolve()}/rhizome.passwd" in lines
+    assert f"acl_file {files.resolve()}/rhizome.acl" in lines
+    acl = (files / "rhizome.acl").read_text()
+    assert "user utuado-pump-1-pump" in acl and "jayuya" not in acl
+    region = tmp_path / "region.json"
+    region.write_text(json.dumps(tiny_region_data()))
+    assert main([*base, "--community", "utuado", "--region", str(region), "--broker-dir", str(files)]) == 1
