@@ -191,7 +191,9 @@ class CommunityBroker:
         if files is None:
             passwd, acl = workdir / "community.passwd", workdir / "community.acl"
             passwd.write_text(f"{self.device.username}:{mosquitto_hash(self.device.password)}\n")
-            acl.write_text(f"user device\ntopic write rhizome/v1/{community.slug}/#\n")
+            slug = community.slug
+            grants = f"topic write rhizome/v1/{slug}/#\ntopic read rhizome/v1/{slug}/+/+/command\n"
+            acl.write_text(f"user device\n{grants}")
         else:
             passwd, acl = files
         options = BridgeOptions(
