@@ -21,6 +21,7 @@ from gateway.broker.files import (
     PASSWORD_FILE,
     BrokerReloadError,
     accounts,
+    community_files,
     reload_broker,
     render_acl_file,
     write_broker_files,
@@ -106,7 +107,13 @@ def test_the_store_and_the_files_never_hold_a_password(session: Session, tmp_pat
 
 def test_acl_gives_each_account_only_its_own_topics(session: Session) -> None:
     ana = session.scalars(select(Member.id)).one()
-    for kind, key in (("device", PUMP), ("device", "jayuya-hub-stock"), ("gateway", "main"), ("member", ana)):
+    for kind, key in (
+        ("device", PUMP),
+        ("device", "jayuya-hub-stock"),
+        ("gateway", "main"),
+        ("member", ana),
+        ("bridge", "utuado"),
+    ):
         provision(session, kind, key)  # type: ignore[arg-type]
     assert revoke(session, "device", "jayuya-hub-stock")
     acl = render_acl_file(accounts(session))
@@ -118,9 +125,21 @@ def test_acl_gives_each_account_only_its_own_topics(session: Session) -> None:
             f"topic write rhizome/v1/utuado/pump-1/{PUMP}/stock",
             f"topic write rhizome/v1/utuado/pump-1/{PUMP}/state",
         ],
+        # exactly what the generated bridge forwards, and its link state (its will: a refused will drops it)
+        "user bridge.utuado": [
+            "topic read rhizome/v1/utuado/+/+/command",
+            "topic read rhizome/v1/alerts/utuado",
+            f"topic read rhizome/v1/members/{ana}/alerts",
+            f"topic read rhizome/v1/members/{ana}/routes",
+            "topic write rhizome/v1/utuado/+/+/telemetry",
+            "topic write rhizome/v1/utuado/+/+/stock",
+            "topic write rhizome/v1/utuado/+/+/state",
+            "topic write rhizome/v1/utuado/bridge/state",
+        ],
         "user gateway.main": [
             "topic read rhizome/v1/+/+/+/+",
             "topic read rhizome/v1/internal/events",  # the planner and dashboard use system accounts too
+            "topic read rhizome/v1/+/bridge/state",
             "topic write rhizome/v1/alerts/+",
             "topic write rhizome/v1/members/+/alerts",
             "topic write rhizome/v1/members/+/routes",
@@ -135,6 +154,29 @@ def test_acl_gives_each_account_only_its_own_topics(session: Session) -> None:
     }  # the revoked device has no block (and no password line): nothing is granted outside a block
     assert not any(line.startswith("topic") for line in acl.split("\n\n")[0].splitlines())
     assert unprovisioned_devices(session) == ["jayuya-hub-stock", "utuado-hub-stock"]
+
+
+def test_a_community_brokers_files_hold_only_its_own_devices_each_confined_to_itself(
+    session: Session, tmp_path: Path
+) -> None:
+    for kind, key in (("device", PUMP), ("device", "utuado-hub-stock"), ("device", "jayuya-hub-stock")):
+        provision(session, kind, key)  # type: ignore[arg-type]
+    provision(session, "gateway", "main")
+    files = community_files(session, "utuado", tmp_path)
+    acl = files.acl_file.read_text()
+    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in acl.split("\n\n")[1:]}
+    assert set(blocks) == {f"user {PUMP}", "user utuado-hub-stock"}  # no other community, no gateway
+    assert all(t.split()[2].startswith(f"rhizome/v1/utuado/pump-1/{PUMP}/") for t in blocks[f"user {PUMP}"])
+    names = [line.split(":")[0] for line in files.password_file.read_text().splitlines()]
+    assert names == ["utuado-hub-stock", PUMP]
+    assert files.acl_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_bridge_account_needs_a_known_community(session: Session) -> None:
+    with pytest.raises(ProvisionError, match="no community 'atlantis'"):
+        provision(session, "bridge", "atlantis")
+    issued = provision(session, "bridge", "utuado")
+    assert issued is not None and issued.username == "bridge.utuado"
 
 
 def test_files_are_private_and_keep_the_mode_and_group_the_operator_gave_them(

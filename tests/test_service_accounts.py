@@ -96,7 +96,7 @@ def test_each_new_kind_gets_exactly_its_own_acl(session: Session) -> None:
         "topic write rhizome/v1/utuado/+/+/telemetry",
         "topic write rhizome/v1/utuado/+/+/stock",
         "topic write rhizome/v1/utuado/+/+/state",
-        "topic write $SYS/broker/connection/rhizome-bridge-utuado/state",  # else the broker drops the bridge
+        "topic write rhizome/v1/utuado/bridge/state",  # its will: else the broker drops the bridge
     ]
     assert blocks["user bridge.jayuya"] == [
         "topic read rhizome/v1/jayuya/+/+/command",
@@ -104,7 +104,7 @@ def test_each_new_kind_gets_exactly_its_own_acl(session: Session) -> None:
         "topic write rhizome/v1/jayuya/+/+/telemetry",
         "topic write rhizome/v1/jayuya/+/+/stock",
         "topic write rhizome/v1/jayuya/+/+/state",
-        "topic write $SYS/broker/connection/rhizome-bridge-jayuya/state",
+        "topic write rhizome/v1/jayuya/bridge/state",
     ]
     assert blocks["user service.metrics"] == [
         "topic read $SYS/broker/#",

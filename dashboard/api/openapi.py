@@ -7,7 +7,8 @@ from typing import Any
 
 from dashboard.api import openapi_pages as pages
 from dashboard.api.openapi_security import READ, SECURITY_SCHEMES, SIGNED_IN, WRITE
-from gateway.store.models.vocab import DEVICE_KINDS, DEVICE_STATES
+from dashboard.read.links import SHOWN_STATES
+from gateway.store.models.vocab import DEVICE_KINDS
 
 VERSION = "1.0.0"
 
@@ -171,7 +172,7 @@ def _document() -> dict[str, Any]:
                 "kind": {"type": "string"},
                 "site": {"type": "string"},
                 "community": {"type": "string"},
-                "state": {"enum": ["unknown", "online", "offline", "stale", "fault"]},
+                "state": {"enum": ["unknown", "online", "offline", "stale", "fault", "link down"]},
                 "last_seen_at": _TIME,
             },
         },
@@ -302,7 +303,7 @@ def _document() -> dict[str, Any]:
             [
                 _COMMUNITY_FILTER,
                 _param("kind", "query", {"enum": list(DEVICE_KINDS)}, "device kind"),
-                _param("state", "query", {"enum": list(DEVICE_STATES)}, "device state"),
+                _param("state", "query", {"enum": list(SHOWN_STATES)}, "device state"),
                 *_PAGING,
             ],
         ),

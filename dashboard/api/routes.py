@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from dashboard.api import exports, openapi
 from dashboard.read import mapdata, progress, queries
+from dashboard.read.links import SHOWN_STATES
 from dashboard.read.queries import CommunitySummary, DeviceRow, GoodLevel
 from dashboard.web.auth import current_account
 from dashboard.web.store import get_session
 from gateway.contract.topics import is_slug
 from gateway.store.models import Community, Good
-from gateway.store.models.vocab import DEVICE_KINDS, DEVICE_STATES
+from gateway.store.models.vocab import DEVICE_KINDS
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -89,7 +90,7 @@ def devices() -> Response:
     session = get_session()
     community_slug = _known(session, params, "community", Community)
     kind = _choice(params, "kind", DEVICE_KINDS)
-    state = _choice(params, "state", DEVICE_STATES)
+    state = _choice(params, "state", SHOWN_STATES)
     limit, offset = _paging(params)
     rows = queries.device_rows(session, community_slug, kind, state, limit, offset)
     items = [_device(d) | {"community": d.community} for d in rows]

@@ -15,6 +15,7 @@ from itertools import chain
 from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
+from dashboard.read.links import LINK_DOWN, shown_state
 from dashboard.read.queries import DeviceRow, SiteSummary
 from gateway.store.models import (
     Community,
@@ -75,7 +76,7 @@ class Flow:
 
 
 # A site shows its worst sensor: any fault, else any silent one, else online; no sensor is its own word.
-_WORST_FIRST = ("fault", "offline", "stale", "unknown", "online")
+_WORST_FIRST = ("fault", "offline", LINK_DOWN, "stale", "unknown", "online")
 SITE_STATES = (*_WORST_FIRST, "no sensor")  # the map's site states, by index (sites.json says so too)
 COORD_SCALE = 100_000  # site coordinates travel as integers of 1e-5 degrees
 _UNKNOWN_RANK = _WORST_FIRST.index("unknown")  # a state the map has no word for counts as unknown
@@ -93,7 +94,7 @@ def site_points(session: Session) -> list[int]:
     """Every site as flat [lat, lon, state, id, lat, ...]: coordinates in 1e-5 degrees (about a metre),
     state an index into SITE_STATES (its worst sensor's). The database does the work, per site; Python only
     chains the rows, so 50,000 sites cost one query and one json.dumps."""
-    known = case({state: i for i, state in enumerate(_WORST_FIRST)}, value=Device.state, else_=_UNKNOWN_RANK)
+    known = case({state: i for i, state in enumerate(_WORST_FIRST)}, value=shown_state(), else_=_UNKNOWN_RANK)
     rank = case((Device.id.is_(None), None), else_=known)  # no device (outer join): NULL, so min() is NULL
     query = (
         select(
@@ -125,7 +126,7 @@ def site_detail(session: Session, site_id: int) -> SiteSummary | None:
     if found is None:
         return None
     devices = session.execute(
-        select(Device.slug, Device.kind, Device.state, Device.last_seen_at)
+        select(Device.slug, Device.kind, shown_state(), Device.last_seen_at)
         .where(Device.site_id == site_id)
         .order_by(Device.slug)
     ).all()
@@ -141,7 +142,7 @@ def site_summaries(session: Session) -> list[SiteSummary]:
             Device.site_id,
             Device.slug,
             Device.kind,
-            Device.state,
+            shown_state(),
             Device.last_seen_at,
             Site.slug,
             Site.name,

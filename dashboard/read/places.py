@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dashboard.read.links import shown_state
 from gateway.store.models import Community, Device, Good, Site
 
 
@@ -91,7 +92,7 @@ def find_site(session: Session, community_id: int, slug: str) -> SiteRow | None:
 def site_sensors(session: Session, site_id: int) -> list[SensorRow]:
     """The site's devices by slug."""
     query = (
-        select(Device.slug, Device.kind, Device.state, Device.last_seen_at)
+        select(Device.slug, Device.kind, shown_state(), Device.last_seen_at)
         .where(Device.site_id == site_id)
         .order_by(Device.slug)
     )

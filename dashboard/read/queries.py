@@ -15,6 +15,7 @@ from functools import cached_property
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dashboard.read.links import shown_state
 from gateway.store.models import Community, Device, Good, NeedLevel, Site, Stock
 
 # Shortage levels, worst first: an essential good below its minimum is critical, any other good is short.
@@ -172,10 +173,11 @@ def device_rows(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[DeviceRow]:
-    """Devices with their site and community, optionally filtered, in a stable order."""
+    """Devices with their site and community, optionally filtered (by the state shown), in a stable order."""
+    state_shown = shown_state()
     query = (
         select(
-            Device.slug, Device.kind, Device.state, Device.last_seen_at, Site.slug, Site.name, Community.slug
+            Device.slug, Device.kind, state_shown, Device.last_seen_at, Site.slug, Site.name, Community.slug
         )
         .join(Site, Device.site_id == Site.id)
         .join(Community, Site.community_id == Community.id)
@@ -186,7 +188,7 @@ def device_rows(
     if kind is not None:
         query = query.where(Device.kind == kind)
     if state is not None:
-        query = query.where(Device.state == state)
+        query = query.where(state_shown == state)
     query = query.limit(limit).offset(offset)
     return [DeviceRow(*row) for row in session.execute(query)]
 

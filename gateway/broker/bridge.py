@@ -16,6 +16,7 @@ from gateway.contract.target import MqttTarget
 from gateway.contract.topics import (
     ROOT,
     UPSTREAM_KINDS,
+    bridge_state_topic,
     community_alerts_topic,
     is_slug,
     member_alerts_topic,
@@ -54,6 +55,7 @@ class BridgeOptions:
     keepalive_s: int = 30
     listener: str = "1883"
     password_file: str = "/etc/mosquitto/rhizome.passwd"
+    acl_file: str = "/etc/mosquitto/rhizome.acl"
     persistence_location: str = "/var/lib/mosquitto/"
     log_dest: str = "file /var/log/mosquitto/mosquitto.log"
     user: str = "mosquitto"
@@ -77,9 +79,10 @@ def remote_clientid(community: str) -> str:
 
 
 def notification_topic(community: str) -> str:
-    """Where the bridge publishes its retained 1/0 state on both brokers (Mosquitto's default topic, also
-    its will): the regional broker refuses a bridge whose account may not write it."""
-    return f"$SYS/broker/connection/{remote_clientid(community)}/state"
+    """Where the bridge publishes its retained 1/0 link state on both brokers (also its will): the
+    community's own topic of the contract, which the regional ACL allows the bridge and the gateway reads.
+    Mosquitto's default, $SYS/broker/connection/<id>/state, is outside the contract's namespace."""
+    return bridge_state_topic(community)
 
 
 def upstream_topics(community: str) -> list[str]:
@@ -138,7 +141,12 @@ def _local_broker_lines(community: BridgeCommunity, options: BridgeOptions) -> l
     return [
         "per_listener_settings false",
         "allow_anonymous false",
+        "# Each device may publish only its own topics and read only its own commands, as on the regional",
+        "# broker: `rhizome bridge config --broker-dir DIR` writes both files from the store (see",
+        "# docs/security.md). The bridge itself is not held to this ACL by Mosquitto; it forwards only the",
+        "# topics below.",
         f"password_file {options.password_file}",
+        f"acl_file {options.acl_file}",
         f"user {options.user}",
         "",
         "# The bridge's queue survives a restart of this broker.",
@@ -183,8 +191,11 @@ def _bridge_lines(community: BridgeCommunity, options: BridgeOptions) -> list[st
         f"restart_timeout {base} {cap}",
         "start_type automatic",
         "try_private true",
-        "# The regional broker sees this bridge's state as a retained 1/0 on $SYS/broker/connection/...",
+        "# The link state, retained: 1 when up; the regional broker holds the bridge's will, 0, for when the",
+        "# link drops. On the community's own topic, which the regional ACL allows the bridge (Mosquitto's",
+        "# default, $SYS/broker/connection/..., is refused there, and the refused will drops the bridge).",
         "notifications true",
+        f"notification_topic {notification_topic(community.slug)}",
     ]
     if remote.tls:
         lines.append(f"bridge_cafile {remote.ca_file or '/etc/ssl/certs/ca-certificates.crt'}")

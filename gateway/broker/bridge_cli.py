@@ -40,7 +40,9 @@ def bridge() -> None:
     help="Devices publish to their community's broker; it bridges to the regional broker and queues "
     "(bounded, on disk) while the uplink is down. The community must exist in the store (or in --region "
     f"FILE). Credentials: --credentials FILE (one line user:password), else {USERNAME_ENV} and "
-    f"{PASSWORD_ENV}, else the --regional URL.",
+    f"{PASSWORD_ENV}, else the --regional URL. The config names a password file and an ACL file for the "
+    "community's devices: --broker-dir DIR writes both there from the store (each device confined to its own "
+    "topics) and points the config at them.",
 )
 @click.option("--community", required=True, metavar="SLUG", help="the community this broker serves")
 @click.option("--regional", required=True, metavar="URL", help="regional broker, mqtt[s]://host:port")
@@ -57,6 +59,13 @@ def bridge() -> None:
     "--listener", default="1883", metavar="LISTENER", help="local listener: port [and address] [1883]"
 )
 @click.option("-o", "--output", type=PATH, metavar="OUTPUT", help="write here (mode 0600) instead of stdout")
+@click.option(
+    "--broker-dir",
+    type=PATH,
+    metavar="DIR",
+    help="also write the community broker's rhizome.passwd and rhizome.acl here, from the store "
+    "[not written; the config names /etc/mosquitto/rhizome.{passwd,acl}]",
+)
 @pass_settings
 def run_bridge_config(
     settings: Settings,
@@ -67,11 +76,17 @@ def run_bridge_config(
     queue: int,
     listener: str,
     output: Path | None,
+    broker_dir: Path | None,
 ) -> int:
-    """Look the community up, read the credentials, render the config."""
+    """Look the community up, read the credentials, render the config (and the community's broker files)."""
+    if broker_dir is not None and region is not None:
+        raise ValueError("--broker-dir needs the store (device accounts live there), not --region")
     found = _community(settings, community, region)
     target = regional_target(regional, credentials, settings)
     options = BridgeOptions(regional=target, queue_messages=queue, listener=listener)
+    if broker_dir is not None:
+        files = _write_community_files(settings, found.slug, broker_dir)
+        options = replace(options, password_file=str(files[0]), acl_file=str(files[1]))
     text = render_community_conf(found, options)
     if output is None:
         sys.stdout.write(text)
@@ -82,6 +97,24 @@ def run_bridge_config(
         fh.write(text)
     print(f"wrote {output} for {found.slug}", file=sys.stderr)
     return 0
+
+
+def _write_community_files(settings: Settings, slug: str, directory: Path) -> tuple[Path, Path]:
+    """The community's device accounts from the store, as the community broker's password and ACL files."""
+    from sqlalchemy.orm import Session
+
+    from gateway.broker.files import community_files
+    from gateway.store.db import make_engine
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            files = community_files(session, slug, directory.resolve())
+    finally:
+        engine.dispose()
+    wrote = f"wrote {files.password_file} and {files.acl_file}: {files.accounts} device accounts"
+    print(wrote, file=sys.stderr)
+    return files.password_file, files.acl_file
 
 
 def regional_target(url: str, credentials: Path | None, settings: Settings) -> MqttTarget:

@@ -14,6 +14,9 @@ Every account may touch only its own topics:
 - a peer node of a federation (`node.<peer>`) writes `rhizome/fed/v1/<this node>/in/<peer>/#` and reads
   `rhizome/fed/v1/<this node>/out/<peer>/#`.
 
+`community_files` writes the same two files for a community's own broker: its devices only, each confined to
+its own topics as on the regional broker.
+
 The password file holds nothing but `username:hash` lines: `mosquitto_passwd` treats any other line as a
 corrupt file and rewrites it with only the account it was asked to add. Its explanation lives in the ACL
 file's header instead. Every account is in the store, so hand edits are overwritten: use the rhizome command.
@@ -36,6 +39,7 @@ from sqlalchemy.orm import Session
 from gateway.broker.bridge import community_downstream, notification_topic, upstream_topics
 from gateway.contract.federation import FED_ROOT
 from gateway.contract.topics import (
+    BRIDGE_STATE_FILTER,
     COMMAND_FILTER,
     COMMUNITY_ALERTS_FILTER,
     INTERNAL_EVENTS,
@@ -54,7 +58,8 @@ from gateway.store.models import BrokerCredential, Community, Device, Member, Si
 log = logging.getLogger(__name__)
 PASSWORD_FILE = "rhizome.passwd"
 ACL_FILE = "rhizome.acl"
-GATEWAY_READS = (UPSTREAM_FILTER, INTERNAL_EVENTS)  # the events: for the planner and dashboard processes
+# The events: for the planner and dashboard processes; bridge states: which communities' links are up.
+GATEWAY_READS = (UPSTREAM_FILTER, INTERNAL_EVENTS, BRIDGE_STATE_FILTER)
 GATEWAY_WRITES = (
     COMMUNITY_ALERTS_FILTER,
     MEMBER_ALERTS_FILTER,
@@ -125,22 +130,30 @@ def node_access(username: str, password_hash: str, local_node: str, peer: str) -
     return Access(username, password_hash, (f"{base}/out/{peer}/#",), (f"{base}/in/{peer}/#",))
 
 
-def accounts(session: Session) -> list[Access]:
-    """Every active account with its topics, ordered by username (stable files, readable diffs)."""
-    found: list[Access] = []
-    active = BrokerCredential.password_hash.is_not(None)
-    devices = (
+def _device_accounts(session: Session, community: str | None = None) -> list[Access]:
+    """Active device accounts, of one community or of all."""
+    query = (
         select(
             BrokerCredential.username, BrokerCredential.password_hash, Community.slug, Site.slug, Device.slug
         )
         .join(Device, Device.id == BrokerCredential.device_id)
         .join(Site, Site.id == Device.site_id)
         .join(Community, Community.id == Site.community_id)
-        .where(active, BrokerCredential.kind == "device")
+        .where(BrokerCredential.password_hash.is_not(None), BrokerCredential.kind == "device")
     )
-    for username, hashed, community, site, device in session.execute(devices):
-        assert hashed is not None  # `active` rows have a hash (CHECK revoked_has_no_hash)
-        found.append(device_access(username, hashed, community, site, device))
+    if community is not None:
+        query = query.where(Community.slug == community)
+    found = []
+    for username, hashed, slug, site, device in session.execute(query):
+        assert hashed is not None  # active rows have a hash (CHECK revoked_has_no_hash)
+        found.append(device_access(username, hashed, slug, site, device))
+    return found
+
+
+def accounts(session: Session) -> list[Access]:
+    """Every active account with its topics, ordered by username (stable files, readable diffs)."""
+    active = BrokerCredential.password_hash.is_not(None)
+    found = _device_accounts(session)
     members = (
         select(BrokerCredential.username, BrokerCredential.password_hash, Member.id, Community.slug)
         .join(Member, Member.id == BrokerCredential.member_id)
@@ -229,6 +242,19 @@ def write_broker_files(session: Session, directory: Path) -> BrokerFiles:
             ", ".join(dropped),
             password_file,
         )
+    return files
+
+
+def community_files(session: Session, community: str, directory: Path) -> BrokerFiles:
+    """The files of a community's own broker: its devices only, each confined to its own topics (so no
+    device can publish as another, and the bridge, which Mosquitto does not hold to the ACL, forwards only
+    what a device may write)."""
+    access = sorted(_device_accounts(session, community), key=lambda a: a.username)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = BrokerFiles(directory / PASSWORD_FILE, directory / ACL_FILE, len(access))
+    _replace(files.acl_file, render_acl_file(access))
+    _replace(files.password_file, render_password_file(access))
+    log.info("wrote %s and %s: %s device accounts", files.password_file, files.acl_file, files.accounts)
     return files
 
 

@@ -112,3 +112,26 @@ COMMAND_FILTER: Final = f"{ROOT}/+/+/+/command"
 COMMUNITY_ALERTS_FILTER: Final = f"{ROOT}/alerts/+"
 MEMBER_ALERTS_FILTER: Final = f"{ROOT}/members/+/alerts"
 MEMBER_ROUTES_FILTER: Final = f"{ROOT}/members/+/routes"
+
+# A community broker's bridge publishes its link state here, retained: "1" when the link is up; the regional
+# broker holds the bridge's will "0" and publishes it when the link drops uncleanly (Mosquitto's bridge
+# `notifications`). Five levels, so the upstream filter never matches it; it lies inside the community's own
+# namespace, so the ACL that confines a bridge to `rhizome/v1/<community>/...` can allow it.
+BRIDGE_STATE_FILTER: Final = f"{ROOT}/+/bridge/state"
+BRIDGE_UP: Final = b"1"
+BRIDGE_DOWN: Final = b"0"
+
+
+def bridge_state_topic(community: str) -> str:
+    """Where the bridge of `community`'s own broker says whether its link to the region is up."""
+    if not is_slug(community):
+        raise ValueError(f"community {community!r} is not a slug")
+    return f"{ROOT}/{community}/bridge/state"
+
+
+def bridge_state_community(topic: str) -> str | None:
+    """The community a bridge state topic belongs to; None for any other topic."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != ROOT or parts[3:] != ["bridge", "state"]:
+        return None
+    return parts[2] if is_slug(parts[2]) else None

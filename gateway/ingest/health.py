@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from gateway.ingest.bulk import record_activity, revive_devices
 from gateway.ingest.detector import Detector
 from gateway.ingest.incidents import apply_event, set_state
+from gateway.ingest.links import link_states, silent_since
 from gateway.ingest.rules import Rule, load_rules
-from gateway.store.models import Device, DeviceStateChange, Fault
+from gateway.store.models import Device, DeviceStateChange, Fault, Site
 
 ACTIVITY_EVERY_S = 2.0  # last_seen lags by at most this; stale detection allows far more
 LAST_WILL = "last will"  # the state-change reason of an offline the broker published for a lost device
@@ -125,16 +126,21 @@ class DeviceHealth:
         self._not_online = set(session.scalars(select(Device.id).where(Device.state != "online")))
 
     def sweep(self, session: Session, now: datetime) -> int:
-        """Mark devices silent for 1.5x their expected interval `stale`, opening `silent` incidents."""
+        """Mark devices silent for 1.5x their expected interval `stale`, opening `silent` incidents.
+
+        A device behind a community bridge whose link is down is not judged (it cannot be heard); after the
+        link returns its silence counts from the return (gateway.ingest.links)."""
         self.flush_activity(session)
+        links = link_states(session)
         rows = session.execute(
-            select(Device.id, Device.kind, Device.last_seen_at, Device.expected_interval_s).where(
-                Device.state.in_(("online", "fault")), Device.last_seen_at.is_not(None)
-            )
+            select(Device.id, Device.kind, Device.last_seen_at, Device.expected_interval_s, Site.community_id)
+            .join(Site, Site.id == Device.site_id)
+            .where(Device.state.in_(("online", "fault")), Device.last_seen_at.is_not(None))
         )
         changed = 0
-        for device_id, kind, last_seen, interval in rows:
-            if last_seen is None:  # excluded by the query; says so to the type checker
+        for device_id, kind, seen, interval, community_id in rows:
+            last_seen = silent_since(seen, links.get(community_id)) if seen is not None else None
+            if last_seen is None:  # never seen (excluded by the query), or its link is down
                 continue
             silent_for = (now - last_seen).total_seconds()
             if silent_for <= self.stale_factor * interval:
@@ -144,7 +150,7 @@ class DeviceHealth:
             changed += set_state(session, device, "stale", now, f"silent for {silent_for:.0f} s")
             self._not_online.add(device_id)
             self._open_silence(session, device_id, kind, last_seen, now)
-        self._lost_are_silent(session, now)
+        self._lost_are_silent(session, now, links)
         return changed
 
     def _open_silence(
@@ -157,17 +163,20 @@ class DeviceHealth:
             if event is not None:
                 apply_event(session, event)
 
-    def _lost_are_silent(self, session: Session, now: datetime) -> None:
+    def _lost_are_silent(
+        self, session: Session, now: datetime, links: dict[int, tuple[bool, datetime]]
+    ) -> None:
         """Open `silent` faults for devices offline by last will for longer than the stale threshold
         (they stay `offline` on the map: that is what the broker said)."""
         if not self._lost:
             return
         rows = session.execute(
-            select(Device.id, Device.kind, Device.last_seen_at, Device.expected_interval_s).where(
-                Device.id.in_(self._lost), Device.state == "offline", Device.last_seen_at.is_not(None)
-            )
+            select(Device.id, Device.kind, Device.last_seen_at, Device.expected_interval_s, Site.community_id)
+            .join(Site, Site.id == Device.site_id)
+            .where(Device.id.in_(self._lost), Device.state == "offline", Device.last_seen_at.is_not(None))
         )
-        for device_id, kind, last_seen, interval in rows:
+        for device_id, kind, seen, interval, community_id in rows:
+            last_seen = silent_since(seen, links.get(community_id)) if seen is not None else None
             if last_seen is None:
                 continue
             if (now - last_seen).total_seconds() > self.stale_factor * interval:

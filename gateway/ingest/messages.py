@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 
 from gateway.contract.payloads import Message, StateMessage, StockReport, Telemetry, parse_message
 from gateway.contract.reasons import ProtocolError
+from gateway.contract.topics import bridge_state_community
 from gateway.ingest.bulk import PendingReading, insert_readings
 from gateway.ingest.health import LAST_WILL, DeviceHealth, Stored
 from gateway.ingest.incidents import set_state
+from gateway.ingest.links import UnknownCommunity, parse_link_state, record_link_state
 from gateway.ingest.rules import Rule
 from gateway.store import stock
 from gateway.store.models import DeadLetter, Device, Good, Reading, Site, Stock
@@ -114,6 +116,10 @@ class Ingestor:
         waiting: set[int] = set()  # devices with telemetry in `pending`
         for raw in batch:
             try:
+                community = bridge_state_community(raw.topic)
+                if community is not None:
+                    result.state_changes += self._apply_link(session, community, raw)
+                    continue
                 message = _parse(raw)
                 device = self._device_for(session, message)
                 body = message.body
@@ -252,6 +258,14 @@ class Ingestor:
     ) -> None:
         for good_id, quantity in levels.items():
             stock.report_level(session, device.site_id, good_id, quantity, device.id, seq, now)
+
+    def _apply_link(self, session: Session, community: str, raw: RawMessage) -> int:
+        """A community bridge's link state (not a device message: it has no seq, no JSON)."""
+        up = parse_link_state(raw.payload)
+        try:
+            return int(record_link_state(session, community, up, raw.received_at))
+        except UnknownCommunity:
+            raise StoreRejected("unknown_community", community) from None
 
     def _apply_state(self, session: Session, known: KnownDevice, body: StateMessage, now: datetime) -> int:
         device = session.get(Device, known.id)

@@ -16,7 +16,13 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import Engine
 
 from gateway.contract.client import connect, make_client
-from gateway.contract.topics import QOS, UPSTREAM_FILTER, is_command_topic, shared_filter
+from gateway.contract.topics import (
+    BRIDGE_STATE_FILTER,
+    QOS,
+    UPSTREAM_FILTER,
+    is_command_topic,
+    shared_filter,
+)
 from gateway.ingest.messages import BatchResult, RawMessage
 from gateway.ingest.metrics import GatewayMetrics, serve_metrics
 from gateway.ingest.publisher import OutboxPublisher
@@ -114,7 +120,9 @@ class GatewayService:
             log.error("broker refused the gateway: %s", reason)
             return
         topic = shared_filter(self.settings.gateway_group) if self.shared else UPSTREAM_FILTER
-        client.subscribe(topic, qos=QOS)
+        # Bridge states are retained and few: every member reads them all (a shared subscription is sent
+        # no retained message), and recording the same state twice changes nothing.
+        client.subscribe([(topic, QOS), (BRIDGE_STATE_FILTER, QOS)])
         log.info("gateway connected to %s:%s, subscribed to %s", self.target.host, self.target.port, topic)
 
     def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, reasons: Any, _props: Any) -> None:

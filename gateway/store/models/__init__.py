@@ -4,6 +4,7 @@ from gateway.store.models.access import BrokerCredential
 from gateway.store.models.base import Base, utcnow
 from gateway.store.models.board import BoardTask, SectorGoal, SlotSignup, TaskShift, TaskSlot
 from gateway.store.models.federation import FedFact, FedNode
+from gateway.store.models.links import BridgeLink
 from gateway.store.models.ops import (
     DeadLetter,
     DeviceStateChange,
@@ -21,6 +22,7 @@ from gateway.store.models.security import LoginFailures, SecurityEvent, WebSessi
 __all__ = [
     "Base",
     "BoardTask",
+    "BridgeLink",
     "BrokerCredential",
     "Community",
     "DeadLetter",

@@ -208,6 +208,7 @@ SECURITY_EVENT_KINDS = (
     "credentials_rotated",
     "credentials_revoked",
 )
+BRIDGE_LINK_STATES = ("up", "down")
 VEHICLE_KINDS = ("car", "pickup", "van", "truck", "motorcycle", "bicycle", "boat")
 
 __all__ = ["DEVICE_KINDS"]
