@@ -318,7 +318,7 @@ def regional_once(
         holder = role_holder(session, role.order, role.lease_s, role.node, now)
         if holder != role.node:
             return RegionalRun(holder, None, time.perf_counter() - started)
-        summaries, moving = load_regional(session, now, role.node, 2 * role.lease_s)
+        summaries, moving = load_regional(session, now, role.node, role.lease_s)
     shipments, _plan = plan_between_nodes(summaries, moving, time_limit_s)
     with sessions.begin() as session:
         saved = save_regional_plan(session, role.node, shipments, utcnow())

@@ -53,9 +53,11 @@ class NodeProc:
             rows = session.execute(select(FedFact.origin, FedFact.seq).where(FedFact.sig.is_not(None)))
             return {(o, s) for o, s in rows}
 
-    def fact_rows(self) -> int:
+    def duplicated(self) -> int:
+        """Rows beyond one per (origin, seq): what a bridge or a resend would add without idempotence."""
         with Session(self.store()) as session:
-            return len(list(session.scalars(select(FedFact.id))))
+            keys = list(session.execute(select(FedFact.origin, FedFact.seq)))
+            return len(keys) - len(set(keys))
 
     def links_up(self) -> dict[str, bool]:
         with Session(self.store()) as session:
