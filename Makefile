@@ -6,13 +6,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The unit lane: every test without a lane marker (pyproject.toml lists them; tests/lanes.py guards it).
 UNIT   := not network and not postgres and not browser and not slow
-# `make test` splits the suite into four disjoint lanes that together are every test: the slow broker tests and
-# the other broker tests (the longest lanes, so they start first), the other integration tests, the unit tests.
+# `make test` splits the suite into five disjoint lanes that together are every test: the slow broker tests (in
+# two lanes, by file) and the other broker tests (the longest lanes, so they start first), the unit tests, the
+# other integration tests.
 NETWORK_SLOW := network and slow
 NETWORK := network and not slow
 OTHERS  := not network and (postgres or browser or slow)
 
-.PHONY: demo check test lint typecheck unit lane-network-slow lane-network lane-others lane-unit venv clean
+.PHONY: demo check test lint typecheck unit lane-network-slow lane-network-slow-b lane-network lane-others lane-unit venv clean
 
 venv: $(STAMP)
 
@@ -46,11 +47,18 @@ check: $(STAMP)
 # safely: each test gets its own PostgreSQL database, its own ports and its own topics. With the services'
 # URLs kept, unit tests asking for `database_url` still run on PostgreSQL, as they did in one serial run.
 # --output-sync prints each lane's whole output when it ends; -k runs them all and fails if any failed.
+# The slow broker tests are split in two lanes by file (the nodes' and bridges' federation tests, the demo's
+# end to end runs, and the rest): each is minutes of waiting on brokers and clocks, not of CPU.
 test: $(STAMP)
-	$(MAKE) --no-print-directory -j3 -k --output-sync=target -o $(STAMP) lane-network-slow lane-network lint typecheck lane-unit lane-others
+	$(MAKE) --no-print-directory -j4 -k --output-sync=target -o $(STAMP) lane-network-slow lane-network-slow-b lane-network lane-unit lint typecheck lane-others
+
+SLOW_B := tests/test_nodes.py tests/test_federation.py tests/test_demo.py
 
 lane-network-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(NETWORK_SLOW)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "$(NETWORK_SLOW)" $(addprefix --ignore=,$(SLOW_B)) $(PYTEST_ARGS)
+
+lane-network-slow-b: $(STAMP)
+	$(BIN)/python -m pytest -q -m "$(NETWORK_SLOW)" $(SLOW_B) $(PYTEST_ARGS)
 
 lane-network: $(STAMP)
 	$(BIN)/python -m pytest -q -m "$(NETWORK)" $(PYTEST_ARGS)

@@ -182,7 +182,7 @@ class SimFederation:
             cable = node.cables.get(other.name)
             broker = f"mqtt://{HOST}:{cable.port}" if cable else f"mqtt://{HOST}:{other.broker.port}"
             entries[other.name] = NodeEntry(other.name, other.key.public, broker)
-        return Federation(entries, self.links, (), self.lease_s)
+        return Federation(entries, self.links, (), self.lease_s, min(self.beat_s, self.lease_s / 2))
 
     def start_agent(self, name: str) -> Agent:
         """(Re)start the agent of `name`."""
@@ -241,6 +241,7 @@ class SimFederation:
         for node in self.nodes.values():
             if node.agent is not None:
                 node.agent.stop()
+                node.agent = None
         for node in self.nodes.values():
             for cable in node.cables.values():
                 cable.close()
@@ -248,7 +249,11 @@ class SimFederation:
             node.engine.dispose()
 
     def __enter__(self) -> SimFederation:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # what started must not outlive a failed start (brokers, log files, stores)
+            raise
         return self
 
     def __exit__(self, *_exc: Any) -> None:
