@@ -410,6 +410,22 @@ def test_static_files_are_gzipped_and_small_answers_are_not(client: FlaskClient)
     assert "Content-Encoding" not in refused.headers
 
 
+def test_a_compressed_static_file_is_closed_once_read(client: FlaskClient) -> None:
+    """A browser leaving a page mid-download dropped the connection before the server closed the file, which
+    stayed open until the garbage collector found it (a ResourceWarning in the browser tests)."""
+    from flask import send_from_directory
+
+    from dashboard.web.compression import compress
+
+    app = client.application
+    with app.test_request_context("/static/vendor/leaflet/leaflet.js", headers={"Accept-Encoding": "gzip"}):
+        response = send_from_directory(app.static_folder or "", "vendor/leaflet/leaflet.js")
+        opened = response.response.file  # werkzeug's FileWrapper around the open file
+        assert not opened.closed
+        compress(response)
+        assert response.headers["Content-Encoding"] == "gzip" and opened.closed
+
+
 def test_store_down_is_a_503_not_a_500(tmp_path: Path) -> None:
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path}"))  # a directory, not a file
     with app.test_client() as client:

@@ -31,7 +31,11 @@ def compress(response: Response) -> Response:
     if response.content_length is not None and response.content_length < MIN_SIZE:
         return response
     response.direct_passthrough = False  # static files are streamed; read them to compress them
+    streamed = response.response
     data = response.get_data()
+    close = getattr(streamed, "close", None)
+    if close is not None:  # read whole: close the file now, not when a dropped response is collected
+        close()
     if len(data) < MIN_SIZE:
         return response
     response.set_data(gzip.compress(data, compresslevel=6))
