@@ -3,10 +3,15 @@ small federation (every fact written during a cut reaches every node once)."""
 
 from __future__ import annotations
 
+import resource
+import socket
 import sys
+import threading
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.federation import (
     FedConfig,
@@ -16,6 +21,8 @@ from bench.federation import (
     partition_groups,
     run_federation,
 )
+from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
+from gateway.federation.sim import HOST, many_sockets
 from gateway.process.procutil import free_port
 from tests.conftest import require_mosquitto
 
@@ -84,3 +91,36 @@ def test_a_small_federation_cut_for_hours_converges_with_nothing_lost_or_doubled
     assert result.failover_from == "n00" and result.failover_to == "n01"
     assert result.failover_s is not None and result.failover_s >= config.lease_s * 0.8
     assert result.wire_bytes > result.payload_bytes / 2 > 0
+
+
+@pytest.mark.network
+def test_paho_clients_work_above_descriptor_1023_in_a_large_federation(tmp_path: Path) -> None:
+    """Fifty nodes in one process hold more than 1,024 descriptors; paho's select() cannot watch those."""
+    require_mosquitto()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip(f"this machine allows {hard} open files; the test needs 1,400")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1400), hard))
+    filler = [socket.socket() for _ in range(1100)]  # the client's sockets come after these
+    account = BrokerAccount("high-fd", "high-fd-password")
+    try:
+        with EmbeddedBroker(tmp_path / "broker", [account], prefer="mosquitto") as broker, many_sockets():
+            got = threading.Event()
+            client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="high-fd")
+            client.username_pw_set(account.username, account.password)
+            client.on_connect = lambda c, *_a: c.subscribe("t/high", qos=1)
+            client.on_subscribe = lambda c, *_a: c.publish("t/high", b"x", qos=1)
+            client.on_message = lambda *_a: got.set()
+            client.connect(HOST, broker.port)
+            client.loop_start()
+            try:
+                assert got.wait(10)
+                sock = client.socket()
+                assert sock is not None and sock.fileno() > 1023
+            finally:
+                client.disconnect()
+                client.loop_stop()
+    finally:
+        for sock in filler:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -11,7 +11,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,9 +198,13 @@ class SimFederation:
         lease_s: float = 5.0,
         tick_s: float = 0.2,
         database_url: str | None = None,
+        on_tick: Callable[[str, Session], None] | None = None,
     ) -> None:
+        """`on_tick(name, session)` runs in each agent's tick, in its transaction: a bench writes its facts
+        there, as the agent's own store writes never wait for another writer's lock in one busy process."""
         self.workdir = workdir
         self.beat_s, self.resend_s, self.tick_s = beat_s, resend_s, tick_s
+        self.on_tick = on_tick
         self.nodes: dict[str, SimNode] = {}
         names = list(names)
         for name in names:
@@ -251,7 +255,8 @@ class SimFederation:
             tick_s=self.tick_s,
             password_for=functools.partial(_peer_password, name),
         )
-        node.agent = Agent(config, self.federation_for(name), node.key, node.sessions)
+        hook = None if self.on_tick is None else functools.partial(self.on_tick, name)
+        node.agent = Agent(config, self.federation_for(name), node.key, node.sessions, on_tick=hook)
         node.agent.start()
         return node.agent
 
