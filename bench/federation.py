@@ -246,7 +246,7 @@ class FedResult:
     failover_from: str | None
     failover_to: str | None
     false_silence_faults: int
-    partition_holders_ok: int  # nodes that named their own part's first node as holder during the cut
+    partition_holders_ok: int  # nodes naming the first node they still reached as holder at the cut's end
     sim_hours: float
     run_real_s: float
     wire_bytes: int  # through the cables, first write to convergence
@@ -316,13 +316,9 @@ def phases(
         if not cut and sim_min >= warm_end:
             cut_between(fed, groups)
             cut = True
-            parts = len(set(groups.values()))
-            say(
-                "sim %.1f h: cut the region into %s parts (two halves, %s nodes alone)",
-                sim_min / 60,
-                parts,
-                parts - 2,
-            )
+            count = len(set(parts(names, links, groups).values()))
+            alone = len(set(groups.values())) - 2
+            say("sim %.1f h: cut two halves and %s nodes alone: %s parts", sim_min / 60, alone, count)
         if sim_min >= total:
             break
         if time.monotonic() - last_log >= 5:
@@ -340,8 +336,12 @@ def phases(
         time.sleep(0.1)
     while writer.pending():  # the last facts due are appended in the agents' next tick, still cut off
         time.sleep(0.05)
-    holders_ok = part_holders(fed, groups)
-    say("end of the cut: %s of %s nodes name their own part's first node as holder", holders_ok, len(names))
+    holders_ok = part_holders(fed, parts(names, links, groups))
+    say(
+        "end of the cut: %s of %s nodes name the first node they still reach as holder",
+        holders_ok,
+        len(names),
+    )
     for cable in cables:
         cable.mend()
     healed = time.monotonic()
@@ -426,13 +426,27 @@ def cut_between(fed: SimFederation, groups: dict[str, int]) -> None:
                 cable.cut()
 
 
-def part_holders(fed: SimFederation, groups: dict[str, int]) -> int:
-    """Nodes naming as holder the first node (by name) of their own part, as the lease should make them."""
-    first: dict[int, str] = {}
-    for name in sorted(fed.nodes):
-        first.setdefault(groups[name], name)
+def parts(names: Sequence[str], links: Sequence[tuple[str, str]], groups: dict[str, int]) -> dict[str, str]:
+    """Each node's part during the cut, named by its first node: the nodes it still reaches over uncut links
+    (a node of a half whose links all run to cut-off nodes is a part of its own)."""
+    first = {name: name for name in names}
+
+    def root(name: str) -> str:
+        while first[name] != name:
+            name = first[name]
+        return name
+
+    for a, b in links:
+        if groups[a] == groups[b]:
+            ra, rb = root(a), root(b)
+            first[max(ra, rb)] = min(ra, rb)
+    return {name: root(name) for name in names}
+
+
+def part_holders(fed: SimFederation, part_of: dict[str, str]) -> int:
+    """Nodes naming as holder the first node (by name) of the part they are cut into, as the lease should."""
     agents = {name: node.agent for name, node in fed.nodes.items() if node.agent is not None}
-    return sum(1 for name, agent in agents.items() if agent.holder() == first[groups[name]])
+    return sum(1 for name, agent in agents.items() if agent.holder() == part_of[name])
 
 
 def held_counts(fed: SimFederation) -> dict[str, int]:
@@ -759,7 +773,7 @@ def report(
             ),
             (
                 "holders during the cut",
-                f"{result.partition_holders_ok} of {result.nodes} named their part's own first node",
+                f"{result.partition_holders_ok} of {result.nodes} named the first node they still reached",
             ),
             ("converged", f"{result.converged} in {_num(result.converge_s)} s after the heal"),
             ("lost / duplicated / unexpected", f"{result.lost} / {result.duplicated} / {result.unexpected}"),

@@ -19,6 +19,7 @@ from bench.federation import (
     measure_footprint,
     node_names,
     partition_groups,
+    parts,
     run_federation,
 )
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
@@ -47,6 +48,11 @@ def test_the_cut_makes_two_halves_and_nodes_alone() -> None:
     alone = [name for name, group in groups.items() if group >= 2]
     assert len(alone) == 5 and len({groups[name] for name in alone}) == 5
     assert {groups[name] for name in names if name not in alone} == {0, 1}
+    part_of = parts(names, link_graph(names, seed=1), groups)
+    assert all(part_of[name] == name for name in alone)
+    assert all(groups[part_of[name]] == groups[name] for name in names)  # a part never spans the cut
+    assert part_of["n49"] == "n25"  # the second half, reached over its chord although n47 is cut off
+    assert part_of["n24"] == "n24"  # every link runs to n23 or n47 (alone) or to the other half
 
 
 @pytest.mark.slow
