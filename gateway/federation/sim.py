@@ -7,15 +7,18 @@ import contextlib
 import functools
 import logging
 import secrets
+import select
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+import paho.mqtt.client as paho_client
+from sqlalchemy import Engine, func
+from sqlalchemy import select as sql_select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
@@ -30,6 +33,7 @@ from gateway.store.models import FedFact
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
+READ = select.POLLIN
 
 
 class Cable:
@@ -99,6 +103,56 @@ class Cable:
         _close(dst)
 
 
+class _PollSelect:
+    """What paho needs of the `select` module, on poll(): select() cannot watch a descriptor above 1023, and
+    one process hosting some 45 nodes or more (three MQTT clients, cables and stores each) holds more."""
+
+    error = select.error
+
+    @staticmethod
+    def select(
+        rlist: Sequence[Any], wlist: Sequence[Any], xlist: Sequence[Any], timeout: float | None = None
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        if xlist:
+            raise ValueError("only read and write lists are supported")
+        poller = select.poll()
+        wanted: list[dict[int, Any]] = [{}, {}]  # fd -> object, for reading and for writing
+        for side, items in enumerate((rlist, wlist)):
+            for obj in items:
+                if obj is None:
+                    raise TypeError("not a socket")
+                fd = obj if isinstance(obj, int) else obj.fileno()
+                if fd < 0:
+                    raise ValueError("file descriptor cannot be a negative integer")
+                wanted[side][fd] = obj
+        for fd in wanted[0].keys() | wanted[1].keys():
+            poller.register(
+                fd, (select.POLLIN if fd in wanted[0] else 0) | (select.POLLOUT if fd in wanted[1] else 0)
+            )
+        events = poller.poll(None if timeout is None else max(0, int(timeout * 1000)))
+        readable: list[Any] = []
+        writable: list[Any] = []
+        for fd, event in events:
+            if fd in wanted[0] and event & (
+                select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLNVAL
+            ):
+                readable.append(wanted[0][fd])
+            if fd in wanted[1] and event & (select.POLLOUT | select.POLLHUP | select.POLLERR):
+                writable.append(wanted[1][fd])
+        return readable, writable, []
+
+
+@contextlib.contextmanager
+def many_sockets() -> Iterator[None]:
+    """Let paho's clients in this process use any file descriptor (see _PollSelect), for large federations."""
+    saved = paho_client.select
+    paho_client.select = _PollSelect  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        paho_client.select = saved
+
+
 def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
@@ -121,13 +175,13 @@ class SimNode:
     def facts(self) -> set[tuple[str, int]]:
         """(origin, seq) of every signed fact this node holds."""
         with self.sessions() as session:
-            rows = session.execute(select(FedFact.origin, FedFact.seq).where(FedFact.sig.is_not(None)))
+            rows = session.execute(sql_select(FedFact.origin, FedFact.seq).where(FedFact.sig.is_not(None)))
             return {(origin, seq) for origin, seq in rows}
 
     def count(self) -> int:
         """Rows in the fact table (duplicates would show here)."""
         with self.sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(FedFact)) or 0)
+            return int(session.scalar(sql_select(func.count()).select_from(FedFact)) or 0)
 
 
 class SimFederation:
@@ -142,10 +196,15 @@ class SimFederation:
         beat_s: float = 1.0,
         resend_s: float = 2.0,
         lease_s: float = 5.0,
+        tick_s: float = 0.2,
         database_url: str | None = None,
+        on_tick: Callable[[str, Session], None] | None = None,
     ) -> None:
+        """`on_tick(name, session)` runs in each agent's tick, in its transaction: a bench writes its facts
+        there, as the agent's own store writes never wait for another writer's lock in one busy process."""
         self.workdir = workdir
-        self.beat_s, self.resend_s = beat_s, resend_s
+        self.beat_s, self.resend_s, self.tick_s = beat_s, resend_s, tick_s
+        self.on_tick = on_tick
         self.nodes: dict[str, SimNode] = {}
         names = list(names)
         for name in names:
@@ -193,9 +252,11 @@ class SimFederation:
             home,
             beat_s=self.beat_s,
             resend_s=self.resend_s,
+            tick_s=self.tick_s,
             password_for=functools.partial(_peer_password, name),
         )
-        node.agent = Agent(config, self.federation_for(name), node.key, node.sessions)
+        hook = None if self.on_tick is None else functools.partial(self.on_tick, name)
+        node.agent = Agent(config, self.federation_for(name), node.key, node.sessions, on_tick=hook)
         node.agent.start()
         return node.agent
 
