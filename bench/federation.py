@@ -713,6 +713,8 @@ def node_footprint(extra: Sequence[str], settle_s: float, sample_s: float) -> Fo
         return None
     usage = cli_help("node", "run") or ""
     with tempfile.TemporaryDirectory(prefix="rhizome-node-") as tmp:
+        if not extra:
+            extra = _one_node(Path(tmp))
         command = [sys.executable, "-m", "gateway.process.cli", "--data-dir", tmp, "node", "run", *extra]
         port = None
         if "--port" in usage and "--port" not in extra:
@@ -722,6 +724,24 @@ def node_footprint(extra: Sequence[str], settle_s: float, sample_s: float) -> Fo
         return measure_footprint(
             command, log_path=Path(tmp) / "node.log", port=port, settle_s=settle_s, sample_s=sample_s
         )
+
+
+def _one_node(data_dir: Path) -> list[str]:
+    """A node as a community runs one: utuado of the bundled region, its own key, a federation file naming
+    it and a neighbour that dials it (absent here: the node waits, as when its uplink is down)."""
+    from gateway.federation.keys import KEY_FILE, NodeKey
+    from gateway.store.region import sample_region_path
+
+    key = NodeKey.load_or_create(data_dir / KEY_FILE)
+    port = free_port("127.0.0.1")
+    federation = data_dir / "federation.toml"
+    federation.write_text(
+        f'[nodes.utuado]\npublic_key = "{key.public}"\nbroker = "mqtt://127.0.0.1:{port}"\n\n'
+        f'[nodes.jayuya]\npublic_key = "{NodeKey.generate().public}"\n\n'
+        '[[links]]\ndial = "jayuya"\nto = "utuado"\n',
+        encoding="utf-8",
+    )
+    return ["--name", "utuado", "--federation", str(federation), "--region", str(sample_region_path())]
 
 
 def command_footprint(
