@@ -366,3 +366,19 @@ def test_the_cli_lists_and_offers(stores: dict[str, sessionmaker[Session]], tmp_
     assert code == 1 and "no such neighbour task open to you" in out
     with stores[HELPER]() as session:
         assert session.scalars(select(FedHelp.member_id)).all() == [near]
+
+
+def test_malformed_help_and_hours_facts_are_skipped_not_fatal(
+    stores: dict[str, sessionmaker[Session]],
+) -> None:
+    task = open_task(stores[HOME], escalate=True)
+    step(stores, AT)
+    with stores[HELPER].begin() as session:
+        bad_offer = {"ref": f"{HOME}/{task}", "helper": f"{HELPER}/h9", "offer": True, "skills": 5}
+        log_store.append_fact(session, HELPER, "help", bad_offer, AT)
+        log_store.append_fact(session, HELPER, "hours", {"year": 2026, "given": [1], "planned": "x"}, AT)
+    exchange(stores)
+    with stores[HOME].begin() as session:
+        settle(session, HOME, [HOME], RULES, AT)
+        assert own_facts(stores[HOME], HOME, "answer") == []
+        assert fed_help.received_hours(session, HOME, 2026, planned=True) == {}

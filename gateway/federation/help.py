@@ -200,6 +200,9 @@ def settle_tasks(session: Session, node: str, now: datetime) -> int:
         parsed = _split(ref)
         if row.origin == node or parsed is None or parsed[0] != node or not isinstance(helper, str):
             continue
+        if not isinstance(row.body.get("skills", []), list):
+            log.warning("help fact %s/%s is malformed; not answered", row.origin, row.seq)
+            continue
         offers_by_ref[str(ref)].append(row)
         latest[(str(ref), helper)] = row
     done = 0
@@ -541,7 +544,7 @@ def received_hours(session: Session, community: str, year: int, *, planned: bool
         if planned:
             tables.append(row.body.get("planned") or {})
         for table in tables:
-            by_sector = table.get(community) or {}
+            by_sector = table.get(community) if isinstance(table, Mapping) else None
             if not isinstance(by_sector, Mapping):
                 continue
             for sector, value in by_sector.items():
