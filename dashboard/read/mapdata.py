@@ -181,7 +181,7 @@ def open_tasks(session: Session, community: str | None = None) -> list[TaskPoint
             Community.name,
             Site.lat,
             Site.lon,
-            RepairTask.assigned_member_id.is_not(None),
+            RepairTask.assigned_member_id.is_not(None) | RepairTask.helper_ref.is_not(None),  # or a neighbour
             RepairTask.created_at,
         )
         .join(Site, RepairTask.site_id == Site.id)

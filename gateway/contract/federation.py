@@ -40,12 +40,15 @@ MAX_SEQ: Final = 2**53 - 1
 #   node       the node's name, place and the communities it serves (re-sent when it changes)
 #   stock      the community's stock per item: quantity, minimum, surplus offered, shortfall requested
 #   fault      a fault the node's own gateway opened or closed (the region sees it even after a cut)
-#   task       a repair or board task the node opens to neighbours' crews, or its closing
-#   hours      hours a member gave away from home (sums per sector; never who)
+#   task       a repair task the node cannot staff, opened to neighbours' crews, or its closing (never who)
+#   hours      hours the node's members gave away from home this year: sums per receiving community and
+#              sector, never who
+#   help       a neighbour's crew member offers hours for a `task` (or withdraws the offer); the helper is
+#              named only by an opaque ref its own node can resolve, never by name
 #   plan       shipments between communities, proposed by the node holding the regional planning role
-#   answer     a community's acceptance or refusal of one shipment of a plan
+#   answer     a community's acceptance or refusal of one shipment of a plan, or of one `help` offer
 #   delivered  a shipment handed over at its destination (its quantity enters the receiver's ledger)
-FACT_KINDS: Final = ("node", "stock", "fault", "task", "hours", "plan", "answer", "delivered")
+FACT_KINDS: Final = ("node", "stock", "fault", "task", "hours", "help", "plan", "answer", "delivered")
 FRAME_TYPES: Final = ("hello", "facts", "ack", "beat", "bye")
 
 

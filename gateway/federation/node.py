@@ -290,7 +290,9 @@ def federate(settings: Settings, beat_s: float | None = None) -> int:
     name = _name(settings)
     engine = make_engine(settings.effective_database_url)
     sessions = make_session_factory(engine)
-    rules = NodeRules(auto_accept_kg=settings.node_auto_accept_kg)
+    rules = NodeRules(
+        auto_accept_kg=settings.node_auto_accept_kg, help_after_s=settings.node_help_after_min * 60
+    )
     duties = NodeDuties(name, settings.communities, rules, every_s=min(10.0, settings.fed_interval_s))
     config = AgentConfig(
         name,

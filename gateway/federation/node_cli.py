@@ -1,4 +1,5 @@
-"""`rhizome node init | run | federate`: a community node and its federation agent (docs/nodes.md)."""
+"""`rhizome node init | run | federate | help`: a community node, its federation agent and the help its crew
+give neighbours (docs/nodes.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gateway.process.context import PATH, pass_settings
+from gateway.process.context import PATH, pass_settings, store_transaction
 from gateway.process.settings import Settings
 
 
@@ -77,3 +78,57 @@ def federate(settings: Settings, name: str | None, federation: Path | None, comm
     from gateway.federation.node import federate as run_agent
 
     return run_agent(_node_settings(settings, name, federation, communities))
+
+
+@node.group("help", short_help="neighbours' repair tasks this node's crew can help with")
+def help_group() -> None:
+    """Repair tasks other nodes cannot staff, open to this node's crew (cross-community help)."""
+
+
+def _node_name(settings: Settings, name: str | None) -> str:
+    settings = _node_settings(settings, name, None, None)
+    if not settings.node_name:
+        raise click.UsageError("give the node's name: --name or RHIZOME_NODE_NAME")
+    return settings.node_name
+
+
+@help_group.command("list", short_help="neighbours' open tasks near a member that fit their skills")
+@NAME
+@click.option("--member", "member_id", type=int, required=True, help="the crew member's id on this node")
+@click.option("--km", type=click.FloatRange(0, 500, min_open=True), default=25.0, show_default=True)
+@pass_settings
+def help_list(settings: Settings, name: str | None, member_id: int, km: float) -> int:
+    """List the open tasks of other nodes within KM of the member's home that need no skill they lack."""
+    from gateway.federation.help import neighbour_tasks
+
+    node_name = _node_name(settings, name)
+    with store_transaction(settings) as session:
+        found = neighbour_tasks(session, node_name, member_id, within_km=km)
+        if not found:
+            click.echo("no neighbour's task open to this member")
+        for t in found:
+            mark = " (offered)" if t.offered else ""
+            skills = ", ".join(t.skills) or "no skill"
+            click.echo(
+                f"{t.ref}  {t.community}  urgency {t.urgency}  {t.hours:g} h  {t.km:.1f} km  {skills}  "
+                f"{t.title}{mark}"
+            )
+    return 0
+
+
+@help_group.command("offer", short_help="a member offers to help with a neighbour's task")
+@NAME
+@click.option("--member", "member_id", type=int, required=True, help="the crew member's id on this node")
+@click.argument("ref")
+@pass_settings
+def help_offer(settings: Settings, name: str | None, member_id: int, ref: str) -> int:
+    """Offer the member's hours for the neighbour's task REF (as `help list` shows it); the task's node
+    answers, and the hours are reserved only if they still fit the member's offer then."""
+    from gateway.federation.help import offer_help
+    from gateway.store.models import utcnow
+
+    node_name = _node_name(settings, name)
+    with store_transaction(settings) as session:
+        row = offer_help(session, node_name, member_id, ref, utcnow())
+        click.echo(f"offered {row.hours:g} h for {ref}; {row.community} answers through the federation")
+    return 0

@@ -1,10 +1,12 @@
 """What a node tells the federation about itself, and what it does with what it is told.
 
 Out: its communities (`node`), their stock and needs (`stock`), the faults its own gateway raised (`fault`),
-its answers to plans (`answer`) and the shipments it delivered (`delivered`). In: plans that involve its
-communities (answered by the assembly's rule or left for a coordinator), and deliveries that reached it
-(booked into its ledger once, in the transaction that stores the fact). Everything reads and writes the
-node's own store; the federation agent calls `publish` and `settle` on its worker thread.
+its answers to plans (`answer`), the shipments it delivered (`delivered`), the repair tasks it cannot staff
+(`task`), its members' offers of help (`help`) and the hours they gave away from home (`hours`, see
+gateway.federation.help). In: plans that involve its communities (answered by the assembly's rule or left
+for a coordinator), deliveries that reached it (booked into its ledger once, in the transaction that stores
+the fact), neighbours' offers for its tasks and the answers to its own members' offers. Everything reads and
+writes the node's own store; the federation agent calls `publish` and `settle` on its worker thread.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.federation import help as fed_help
 from gateway.store import federation as facts
 from gateway.store import stock
 from gateway.store.models import (
@@ -45,12 +48,22 @@ class NodeRules:
 
     auto_accept_kg: float = 500.0  # a shipment up to this weight is accepted without asking anyone
     stock_every_s: float = 300.0  # a changed stock summary at most this often (a shortage at once)
+    help_after_s: float = (
+        1800.0  # an open repair nobody here took is offered to neighbours after this (work clock)
+    )
+    hours_every_s: float = (
+        3600.0  # changed sums of hours given away from home at most this often (work clock)
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.auto_accept_kg <= 1e7:
             raise ValueError("auto_accept_kg must be 0 to 10,000,000")
         if not 1 <= self.stock_every_s <= 86_400:
             raise ValueError("stock_every_s must be 1 to 86,400 seconds")
+        if not 0 <= self.help_after_s <= 30 * 86_400:
+            raise ValueError("help_after_s must be 0 to 2,592,000 seconds")
+        if not 1 <= self.hours_every_s <= 30 * 86_400:
+            raise ValueError("hours_every_s must be 1 to 2,592,000 seconds")
 
 
 def own_communities(session: Session, slugs: Sequence[str]) -> list[Community]:
@@ -69,6 +82,8 @@ def publish(session: Session, node: str, slugs: Sequence[str], rules: NodeRules,
     written += _publish_stock(session, node, communities, rules, now)
     written += _publish_faults(session, node, communities, now)
     written += _publish_deliveries(session, node, now)
+    written += fed_help.publish_tasks(session, node, communities, rules.help_after_s, now)
+    written += fed_help.publish_hours(session, node, rules.hours_every_s, now)
     return written
 
 
@@ -274,7 +289,8 @@ def answer(
 
 def settle(session: Session, node: str, slugs: Sequence[str], rules: NodeRules, now: datetime) -> int:
     """Answer by rule what the rule covers, put accepted shipments this node sends on its drivers' list,
-    and book deliveries that reached it. Idempotent: every step checks what is already done."""
+    book deliveries that reached it, and settle offers of help both ways. Idempotent: every step checks
+    what is already done."""
     done = 0
     mine = set(slugs)
     weights = dict(session.execute(select(Good.slug, Good.weight_kg_per_unit)).all())
@@ -295,6 +311,8 @@ def settle(session: Session, node: str, slugs: Sequence[str], rules: NodeRules, 
         if both and item["from_community"] in mine:
             done += _carry(session, pending)
     done += _book_deliveries(session, node, slugs, now)
+    done += fed_help.settle_tasks(session, node, now)
+    done += fed_help.settle_help(session, node, now)
     return done
 
 

@@ -78,6 +78,7 @@ class Settings:
     federation_file: Path | None = None
     node_communities: str | None = None
     node_auto_accept_kg: float = 500.0
+    node_help_after_min: float = 30.0  # an open repair nobody here took is offered to neighbours (work clock)
     fed_interval_s: float = 30.0  # how often the node reports and the planning role's holder plans
 
     @property
@@ -147,6 +148,7 @@ _CONVERTERS = {
     "mqtt_password_file": Path,
     "federation_file": Path,
     "node_auto_accept_kg": float,
+    "node_help_after_min": float,
     "fed_interval_s": float,
 }
 

@@ -225,3 +225,31 @@ def apply_action(session: Session, task_id: int, member_id: int, action: str, re
 def decline(session: Session, task_id: int, member_id: int, reason: str) -> RepairTask:
     """The assigned member declines, with a reason: the task is open again and they are not asked again."""
     return apply_action(session, task_id, member_id, TaskAction.DECLINE, reason)
+
+
+def take_by_neighbour(session: Session, task: RepairTask, helper_ref: str, reason: str, at: datetime) -> None:
+    """A neighbour node's crew member takes the task (gateway.federation.help): it is assigned, to nobody of
+    this node, so the planner no longer offers it here; `helper_ref` says who, opaquely. Conflict if the
+    task is no longer one to plan (taken locally, closed)."""
+    if not allows(task.status, TaskAction.ASSIGN):
+        raise Conflict(f"the task is {task.status.replace('_', ' ')}: it cannot be taken by a neighbour")
+    task.status, task.updated_at = TaskStatus.ASSIGNED.value, at
+    task.assigned_member_id, task.helper_ref, task.explanation = None, helper_ref, reason[:MAX_REASON]
+    session.add(
+        TaskEvent(task_id=task.id, event=TaskEventKind.ASSIGNED.value, reason=reason[:MAX_REASON], at=at)
+    )
+    enqueue_event(session, TaskChanged(task_id=task.id, status=task.status, member_id=None, at=at))
+
+
+def release_neighbour(session: Session, task: RepairTask, reason: str, at: datetime) -> bool:
+    """The neighbour who took the task withdrew: it is escalated again, for the planner and for other
+    neighbours. False (nothing done) if no neighbour holds it or it has moved on (closed)."""
+    if task.helper_ref is None or task.status != TaskStatus.ASSIGNED:
+        return False
+    task.status, task.updated_at = TaskStatus.ESCALATED.value, at
+    task.helper_ref, task.explanation = None, None
+    session.add(
+        TaskEvent(task_id=task.id, event=TaskEventKind.DECLINED.value, reason=reason[:MAX_REASON], at=at)
+    )
+    enqueue_event(session, TaskChanged(task_id=task.id, status=task.status, member_id=None, at=at))
+    return True

@@ -3,7 +3,7 @@
 from gateway.store.models.access import BrokerCredential
 from gateway.store.models.base import Base, utcnow
 from gateway.store.models.board import BoardTask, SectorGoal, SlotSignup, TaskShift, TaskSlot
-from gateway.store.models.federation import FedFact, FedNode
+from gateway.store.models.federation import FedFact, FedHelp, FedNode
 from gateway.store.models.links import BridgeLink
 from gateway.store.models.ops import (
     DeadLetter,
@@ -32,6 +32,7 @@ __all__ = [
     "DeviceStateChange",
     "Fault",
     "FedFact",
+    "FedHelp",
     "FedNode",
     "Good",
     "HoursEntry",

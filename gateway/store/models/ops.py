@@ -90,6 +90,8 @@ class RepairTask(Base):
     estimated_hours: Mapped[float] = mapped_column(default=2.0)  # what the planner reserves of a week
     required_skills: Mapped[list[Any]] = mapped_column(default=list)
     assigned_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    # Taken by a neighbour node's crew member: the opaque helper ref of their `help` fact (never a name).
+    helper_ref: Mapped[str | None] = mapped_column(String(120))
     explanation: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

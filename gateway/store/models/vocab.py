@@ -97,6 +97,7 @@ class WorkKind(StrEnum):
     REPAIR = "repair"
     ROUTE = "route"
     TASK = "task"  # a board slot signup
+    HELP = "help"  # a neighbour's repair task a member helps with (its fed_help row's id)
 
 
 class HoursState(StrEnum):
@@ -106,6 +107,16 @@ class HoursState(StrEnum):
     RESERVED = "reserved"
     DONE = "done"
     RELEASED = "released"
+
+
+class HelpState(StrEnum):
+    """A member's offer to help with a neighbour node's repair task (gateway.federation.help)."""
+
+    OFFERED = "offered"  # published; the task's node has not answered
+    ACCEPTED = "accepted"  # the task's node took it and the hours are reserved
+    REFUSED = "refused"  # the task's node took another helper, or the task was taken or closed
+    WITHDRAWN = "withdrawn"  # the member (or the hours ledger: over the offer) took it back
+    DONE = "done"  # the task closed with this helper: the hours count as given
 
 
 class BoardTaskStatus(StrEnum):
@@ -184,6 +195,7 @@ STOP_ACTIONS = _values(StopAction)
 STOP_STATUSES = _values(StopStatus)
 WORK_KINDS = _values(WorkKind)
 HOURS_STATES = _values(HoursState)
+HELP_STATES = _values(HelpState)
 BOARD_TASK_STATUSES = _values(BoardTaskStatus)
 SHIFT_STATUSES = _values(ShiftStatus)
 SIGNUP_STATES = _values(SignupState)
