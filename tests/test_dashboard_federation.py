@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schemathesis
 from flask import Flask
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -430,3 +432,19 @@ def test_a_federation_file_that_cannot_be_read_stops_the_start(tmp_path: Path) -
 )
 def test_durations_read_as_people_say_them(seconds: float, text: str) -> None:
     assert fed.for_how_long(seconds) == text
+
+
+def test_the_api_answers_as_its_openapi_document_says(node: Node) -> None:
+    """The fuzz test (tests/test_openapi_contract.py) sees a dashboard that is no node, where this path is a
+    404; here the node's answer is checked against the document's schema."""
+    client = signed_in(node, "viewer").client
+    served = client.get("/api/openapi.json").get_json()
+    schema = schemathesis.openapi.from_dict(served)
+    schema.app = node.app
+    operation = schema["/api/federation"]["GET"]
+    case = operation.Case()
+    cookie = client.get_cookie("rhizome_session")
+    assert cookie is not None
+    response = case.call(cookies={"rhizome_session": cookie.value}, headers={"Accept-Encoding": "identity"})
+    assert response.status_code == 200
+    case.validate_response(response, checks=[response_schema_conformance, status_code_conformance])
