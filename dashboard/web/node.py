@@ -35,6 +35,7 @@ def init_app(app: Flask, settings: Settings) -> NodeContext | None:
             raise ValueError(f"node {settings.node_name!r} is not in {settings.federation_file}")
         node = NodeContext(settings.node_name, settings.communities, federation)
     app.extensions[EXTENSION] = node
+    app.jinja_env.globals["current_node"] = current_node  # the bar links /federation on a node
     return node
 
 
