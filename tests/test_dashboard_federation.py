@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -448,3 +449,24 @@ def test_the_api_answers_as_its_openapi_document_says(node: Node) -> None:
     response = case.call(cookies={"rhizome_session": cookie.value}, headers={"Accept-Encoding": "identity"})
     assert response.status_code == 200
     case.validate_response(response, checks=[response_schema_conformance, status_code_conformance])
+
+
+def test_answers_sent_at_once_are_written_once(node: Node) -> None:
+    """A double tap, or two coordinators at once: one answer fact, the others a 409."""
+    clients = [signed_in(node, "coord") for _ in range(6)]
+    tokens = [c.token("/federation") for c in clients]
+    start = threading.Barrier(len(clients))
+    statuses: list[int] = []
+
+    def tap(auth: Auth, token: str) -> None:
+        start.wait()
+        form = {"ref": node.ref("1"), "decision": "accept", "csrf_token": token}
+        statuses.append(auth.client.post("/federation/answer", data=form).status_code)
+
+    threads = [threading.Thread(target=tap, args=pair) for pair in zip(clients, tokens, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(statuses) == [302] + [409] * 5
+    assert len(answers(node)) == 1

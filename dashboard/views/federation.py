@@ -9,8 +9,10 @@ coordinator's username as its `by`; the page never shows who answered.
 from __future__ import annotations
 
 import logging
+import threading
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from dashboard.read import federation as fed
@@ -18,12 +20,16 @@ from dashboard.web.auth import current_account, role_required
 from dashboard.web.node import node_or_404
 from dashboard.web.store import get_session, get_store
 from gateway.federation.node_facts import answer
-from gateway.store.models import utcnow
+from gateway.store.models import FedFact, utcnow
 
 log = logging.getLogger(__name__)
 bp = Blueprint("federation", __name__, url_prefix="/federation")
 MAX_ROWS = 300  # a long-lived federation's old plans: the newest first, this many
 DECISIONS = {"accept": True, "decline": False}
+# Check and write as one step: a double tap, or two coordinators at once, must write one answer, not two
+# (every reader takes the first, but the planner's "still waiting" count would see two). In this process by
+# this lock; across processes on PostgreSQL by the plan row's FOR UPDATE below.
+_ANSWERING = threading.Lock()
 
 
 @bp.before_request
@@ -73,7 +79,10 @@ def answer_shipment() -> Response:
         abort(400, description="decision must be accept or decline")
     account = current_account()
     assert account is not None  # role_required
-    with get_store().sessions.begin() as session:
+    origin, _, seq = ref.partition("#")[0].partition("/")
+    with _ANSWERING, get_store().sessions.begin() as session:
+        plan = select(FedFact.id).where(FedFact.origin == origin, FedFact.seq == int(seq)).with_for_update()
+        session.execute(plan)
         found = next((r for r in fed.shipments(session, node.name, node.communities) if r.ref == ref), None)
         if found is None:
             abort(404, description="no shipment of that name in a plan involving this node")
