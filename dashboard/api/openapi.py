@@ -7,6 +7,7 @@ from typing import Any
 
 from dashboard.api import openapi_pages as pages
 from dashboard.api.openapi_security import READ, SECURITY_SCHEMES, SIGNED_IN, WRITE
+from dashboard.read.federation import SHIPMENT_STATUSES
 from dashboard.read.links import SHOWN_STATES
 from gateway.store.models.vocab import DEVICE_KINDS
 
@@ -247,6 +248,41 @@ def _document() -> dict[str, Any]:
                 "created_at": _TIME,
             },
         },
+        "FedNode": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "me": {"type": "boolean", "description": "this node"},
+                "direct": {"type": "boolean", "description": "a link of this node"},
+                "link_up": {"type": ["boolean", "null"], "description": "direct peers only"},
+                "down": {
+                    "type": "boolean",
+                    "description": "its direct link is down, or it was unheard for more than lease_s",
+                },
+                "down_for_s": _NUMBER_OR_NULL,
+                "last_heard_at": _TIME,
+                "state": {"type": "string", "examples": ["link up", "link down for 12 min"]},
+                "communities": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["name", "me", "direct", "down", "state", "communities"],
+        },
+        "FedShipment": {
+            "type": "object",
+            "properties": {
+                "ref": {"type": "string", "examples": ["valle/12#3"]},
+                "plan": {"type": "string"},
+                "good": {"type": "string"},
+                "quantity": {"type": "number"},
+                "unit": {"type": "string"},
+                "from_node": {"type": "string"},
+                "to_node": {"type": "string"},
+                "from_community": {"type": "string"},
+                "to_community": {"type": "string"},
+                "km": _NUMBER_OR_NULL,
+                "status": {"enum": list(SHIPMENT_STATUSES)},
+            },
+            "required": ["ref", "good", "quantity", "from_community", "to_community", "status"],
+        },
         "FeatureCollection": {
             "type": "object",
             "description": "GeoJSON (RFC 7946), coordinates in [lon, lat] order",
@@ -339,6 +375,28 @@ def _document() -> dict[str, Any]:
         ),
         "/api/flows.geojson": _get(
             "getFlowsGeojson", "Planned and moving deliveries as GeoJSON lines", geojson
+        ),
+        "/api/federation": _get(
+            "getFederation",
+            "On a community node: the federation's nodes and their links, the planning role's holder, and "
+            "the shipments between communities that involve this node (who answered is never given); a "
+            "404 where the dashboard is not a node",
+            _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "node": {"type": "string"},
+                        "communities": {"type": "array", "items": {"type": "string"}},
+                        "lease_s": {"type": "number"},
+                        "holder": {"type": ["string", "null"]},
+                        "nodes": {"type": "array", "items": _ref("FedNode")},
+                        "shipments": {"type": "array", "items": _ref("FedShipment")},
+                        "waiting_for_us": {"type": "integer"},
+                    },
+                    "required": ["node", "communities", "lease_s", "holder", "nodes", "shipments"],
+                }
+            ),
+            security=SIGNED_IN,
         ),
         "/api/openapi.json": _get("getOpenapiDocument", "This description", _json({"type": "object"})),
         "/api/board": {

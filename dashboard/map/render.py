@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import folium
 from markupsafe import escape
 
+from dashboard.read.federation import CommunityLink
 from dashboard.read.mapdata import Flow, TaskPoint
 from dashboard.read.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary
 
@@ -90,6 +91,7 @@ class MapData:
     tasks: Sequence[TaskPoint] = ()
     flows: Sequence[Flow] = ()
     urls: MapUrls = field(default_factory=MapUrls)
+    links: Mapping[str, CommunityLink] = field(default_factory=dict)  # on a node: other nodes' communities
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,11 @@ def flow_rows(flows: Sequence[Flow]) -> list[dict[str, Any]]:
     ]
 
 
+def link_rows(links: Mapping[str, CommunityLink]) -> dict[str, dict[str, Any]]:
+    """On a node: community slug -> {node, down, text} for the communities other nodes serve."""
+    return {slug: {"node": link.node, "down": link.down, "text": link.text} for slug, link in links.items()}
+
+
 def layer_specs(urls: MapUrls, options: MapOptions) -> list[dict[str, Any]]:
     """The layers map.js draws, in drawing order: its builder (kind), the layer control's name, options."""
     layers = [
@@ -282,10 +289,12 @@ def render_map(data: MapData, options: MapOptions, static_url: Callable[[str], s
     html = figure.html.render()
     if _EXTERNAL_ASSET.search(header + html + script):
         raise RuntimeError("folium links a file from outside the app: give the map a vendored copy")
-    blocks = {
+    blocks: dict[str, Any] = {
         "layers": layer_specs(data.urls, options),
         "flows": flow_rows(data.flows),
         "communities": community_rows(data.communities),
         "tasks": task_rows(data.tasks),
     }
+    if data.links:  # only on a node: elsewhere the page carries nothing new
+        blocks["links"] = link_rows(data.links)
     return MapParts(header, html, script, tuple((name, script_json(value)) for name, value in blocks.items()))

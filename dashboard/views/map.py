@@ -10,11 +10,13 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from markupsafe import Markup
 
 from dashboard.map.render import LEGEND_COLOURS, MapData, MapUrls, render_map
-from dashboard.read import mapdata, progress, queries
+from dashboard.read import federation, mapdata, progress, queries
 from dashboard.web.auth import viewer_required
 from dashboard.web.config import map_options
+from dashboard.web.node import current_node
 from dashboard.web.security import csp_nonce
 from dashboard.web.store import get_session
+from gateway.store.models import utcnow
 
 log = logging.getLogger(__name__)
 bp = Blueprint("map", __name__)
@@ -34,8 +36,16 @@ def index() -> str:
         community=url_for("api.community", slug="_"),
         community_page=url_for("places.community", slug="_"),
     )
+    node = current_node()
+    links = (
+        federation.community_links(session, node.federation, node.name, utcnow()) if node is not None else {}
+    )
     data = MapData(
-        communities=communities, tasks=mapdata.open_tasks(session), flows=mapdata.flows(session), urls=urls
+        communities=communities,
+        tasks=mapdata.open_tasks(session),
+        flows=mapdata.flows(session),
+        urls=urls,
+        links=links,
     )
     options = map_options(current_app.config)
     parts = render_map(data, options, lambda path: url_for("static", filename=path), csp_nonce())
@@ -59,6 +69,8 @@ def index() -> str:
         shortages=shortages,
         sites_with_faults=mapdata.sites_with_fault(session),
         sectors=progress.sector_progress(session, communities),
+        links_down=sum(link.down for link in links.values()),
+        node=node,
     )
 
 

@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from dashboard.api import board as api_board
+from dashboard.api import federation as api_federation
 from dashboard.api import goals as api_goals
 from dashboard.api import routes as api
 from dashboard.views import (
@@ -24,6 +25,7 @@ from dashboard.views import (
     coordinator,
     credentials,
     crew,
+    federation,
     goals,
     offers,
     places,
@@ -31,7 +33,7 @@ from dashboard.views import (
     tables,
 )
 from dashboard.views import map as map_view
-from dashboard.web import auth, compression, csrf, errors, security, store
+from dashboard.web import auth, compression, csrf, errors, node, security, store
 from dashboard.web.accounts import AccountStore, FileAccountStore
 from dashboard.web.config import ACCOUNTS_FILE as ACCOUNTS_FILE  # `rhizome dashboard-account` imports it here
 from dashboard.web.config import DashboardConfig, map_options
@@ -89,6 +91,7 @@ def create_app(
     )
     app.config.from_mapping(test_config or {})
     map_options(app.config)  # fail at startup, not on the first page view
+    node.init_app(app, settings)  # a node's federation file, read (and checked) once
     if accounts is None:
         accounts = FileAccountStore(config.accounts_path(settings.data_dir))
 
@@ -115,7 +118,9 @@ def create_app(
         coordinator.bp,
         credentials.bp,
         audit.bp,
+        federation.bp,
         api.bp,
+        api_federation.bp,
         api_board.bp,
         api_goals.bp,
     ):

@@ -131,16 +131,37 @@
     return block ? JSON.parse(block.textContent) : [];
   }
 
+  // On a community node: the communities other nodes serve, {slug: {node, down, text}} ("links" block).
+  function links() {
+    var block = document.getElementById("rz-data-links");
+    return block ? JSON.parse(block.textContent) : {};
+  }
+
+  function linkLine(link) {
+    return el("div", "node " + link.node + ": " + link.text, link.down ? "rz-link-down" : "rz-link-up");
+  }
+
   function communities(options) {
     var group = L.featureGroup();
+    var linked = links();
     data("communities").forEach(function (row) {  // [slug, name, lat, lon, radius, level index]
       var colour = LEVEL_COLOURS[options.levels[row[5]]];
+      var link = linked.hasOwnProperty(row[0]) ? linked[row[0]] : null;
+      var down = !!(link && link.down);
       var marker = L.circleMarker([row[2], row[3]], {
-        radius: row[4], color: colour, weight: 1, fill: true, fillColor: colour, fillOpacity: 0.6,
-        rzCommunity: row[0]
+        radius: row[4], color: down ? "#222222" : colour, weight: down ? 3 : 1, dashArray: down ? "5 4" : null,
+        fill: true, fillColor: colour, fillOpacity: down ? 0.35 : 0.6, rzCommunity: row[0], rzLinkDown: down
       });
-      marker.bindPopup(function () { return communityPopup(row, options); }, {maxWidth: 360});
-      marker.bindTooltip(function () { return el("span", row[1]); });
+      marker.bindPopup(function () {
+        var box = communityPopup(row, options);
+        if (link) box.insertBefore(linkLine(link), box.childNodes[1]);
+        return box;
+      }, {maxWidth: 360});
+      marker.bindTooltip(function () {
+        var tip = el("span", row[1]);
+        if (down) tip.appendChild(linkLine(link));
+        return tip;
+      });
       group.addLayer(marker);
     });
     return group;
