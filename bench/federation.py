@@ -35,9 +35,11 @@ Figures (the JSON line's keys):
   compressed clock they weigh less per simulated hour than on a real node; `idle_bytes_per_node_hour` is the
   idle phase's rate scaled to a real hour (what beats and keepalives cost a node per hour on their own), and
   the table also gives the run's bytes per real hour.
-* node_rss_mb, node_idle_cpu: total RSS (MiB) and CPU (fraction of one core) of the process tree of one
-  real node (`rhizome node run`), 30 s after it answers, sampled for 60 s; null when that command does not
-  exist in this checkout. `measure_footprint` takes any command line (see --footprint-cmd).
+* node_rss_mb, node_pss_mb, node_idle_cpu: total RSS and PSS (MiB) and CPU (fraction of one core) of the
+  process tree of one real node (`rhizome node run`), 30 s after it answers, sampled for 60 s; null when
+  that command does not exist in this checkout. RSS counts a page shared by several processes (the
+  interpreter, SQLAlchemy) in each; PSS splits it among them, so PSS is the memory the node takes from the
+  machine. `measure_footprint` takes any command line (see --footprint-cmd).
 
 One process, one interpreter lock: on a 2-core machine the 50 agents (verifying, storing and forwarding
 every fact, each arriving at a node about five times, once per link) keep one core busy. At 15 real s per
@@ -552,8 +554,10 @@ def failover(fed: SimFederation, config: FedConfig) -> tuple[float | None, str |
 class Footprint:
     """A process tree's resident memory and CPU while nothing is asked of it."""
 
-    rss_mb: float  # mean of the samples (total of the tree)
+    rss_mb: float  # mean of the samples (total of the tree; pages shared between processes count in each)
     rss_max_mb: float
+    pss_mb: float  # mean proportional set size of the tree: each shared page split between its sharers, so
+    # this is the memory the tree takes from the machine
     cpu: float  # CPU seconds per second over the sample window (1.0 = one core busy)
     processes: int  # in the tree at the last sample
     samples: int
@@ -569,6 +573,16 @@ def rss_kib(pid: int | None) -> int:
     except OSError:
         return 0
     match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def pss_kib(pid: int) -> int:
+    """A process's proportional set size in KiB (/proc/<pid>/smaps_rollup); 0 once it is gone."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE)
     return int(match.group(1)) if match else 0
 
 
@@ -624,11 +638,12 @@ def measure_footprint(
         first: dict[int, int] = {}
         last: dict[int, int] = {}
         rss: list[int] = []
+        pss: list[int] = []
         tree: set[int] = set()
         began = time.monotonic()
         while time.monotonic() - began < sample_s:
             tree = process_tree(proc.pid)
-            total = 0
+            total = proportional = 0
             for pid in tree:
                 ticks = cpu_ticks(pid)
                 if ticks is None:
@@ -636,13 +651,16 @@ def measure_footprint(
                 first.setdefault(pid, ticks)
                 last[pid] = ticks
                 total += rss_kib(pid)
+                proportional += pss_kib(pid)
             rss.append(total)
+            pss.append(proportional)
             _alive_for(proc, 1.0, log_path)
         window = time.monotonic() - began
         cpu = sum(last[pid] - first[pid] for pid in last) / clock_tick / window
         return Footprint(
             rss_mb=sum(rss) / len(rss) / 1024,
             rss_max_mb=max(rss) / 1024,
+            pss_mb=sum(pss) / len(pss) / 1024,
             cpu=cpu,
             processes=len(tree),
             samples=len(rss),
@@ -844,6 +862,7 @@ def report(
                 f"{footprint.rss_mb:.1f} MiB mean, {footprint.rss_max_mb:.1f} max, "
                 f"{footprint.processes} processes",
             ),
+            ("footprint PSS", f"{footprint.pss_mb:.1f} MiB mean ({footprint.pss_mb * 1.048576:.0f} MB)"),
             ("footprint idle CPU", f"{footprint.cpu:.3f} cores over {footprint.sample_s:.0f} s"),
         ]
     else:
@@ -853,6 +872,7 @@ def report(
         print(f"{name:<{width}}  {value}")
     out |= {
         "node_rss_mb": None if footprint is None else round(footprint.rss_mb, 1),
+        "node_pss_mb": None if footprint is None else round(footprint.pss_mb, 1),
         "node_idle_cpu": None if footprint is None else round(footprint.cpu, 4),
         "footprint_of": None if footprint is None else label,
     }

@@ -6,7 +6,7 @@ Heavy imports (PuLP, the store) wait for the command, so `rhizome --help` stays 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -115,7 +115,12 @@ def run_plan(
             target = settings.mqtt() if settings.mqtt_url else None  # its internal events wake the loop
             interval, lead = settings.plan_interval_s, settings.plan_lead_s
             regional = regional_role(settings)
-            run_loop(sessions, interval, time_limit, stop, lead_s=lead, target=target, regional=regional)
+            agent = federation_agent(settings, sessions)
+            try:
+                run_loop(sessions, interval, time_limit, stop, lead_s=lead, target=target, regional=regional)
+            finally:
+                if agent is not None:
+                    agent.stop()
             return 0
         run = plan_once(sessions, time_limit, lead_s=settings.plan_lead_s)
     except PlanningError as exc:
@@ -235,3 +240,19 @@ def regional_role(settings: Settings) -> RegionalRole | None:
     return RegionalRole(
         settings.node_name, federation.planner_order(), federation.lease_s, settings.fed_interval_s
     )
+
+
+def federation_agent(settings: Settings, sessions: Any) -> Any:
+    """On a community node, the planner's process also runs the node's federation agent (with its own broker
+    account, RHIZOME_FED_MQTT_URL): one interpreter fewer on a small box. None elsewhere."""
+    import os
+
+    from gateway.contract.target import MqttTarget
+    from gateway.federation.agent_main import build_agent
+
+    url = os.environ.get("RHIZOME_FED_MQTT_URL")
+    if not url or regional_role(settings) is None:
+        return None
+    agent = build_agent(settings, MqttTarget.from_url(url), sessions)
+    agent.start()
+    return agent

@@ -29,8 +29,8 @@ from dashboard.web.store import get_store
 from gateway.contract.errors import InvalidInput
 from gateway.contract.federation import Fact
 from gateway.federation.keys import NodeKey, verify
-from gateway.federation.node import node_region
 from gateway.federation.node_facts import NodeRules, answer, publish
+from gateway.federation.prepare import node_region
 from gateway.process.settings import Settings
 from gateway.store import federation as log_store
 from gateway.store.db import make_engine, make_session_factory

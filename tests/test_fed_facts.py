@@ -17,8 +17,8 @@ from gateway.contract.federation import Fact, Frame, parse_fact, parse_frame
 from gateway.contract.reasons import FedReason, ProtocolError
 from gateway.federation.directory import parse_federation
 from gateway.federation.keys import NodeKey, verify
-from gateway.federation.node import node_region
 from gateway.federation.node_facts import NodeRules, answer, plan_shipments, publish, settle
+from gateway.federation.prepare import node_region
 from gateway.store import federation as log_store
 from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade

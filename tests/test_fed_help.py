@@ -18,8 +18,8 @@ from gateway.contract.errors import InvalidInput
 from gateway.contract.topics import member_alerts_topic
 from gateway.federation import help as fed_help
 from gateway.federation.keys import NodeKey, verify
-from gateway.federation.node import node_region
 from gateway.federation.node_facts import NodeRules, publish, settle
+from gateway.federation.prepare import node_region
 from gateway.store import federation as log_store
 from gateway.store import hours
 from gateway.store import tasks as lifecycle

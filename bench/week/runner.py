@@ -30,9 +30,10 @@ from bench.week.timescale import (
 from bench.week.webclient import DashboardClient
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
 from gateway.contract import clock
-from gateway.process.demo import Supervisor, _wait_for
+from gateway.process.demo import _wait_for
 from gateway.process.procutil import free_port, wait_for_port
 from gateway.process.settings import Settings, to_env
+from gateway.process.supervisor import Supervisor
 from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models import Community, Fault, Reading, RepairTask

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
-
 from dashboard.read.progress import Shortage
 
 COLUMNS = (
@@ -57,6 +55,8 @@ def shortage_record(s: Shortage) -> dict[str, Any]:
 
 def shortages_csv(shortages: Sequence[Shortage]) -> str:
     """CSV with a header row; text cells that a spreadsheet would run as formulas are quoted with '."""
+    import pandas as pd  # here, not at import: the map leaves pandas out of the dashboard (dashboard/map)
+
     frame = pd.DataFrame([shortage_record(s) for s in shortages], columns=list(COLUMNS))
     for column in ("community_name", "good_name", "unit"):
         frame[column] = frame[column].map(_cell)

@@ -34,8 +34,8 @@ def node() -> None:
 @pass_settings
 def init(settings: Settings, name: str | None, broker: str | None) -> int:
     """Create the node's signing key in the data dir (once) and print the entry the federation file needs."""
+    from gateway.federation.identity import node_entry
     from gateway.federation.keys import KEY_FILE, NodeKey
-    from gateway.federation.node import node_entry
 
     settings = _node_settings(settings, name, None, None)
     if not settings.node_name:
@@ -75,7 +75,7 @@ def run(
 @pass_settings
 def federate(settings: Settings, name: str | None, federation: Path | None, communities: str | None) -> int:
     """Run the agent that exchanges facts with the node's peers (`node run` starts it itself)."""
-    from gateway.federation.node import federate as run_agent
+    from gateway.federation.agent_main import federate as run_agent
 
     return run_agent(_node_settings(settings, name, federation, communities))
 
@@ -131,4 +131,18 @@ def help_offer(settings: Settings, name: str | None, member_id: int, ref: str) -
     with store_transaction(settings) as session:
         row = offer_help(session, node_name, member_id, ref, utcnow())
         click.echo(f"offered {row.hours:g} h for {ref}; {row.community} answers through the federation")
+    return 0
+
+
+@node.command("prepare", hidden=True)
+@click.option("--region", type=PATH, metavar="FILE", help="region file, loaded on the first start")
+@pass_settings
+def prepare(settings: Settings, region: Path | None) -> int:
+    """`node run`'s first step, in a process of its own: the store ready, the broker files written. Prints
+    the node's processes' broker URLs, passwords included, as one JSON line for `node run`'s pipe."""
+    import json
+
+    from gateway.federation.prepare import prepare_for_run
+
+    click.echo(json.dumps(prepare_for_run(settings, region)))
     return 0

@@ -9,22 +9,21 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
 from gateway.contract import clock
-from gateway.process.procutil import die_with_parent, free_port, port_open, wait_for_port
+from gateway.process.procutil import free_port, port_open, wait_for_port
 from gateway.process.settings import Settings, to_env
 from gateway.process.signals import stop_on_signals
+from gateway.process.supervisor import Supervisor
 from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models import Community, Device, Reading, utcnow
@@ -32,69 +31,6 @@ from gateway.store.region import load_region, read_region, sample_region_path
 from gateway.store.sample_board import post_sample_tasks, set_sample_goals
 
 log = logging.getLogger(__name__)
-STOP_ORDER = ("devices", "planner", "dashboard", "gateway")  # devices first: their "offline" gets stored
-
-
-@dataclass
-class Child:
-    """One supervised `rhizome` subprocess."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes] = field(repr=False)
-
-
-class Supervisor:
-    """Starts children in order and stops them in reverse, leaving no process behind."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
-        self.log_dir = log_dir
-        self.children: dict[str, Child] = {}
-
-    def start(self, name: str, *args: str) -> Child:
-        """Start `rhizome <args>` with its output in <log_dir>/<name>.log."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}.log"
-        log_file = log_path.open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.process.cli", *args],
-            env=self.env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches only the demo, which stops children in order
-            preexec_fn=die_with_parent,  # and a killed demo still takes them down
-        )
-        child = Child(name, process, log_path, log_file)
-        self.children[name] = child
-        log.info("started %s (pid %s), log in %s", name, process.pid, log_path)
-        return child
-
-    def dead(self) -> list[Child]:
-        """Children that exited on their own."""
-        return [c for c in self.children.values() if c.process.poll() is not None]
-
-    def stop(self, name: str, timeout: float = 10.0) -> None:
-        """SIGINT (a clean stop), then SIGKILL after `timeout`."""
-        child = self.children.pop(name, None)
-        if child is None:
-            return
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGINT)
-            try:
-                child.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s; killing it", name, timeout)
-                child.process.kill()
-                child.process.wait()
-        child.log_file.close()
-        log.info("stopped %s (exit %s)", name, child.process.returncode)
-
-    def stop_all(self) -> None:
-        """Stop children in STOP_ORDER, then any others."""
-        for name in [*STOP_ORDER, *self.children]:
-            self.stop(name)
 
 
 def run_demo(
