@@ -283,3 +283,12 @@ def _held(session: Session, community: str, good: str) -> float:
         .where(Community.slug == community, Good.slug == good)
     )
     return float(session.scalar(query) or 0.0)
+
+
+def test_the_lease_must_outlast_beats_relayed_across_the_federation() -> None:
+    nodes = {name: {"public_key": "k", "broker": "mqtt://h:1883"} for name in ("a", "b", "c", "d", "e")}
+    chain = [{"dial": x, "to": y} for x, y in (("a", "b"), ("b", "c"), ("c", "d"), ("d", "e"))]
+    fed = parse_federation({"nodes": nodes, "links": chain, "lease_s": 30, "beat_s": 5})
+    assert fed.diameter() == 4 and not fed.lease_is_safe()  # 5 s x (4 + 3) = 35 s > 30 s
+    ring = [*chain, {"dial": "e", "to": "a"}]
+    assert parse_federation({"nodes": nodes, "links": ring, "lease_s": 30, "beat_s": 5}).lease_is_safe()

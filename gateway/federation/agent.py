@@ -40,7 +40,8 @@ from gateway.store import federation as log_store
 from gateway.store.models import DeadLetter
 
 log = logging.getLogger(__name__)
-BATCH_FACTS = 400  # facts read per catch-up round; packed into frames under the broker's packet limit
+BATCH_FACTS = 150  # facts per catch-up round: small enough that a peer's ack (its new vector) stops
+# other peers sending the same backlog again within a round or two, after a cut heals
 NOTE_EVERY_S = 5.0  # how often what the node knows of others is written to the store
 
 
@@ -139,6 +140,15 @@ class Agent:
             target = self.config.home if peer == "" else self._target_of(peer)
             client.connect_async(target.host, target.port, keepalive=max(5, int(self.config.beat_s * 3)))
             client.loop_start()
+        if not self.federation.lease_is_safe():
+            log.warning(
+                "federation file: lease_s %s is short for beats relayed over %s links (beat_s %s): a live "
+                "planning-role holder may be taken for gone; use at least %s s",
+                self.federation.lease_s,
+                self.federation.diameter(),
+                self.federation.beat_s,
+                self.federation.beat_s * (self.federation.diameter() + 3),
+            )
         self._worker = threading.Thread(target=self._run, name=f"fed-{self.name}", daemon=True)
         self._worker.start()
         log.info(

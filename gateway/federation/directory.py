@@ -79,6 +79,27 @@ class Federation:
         out = [(link.to, True) for link in self.links if link.dial == node]
         return out + [(link.dial, False) for link in self.links if link.to == node]
 
+    def diameter(self) -> int:
+        """The most links between any two connected nodes: beats relayed that far arrive up to that many beat
+        periods late, so a lease shorter than beat_s x (diameter + 3) can expire a holder that is alive."""
+        neighbours: dict[str, set[str]] = {name: set() for name in self.nodes}
+        for link in self.links:
+            neighbours[link.dial].add(link.to)
+            neighbours[link.to].add(link.dial)
+        longest = 0
+        for start in self.nodes:
+            seen, frontier, hops = {start}, [start], 0
+            while frontier:
+                frontier = [n for node in frontier for n in neighbours[node] if n not in seen]
+                seen.update(frontier)
+                hops += bool(frontier)
+            longest = max(longest, hops)
+        return longest
+
+    def lease_is_safe(self) -> bool:
+        """Whether the lease outlasts the beats' relay across the whole federation (see `diameter`)."""
+        return self.lease_s >= self.beat_s * (self.diameter() + 3)
+
     def planner_order(self) -> tuple[str, ...]:
         """Who takes the regional planning role, in order: the file's list, else every node by name."""
         return self.planners or tuple(sorted(self.nodes))
