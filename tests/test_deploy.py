@@ -103,7 +103,7 @@ def test_every_process_connects_with_its_own_broker_account() -> None:
     for url in urls:
         assert f"{url.split('$')[1]}=mqtt://" in example
     services = compose()["services"]
-    connecting = ("migrate", "gateway-1", "gateway-2", "planner", "dashboard")
+    connecting = ("gateway-1", "gateway-2", "planner", "dashboard")  # migrate never connects
     accounts = {
         Settings(mqtt_url=services[s]["environment"]["RHIZOME_MQTT_URL"]).mqtt().username for s in connecting
     }
@@ -327,3 +327,104 @@ def test_the_gateway_refuses_a_sweep_period_that_is_not_positive(
     with pytest.raises(SystemExit) as exited:
         main(["gateway", "--sweep-every", value])
     assert exited.value.code == 2 and "--sweep-every" in capsys.readouterr().err
+
+
+def compose_header_commands() -> list[list[str]]:
+    """The `docker compose ...` setup commands of the compose file's header comment, continuations joined."""
+    lines = [
+        line[1:].strip() for line in (DEPLOY / "docker-compose.yml").read_text(encoding="utf-8").splitlines()
+    ]
+    found, current = [], ""
+    for line in lines:
+        if current or line.startswith("docker compose "):
+            current += " " + line.removesuffix("\\").split("  #")[0]
+            if not line.endswith("\\"):
+                found.append(shlex.split(current))
+                current = ""
+    return found
+
+
+def test_every_rhizome_command_of_the_compose_header_parses() -> None:
+    rhizome = [argv[argv.index("rhizome") :] for argv in compose_header_commands() if "rhizome" in argv]
+    assert len(rhizome) >= 3  # region load, provision, dashboard-account
+    for argv in rhizome:
+        assert parse(argv[1:]).command.callback is not None, argv
+    provision = next(argv for argv in rhizome if argv[1:3] == ["devices", "provision"])
+    assert "--broker-dir" in provision and "--secrets-dir" in provision
+
+
+def test_the_image_is_built_from_an_allowlist_without_the_setups_secrets() -> None:
+    # The build context is the repository root, beside rhizome.env, the keys and every password the setup
+    # writes: without a .dockerignore `COPY . .` baked them all into the image (found by running it).
+    lines = [
+        line
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert lines[0] == "*"  # everything out, then only what `pip install .` needs back in
+    kept = {line[1:] for line in lines if line.startswith("!")}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert kept == packages | {"pyproject.toml", pyproject["project"]["readme"]}
+
+
+def test_the_broker_gives_its_volumes_to_its_user_before_it_starts() -> None:
+    # The official image chowns only /mosquitto; the config's Debian paths are named volumes that start
+    # root-owned, and Mosquitto (dropped to user mosquitto) logged "Unable to open log file".
+    broker = compose()["services"]["mosquitto"]
+    config, mounts = broker_mounts(broker)
+    referenced = referenced_paths(config.read_text(encoding="utf-8"))
+    writable = {referenced[k] for k in referenced if k.startswith(("persistence_location", "log_dest"))}
+    named = {target for target, source in mounts.items() if not source.startswith(".")}
+    assert writable and writable <= named
+    entrypoint = broker["entrypoint"]
+    assert entrypoint[:2] == ["/bin/sh", "-c"]
+    script = shlex.split(entrypoint[2].split("&&")[0])
+    assert script[:2] == ["chown", "mosquitto:mosquitto"] and set(script[2:]) == writable
+    assert entrypoint[2].endswith('exec /docker-entrypoint.sh "$$@"')  # then the image's own entrypoint
+
+
+def test_the_broker_files_are_mounted_with_their_directory_so_a_reload_reads_the_new_ones() -> None:
+    # provision replaces the files by renaming; a file bind-mounted alone keeps the old inode, so after a
+    # SIGHUP the broker still read the first 5 accounts while the host file held 334 (found by running it).
+    broker = compose()["services"]["mosquitto"]
+    config, mounts = broker_mounts(broker)
+    replaced = [
+        v for k, v in referenced_paths(config.read_text()).items() if k.startswith(("password", "acl"))
+    ]
+    assert len(replaced) == 2
+    for path in replaced:
+        assert path not in mounts and is_mounted(path, mounts), path
+        directory = next(t for t in mounts if path.startswith(t.rstrip("/") + "/"))
+        assert mounts[directory] == "./broker"
+    header = [argv for argv in compose_header_commands() if "provision" in argv]
+    assert header and all(argv[argv.index("--broker-dir") + 1] == "/out/broker" for argv in header)
+
+
+def test_each_container_mounts_only_its_own_broker_password() -> None:
+    # Every container once mounted the whole secrets directory: the internet-facing dashboard could read the
+    # gateways' passwords (and, provisioned there, every device's).
+    for name, service in compose()["services"].items():
+        secrets = [v for v in service.get("volumes", []) if "secret" in v.split(":")[0]]
+        env = service.get("environment", {})
+        if "RHIZOME_MQTT_PASSWORD_FILE" in env:
+            own = Path(env["RHIZOME_MQTT_PASSWORD_FILE"]).name
+            assert [Path(v.split(":")[0]).name for v in secrets] == [own], name
+        else:
+            assert not secrets, name
+
+
+def test_migrate_waits_for_a_healthy_database_and_holds_no_broker_account() -> None:
+    services = compose()["services"]
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+    assert services["migrate"]["environment"] == {} and services["migrate"]["volumes"] == []
+    provision = next(argv for argv in compose_header_commands() if "provision" in argv)
+    assert "migrate" not in [provision[i + 1] for i, a in enumerate(provision) if a == "--gateway"]
+
+
+def test_the_dashboard_keeps_its_logins_on_a_volume() -> None:
+    spec = compose()
+    dashboard = spec["services"]["dashboard"]
+    data = {v.split(":")[1]: v.split(":")[0] for v in dashboard["volumes"]}["/var/lib/rhizome"]
+    assert data in spec["volumes"]  # a named volume, not the container's own layer
