@@ -292,3 +292,15 @@ def test_the_lease_must_outlast_beats_relayed_across_the_federation() -> None:
     assert fed.diameter() == 4 and not fed.lease_is_safe()  # 5 s x (4 + 3) = 35 s > 30 s
     ring = [*chain, {"dial": "e", "to": "a"}]
     assert parse_federation({"nodes": nodes, "links": ring, "lease_s": 30, "beat_s": 5}).lease_is_safe()
+
+
+def test_a_link_whose_hello_went_missing_asks_again() -> None:
+    from gateway.federation.links import LinkState
+
+    link = LinkState("rio", dials=True, beat_s=1.0, resend_s=2.0)
+    link.connected = True
+    assert link.ask_due(10.0)  # never asked
+    link.asked_at = 10.0
+    assert not link.ask_due(11.0) and link.ask_due(12.0)  # again after resend_s, until an answer
+    link.reset({"rio": 3})
+    assert not link.ask_due(20.0) and link.may_send(20.0)  # known now: facts may flow

@@ -72,3 +72,38 @@ def test_the_planning_role_moves_when_its_holder_goes(fed: SimFederation) -> Non
     while rio.holder() == "monte" and datetime.now(UTC).timestamp() < deadline:
         time.sleep(0.2)
     assert rio.holder() == "rio"
+
+
+def test_a_failed_commit_sends_no_ack_and_loses_nothing(fed: SimFederation) -> None:
+    """An ack promises what the store holds: a tick whose transaction fails must send none of its frames,
+    or the peer would stop resending facts the rollback took back."""
+    valle = fed.nodes["valle"].agent
+    assert valle is not None
+    state = {"failures": 3, "failing": False, "leaked": 0}
+    tick_in, note, publish = valle._tick_in, valle._note, valle._publish
+
+    def watched_tick(now: float) -> None:
+        state["failing"] = False
+        tick_in(now)
+
+    def failing_note(session: object, now: float) -> None:
+        if state["failures"] > 0:  # inside the transaction, after this tick's frames were handled
+            state["failures"] -= 1
+            state["failing"] = True
+            raise RuntimeError("the store refused the commit")
+        note(session, now)  # type: ignore[arg-type]
+
+    def watched_publish(peer: str, topic: str, payload: bytes) -> None:
+        state["leaked"] += state["failing"]
+        publish(peer, topic, payload)
+
+    valle._tick_in, valle._note, valle._publish = watched_tick, failing_note, watched_publish  # type: ignore[method-assign]
+    deadline = time.monotonic() + 20
+    write(fed, "rio", 5)
+    while state["failures"] and time.monotonic() < deadline:  # rio's facts arrive while valle's commits fail
+        time.sleep(0.1)
+    write(fed, "rio", 5)
+    assert fed.wait_converged(30, expected=10) is not None
+    assert state["failures"] == 0 and state["leaked"] == 0
+    for node in fed.nodes.values():
+        assert node.facts() == {("rio", seq) for seq in range(1, 11)}

@@ -112,6 +112,7 @@ class Agent:
         self._mine: dict[str, int] = {}
         self._noted_at = 0.0
         self._stale = False
+        self._held: list[tuple[str, str, bytes]] | None = None  # frames waiting for the tick's commit
         self.paused = threading.Event()  # tests: set to stop handling (a node frozen, not cut)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -250,6 +251,20 @@ class Agent:
             return
         now = time.monotonic()
         self._heard[self.name] = now
+        # Frames go out only once the transaction that stored what they promise has committed: an ack sent
+        # for facts a failed commit then lost would stop the peer resending them.
+        self._held = []
+        try:
+            self._tick_in(now)
+        except BaseException:
+            self._held = None
+            self._stale = True  # the vector may count facts the rollback took back
+            raise
+        held, self._held = self._held, None
+        for peer, topic, payload in held:
+            self._publish(peer, topic, payload)
+
+    def _tick_in(self, now: float) -> None:
         with self.sessions.begin() as session:
             while True:
                 try:
@@ -272,7 +287,11 @@ class Agent:
             if now - self._noted_at >= min(NOTE_EVERY_S, self.config.beat_s):
                 self._note(session, now)
             if self.on_tick is not None:
-                self.on_tick(session)
+                try:
+                    with session.begin_nested():  # a failing duty must not take the stored facts with it
+                        self.on_tick(session)
+                except Exception:
+                    log.exception("federation %s: the node's duties failed this tick; retrying", self.name)
 
     def _connection(self, peer: str, up: bool, now: float) -> None:
         if peer == "":
@@ -352,6 +371,9 @@ class Agent:
             self._send(peer, Frame("hello", self.name, have=self._mine))
 
     def _service(self, session: Session, peer: str, link: LinkState, now: float) -> None:
+        if link.ask_due(now):
+            self._send(peer, Frame("hello", self.name, have=self._mine))
+            link.asked_at = now
         if link.beat_due(now):
             heard = {node: max(0.0, now - at) for node, at in self._heard.items()}
             self._send(peer, Frame("beat", self.name, heard=heard))
@@ -367,15 +389,23 @@ class Agent:
             self.stats.sent_facts += len(facts)
 
     def _send(self, peer: str, frame: Frame) -> int:
+        """Send `frame` to `peer`: at once, or after the tick's commit while a tick is running."""
         link = self.links[peer]
-        client = self._clients[peer] if link.dials else self._clients[""]
         topic = inbound_topic(peer, self.name) if link.dials else outbound_topic(self.name, peer)
         payload = frame.encode()
+        if self._held is not None:
+            self._held.append((peer, topic, payload))
+        else:
+            self._publish(peer, topic, payload)
+        return len(payload)
+
+    def _publish(self, peer: str, topic: str, payload: bytes) -> None:
+        link = self.links[peer]
+        client = self._clients[peer] if link.dials else self._clients[""]
         client.publish(topic, payload, qos=1)
         link.sent_bytes += len(payload)
         self.stats.sent_bytes += len(payload)
         self.stats.frames_out += 1
-        return len(payload)
 
     def _note(self, session: Session, now: float) -> None:
         wall = datetime.now(UTC)

@@ -28,6 +28,7 @@ class LinkState:
     known: bool = False  # the peer has told us its vector since the link came up
     inflight_until: float = 0.0  # no new batch before this, unless an ack arrives
     beat_at: float = 0.0  # when our last beat went out
+    asked_at: float = 0.0  # when we last said hello (asking for the peer's vector)
     sent_facts: int = 0
     sent_bytes: int = 0
     received_bytes: int = 0
@@ -77,6 +78,11 @@ class LinkState:
         self.inflight_until = now + self.resend_s
         self.sent_facts += facts
         self.sent_bytes += size
+
+    def ask_due(self, now: float) -> bool:
+        """The link is up but the peer's vector is still unknown (a hello or its ack went missing): ask
+        again, every `resend_s`, so one lost frame never leaves a link that carries nothing."""
+        return self.connected and not self.known and now - self.asked_at >= self.resend_s
 
     def beat_due(self, now: float) -> bool:
         """Time for a beat on this link."""
