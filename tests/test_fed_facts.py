@@ -109,19 +109,28 @@ def test_facts_are_stored_once_and_forgeries_are_dead_lettered(sessions: session
     stranger = NodeKey.generate().sign(Fact("nobody", 1, "stock", AT, {}))
     tampered = Fact(**{**signed("rio", 2).__dict__, "body": {"n": 99}})
     other_content = signed("rio", 1, {"n": "changed"})  # validly signed, but (rio, 1) is held already
-    own_name = signed("monte", 5)
     with sessions.begin() as session:
         refused = store(session, [stranger, tampered, other_content], via="monte")
-        in_my_name = store(session, [own_name], via="rio", me="monte")
+        log_store.append_fact(session, "monte", "stock", {"n": "mine"}, AT)  # monte's own seq 1, unsigned yet
+        forged_mine = NodeKey.generate().sign(Fact("monte", 2, "stock", AT, {"n": 2}))
+        in_my_name = store(session, [signed("monte", 1, {"n": "other"}), forged_mine], via="rio", me="monte")
+        restored = store(session, [signed("monte", 3)], via="rio", me="monte")  # a backup's later fact
     assert refused.rejected == {"origin_unknown": 1, "signature_invalid": 1, "fact_conflict": 1}
-    assert in_my_name.rejected == {"fact_conflict": 1}
+    assert in_my_name.rejected == {"fact_conflict": 1, "signature_invalid": 1}
+    assert [f.seq for f in restored.stored] == [3]
     assert set(refused.rejected) | set(in_my_name.rejected) == set(get_args(FedReason))
     with sessions() as session:
         kept = session.scalars(select(DeadLetter.reason).order_by(DeadLetter.id)).all()
-        assert kept == ["origin_unknown", "signature_invalid", "fact_conflict", "fact_conflict"]
+        assert kept == [
+            "origin_unknown",
+            "signature_invalid",
+            "fact_conflict",
+            "fact_conflict",
+            "signature_invalid",
+        ]
         letter = session.scalars(select(DeadLetter)).first()
         assert letter is not None and json.loads(letter.payload)["origin"] == "nobody"  # the raw fact is kept
-        assert session.scalar(select(func.count()).select_from(FedFact)) == 2
+        assert session.scalar(select(func.count()).select_from(FedFact)) == 4  # rio 1, monte 1 and 3, own seq
 
 
 def test_the_vector_stops_at_the_first_gap(sessions: sessionmaker[Session]) -> None:

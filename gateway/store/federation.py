@@ -115,27 +115,20 @@ def store_facts(
     """Store a peer's facts idempotently: each once per (origin, seq), checked against its origin's key.
 
     A fact already held with the same signature is a duplicate (bridges and resends make many); one held with
-    different content is a conflict, dead-lettered, and the stored one is kept. A fact claiming to be this
-    node's own is never taken from a peer.
+    different content, or under a seq this node has already used, is a conflict, dead-lettered, and the
+    stored one is kept. This node's own facts come back from peers only after its store was restored from
+    an older backup: signed with its own key and not held, they are taken back like any other.
     """
     result = StoreResult()
     for fact in facts:
         try:
-            if fact.origin == self_name:
-                held = session.scalar(
-                    select(FedFact.sig).where(FedFact.origin == fact.origin, FedFact.seq == fact.seq)
-                )
-                if held == fact.sig:
-                    result.duplicates += 1
-                    continue
-                raise ProtocolError("fact_conflict", "a peer sent a fact in this node's own name")
             key = key_of(fact.origin)
             if key is None:
                 raise ProtocolError("origin_unknown", f"node {fact.origin!r} is not in the federation file")
-            held = session.scalar(
-                select(FedFact.sig).where(FedFact.origin == fact.origin, FedFact.seq == fact.seq)
-            )
-            if held is not None and held == fact.sig:
+            held = session.execute(
+                select(FedFact.id, FedFact.sig).where(FedFact.origin == fact.origin, FedFact.seq == fact.seq)
+            ).first()
+            if held is not None and held.sig == fact.sig:
                 result.duplicates += 1
                 continue
             if not verify(fact, key):
@@ -143,7 +136,10 @@ def store_facts(
                     "signature_invalid", f"fact {fact.origin}/{fact.seq} is not signed by its origin"
                 )
             if held is not None:
-                raise ProtocolError("fact_conflict", f"{fact.origin}/{fact.seq} is held with other content")
+                mine = " (this node's own seq, already used)" if fact.origin == self_name else ""
+                raise ProtocolError(
+                    "fact_conflict", f"{fact.origin}/{fact.seq} is held with other content{mine}"
+                )
             session.add(
                 FedFact(
                     origin=fact.origin,
