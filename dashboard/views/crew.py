@@ -1,23 +1,38 @@
-"""The crew view (/crew): my open repair tasks by urgency, actions on them, and alerts pushed live (SSE)."""
+"""The crew view (/crew): my open repair tasks by urgency, actions on them, and alerts pushed live (SSE).
+
+On a community node the page also lists the neighbours' open repair tasks the member could take (near their
+home, no skill they lack) with "I can help", and their own standing offers with "Withdraw"
+(gateway.federation.help). Elsewhere none of it shows and the help forms answer 404.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import threading
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as Redirect
 
 from dashboard.read import crew as crew_read
+from dashboard.read import help as help_read
 from dashboard.web.auth import current_account, role_required
+from dashboard.web.node import current_node, node_or_404
 from dashboard.web.notifier import event_stream
 from dashboard.web.store import get_session, get_store
+from gateway.contract.errors import Conflict, InvalidInput, NotFound
+from gateway.federation import help as fed_help
 from gateway.store import tasks as work
-from gateway.store.models import Member
+from gateway.store.models import Member, utcnow
 from logistics.common.geo import haversine_km
 
 bp = Blueprint("crew", __name__, url_prefix="/crew")
+TASK_REF = re.compile(r"[a-z0-9][a-z0-9-]{0,47}/[0-9]{1,18}")  # "<node>/<task id>", as help.task_ref writes
+MAX_REASON = 500
+# Check and write as one step, so a double tap offers once (offer_help checks for a standing offer first).
+_OFFERING = threading.Lock()
 
 
 def _member() -> Member:
@@ -67,9 +82,12 @@ def index() -> str:
             {"id": t.id, "title": t.title, "lat": t.lat, "lon": t.lon, "site": t.site_name} for t in tasks
         ],
     }
+    node = current_node()
     return render_template(
         "crew.html",
         member=member,
+        asking=help_read.asking(session, node.name, member.id) if node is not None else None,
+        my_offers=help_read.my_offers(session, member.id) if node is not None else [],
         tasks=tasks,
         alerts=list(reversed(alerts)),
         ways=ways,
@@ -93,6 +111,45 @@ def act(task_id: int, action: str) -> Redirect:
         task = work.apply_action(session, task_id, member.id, action, request.form.get("reason", ""))
         message = f"Task “{task.title}” is now {task.status.replace('_', ' ')}."
     flash(message, "ok")
+    return redirect(url_for("crew.index", member=request.args.get("member")))
+
+
+@bp.post("/help")
+@role_required("crew")
+def offer_help() -> Redirect:
+    """Offer to do a neighbour's open task (a node only): the offer becomes this node's `help` fact.
+
+    400: a ref of the wrong shape, or hours beyond what the member offered; 404: no such task was ever
+    open; 409: offered already, or the task is no longer open to this member."""
+    node = node_or_404()
+    member = _member()
+    ref = request.form.get("ref", "")
+    if not TASK_REF.fullmatch(ref):
+        abort(400, description="ref must name a neighbour's task: <node>/<task id>")
+    with _OFFERING, get_store().sessions.begin() as session:
+        try:
+            row = fed_help.offer_help(session, node.name, member.id, ref, utcnow())
+        except NotFound:
+            if help_read.is_known_task(session, ref):
+                raise Conflict("this task is no longer open to you: taken, closed or out of reach") from None
+            raise
+        message = f"Thank you: your offer of {row.hours:g} h for “{row.title}” is sent to its community."
+    flash(message, "ok")
+    return redirect(url_for("crew.index", member=request.args.get("member")))
+
+
+@bp.post("/help/<id:help_id>/withdraw")
+@role_required("crew")
+def withdraw_help(help_id: int) -> Redirect:
+    """Take back one of my offers (a node only); 404 if it is not mine, 409 if it no longer stands."""
+    node = node_or_404()
+    member = _member()
+    reason = request.form.get("reason", "").strip()
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"reason: at most {MAX_REASON} characters")
+    with _OFFERING, get_store().sessions.begin() as session:
+        fed_help.withdraw_help(session, node.name, help_id, member.id, reason, utcnow())
+    flash("Your offer is withdrawn; its community is told.", "ok")
     return redirect(url_for("crew.index", member=request.args.get("member")))
 
 

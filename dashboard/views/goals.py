@@ -5,6 +5,10 @@ and remove goals here.
 Public like the map, and like it collective only: sums by sector and community, never a person's hours or
 name (who set a goal is shown to coordinators alone). gateway.store.goals checks every value; its
 InvalidInput re-shows the form with the message and a 400.
+
+On a community node the current month's page also shows, as lines of their own, the hours other nodes'
+people gave this node's communities this year (their `hours` facts, sums per sector). They are not counted
+in the goals: the goals are monthly and the facts carry yearly sums.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from dashboard.read import admin, progress
+from dashboard.read import help as help_read
 from dashboard.web.auth import current_account, role_required, viewer_required
+from dashboard.web.node import current_node
 from dashboard.web.store import get_session, get_store
 from gateway.contract import clock
 from gateway.contract.errors import InvalidInput
@@ -102,12 +108,16 @@ def _page(error: str | None = None) -> str:
         rows = [SectorRow(s, None, tuple(g for g in work if g.sector == s)) for s in BOARD_SECTORS]
     account = current_account()
     coordinator = account is not None and account.role == "coordinator"
+    node = current_node()
+    neighbours = help_read.received(session, node.communities, now.year) if node and month == current else []
     return render_template(
         "goals.html",
         month=month,
         month_name=_month_name(store.month_bounds(month)[0]),
         current=month == current,
         rows=rows,
+        neighbours=neighbours,
+        year=now.year,
         coordinator=coordinator,
         set_by=_set_by(session, month) if coordinator else {},
         communities=admin.community_choices(session) if coordinator else [],
