@@ -81,6 +81,7 @@ def test_a_coordinator_accepts_a_shipment_on_a_phone(browser: Any, served: tuple
                 .find(m => m.options.rzLinkDown).openPopup()"""
         )
         assert page.locator(".rz-popup .rz-link-down").inner_text() == "node arecibo: link down for 12 min"
+        page.locator(".rz-legend-toggle").click()  # folded on a phone
         assert "link down: its node is cut off" in page.locator(".rz-legend").inner_text()
         page.screenshot(path=str(SCREENSHOT.with_name(SCREENSHOT.stem + "-map.png")))
         assert errors == []

@@ -53,7 +53,7 @@
   }
 
   // A community's popup: its goods and sensors from the API when it opens, its open tasks from the page.
-  function communityPopup(row, options) {
+  function communityPopup(row, options, loaded) {
     var box = el("div", null, "rz-popup");
     box.appendChild(el("strong", row[1]));
     var body = el("div", "loading…");
@@ -94,15 +94,42 @@
         link.href = options.pageUrl.replace(/_$/, row[0]);
         body.appendChild(link);
         box.setAttribute("data-loaded", "true");  // for the browser tests
+        if (loaded) loaded();
       })
-      .catch(function (error) { body.textContent = "could not load this community (" + error.message + ")"; });
+      .catch(function (error) {
+        body.textContent = "could not load this community (" + error.message + ")";
+        if (loaded) loaded();
+      });
     return box;
+  }
+
+  // Popups sized to their content within the map: at least wide enough for a table, at most the map less a
+  // margin, and no taller than the map (a longer one scrolls inside). Their details arrive after they open,
+  // so refit() measures them again once filled and pans the map until the whole popup is inside it.
+  var POPUP_MARGIN = 24;
+  function popupOptions(widest) {
+    var map = registry.map, size = map ? map.getSize() : L.point(widest, 600);
+    // maxWidth is the content's: its box adds Leaflet's margins (~45 px) and, scrolled, a scrollbar.
+    var most = Math.max(160, Math.min(widest, size.x - 2 * POPUP_MARGIN - 60));
+    return {
+      minWidth: Math.min(220, most), maxWidth: most,
+      maxHeight: Math.max(120, size.y - 2 * POPUP_MARGIN - 72),  // less its tip, padding and close button
+      autoPan: true, autoPanPadding: L.point(POPUP_MARGIN, POPUP_MARGIN), keepInView: false, rzWidest: widest
+    };
+  }
+  function refit(popup) {
+    // Leaflet's update() would also call a bound popup's content function again (a second fetch, then a
+    // third...): only its layout, position and auto-pan steps run (the vendored Leaflet 1.9.3's own).
+    if (!popup || !popup.isOpen()) return;
+    popup._updateLayout();
+    popup._updatePosition();
+    popup._adjustPan();
   }
 
   function when(iso) { return iso ? iso.slice(0, 16).replace("T", " ") + " UTC" : "never"; }
 
   // A site's popup: its name and sensors come from the API when it opens (the page carries only points).
-  function sitePopup(url, id) {
+  function sitePopup(url, id, loaded) {
     var box = el("div", "loading…", "rz-popup");
     getJson(url.replace(/0$/, String(id)))
       .then(function (site) {
@@ -121,8 +148,12 @@
           box.appendChild(el("div", "no sensors"));
         }
         box.setAttribute("data-loaded", "true");
+        if (loaded) loaded();
       })
-      .catch(function (error) { box.textContent = "could not load this site (" + error.message + ")"; });
+      .catch(function (error) {
+        box.textContent = "could not load this site (" + error.message + ")";
+        if (loaded) loaded();
+      });
     return box;
   }
 
@@ -153,10 +184,10 @@
         fill: true, fillColor: colour, fillOpacity: down ? 0.35 : 0.6, rzCommunity: row[0], rzLinkDown: down
       });
       marker.bindPopup(function () {
-        var box = communityPopup(row, options);
+        var box = communityPopup(row, options, function () { refit(marker.getPopup()); });
         if (link) box.insertBefore(linkLine(link), box.childNodes[1]);
         return box;
-      }, {maxWidth: 360});
+      }, popupOptions(360));
       marker.bindTooltip(function () {
         var tip = el("span", row[1]);
         if (down) tip.appendChild(linkLine(link));
@@ -227,8 +258,10 @@
     cluster.on("click", function (event) {
       var marker = event.layer;
       if (marker.options.rzSite === undefined) return;
-      L.popup({maxWidth: 420}).setLatLng(marker.getLatLng())
-        .setContent(sitePopup(options.siteUrl, marker.options.rzSite)).openOn(cluster._map);
+      var popup = L.popup(popupOptions(420));
+      popup.setLatLng(marker.getLatLng())
+        .setContent(sitePopup(options.siteUrl, marker.options.rzSite, function () { refit(popup); }))
+        .openOn(cluster._map);
     });
     // The page's <head> started the request (and its JSON parse) early; a page without it fetches now.
     var request = (window.rzPrefetch && window.rzPrefetch.sites) || getJson(options.url);
@@ -324,17 +357,40 @@
     var control = L.control({position: "bottomright"});
     control.onAdd = function () {
       var div = L.DomUtil.create("div", "rz-legend");
-      div.appendChild(source.content.cloneNode(true));
+      var button = el("button", "Legend", "rz-legend-toggle");
+      var body = el("div", null, "rz-legend-body");
+      body.id = "rz-legend-body";
+      button.type = "button";
+      button.setAttribute("aria-controls", body.id);
+      body.appendChild(source.content.cloneNode(true));
+      div.appendChild(button);
+      div.appendChild(body);
+      function set(open) {
+        div.classList.toggle("rz-open", open);
+        button.setAttribute("aria-expanded", open ? "true" : "false");
+      }
+      set(!narrow());  // on a phone it starts folded: the map is what people came for
+      button.addEventListener("click", function () { set(!div.classList.contains("rz-open")); });
+      L.DomEvent.disableClickPropagation(div);
+      L.DomEvent.disableScrollPropagation(div);
       return div;
     };
     control.addTo(map);
   }
+
+  var NARROW = "(max-width: 600px)";  // phones: the legend and the layer control start folded
+  function narrow() { return !!(window.matchMedia && window.matchMedia(NARROW).matches); }
 
   // The layers of the "layers" block ([{kind, name, options}], in drawing order) on folium's map, then the
   // legend and the layer control, in this order on purpose: the legend stacks above the attribution, and the
   // control lists the base layers ({name: tile layer}, none offline) and the layers in drawing order.
   function draw(map, bases) {
     var overlays = {};
+    registry.map = map;
+    map.on("popupopen", function (event) {  // sized to the map as it is now (a phone turned, a window resized)
+      var popup = event.popup;
+      if (popup.options.rzWidest) { L.extend(popup.options, popupOptions(popup.options.rzWidest)); refit(popup); }
+    });
     data("layers").forEach(function (spec) {
       var build = BUILDERS.hasOwnProperty(spec.kind) ? BUILDERS[spec.kind] : null;
       if (!build) throw new Error("unknown map layer " + spec.kind);
@@ -344,7 +400,8 @@
       overlays[spec.name] = layer;
     });
     legend(map);
-    L.control.layers(bases, overlays, {position: "topright", collapsed: false, autoZIndex: true}).addTo(map);
+    // Folded, Leaflet's control is a 44 px button (on touch screens) that opens it on tap, Enter or Space.
+    L.control.layers(bases, overlays, {position: "topright", collapsed: narrow(), autoZIndex: true}).addTo(map);
     return map;
   }
 
