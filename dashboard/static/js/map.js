@@ -107,14 +107,17 @@
   // margin, and no taller than the map (a longer one scrolls inside). Their details arrive after they open,
   // so refit() measures them again once filled and pans the map until the whole popup is inside it.
   var POPUP_MARGIN = 24;
+  var CONTROLS_ROW = 40;  // the popup's top stays below the folded layer control, its close button clear
   function popupOptions(widest) {
     var map = registry.map, size = map ? map.getSize() : L.point(widest, 600);
     // maxWidth is the content's: its box adds Leaflet's margins (~45 px) and, scrolled, a scrollbar.
     var most = Math.max(160, Math.min(widest, size.x - 2 * POPUP_MARGIN - 60));
     return {
       minWidth: Math.min(220, most), maxWidth: most,
-      maxHeight: Math.max(120, size.y - 2 * POPUP_MARGIN - 72),  // less its tip, padding and close button
-      autoPan: true, autoPanPadding: L.point(POPUP_MARGIN, POPUP_MARGIN), keepInView: false, rzWidest: widest
+      // less its tip, padding and close button, and the row of the corner controls (zoom, layers) above it
+      maxHeight: Math.max(120, size.y - 2 * POPUP_MARGIN - 72 - CONTROLS_ROW),
+      autoPan: true, autoPanPadding: L.point(POPUP_MARGIN, POPUP_MARGIN),
+      autoPanPaddingTopLeft: L.point(POPUP_MARGIN, POPUP_MARGIN + CONTROLS_ROW), keepInView: false, rzWidest: widest
     };
   }
   function refit(popup) {
