@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.contract.topics import member_alerts_topic
-from gateway.store.models import Community, OutboxMessage, RepairTask, Site
+from gateway.store.models import Community, Fault, OutboxMessage, RepairTask, Site
 from gateway.store.tasks import SHOWN_TO_CREW
 
 MAX_ALERT_TEXT = 500
@@ -31,6 +31,7 @@ class CrewTask:
     lon: float
     explanation: str | None
     created_at: datetime
+    fault_kind: str | None = None  # the fault rule that opened it (gateway/ingest/faults/rules.toml)
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,10 @@ class Alert:
 def member_tasks(session: Session, member_id: int) -> list[CrewTask]:
     """The member's tasks not yet closed, most urgent first."""
     rows = session.execute(
-        select(RepairTask, Site.name, Community.name, Site.lat, Site.lon)
+        select(RepairTask, Site.name, Community.name, Site.lat, Site.lon, Fault.kind)
         .join(Site, RepairTask.site_id == Site.id)
         .join(Community, Site.community_id == Community.id)
+        .outerjoin(Fault, Fault.id == RepairTask.fault_id)
         .where(RepairTask.assigned_member_id == member_id, RepairTask.status.in_(SHOWN_TO_CREW))
         .order_by(RepairTask.urgency.desc(), RepairTask.created_at, RepairTask.id)
     )
@@ -64,8 +66,9 @@ def member_tasks(session: Session, member_id: int) -> list[CrewTask]:
             lon,
             t.explanation,
             t.created_at,
+            kind,
         )
-        for t, site, community, lat, lon in rows
+        for t, site, community, lat, lon, kind in rows
     ]
 
 

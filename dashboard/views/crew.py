@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response as Redirect
 
 from dashboard.read import crew as crew_read
 from dashboard.read import help as help_read
+from dashboard.read import wording
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.node import current_node, node_or_404
 from dashboard.web.notifier import event_stream
@@ -91,6 +92,7 @@ def index() -> str:
         tasks=tasks,
         alerts=list(reversed(alerts)),
         ways=ways,
+        words=wording,
         map_data=data,
         events_url=url_for(
             "crew.events",
@@ -187,6 +189,7 @@ def events() -> Response:
                 "id": task.id,
                 "title": task.title,
                 "urgency": task.urgency,
+                "urgency_word": wording.urgency_word(task.urgency),
                 "status": task.status,
                 "site": task.site_name,
                 "community": task.community_name,

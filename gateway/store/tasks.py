@@ -86,6 +86,33 @@ TO_PLAN: Final[Sequence[TaskStatus]] = tuple(s for s, a in TRANSITIONS if a is T
 NOT_CLOSED: Final[Sequence[TaskStatus]] = tuple(s for s, a in TRANSITIONS if a is TaskAction.CONFIRM)
 
 
+# Why a move is refused, said as the person on the crew page would say it: by the state the task is in.
+ALREADY: Final[Mapping[TaskStatus, str]] = {
+    TaskStatus.OPEN: "This task is waiting for someone to take it",
+    TaskStatus.ESCALATED: "This task is waiting for someone to take it (neighbours are asked too)",
+    TaskStatus.ASSIGNED: "This task is not accepted yet",
+    TaskStatus.ACCEPTED: "This task is accepted but not started yet",
+    TaskStatus.IN_PROGRESS: "This task is already started",
+    TaskStatus.FIXED_PENDING: "This task is already marked fixed; the sensor has yet to confirm it",
+    TaskStatus.CLOSED: "This task is already fixed and closed",
+}
+VERB: Final[Mapping[TaskAction, str]] = {
+    TaskAction.ASSIGN: "given to someone",
+    TaskAction.ESCALATE: "sent to wider communities",
+    TaskAction.ACCEPT: "accepted",
+    TaskAction.DECLINE: "declined",
+    TaskAction.START: "started",
+    TaskAction.FIXED: "marked fixed",
+    TaskAction.CONFIRM: "confirmed",
+}
+
+
+def refusal(status: str, action: TaskAction) -> str:
+    """A refused move in plain words: "This task is already fixed and closed, so it cannot be started now"."""
+    said = ALREADY.get(TaskStatus(status), f"This task is {status.replace('_', ' ')}")
+    return f"{said}, so it cannot be {VERB[action]} now."
+
+
 def allows(status: str, action: TaskAction) -> bool:
     """Whether a task in `status` may take `action`."""
     return (status, action) in TRANSITIONS
@@ -147,7 +174,7 @@ def apply(
         raise InvalidInput("a task is assigned to a member")
     new = TRANSITIONS.get((TaskStatus(task.status), action))
     if new is None:
-        raise Conflict(f"the task is {task.status.replace('_', ' ')}: it cannot be {EVENT_OF[action]}")
+        raise Conflict(refusal(task.status, action))
     work_at = clock.at_or_now(at)  # hours and declines run on the work clock (simulated in the demo)
     at = at or utcnow()
     who = member_id if member_id is not None else task.assigned_member_id

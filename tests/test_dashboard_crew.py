@@ -1,0 +1,84 @@
+"""The crew page in the field's words: one distance with its direction, urgency as a word, what is wrong and
+what to bring, refusals a person understands; open repairs near the member with "Take it"; escalation."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from sqlalchemy import select
+
+from dashboard.read import wording
+from dashboard.web.store import get_store
+from gateway.store.models import Device, Fault, RepairTask, utcnow
+from tests import test_dashboard_pages as pages
+from tests.test_dashboard_pages import Auth
+
+# The pages' fixtures: the tiny region with a task assigned to Ana, the app, a signed-in client.
+ids, password_hash, app, client, auth = pages.ids, pages.password_hash, pages.app, pages.client, pages.auth
+
+
+def _card(page: str, task_id: int) -> str:
+    found = re.search(rf'<li class="rz-task[^"]*" id="task-{task_id}">(.*?)</li>', page, re.S)
+    assert found is not None, page
+    return found.group(1)
+
+
+def _give_fault(app: Flask, task_id: int, kind: str, urgency: int, skills: list[str], why: str) -> None:
+    with get_store(app).sessions.begin() as session:
+        task = session.get(RepairTask, task_id)
+        assert task is not None
+        device = session.scalar(select(Device).where(Device.site_id == task.site_id))
+        assert device is not None
+        now = utcnow()
+        fault = Fault(
+            device_id=device.id,
+            site_id=task.site_id,
+            kind=kind,
+            severity="critical",
+            first_abnormal_at=now,
+            opened_at=now,
+        )
+        session.add(fault)
+        session.flush()
+        task.fault_id, task.urgency, task.required_skills, task.explanation = fault.id, urgency, skills, why
+
+
+def test_a_card_says_distance_once_urgency_as_a_word_what_is_wrong_and_what_to_bring(
+    app: Flask, auth: Auth, ids: dict[str, int]
+) -> None:
+    why = "Ana: has pump-mechanic; 4.6 km away (~9 min); 0.0 of 4 h this week"
+    _give_fault(app, ids["task"], "pump_failure", 132, ["pump-mechanic"], why)
+    auth.login("ana")
+    card = _card(auth.client.get("/crew").get_data(as_text=True), ids["task"])
+    assert "km away" not in card and card.count(" km ") == 1  # one distance, the one with a direction
+    assert re.search(r"\d+\.\d km [NSEW]{1,2} of home", card)
+    assert "~9 min to get there" in card
+    assert ">urgent</span>" in card and 'title="urgency score 132' in card and "urgency 132" not in card
+    assert "What is wrong:</strong> The pump runs but no water flows." in card
+    assert "Bring:</strong> pump tools, seals and a spare impeller (skills: pump mechanic)" in card
+
+
+def test_urgency_words_and_plain_fallbacks() -> None:
+    assert [wording.urgency_word(u) for u in (140, 100, 99, 60, 59, 3)] == [
+        "urgent",
+        "urgent",
+        "soon",
+        "soon",
+        "when you can",
+        "when you can",
+    ]
+    assert wording.what_is_wrong("valve_leak") == "Valve leak."
+    assert wording.what_is_wrong(None) is None
+    assert wording.what_to_bring(()) == "basic tools; no special skill needed"
+    assert wording.what_to_bring(("welding",)) == "welding tools"
+    assert wording.without_distance("a; 12.0 km away (~24 min); b") == "a; ~24 min to get there; b"
+
+
+def test_a_refused_move_is_said_in_plain_words(app: Flask, auth: Auth, ids: dict[str, int]) -> None:
+    auth.login("ana")
+    for action in ("accept", "start", "fixed"):
+        assert auth.post(f"/crew/tasks/{ids['task']}/{action}", page="/crew").status_code == 302
+    refused = auth.post(f"/crew/tasks/{ids['task']}/fixed", page="/crew").get_data(as_text=True)
+    assert "This task is already marked fixed" in refused and "so it cannot be marked fixed now" in refused
+    assert "marked_fixed" not in refused
