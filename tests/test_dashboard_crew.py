@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from dashboard.read import wording
 from dashboard.web.store import get_store
-from gateway.store.models import Device, Fault, RepairTask, utcnow
+from gateway.store.models import Device, Fault, RepairTask, Site, utcnow
 from tests import test_dashboard_pages as pages
 from tests.test_dashboard_pages import Auth
 
@@ -82,3 +82,54 @@ def test_a_refused_move_is_said_in_plain_words(app: Flask, auth: Auth, ids: dict
     refused = auth.post(f"/crew/tasks/{ids['task']}/fixed", page="/crew").get_data(as_text=True)
     assert "This task is already marked fixed" in refused and "so it cannot be marked fixed now" in refused
     assert "marked_fixed" not in refused
+
+
+def _open_task(app: Flask, site_id: int, title: str, skills: list[str], urgency: int = 120) -> int:
+    with get_store(app).sessions.begin() as session:
+        task = RepairTask(
+            site_id=site_id, title=title, status="open", urgency=urgency, required_skills=skills
+        )
+        session.add(task)
+        session.flush()
+        return task.id
+
+
+def test_open_repairs_near_the_member_are_listed_and_taken(
+    app: Flask, auth: Auth, ids: dict[str, int]
+) -> None:
+    """The incident: a critical task sat unassigned while the page said "No open tasks. Thank you!"."""
+    with get_store(app).sessions.begin() as session:  # Ana has nothing of her own
+        task = session.get(RepairTask, ids["task"])
+        assert task is not None
+        task.status, task.assigned_member_id = "closed", None
+    near = _open_task(app, ids["pump"], "Pump <i>1</i> dry again", ["pump-mechanic"])
+    lacking = _open_task(app, ids["pump"], "Cold room sensor silent", ["refrigeration"])
+    auth.login("ana")
+    page = auth.client.get("/crew").get_data(as_text=True)
+    assert "No open tasks. Thank you!" not in page and "Open repairs near you are below" in page
+    found = re.search(rf'<li class="rz-task rz-near-task" id="near-{near}">(.*?)</li>', page, re.S)
+    assert found is not None and "Take it" in found.group(1)
+    assert "Pump &lt;i&gt;1&lt;/i&gt; dry again" in found.group(1) and ">urgent</span>" in found.group(1)
+    assert f"near-{lacking}" not in page  # a skill she lacks
+    response = auth.post(f"/crew/tasks/{near}/take", page="/crew")
+    assert response.status_code == 302
+    with get_store(app).sessions() as session:
+        taken = session.get(RepairTask, near)
+        assert taken is not None and (taken.status, taken.assigned_member_id) == ("accepted", ids["member"])
+    after = auth.client.get("/crew").get_data(as_text=True)
+    assert f'id="task-{near}"' in after and f"near-{near}" not in after
+    assert auth.post(f"/crew/tasks/{near}/take", page="/crew").status_code == 409  # hers already
+    assert auth.post(f"/crew/tasks/{lacking}/take", page="/crew").status_code == 409  # needs refrigeration
+    assert auth.post("/crew/tasks/999999/take", page="/crew").status_code == 404
+
+
+def test_a_far_task_of_another_community_is_not_listed(app: Flask, auth: Auth, ids: dict[str, int]) -> None:
+    with get_store(app).sessions.begin() as session:
+        hub = session.get(Site, ids["jayuya_hub"])
+        assert hub is not None
+        hub.lat, hub.lon = 17.9, -66.0  # ~80 km from Ana's home in Utuado
+    far = _open_task(app, ids["jayuya_hub"], "Far pump", [])
+    close = _open_task(app, ids["pump"], "Close pump", [])
+    auth.login("ana")
+    page = auth.client.get("/crew").get_data(as_text=True)
+    assert f"near-{close}" in page and f"near-{far}" not in page

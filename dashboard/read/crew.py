@@ -10,10 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.contract.topics import member_alerts_topic
-from gateway.store.models import Community, Fault, OutboxMessage, RepairTask, Site
-from gateway.store.tasks import SHOWN_TO_CREW
+from gateway.store.models import Community, Fault, Member, MemberSkill, OutboxMessage, RepairTask, Site
+from gateway.store.tasks import SHOWN_TO_CREW, TO_PLAN
+from logistics.common.geo import haversine_km
 
 MAX_ALERT_TEXT = 500
+NEAR_KM = 25.0  # as far as the board looks for a member (dashboard.read.board.fitting_tasks)
+MAX_NEAR = 20
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,36 @@ def member_tasks(session: Session, member_id: int) -> list[CrewTask]:
         )
         for t, site, community, lat, lon, kind in rows
     ]
+
+
+def open_near(session: Session, member: Member, within_km: float = NEAR_KM) -> list[CrewTask]:
+    """Repairs nobody has yet (open or escalated) that the member could take: at a site of their community or
+    within `within_km` of their home, needing no skill they lack; most urgent first. While no planner runs
+    these would otherwise wait unseen."""
+    skills = set(session.scalars(select(MemberSkill.skill).where(MemberSkill.member_id == member.id)))
+    rows = session.execute(
+        select(RepairTask, Site.name, Community.name, Site.lat, Site.lon, Fault.kind, Site.community_id)
+        .join(Site, RepairTask.site_id == Site.id)
+        .join(Community, Site.community_id == Community.id)
+        .outerjoin(Fault, Fault.id == RepairTask.fault_id)
+        .where(RepairTask.status.in_(TO_PLAN), RepairTask.helper_ref.is_(None))
+        .order_by(RepairTask.urgency.desc(), RepairTask.created_at, RepairTask.id)
+    )
+    found = []
+    for t, site, community, lat, lon, kind, community_id in rows:
+        needs = tuple(str(s) for s in t.required_skills or ())
+        if not set(needs) <= skills:
+            continue
+        if community_id != member.community_id and haversine_km(member.lat, member.lon, lat, lon) > within_km:
+            continue
+        found.append(
+            CrewTask(
+                t.id, t.title, t.status, t.urgency, needs, site, community, lat, lon, None, t.created_at, kind
+            )
+        )
+        if len(found) == MAX_NEAR:
+            break
+    return found
 
 
 def alert_text(payload: bytes) -> str:
