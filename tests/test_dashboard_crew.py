@@ -3,14 +3,18 @@ what to bring, refusals a person understands; open repairs near the member with 
 
 from __future__ import annotations
 
+import json
 import re
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from dashboard.read import crew as crew_read
 from dashboard.read import wording
 from dashboard.web.store import get_store
-from gateway.store.models import Device, Fault, RepairTask, Site, utcnow
+from gateway.contract.topics import member_alerts_topic
+from gateway.store.models import Device, Fault, OutboxMessage, RepairTask, Site, utcnow
 from tests import test_dashboard_pages as pages
 from tests.test_dashboard_pages import Auth
 
@@ -133,3 +137,86 @@ def test_a_far_task_of_another_community_is_not_listed(app: Flask, auth: Auth, i
     auth.login("ana")
     page = auth.client.get("/crew").get_data(as_text=True)
     assert f"near-{close}" in page and f"near-{far}" not in page
+
+
+FAULT_CLEARED = {
+    "type": "fault_cleared",
+    "fault_id": 7,
+    "task_id": 12,
+    "kind": "pump_failure",
+    "community": "utuado",
+    "site": "pump-1",
+    "at": "2026-11-26T15:20:00.000Z",
+}
+TASK_ASSIGNED = {
+    "v": 1,
+    "event": "task_assigned",
+    "ts": "2026-11-26T15:20:00.000Z",
+    "task": 12,
+    "title": "Pump running without flow at Pump 1",
+    "site": 4,
+    "urgency": 133,
+    "skills": ["pump-mechanic"],
+    "explanation": "Ana: has pump-mechanic; 4.6 km away (~9 min)",
+    "escalated": False,
+    "starts_at": "2026-11-26T16:00:00.000Z",
+    "ends_at": "2026-11-26T18:00:00.000Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (FAULT_CLEARED, "Fault cleared at pump-1: the readings are normal again (pump failure)"),
+        ({**FAULT_CLEARED, "site_name": "Pump 1"}, "Fault cleared at Pump 1:"),
+        (
+            TASK_ASSIGNED,
+            "New task for you: Pump running without flow at Pump 1 (urgent), from Thu 26 Nov 16:00",
+        ),
+        (
+            {"v": 1, "event": "task_escalated", "title": "Cold room", "urgency": 70},
+            "Help wanted: Cold room (soon)",
+        ),
+        (
+            {"event": "help_accepted", "title": "Well", "hours": 4.0},
+            "Your offer of 4 h for “Well” is accepted",
+        ),
+        (
+            {"event": "help_refused", "title": "Well", "reason": "taken"},
+            "Your offer for “Well” was not taken: taken",
+        ),
+        ({"event": "help_withdrawn", "title": "Well", "reason": ""}, "Your offer for “Well” is withdrawn."),
+        ({"type": "slot_taken", "text": "Bo took your place"}, "Bo took your place"),
+        ({"type": "pipe_burst", "site": "hub", "count": 2, "v": 1}, "Pipe burst: site: hub; count: 2."),
+    ],
+)
+def test_every_alert_kind_reads_as_a_sentence(body: dict[str, object], expected: str) -> None:
+    text, kind, _ = crew_read.read_alert(json.dumps(body).encode())
+    assert text.startswith(expected) and "{" not in text and '"' not in text
+    assert kind == body.get("event", body.get("type"))
+
+
+def test_a_fault_cleared_alert_shows_as_words_on_the_page_and_the_stream(
+    app: Flask, auth: Auth, ids: dict[str, int]
+) -> None:
+    """The incident: the 'fault cleared' alert showed as raw JSON."""
+    body = {**FAULT_CLEARED, "site_name": "Pump <1>", "link": "/crew#task-12"}
+    evil = {"type": "fault_cleared", "site": "x", "link": "//evil.example/phish"}
+    with get_store(app).sessions.begin() as session:
+        for payload in (body, evil):
+            session.add(
+                OutboxMessage(topic=member_alerts_topic(ids["member"]), payload=json.dumps(payload).encode())
+            )
+    auth.login("ana")
+    page = auth.client.get("/crew").get_data(as_text=True)
+    alerts = page[page.index('id="rz-alerts"') : page.index("</ul>")]
+    assert "Fault cleared at Pump &lt;1&gt;: the readings are normal again" in alerts
+    assert "fault_cleared" not in alerts.replace('data-kind="fault_cleared"', "") and "{" not in alerts
+    assert '<a href="/crew#task-12">open</a>' in alerts and "evil.example" not in alerts
+    stream = auth.client.get("/crew/events?after=0&tasks_after=999999999").get_data(as_text=True)
+    sent = [json.loads(b.split("data: ", 1)[1]) for b in stream.split("\n\n") if "event: alert" in b]
+    assert [(a["kind"], a["link"]) for a in sent] == [
+        ("fault_cleared", "/crew#task-12"),
+        ("fault_cleared", None),
+    ]
+    assert sent[0]["text"].startswith("Fault cleared at Pump <1>")

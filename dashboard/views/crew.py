@@ -203,7 +203,13 @@ def events() -> Response:
             tasks = [t for t in crew_read.member_tasks(session, member_id) if t.id > last_task]
         for alert in alerts:
             last_alert = alert.id
-            body = {"id": alert.id, "at": alert.at.isoformat(), "text": alert.text}
+            body = {
+                "id": alert.id,
+                "at": alert.at.isoformat(),
+                "text": alert.text,
+                "kind": alert.kind,
+                "link": alert.link,
+            }
             yield f"id: {alert.id}\nevent: alert\ndata: {json.dumps(body)}\n\n"
         for task in tasks:
             last_task = max(last_task, task.id)
