@@ -14,7 +14,7 @@ from dashboard.read import crew as crew_read
 from dashboard.read import wording
 from dashboard.web.store import get_store
 from gateway.contract.topics import member_alerts_topic
-from gateway.store.models import Device, Fault, OutboxMessage, RepairTask, Site, utcnow
+from gateway.store.models import Decline, Device, Fault, OutboxMessage, RepairTask, Site, TaskEvent, utcnow
 from tests import test_dashboard_pages as pages
 from tests.test_dashboard_pages import Auth
 
@@ -220,3 +220,64 @@ def test_a_fault_cleared_alert_shows_as_words_on_the_page_and_the_stream(
         ("fault_cleared", None),
     ]
     assert sent[0]["text"].startswith("Fault cleared at Pump <1>")
+
+
+def test_need_parts_escalates_with_a_note_and_tells_the_community(
+    app: Flask, auth: Auth, ids: dict[str, int]
+) -> None:
+    auth.login("ana")
+    page = auth.client.get("/crew").get_data(as_text=True)
+    assert "Need parts / escalate" in _card(page, ids["task"])
+    assert auth.post(f"/crew/tasks/{ids['task']}/accept", page="/crew").status_code == 302
+    assert auth.post(f"/crew/tasks/{ids['task']}/start", page="/crew").status_code == 302
+    bare = auth.post(f"/crew/tasks/{ids['task']}/escalate", {"reason": "  "}, page="/crew")
+    assert bare.status_code == 400 and "say what is needed" in bare.get_data(as_text=True)
+    note = "impeller <cracked>: need a 2-inch one"
+    response = auth.post(f"/crew/tasks/{ids['task']}/escalate", {"reason": note}, page="/crew")
+    assert response.status_code == 302
+    with get_store(app).sessions() as session:
+        task = session.get(RepairTask, ids["task"])
+        assert task is not None
+        assert (task.status, task.assigned_member_id, task.explanation) == (
+            "escalated",
+            None,
+            f"needs: {note}",
+        )
+        events = session.execute(
+            select(TaskEvent.event, TaskEvent.member_id, TaskEvent.reason)
+            .where(TaskEvent.task_id == ids["task"])
+            .order_by(TaskEvent.id)
+        ).all()
+        assert events[-1] == ("escalated", ids["member"], note)
+        declined = session.scalars(select(Decline).where(Decline.member_id == ids["member"])).all()
+        assert [d.task_id for d in declined] == [ids["task"]]  # the planner does not hand it straight back
+        told = [
+            json.loads(m.payload)
+            for m in session.scalars(
+                select(OutboxMessage).where(OutboxMessage.topic == "rhizome/v1/alerts/utuado")
+            )
+        ]
+    assert [(t["event"], t["reason"], t["site_name"], t["by_crew"]) for t in told] == [
+        ("task_escalated", note, "Pump 1", True)
+    ]
+    after = auth.client.get("/crew").get_data(as_text=True)
+    assert (
+        f'id="task-{ids["task"]}"' not in after and f'id="near-{ids["task"]}"' in after
+    )  # hers to take back
+    again = auth.post(f"/crew/tasks/{ids['task']}/escalate", {"reason": "x"}, page="/crew")
+    assert again.status_code == 404  # no longer hers
+
+
+def test_a_task_waiting_for_the_sensor_cannot_be_escalated(
+    app: Flask, auth: Auth, ids: dict[str, int]
+) -> None:
+    auth.login("ana")
+    for action in ("accept", "start", "fixed"):
+        assert auth.post(f"/crew/tasks/{ids['task']}/{action}", page="/crew").status_code == 302
+    assert "Need parts / escalate" not in _card(auth.client.get("/crew").get_data(as_text=True), ids["task"])
+    refused = auth.post(f"/crew/tasks/{ids['task']}/escalate", {"reason": "parts"}, page="/crew")
+    assert refused.status_code == 409
+    assert (
+        "already marked fixed; the sensor has yet to confirm it, so it cannot be escalated now"
+        in refused.get_data(as_text=True)
+    )

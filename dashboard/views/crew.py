@@ -115,12 +115,16 @@ def index() -> str:
 @bp.post("/tasks/<id:task_id>/<action>")
 @role_required("crew")
 def act(task_id: int, action: str) -> Redirect:
-    """Accept, decline (with a reason), start or mark fixed one of my tasks."""
+    """Accept, decline (with a reason), start, mark fixed, or escalate (with a note: parts or another skill
+    needed) one of my tasks."""
     member = _member()
     # A refused action raises a domain error (bad input, not found, conflict): the web layer answers it.
     with get_store().sessions.begin() as session:
         task = work.apply_action(session, task_id, member.id, action, request.form.get("reason", ""))
-        message = f"Task “{task.title}” is now {task.status.replace('_', ' ')}."
+        if action == work.TaskAction.ESCALATE:
+            message = f"Thank you: “{task.title}” is handed on with your note; its community is told."
+        else:
+            message = f"Task “{task.title}” is now {task.status.replace('_', ' ')}."
     flash(message, "ok")
     return redirect(url_for("crew.index", member=request.args.get("member")))
 
