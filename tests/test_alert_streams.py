@@ -109,7 +109,8 @@ class Stream:
 
     def alerts(self) -> list[str]:
         return re.findall(
-            r'id: \d+\nevent: alert\ndata: \{"id": \d+, "at": "[^"]+", "text": "([^"]*)"\}\n\n', self.text
+            r'id: \d+\nevent: alert\ndata: \{"id": \d+, "at": "[^"]+", "text": "([^"]*)"[,}][^\n]*\n\n',
+            self.text,
         )
 
     def join(self) -> None:

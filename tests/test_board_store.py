@@ -193,7 +193,10 @@ def test_a_suggestion_is_answered_yes_or_no_and_a_no_is_remembered(store: Store)
         (shift,), (skilled, open_place) = places(session, task.id)
         asked = board.suggest(session, shift.id, skilled.id, ids["bo"], "electrician 0 km away", now=MONDAY)
         assert asked.state == "suggested"
-        assert alerts(session, ids["bo"])[-1]["type"] == "task_suggested"
+        suggested = alerts(session, ids["bo"])[-1]
+        assert suggested["type"] == "task_suggested" and suggested["link"] == f"/board/{task.id}"
+        assert (suggested["lat"], suggested["lon"]) == (round(task.lat, 6), round(task.lon, 6))
+        assert task.site_id is None and suggested["site_name"] == "Community centre"  # the place as written
         assert hours.weekly_load(session, hours.week_start(shift.starts_at))[ids["bo"]] == 3.0  # offered
         board.accept(session, asked.id, ids["bo"], now=MONDAY)  # the offered hours are not counted twice
         assert asked.state == "taken"

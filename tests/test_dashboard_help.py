@@ -119,7 +119,8 @@ def test_a_crew_member_sees_the_task_offers_once_and_withdraws(
     page = auth.client.get("/crew").get_data(as_text=True)
     shown = section(page)
     assert SECTION in shown and "Pump failure at the well" in shown and arecibo in shown
-    assert "urgency 5" in shown and "about 4 h" in shown and "skills: pump-mechanic" in shown
+    assert ">when you can</span>" in shown and 'title="urgency score 5' in shown
+    assert "about 4 h" in shown and "skills: pump mechanic" in shown
     assert re.search(r"\d+\.\d km from home", shown) and f'value="{ref}"' in shown and "I can help" in shown
     names = home_names(stores)
     assert names and not [n for n in names if n in page]

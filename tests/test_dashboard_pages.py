@@ -262,7 +262,9 @@ def test_crew_works_a_task_to_fixed_pending(app: Flask, auth: Auth, ids: dict[st
         [("accepted", ""), ("started", ""), ("marked_fixed", "")],
     )
     again = auth.post(f"/crew/tasks/{ids['task']}/start", page="/crew")
-    assert again.status_code == 409 and "fixed pending" in again.get_data(as_text=True)
+    refused = again.get_data(as_text=True)
+    assert again.status_code == 409 and "This task is already marked fixed" in refused
+    assert "fixed_pending" not in refused and "marked_fixed" not in refused
 
 
 def test_declining_needs_a_reason_and_hands_the_task_back(

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from gateway.contract.alerts import board_task_link, crew_task_link, place_fields
 from gateway.contract.events import (
     EVENT_TYPES,
     InternalEvent,
@@ -102,3 +104,14 @@ def test_a_writer_cannot_encode_what_a_reader_would_refuse() -> None:
         encode_event(RouteChanged(route_id=1, status="Declined by driver", at=AT))
     with pytest.raises(ValueError, match="timezone-aware"):
         encode_event(TaskCreated(task_id=1, fault_id=1, at=datetime(2026, 1, 1)))
+
+
+def test_member_alert_place_fields_are_the_documented_ones() -> None:
+    """The fields an alert about a place gains (docs/mqtt.md#member-alerts): additive, and documented."""
+    fields = place_fields("Pump <1>", 18.2600004, -66.71, crew_task_link(12))
+    assert fields == {"site_name": "Pump <1>", "lat": 18.26, "lon": -66.71, "link": "/crew#task-12"}
+    assert board_task_link(3) == "/board/3"
+    doc = Path(__file__).resolve().parents[1].joinpath("docs", "mqtt.md").read_text(encoding="utf-8")
+    section = doc.split("### Member alerts", 1)[1].split("\n### ", 1)[0]
+    assert all(f"`{name}`" in section for name in fields)
+    assert "`/crew#task-<id>`" in section and "`/board/<id>`" in section

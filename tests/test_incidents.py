@@ -11,10 +11,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from gateway.contract.payloads import StateMessage, Telemetry, encode
-from gateway.contract.topics import INTERNAL_EVENTS
+from gateway.contract.topics import INTERNAL_EVENTS, member_alerts_topic
 from gateway.ingest.messages import Ingestor, RawMessage
 from gateway.store.db import make_session_factory
-from gateway.store.models import Device, Fault, OutboxMessage, RepairTask, TaskEvent
+from gateway.store.models import Device, Fault, Member, OutboxMessage, RepairTask, TaskEvent
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 TOPIC = "rhizome/v1/utuado/pump-1/utuado-pump-1-pump/telemetry"
@@ -82,6 +82,29 @@ def test_pump_failure_opens_one_fault_one_task_and_alerts_then_the_data_closes_i
         assert (
             session.scalars(select(Device.state).where(Device.slug == "utuado-pump-1-pump")).one() == "online"
         )
+
+
+def test_alerts_about_a_fault_name_the_site_with_its_coordinates_and_a_link(
+    ingest_store: tuple[Engine, Ingestor],
+) -> None:
+    """The incident: a crew phone got the site only as a slug or number, no name, coordinates or link."""
+    engine, ingestor = ingest_store
+    pump = Pump(engine, ingestor)
+    pump.run(120, OK)
+    pump.run(300, BROKEN)
+    with make_session_factory(engine).begin() as session:
+        task = session.scalars(select(RepairTask)).one()
+        ana = session.scalars(select(Member).where(Member.name == "Ana")).one()
+        task.status, task.assigned_member_id = "in_progress", ana.id
+        task_id, ana_id = task.id, ana.id
+    pump.run(400, OK)
+    where = {"site_name": "Pump 1", "lat": 18.26, "lon": -66.71, "link": f"/crew#task-{task_id}"}
+    with Session(engine) as session:
+        sent = [(m.topic, json.loads(m.payload)) for m in session.scalars(select(OutboxMessage))]
+    opened = [body for topic, body in sent if body.get("type") == "fault"]
+    cleared = [body for topic, body in sent if topic == member_alerts_topic(ana_id)]
+    assert len(opened) == 1 and opened[0].items() >= where.items() and opened[0]["site"] == "pump-1"
+    assert len(cleared) == 1 and cleared[0]["type"] == "fault_cleared" and cleared[0].items() >= where.items()
 
 
 def test_a_silent_pump_goes_stale_within_twice_its_interval_and_data_clears_it(

@@ -120,11 +120,11 @@ def test_a_task_moves_only_by_the_table_and_each_move_is_recorded(store: Store) 
     with sessions.begin() as session:
         task = tasks.apply_action(session, ids["task"], ids["ana"], "accept")
         assert task.status == "accepted"
-        with pytest.raises(Conflict, match="the task is accepted: it cannot be marked_fixed"):
+        with pytest.raises(Conflict, match="accepted but not started yet, so it cannot be marked fixed now"):
             tasks.apply_action(session, ids["task"], ids["ana"], "fixed")
         tasks.apply(session, task, TaskAction.CONFIRM, reason="readings normal for 300 s")
         assert (task.status, task.assigned_member_id) == ("closed", ids["ana"]) and task.closed_at
-        with pytest.raises(Conflict, match="the task is closed: it cannot be confirmed"):
+        with pytest.raises(Conflict, match="already fixed and closed, so it cannot be confirmed now"):
             tasks.apply(session, task, TaskAction.CONFIRM)
         assert _task_events(session, ids["task"]) == [
             ("accepted", ids["ana"], ""),

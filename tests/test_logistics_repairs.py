@@ -325,6 +325,10 @@ def test_assign_decline_reassign_then_escalate(store: Store) -> None:
         assert abs((entry.starts_at - utcnow()).total_seconds()) < 60
         (alert,) = alerts(session, member_alerts_topic(ids["Ana"]))
         assert alert["event"] == "task_assigned" and alert["task"] == ids["task"] and alert["urgency"] == 3
+        site = session.get(Site, row.site_id)
+        assert site is not None and alert["site"] == site.id  # the old field stays; the place is added
+        assert (alert["site_name"], alert["lat"], alert["lon"]) == (site.name, site.lat, site.lon)
+        assert alert["link"] == f"/crew#task-{ids['task']}"
 
     decline_and_replan(sessions, ids["task"], ids["Ana"], "away this week", time_limit_s=10)
     with sessions.begin() as session:

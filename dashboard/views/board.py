@@ -485,7 +485,13 @@ def events() -> Response:
             alerts = crew_read.member_alerts(session, member_id, last)
         for alert in alerts:
             last = alert.id
-            body = {"id": alert.id, "at": alert.at.isoformat(), "text": alert.text}
+            body = {
+                "id": alert.id,
+                "at": alert.at.isoformat(),
+                "text": alert.text,
+                "kind": alert.kind,
+                "link": alert.link,
+            }
             yield f"id: {alert.id}\nevent: alert\ndata: {json.dumps(body)}\n\n"
 
     return event_stream(app, new_events)

@@ -1,5 +1,9 @@
 """The crew view (/crew): my open repair tasks by urgency, actions on them, and alerts pushed live (SSE).
 
+Open repairs nobody has yet, in the member's community or near their home and needing no skill they lack,
+are listed with "Take it" (the board's take, gateway.store.board.take_repair): a task must not wait unseen
+while no planner runs.
+
 On a community node the page also lists the neighbours' open repair tasks the member could take (near their
 home, no skill they lack) with "I can help", and their own standing offers with "Withdraw"
 (gateway.federation.help). Elsewhere none of it shows and the help forms answer 404.
@@ -18,12 +22,15 @@ from werkzeug.wrappers import Response as Redirect
 
 from dashboard.read import crew as crew_read
 from dashboard.read import help as help_read
+from dashboard.read import wording
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.node import current_node, node_or_404
 from dashboard.web.notifier import event_stream
 from dashboard.web.store import get_session, get_store
+from gateway.contract import clock
 from gateway.contract.errors import Conflict, InvalidInput, NotFound
 from gateway.federation import help as fed_help
+from gateway.store import board
 from gateway.store import tasks as work
 from gateway.store.models import Member, utcnow
 from logistics.common.geo import haversine_km
@@ -69,12 +76,13 @@ def index() -> str:
     session = get_session()
     tasks = crew_read.member_tasks(session, member.id)
     alerts = crew_read.member_alerts(session, member.id)
+    near = crew_read.open_near(session, member)
     ways = {
         t.id: (
             haversine_km(member.lat, member.lon, t.lat, t.lon),
             bearing(member.lat, member.lon, t.lat, t.lon),
         )
-        for t in tasks
+        for t in [*tasks, *near]
     }
     data = {
         "home": {"lat": member.lat, "lon": member.lon, "name": member.name},
@@ -89,8 +97,11 @@ def index() -> str:
         asking=help_read.asking(session, node.name, member.id) if node is not None else None,
         my_offers=help_read.my_offers(session, member.id) if node is not None else [],
         tasks=tasks,
+        near=near,
+        near_km=crew_read.NEAR_KM,
         alerts=list(reversed(alerts)),
         ways=ways,
+        words=wording,
         map_data=data,
         events_url=url_for(
             "crew.events",
@@ -104,12 +115,29 @@ def index() -> str:
 @bp.post("/tasks/<id:task_id>/<action>")
 @role_required("crew")
 def act(task_id: int, action: str) -> Redirect:
-    """Accept, decline (with a reason), start or mark fixed one of my tasks."""
+    """Accept, decline (with a reason), start, mark fixed, or escalate (with a note: parts or another skill
+    needed) one of my tasks."""
     member = _member()
     # A refused action raises a domain error (bad input, not found, conflict): the web layer answers it.
     with get_store().sessions.begin() as session:
         task = work.apply_action(session, task_id, member.id, action, request.form.get("reason", ""))
-        message = f"Task “{task.title}” is now {task.status.replace('_', ' ')}."
+        if action == work.TaskAction.ESCALATE:
+            message = f"Thank you: “{task.title}” is handed on with your note; its community is told."
+        else:
+            message = f"Task “{task.title}” is now {task.status.replace('_', ' ')}."
+    flash(message, "ok")
+    return redirect(url_for("crew.index", member=request.args.get("member")))
+
+
+@bp.post("/tasks/<id:task_id>/take")
+@role_required("crew")
+def take(task_id: int) -> Redirect:
+    """Take an open repair near me: assigned to me and accepted in one step, as the board's "I'll fix it"
+    (gateway.store.board.take_repair: 409 if someone has it, a skill is missing or my week is full)."""
+    member = _member()
+    with get_store().sessions.begin() as session:
+        task = board.take_repair(session, member.id, task_id, now=clock.now())  # the work clock, as the board
+        message = f"The repair “{task.title}” is yours; thank you."
     flash(message, "ok")
     return redirect(url_for("crew.index", member=request.args.get("member")))
 
@@ -179,7 +207,13 @@ def events() -> Response:
             tasks = [t for t in crew_read.member_tasks(session, member_id) if t.id > last_task]
         for alert in alerts:
             last_alert = alert.id
-            body = {"id": alert.id, "at": alert.at.isoformat(), "text": alert.text}
+            body = {
+                "id": alert.id,
+                "at": alert.at.isoformat(),
+                "text": alert.text,
+                "kind": alert.kind,
+                "link": alert.link,
+            }
             yield f"id: {alert.id}\nevent: alert\ndata: {json.dumps(body)}\n\n"
         for task in tasks:
             last_task = max(last_task, task.id)
@@ -187,6 +221,7 @@ def events() -> Response:
                 "id": task.id,
                 "title": task.title,
                 "urgency": task.urgency,
+                "urgency_word": wording.urgency_word(task.urgency),
                 "status": task.status,
                 "site": task.site_name,
                 "community": task.community_name,

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.contract.alerts import crew_task_link, place_fields
 from gateway.contract.events import TaskCreated
 from gateway.contract.payloads import format_ts
 from gateway.contract.topics import community_alerts_topic, member_alerts_topic
@@ -95,8 +96,7 @@ def _open(session: Session, event: Opened) -> int:
         "community": community.slug,
         "site": site.slug,
         "device": device.slug,
-        "lat": site.lat,
-        "lon": site.lon,
+        **place_fields(site.name, site.lat, site.lon, crew_task_link(task.id)),
         "urgency": task.urgency,
         "skills": list(rule.skills),
         "first_abnormal_at": format_ts(event.first_abnormal_at),
@@ -148,6 +148,7 @@ def _clear(session: Session, event: Cleared) -> int | None:
         "community": community.slug,
         "site": site.slug,
         "at": format_ts(event.at),
+        **place_fields(site.name, site.lat, site.lon, crew_task_link(task.id)),
     }
     enqueue(session, community_alerts_topic(community.slug), notice)
     if task.assigned_member_id is not None:

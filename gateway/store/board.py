@@ -22,6 +22,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.contract.alerts import board_task_link, place_fields
 from gateway.contract.errors import Conflict, InvalidInput, NotFound
 from gateway.contract.events import BoardChanged
 from gateway.contract.payloads import format_ts
@@ -1024,6 +1025,12 @@ def changed(session: Session, task_id: int, status: str, member_id: int | None, 
     enqueue_event(session, BoardChanged(task_id=task_id, status=status, member_id=member_id, at=now))
 
 
+def _place_name(session: Session, task: BoardTask) -> str:
+    """Where the board task happens, in words: its site's name, else the place its author wrote."""
+    site = session.get(Site, task.site_id) if task.site_id is not None else None
+    return site.name if site is not None else task.place or task.title
+
+
 def _alert(
     session: Session,
     member_id: int,
@@ -1045,6 +1052,7 @@ def _alert(
             "shift_id": shift.id if shift is not None else None,
             "slot_id": slot.id if slot is not None else None,
             "at": format_ts(now),
+            **place_fields(_place_name(session, task), task.lat, task.lon, board_task_link(task.id)),
         },
     )
     changed(session, task.id, "alerted", member_id, now)

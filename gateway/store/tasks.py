@@ -2,9 +2,10 @@
 
 The gateway opens a task for a fault and closes it when the data confirms the repair; the planner assigns
 it (or escalates it when nobody nearby can take it); the member accepts, declines, starts and marks it
-fixed. A task marked fixed waits in `fixed_pending` for sensor data to confirm the repair. Every move goes
-through `apply`, which checks TRANSITIONS, sets the status and updated_at, appends the TaskEvent and queues
-the internal `task_changed` event, all in the caller's transaction.
+fixed, or escalates it with a note (it needs parts or another skill: it is open to others and neighbours
+again, and its community is told). A task marked fixed waits in `fixed_pending` for sensor data to confirm
+the repair. Every move goes through `apply`, which checks TRANSITIONS, sets the status and updated_at,
+appends the TaskEvent and queues the internal `task_changed` event, all in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.contract import clock
+from gateway.contract.alerts import crew_task_link, place_fields
 from gateway.contract.errors import Conflict, InvalidInput, NotFound
 from gateway.contract.events import TaskChanged
+from gateway.contract.payloads import VERSION, format_ts
+from gateway.contract.topics import community_alerts_topic
 from gateway.store import declines, hours
-from gateway.store.models import RepairTask, TaskEvent, utcnow
+from gateway.store.models import Community, RepairTask, Site, TaskEvent, utcnow
 from gateway.store.models.vocab import TaskEventKind, TaskStatus, WorkKind
 from gateway.store.offers import REPAIR_SECTOR
-from gateway.store.outbox import enqueue_event
+from gateway.store.outbox import enqueue, enqueue_event
 
 MAX_REASON: Final = 500  # the task_events.reason column; a longer reason from a person is refused
 
@@ -33,7 +37,8 @@ class TaskAction(StrEnum):
     """What can happen to a task, and who does it."""
 
     ASSIGN = "assign"  # the planner, to the member it chose
-    ESCALATE = "escalate"  # the planner, when nobody can take it: wider communities are alerted
+    ESCALATE = "escalate"  # the planner, when nobody can take it: wider communities are alerted; or the
+    # member who holds it, with a note (parts, another skill): it is open to others again, neighbours too
     ACCEPT = "accept"  # the member
     DECLINE = "decline"  # the member, with a reason: the task is open again and they are not asked again
     START = "start"  # the member
@@ -45,6 +50,9 @@ TRANSITIONS: Final[Mapping[tuple[TaskStatus, TaskAction], TaskStatus]] = {
     (TaskStatus.OPEN, TaskAction.ASSIGN): TaskStatus.ASSIGNED,
     (TaskStatus.ESCALATED, TaskAction.ASSIGN): TaskStatus.ASSIGNED,
     (TaskStatus.OPEN, TaskAction.ESCALATE): TaskStatus.ESCALATED,
+    (TaskStatus.ASSIGNED, TaskAction.ESCALATE): TaskStatus.ESCALATED,
+    (TaskStatus.ACCEPTED, TaskAction.ESCALATE): TaskStatus.ESCALATED,
+    (TaskStatus.IN_PROGRESS, TaskAction.ESCALATE): TaskStatus.ESCALATED,
     (TaskStatus.ASSIGNED, TaskAction.ACCEPT): TaskStatus.ACCEPTED,
     (TaskStatus.ASSIGNED, TaskAction.DECLINE): TaskStatus.OPEN,
     (TaskStatus.ACCEPTED, TaskAction.DECLINE): TaskStatus.OPEN,
@@ -69,7 +77,14 @@ EVENT_OF: Final[Mapping[TaskAction, TaskEventKind]] = {
     TaskAction.CONFIRM: TaskEventKind.CONFIRMED,
 }
 # What a member may do from the crew page (a decline may also come through the planner's CLI).
-MEMBER_ACTIONS: Final = (TaskAction.ACCEPT, TaskAction.DECLINE, TaskAction.START, TaskAction.FIXED)
+MEMBER_ACTIONS: Final = (
+    TaskAction.ACCEPT,
+    TaskAction.DECLINE,
+    TaskAction.START,
+    TaskAction.FIXED,
+    TaskAction.ESCALATE,
+)
+
 
 # Two honest meanings of "active": a fixed task waiting for the data stays on the member's list, but the
 # member is free for the next task, so it no longer takes one of their slots.
@@ -84,6 +99,33 @@ HOLDS_A_SLOT: Final[Sequence[TaskStatus]] = (TaskStatus.ASSIGNED, TaskStatus.ACC
 TO_PLAN: Final[Sequence[TaskStatus]] = tuple(s for s, a in TRANSITIONS if a is TaskAction.ASSIGN)
 # Every state but closed: the ones the data's confirmation closes (the map shows these tasks).
 NOT_CLOSED: Final[Sequence[TaskStatus]] = tuple(s for s, a in TRANSITIONS if a is TaskAction.CONFIRM)
+
+
+# Why a move is refused, said as the person on the crew page would say it: by the state the task is in.
+ALREADY: Final[Mapping[TaskStatus, str]] = {
+    TaskStatus.OPEN: "This task is waiting for someone to take it",
+    TaskStatus.ESCALATED: "This task is waiting for someone to take it (neighbours are asked too)",
+    TaskStatus.ASSIGNED: "This task is not accepted yet",
+    TaskStatus.ACCEPTED: "This task is accepted but not started yet",
+    TaskStatus.IN_PROGRESS: "This task is already started",
+    TaskStatus.FIXED_PENDING: "This task is already marked fixed; the sensor has yet to confirm it",
+    TaskStatus.CLOSED: "This task is already fixed and closed",
+}
+VERB: Final[Mapping[TaskAction, str]] = {
+    TaskAction.ASSIGN: "given to someone",
+    TaskAction.ESCALATE: "escalated",
+    TaskAction.ACCEPT: "accepted",
+    TaskAction.DECLINE: "declined",
+    TaskAction.START: "started",
+    TaskAction.FIXED: "marked fixed",
+    TaskAction.CONFIRM: "confirmed",
+}
+
+
+def refusal(status: str, action: TaskAction) -> str:
+    """A refused move in plain words: "This task is already fixed and closed, so it cannot be started now"."""
+    said = ALREADY.get(TaskStatus(status), f"This task is {status.replace('_', ' ')}")
+    return f"{said}, so it cannot be {VERB[action]} now."
 
 
 def allows(status: str, action: TaskAction) -> bool:
@@ -147,7 +189,7 @@ def apply(
         raise InvalidInput("a task is assigned to a member")
     new = TRANSITIONS.get((TaskStatus(task.status), action))
     if new is None:
-        raise Conflict(f"the task is {task.status.replace('_', ' ')}: it cannot be {EVENT_OF[action]}")
+        raise Conflict(refusal(task.status, action))
     work_at = clock.at_or_now(at)  # hours and declines run on the work clock (simulated in the demo)
     at = at or utcnow()
     who = member_id if member_id is not None else task.assigned_member_id
@@ -158,6 +200,8 @@ def apply(
         task.assigned_member_id, task.explanation = member_id, explanation
     elif action is TaskAction.DECLINE:  # the explanation was why they were asked; it no longer holds
         task.assigned_member_id, task.explanation = None, None
+    elif action is TaskAction.ESCALATE and task.assigned_member_id is not None:  # handed up by its member
+        task.assigned_member_id, task.explanation = None, f"needs: {reason}"[:MAX_REASON]
     elif action is TaskAction.CONFIRM:
         task.closed_at = at
     task.status, task.updated_at = new.value, at
@@ -190,7 +234,9 @@ def _count_hours(
         hours.start(session, work, task.id, at)
     elif action is TaskAction.FIXED:
         hours.finish(session, work, task.id, at, from_planned_start=True)
-    elif action is TaskAction.DECLINE:
+    elif action is TaskAction.DECLINE or (action is TaskAction.ESCALATE and who is not None):
+        # An escalating member is, like one who declines, not asked for it again for a while: the parts or
+        # the skill it needs must come first (they may take it back from the crew page when they have them).
         hours.release(session, work, task.id)
         if who is not None:
             declines.record_task(session, task.id, who, reason, at)
@@ -213,13 +259,38 @@ def apply_action(session: Session, task_id: int, member_id: int, action: str, re
     reason = reason.strip()
     if chosen is TaskAction.DECLINE and not reason:
         raise InvalidInput("say why you decline, so the next person is not asked for nothing")
+    if chosen is TaskAction.ESCALATE and not reason:
+        raise InvalidInput("say what is needed (parts, a skill, more hands), so the next person can bring it")
     if len(reason) > MAX_REASON:
         raise InvalidInput(f"the reason is longer than {MAX_REASON} characters")
     task = session.scalar(select(RepairTask).where(RepairTask.id == task_id).with_for_update())
     if task is None or task.assigned_member_id != member_id:
         raise NotFound("no such task among yours")
     apply(session, task, chosen, member_id=member_id, reason=reason)
+    if chosen is TaskAction.ESCALATE:
+        _announce_escalation(session, task, reason)
     return task
+
+
+def _announce_escalation(session: Session, task: RepairTask, note: str) -> None:
+    """Tell the task's community that its member handed it up, and what it needs (docs/mqtt.md)."""
+    site = session.get(Site, task.site_id)
+    community = session.get(Community, site.community_id) if site is not None else None
+    if site is None or community is None:
+        return
+    body = {
+        "v": VERSION,
+        "event": "task_escalated",
+        "ts": format_ts(task.updated_at),
+        "task": task.id,
+        "title": task.title,
+        "urgency": task.urgency,
+        "skills": sorted(str(s) for s in task.required_skills or ()),
+        "reason": note,
+        "by_crew": True,
+        **place_fields(site.name, site.lat, site.lon, crew_task_link(task.id)),
+    }
+    enqueue(session, community_alerts_topic(community.slug), body)
 
 
 def decline(session: Session, task_id: int, member_id: int, reason: str) -> RepairTask:

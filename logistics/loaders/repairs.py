@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.contract import clock
+from gateway.contract.alerts import crew_task_link, place_fields
 from gateway.contract.payloads import VERSION, format_ts
 from gateway.contract.topics import community_alerts_topic, member_alerts_topic
 from gateway.store import declines, hours, offers
@@ -214,6 +215,9 @@ def _assign(session: Session, a: Assignment, origin: datetime, now: datetime) ->
         "starts_at": format_ts(starts),
         "ends_at": format_ts(ends),
     }
+    site = session.get(Site, task.site_id)
+    if site is not None:
+        body.update(place_fields(site.name, site.lat, site.lon, crew_task_link(task.id)))
     enqueue(session, member_alerts_topic(a.member_id), body)
     lifecycle.apply(
         session,

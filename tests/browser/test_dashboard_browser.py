@@ -276,3 +276,31 @@ def test_readme_screenshot_of_the_sample_region(
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", data[16:24]) == (1400, 800)
     assert len(data) > 30_000 and page.js_errors == []
+
+
+def test_a_live_fault_cleared_alert_reads_as_words_with_its_link(
+    page: Any, login: Callable[[str], None], scenario: Any, app: Flask
+) -> None:
+    """alerts.js shows the server's sentence for a kind that has no text of its own, never the JSON."""
+    login("crew")
+    page.goto("/crew")
+    page.wait_for_timeout(500)  # the event stream is open
+    body = {
+        "type": "fault_cleared",
+        "task_id": scenario.crew_task,
+        "kind": "pump_failure",
+        "site": "pump-3",
+        "site_name": "Pump <b>3</b>",
+        "lat": 18.2,
+        "lon": -66.5,
+        "link": f"/crew#task-{scenario.crew_task}",
+    }
+    with get_store(app).sessions.begin() as session:
+        session.add(
+            OutboxMessage(topic=member_alerts_topic(scenario.crew_member), payload=json.dumps(body).encode())
+        )
+    item = page.locator("#rz-alerts li.rz-new", has_text="Fault cleared at Pump <b>3</b>")
+    item.wait_for(timeout=15_000)
+    assert "{" not in item.inner_text() and "fault_cleared" not in item.inner_text()
+    assert item.get_by_role("link", name="open").get_attribute("href") == f"/crew#task-{scenario.crew_task}"
+    assert page.locator("#rz-alerts b").count() == 0 and page.js_errors == []

@@ -1,4 +1,6 @@
-/* Alerts pushed by the server (Server-Sent Events) on a member's page, each shown as text, newest first.
+/* Alerts pushed by the server (Server-Sent Events) on a member's page, each shown as text, newest first:
+   the server words every kind (dashboard/read/alert_words.py); an event without text still shows its kind,
+   never its JSON. A link is shown only when it is a path on this dashboard.
    rzShowAlerts(source, list) is shared with the crew page; a page whose script tag has id rz-alerts-js and
    data-events opens its own stream. */
 (function () {
@@ -13,7 +15,17 @@
       var time = document.createElement("time");
       time.textContent = alert.at.slice(0, 16).replace("T", " ");
       item.appendChild(time);
-      item.appendChild(document.createTextNode(" " + alert.text));
+      var text = typeof alert.text === "string" && alert.text ? alert.text
+        : "New " + String(alert.kind || "alert").replace(/_/g, " ") + " (reload to read it)";
+      item.dataset.kind = alert.kind || "alert";
+      item.appendChild(document.createTextNode(" " + text));
+      if (typeof alert.link === "string" && /^\/(?!\/)/.test(alert.link)) {
+        var link = document.createElement("a");
+        link.href = alert.link;
+        link.textContent = "open";
+        item.appendChild(document.createTextNode(" "));
+        item.appendChild(link);
+      }
       list.insertBefore(item, list.firstChild);
     });
   };

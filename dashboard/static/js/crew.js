@@ -26,7 +26,7 @@
   source.addEventListener("task", function (event) {
     var task = JSON.parse(event.data);
     var notice = document.getElementById("rz-new-tasks");
-    notice.querySelector("span").textContent = task.title + " (" + task.site + ", urgency " + task.urgency + ")";
+    notice.querySelector("span").textContent = task.title + " (" + task.site + ", " + task.urgency_word + ")";
     notice.querySelector("a").href = window.location.href;
     notice.hidden = false;
   });
