@@ -93,8 +93,10 @@ def finish_saving(children: list[tuple[DemoLogin, subprocess.Popen[str]]], timeo
     """Wait for the account commands; OSError naming the accounts that could not be saved."""
     failed = []
     for login, child in children:
-        output, _ = child.communicate(timeout=timeout)
-        if child.returncode != 0:
+        assert child.stdout is not None
+        output = child.stdout.read()  # a few lines of log; the child ends once it has written them
+        child.stdout.close()
+        if child.wait(timeout=timeout) != 0:
             failed.append(f"{login.username}: {output.strip()[-500:]}")
     if failed:
         raise OSError("could not save the demo accounts: " + "; ".join(failed))
