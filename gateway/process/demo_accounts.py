@@ -13,13 +13,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.store.models import Community, Member
+from gateway.store.models import Community, Member, MemberSkill
 
 # The community whose people the demo signs in as; its pump and cold room fail in the demo scenario.
 DEMO_COMMUNITY = "aguada"
+DEMO_SKILLS = ("pump-mechanic", "refrigeration")  # what its two faults' repair tasks ask for
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,19 @@ def demo_logins(session: Session, community: Community) -> list[DemoLogin]:
 
 
 def _first(session: Session, community: Community, role: str) -> Member | None:
+    """The community's first active member of `role`; for crew, one who can repair both of the demo's
+    faults if there is one (the planner still assigns whom it finds best)."""
     flag = Member.is_crew if role == "crew" else Member.is_driver
-    return session.scalar(
-        select(Member)
-        .where(Member.community_id == community.id, flag, Member.active)
-        .order_by(Member.id)
-        .limit(1)
-    )
+    query = select(Member).where(Member.community_id == community.id, flag, Member.active)
+    if role == "crew":
+        fits = (
+            select(func.count())
+            .where(MemberSkill.member_id == Member.id, MemberSkill.skill.in_(DEMO_SKILLS))
+            .correlate(Member)
+            .scalar_subquery()
+        )
+        query = query.order_by(fits.desc())
+    return session.scalar(query.order_by(Member.id).limit(1))
 
 
 def start_saving(
