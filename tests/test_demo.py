@@ -1,5 +1,6 @@
 """`rhizome demo` from nothing: ready in under 30 s, the map shows every community, devices report, the
-gateway stores, and Ctrl-C leaves no process behind and every device offline."""
+gateway stores, and Ctrl-C leaves no process behind and every device offline; it prints a sign-in per role,
+fails a pump on schedule and keeps a driver's pickup in the stock."""
 
 from __future__ import annotations
 
