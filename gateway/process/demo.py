@@ -93,7 +93,6 @@ def run_demo(
         # People live in the simulated region too: routes, pledges per week and declines for 7 days run on
         # the devices' clock (1 real minute = 1 simulated hour at speed 60), the same in every process.
         env.setdefault(clock.ENV, clock.simulated(utcnow(), speed).encode())
-        saving = start_saving(logins, env)
         world = WorldBridge(settings.mqtt(), sessions)
         world.start()
         supervisor = Supervisor(env, data_dir / "logs")
@@ -109,10 +108,12 @@ def run_demo(
         supervisor.start("devices", *simulate)
         supervisor.start("planner", "plan", "--loop")
         supervisor.start("dashboard", "dashboard", "--host", settings.dashboard_host, "--port", str(chosen))
-        wait_for_port(settings.dashboard_host, chosen, 30)
-        finish_saving(saving)
+        wait_for_port(settings.dashboard_host, chosen, 60)
         url = f"http://{settings.dashboard_host}:{chosen}/"
         print(f"\nRhizome demo ready in {time.monotonic() - started:.1f} s: open {url}  (Ctrl-C to stop)\n")
+        sys.stdout.flush()
+        # Saved once the rest is up, so hashing four passwords never slows the start on a small machine.
+        finish_saving(start_saving(logins, env))
         print(sign_in_block(url, logins) + "\n")
         sys.stdout.flush()
         return _watch(supervisor, engine, stop, exit_after)

@@ -1,13 +1,14 @@
 """The demo's sign-ins: one dashboard account per role, with a fresh random password each run.
 
-The accounts are saved by the dashboard's own command (`rhizome dashboard-account ... --password-stdin`),
-run as a child like every other part of the demo, so the gateway imports nothing of the dashboard and the
-accounts land wherever the dashboard reads them. The passwords exist only in this process and on the
-demo's terminal; the accounts file keeps their hashes.
+The accounts are saved by the dashboard's own command (`rhizome dashboard-accounts`, the passwords on its
+standard input), run as a child like every other part of the demo, so the gateway imports nothing of the
+dashboard and the accounts land wherever the dashboard reads them. The passwords exist only in this process
+and on the demo's terminal; the accounts file keeps their hashes.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import sys
@@ -75,38 +76,35 @@ def _first(session: Session, community: Community, role: str) -> Member | None:
     return session.scalar(query.order_by(Member.id).limit(1))
 
 
-def start_saving(
-    logins: list[DemoLogin], env: dict[str, str]
-) -> list[tuple[DemoLogin, subprocess.Popen[str]]]:
-    """Start `rhizome dashboard-account` for every login, in parallel (each hashes with scrypt and
-    starts Python: seconds), so the rest of the demo comes up meanwhile; `finish_saving` waits."""
-    children = []
-    for login in logins:
-        args = [sys.executable, "-m", "gateway.process.cli", "dashboard-account", login.username]
-        args += ["--role", login.role, "--password-stdin"]
-        if login.member_id is not None:
-            args += ["--member", str(login.member_id)]
-        child = subprocess.Popen(
-            args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert child.stdin is not None
-        child.stdin.write(login.password + "\n")
-        child.stdin.close()
-        children.append((login, child))
-    return children
+def start_saving(logins: list[DemoLogin], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start one `rhizome dashboard-accounts` child that saves every login in turn (each is hashed with
+    scrypt); `finish_saving` waits. The passwords travel on its standard input only."""
+    args = [sys.executable, "-m", "gateway.process.cli", "dashboard-accounts"]
+    child = subprocess.Popen(
+        args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    wanted = [
+        {
+            "username": login.username,
+            "password": login.password,
+            "role": login.role,
+            "member": login.member_id,
+        }
+        for login in logins
+    ]
+    assert child.stdin is not None
+    child.stdin.write(json.dumps(wanted))
+    child.stdin.close()
+    return child
 
 
-def finish_saving(children: list[tuple[DemoLogin, subprocess.Popen[str]]], timeout: float = 60.0) -> None:
-    """Wait for the account commands; OSError naming the accounts that could not be saved."""
-    failed = []
-    for login, child in children:
-        assert child.stdout is not None
-        output = child.stdout.read()  # a few lines of log; the child ends once it has written them
-        child.stdout.close()
-        if child.wait(timeout=timeout) != 0:
-            failed.append(f"{login.username}: {output.strip()[-500:]}")
-    if failed:
-        raise OSError("could not save the demo accounts: " + "; ".join(failed))
+def finish_saving(child: subprocess.Popen[str], timeout: float = 120.0) -> None:
+    """Wait for the accounts command; OSError with its output when it could not save them."""
+    assert child.stdout is not None
+    output = child.stdout.read()  # a few lines of log; the child ends once it has written them
+    child.stdout.close()
+    if child.wait(timeout=timeout) != 0:
+        raise OSError("could not save the demo accounts: " + output.strip()[-1000:])
 
 
 def sign_in_block(url: str, logins: list[DemoLogin]) -> str:
