@@ -1,0 +1,137 @@
+"""The map's geography and flows with the network cut (every request off 127.0.0.1 refused): the PMTiles
+basemap read by Range requests and drawn, municipios shaded by shortage, place names, grouped flows that a
+filter thins, tooltips that open, arrowheads of one size in pixels at every zoom."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def ranges(page: Any) -> list[dict[str, Any]]:
+    """The basemap's requests as the page made them: their Range header and the answer's status."""
+    seen: list[dict[str, Any]] = []
+
+    def answered(response: Any) -> None:
+        if "/map/basemap.pmtiles" in response.url:
+            seen.append({"range": response.request.headers.get("range"), "status": response.status})
+
+    page.on("response", answered)
+    return seen
+
+
+def wait_for_geography(page: Any) -> None:
+    page.wait_for_function("() => RhizomeMap.registry.areasDrawn > 0", timeout=15_000)
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('.leaflet-tile-pane canvas'))
+            .some(c => c.width > 0 && c.classList.contains('leaflet-tile-loaded'))""",
+        timeout=15_000,
+    )
+
+
+def test_basemap_is_read_by_ranges_and_drawn_offline(
+    page: Any, drawn_map: Callable[[], dict[str, Any]], ranges: list[dict[str, Any]], traffic: Any
+) -> None:
+    drawn_map()
+    wait_for_geography(page)
+    assert ranges, "the basemap was never fetched"
+    assert all(r["range"] and r["range"].startswith("bytes=") for r in ranges), ranges
+    assert {r["status"] for r in ranges} == {206}, ranges
+    # Painted tiles: some pixel of a tile canvas is not blank (the land and the sea have colours).
+    painted = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.leaflet-tile-pane canvas.leaflet-tile-loaded'))
+            .filter(c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                           for (let i = 3; i < d.length; i += 4 * 97) if (d[i] > 0) return true;
+                           return false; }).length"""
+    )
+    assert painted > 0
+    assert traffic.outside == [] and page.js_errors == []
+
+
+def test_areas_are_shaded_by_shortage_and_named(
+    page: Any, drawn_map: Callable[[], dict[str, Any]], scenario: Any, traffic: Any
+) -> None:
+    drawn_map()
+    wait_for_geography(page)
+    areas = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.rz-areas path, .leaflet-rz-areas-pane path'))
+            .map(p => ({fill: p.getAttribute('fill'), cls: p.getAttribute('class')}))"""
+    )
+    assert len(areas) == 78, len(areas)  # every municipio of the sample region, as SVG paths
+    fills = {a["fill"] for a in areas if "rz-area-none" not in a["cls"]}
+    assert len(fills) >= 2, fills  # shortages differ between municipios, and so do their colours
+    matched = page.evaluate("() => RhizomeMap.registry.areasMatched")
+    assert matched == 78  # each municipio found its community by name
+    labels = page.locator(".rz-label").all_inner_texts()
+    assert len(labels) >= 10 and "Ponce" in labels, labels
+    assert page.locator(".rz-label img, .rz-label script").count() == 0
+    assert traffic.outside == [] and page.js_errors == []
+
+
+# A point a third of the way along the heaviest drawn flow, in page pixels, with the other layers taken off
+# (a community circle or a site cluster may lie on it), the flow's line on top of the canvas.
+LINE_POINT = """() => {
+    const r = RhizomeMap.registry;
+    for (const kind of ["sites", "tasks", "communities"]) r.map.removeLayer(r.layers[kind]);
+    const line = r.layers.flows.getLayers().find(l => l instanceof L.Polyline);
+    line.bringToFront();
+    const [a, b] = line.getLatLngs();
+    const at = L.latLng(a.lat + (b.lat - a.lat) / 3, a.lng + (b.lng - a.lng) / 3);
+    r.map.setView(at, r.map.getZoom(), {animate: false});
+    const p = r.map.latLngToContainerPoint(at), box = r.map.getContainer().getBoundingClientRect();
+    return {x: box.left + p.x, y: box.top + p.y};
+}"""
+
+
+def drawn_flows(page: Any) -> int:
+    return int(page.evaluate("() => RhizomeMap.registry.flowsDrawn"))
+
+
+def test_flow_filter_tooltip_and_arrow_size(page: Any, drawn_map: Callable[[], dict[str, Any]]) -> None:
+    drawn_map()
+    total = page.evaluate("() => RhizomeMap.registry.flowsTotal")
+    first = drawn_flows(page)
+    assert 0 < first <= 25 and page.locator(".rz-arrow").count() == first
+    good = page.locator(".rz-flow-good")
+    names = [o for o in good.locator("option").all_inner_texts()[2:]]
+    assert names, "no good to filter by"
+    good.select_option(index=2)  # one good only
+    one = drawn_flows(page)
+    assert one != first and page.locator(".rz-arrow").count() == one
+    good.select_option("all")
+    page.locator(".rz-flow-all").check()
+    assert drawn_flows(page) == total > first
+
+    # Tooltips open on hover: on an arrowhead, and on a line (the canvas it shares with the communities).
+    page.locator(".rz-arrow").first.hover()
+    tip = page.locator(".rz-flow-tooltip")
+    tip.wait_for(timeout=3000)
+    assert "→" in tip.inner_text() and "shipment" in tip.inner_text()
+    page.mouse.move(1, 1)
+    tip.wait_for(state="detached")
+    point = page.evaluate(LINE_POINT)
+    page.mouse.move(point["x"], point["y"])
+    tip.wait_for(timeout=3000)
+    assert "→" in tip.inner_text()
+
+    sizes = []
+    for zoom in (9, 13):
+        page.evaluate(f"() => {{ RhizomeMap.registry.map.setZoom({zoom}, {{animate: false}}); }}")
+        box = page.locator(".rz-arrow").first.bounding_box()
+        assert box is not None
+        sizes.append((round(box["width"]), round(box["height"])))
+    assert sizes[0] == sizes[1] and sizes[0][0] <= 20, sizes
+    assert page.js_errors == []
+
+
+def test_public_map_names_no_crew(page: Any, drawn_map: Callable[[], dict[str, Any]]) -> None:
+    from tests.browser.conftest import PASSWORD  # noqa: F401  (the accounts exist; the map needs none)
+
+    drawn_map()
+    text = page.content()
+    assert "crew:" not in text.lower()
