@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import mapbox_vector_tile
+import numpy
+import shapely
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 from shapely import affinity, ops
@@ -34,14 +36,16 @@ HALF = math.pi * R  # half the Web Mercator world, in metres
 MUNICIPAL = 6  # OSM admin_level of a municipio / county line: drawn thin in the Protomaps styles
 
 
-def mercator(lon: float, lat: float) -> tuple[float, float]:
-    """Longitude/latitude to Web Mercator metres."""
-    lat = max(min(lat, 85.0511), -85.0511)
-    return R * math.radians(lon), R * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+def mercator(coords: Any) -> Any:
+    """Longitude/latitude rows (an N x 2 array) to Web Mercator metres."""
+    lon, lat = coords[:, 0], numpy.clip(coords[:, 1], -85.0511, 85.0511)
+    return numpy.column_stack(
+        (R * numpy.radians(lon), R * numpy.log(numpy.tan(math.pi / 4 + numpy.radians(lat) / 2)))
+    )
 
 
 def _project(geometry: BaseGeometry) -> BaseGeometry:
-    return ops.transform(lambda xs, ys, *_: tuple(zip(*(mercator(x, y) for x, y in zip(xs, ys)))), geometry)
+    return shapely.transform(geometry, mercator)
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -74,9 +78,7 @@ def _to_grid(geometry: BaseGeometry, bounds: tuple[float, float, float, float]) 
     return affinity.affine_transform(geometry, [scale, 0, 0, -scale, -minx * scale, maxy * scale])
 
 
-def encode_tile(
-    land: BaseGeometry, borders: BaseGeometry, z: int, x: int, y: int
-) -> bytes | None:
+def encode_tile(land: BaseGeometry, borders: BaseGeometry, z: int, x: int, y: int) -> bytes | None:
     """One tile's earth, water and boundaries as gzipped MVT; None when it holds nothing."""
     bounds = tile_bounds(z, x, y)
     pad = (bounds[2] - bounds[0]) * BUFFER / EXTENT
@@ -97,7 +99,11 @@ def encode_tile(
         layers.append({"name": name, "features": [{"geometry": grid.wkt, "properties": props}]})
     if not layers:
         return None
-    options = {"extents": EXTENT, "y_coord_down": True, "on_invalid_geometry": mapbox_vector_tile.encoder.on_invalid_geometry_make_valid}
+    options = {
+        "extents": EXTENT,
+        "y_coord_down": True,
+        "on_invalid_geometry": mapbox_vector_tile.encoder.on_invalid_geometry_make_valid,
+    }
     return gzip.compress(mapbox_vector_tile.encode(layers, default_options=options), mtime=0)
 
 

@@ -66,12 +66,19 @@ def polygons(geometry: dict[str, Any]) -> list[list[list[int]]]:
     return []
 
 
+def chosen_areas(topology: dict[str, Any], layer: str, id_prefix: str) -> list[dict[str, Any]]:
+    """The geometries of `layer` whose id starts with `id_prefix`, by id."""
+    geometries = topology["objects"][layer]["geometries"]
+    return sorted(
+        (g for g in geometries if str(g.get("id", "")).startswith(id_prefix)), key=lambda g: str(g["id"])
+    )
+
+
 def area_features(topology: dict[str, Any], layer: str, id_prefix: str) -> list[dict[str, Any]]:
     """The areas of `layer` whose id starts with `id_prefix`, as GeoJSON features {id, name}, by id."""
     arcs = decode_arcs(topology)
     features = []
-    chosen = [g for g in topology["objects"][layer]["geometries"] if str(g.get("id", "")).startswith(id_prefix)]
-    for geometry in sorted(chosen, key=lambda g: str(g["id"])):
+    for geometry in chosen_areas(topology, layer, id_prefix):
         shape = [[ring(r, arcs) for r in polygon] for polygon in polygons(geometry)]
         if not shape:
             continue
@@ -79,7 +86,7 @@ def area_features(topology: dict[str, Any], layer: str, id_prefix: str) -> list[
             {
                 "type": "Feature",
                 "id": str(geometry["id"]),
-                "properties": {"name": str(geometry.get("properties", {}).get("name", "")), "id": geometry["id"]},
+                "properties": {"name": str(geometry.get("properties", {}).get("name", ""))},
                 "geometry": {"type": "MultiPolygon", "coordinates": shape},
             }
         )
@@ -89,9 +96,8 @@ def area_features(topology: dict[str, Any], layer: str, id_prefix: str) -> list[
 def inner_borders(topology: dict[str, Any], layer: str, id_prefix: str) -> list[Ring]:
     """The lines between two of the chosen areas (an arc two of them share): the municipal boundaries,
     without the coastline, which the land's edge already draws."""
-    chosen = [g for g in topology["objects"][layer]["geometries"] if str(g.get("id", "")).startswith(id_prefix)]
     used: Counter[int] = Counter()
-    for geometry in chosen:
+    for geometry in chosen_areas(topology, layer, id_prefix):
         for polygon in polygons(geometry):
             for indexes in polygon:
                 used.update({i if i >= 0 else ~i for i in indexes})

@@ -8,6 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from dashboard.web.store import get_store
+from gateway.store.models import Member
+from tests.browser.test_dashboard_browser import open_community
 
 pytestmark = pytest.mark.browser
 
@@ -129,9 +135,17 @@ def test_flow_filter_tooltip_and_arrow_size(page: Any, drawn_map: Callable[[], d
     assert page.js_errors == []
 
 
-def test_public_map_names_no_crew(page: Any, drawn_map: Callable[[], dict[str, Any]]) -> None:
-    from tests.browser.conftest import PASSWORD  # noqa: F401  (the accounts exist; the map needs none)
-
+def test_public_map_names_no_crew(
+    page: Any, drawn_map: Callable[[], dict[str, Any]], app: Flask, scenario: Any
+) -> None:
+    with get_store(app).sessions() as session:
+        names = [n for n in session.scalars(select(Member.name)) if len(n) > 3]
+    assert names
+    bodies: list[str] = []
+    page.on("response", lambda r: bodies.append(r.text()) if "/static/" not in r.url and r.ok else None)
     drawn_map()
-    text = page.content()
-    assert "crew:" not in text.lower()
+    wait_for_geography(page)
+    open_community(page, scenario.destination)  # its popup: goods, sensors and open repair tasks
+    bodies.append(page.content())
+    seen = [n for n in names if any(n in body for body in bodies if body)]
+    assert seen == [], seen  # the map is public: no page of it names who works where

@@ -20,6 +20,7 @@
     var layer = protomapsL.leafletLayer({
       url: spec.url, flavor: "light", lang: "en", attribution: spec.attribution, maxDataZoom: spec.maxDataZoom
     });
+    layer.on("load", function () { R.registry.basemapLoadedAt = performance.now(); });  // every tile in view
     return {name: spec.name, layer: layer, active: spec.active};
   }
 
@@ -99,6 +100,7 @@
         group.addLayer(layer);
       });
       registry.areasDrawn = list.length;
+      registry.areasDrawnAt = performance.now();  // read by bench/map.py
       registry.areasMatched = list.filter(function (a) { return a.level !== null; }).length;
     }
     R.util.getJson(options.url)
