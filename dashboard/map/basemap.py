@@ -30,7 +30,9 @@ from shapely.geometry.base import BaseGeometry
 EXTENT = 4096  # MVT grid per tile
 BUFFER = 64  # grid units drawn past a tile's edge, so strokes do not end at it
 MAX_ZOOM = 12  # protomaps-leaflet overzooms past it (maxDataZoom): ~10 km tiles are plenty for 1:10M shapes
-MARGIN_DEG = 0.6  # sea drawn around the region
+# Sea drawn around the region: wide at the zooms that show a phone's whole screen around it, narrower deeper
+# in (where one more degree is hundreds of tiles).
+WIDE_MARGIN_DEG, WIDE_UNTIL_ZOOM, MARGIN_DEG = 6.0, 8, 1.0
 R = 6378137.0
 HALF = math.pi * R  # half the Web Mercator world, in metres
 MUNICIPAL = 6  # OSM admin_level of a municipio / county line: drawn thin in the Protomaps styles
@@ -113,12 +115,16 @@ def build_pmtiles(
     """The basemap of `areas` (GeoJSON features) and `borders` (lon/lat lines) as one PMTiles archive."""
     land_ll = ops.unary_union([shape(f["geometry"]) for f in areas]).buffer(0)
     west, south, east, north = land_ll.bounds
-    bounds = (west - MARGIN_DEG, south - MARGIN_DEG, east + MARGIN_DEG, north + MARGIN_DEG)
+
+    def around(margin: float) -> tuple[float, float, float, float]:
+        return (west - margin, south - margin, east + margin, north + margin)
+
+    bounds = around(WIDE_MARGIN_DEG)
     land = _project(land_ll)
     lines = _project(MultiLineString([LineString(b) for b in borders if len(b) > 1]))
     tiles: list[tuple[int, bytes]] = []
     for z in range(MAX_ZOOM + 1):
-        for x, y in tile_range(bounds, z):
+        for x, y in tile_range(around(WIDE_MARGIN_DEG if z <= WIDE_UNTIL_ZOOM else MARGIN_DEG), z):
             data = encode_tile(land, lines, z, x, y)
             if data is not None:
                 tiles.append((zxy_to_tileid(z, x, y), data))

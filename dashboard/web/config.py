@@ -22,7 +22,7 @@ STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 # GeoJSON and a PMTiles basemap. A community sets RHIZOME_BASEMAP to its own OpenStreetMap extract.
 SAMPLE_BASEMAP = STATIC_DIR / "vendor" / "geo" / "puerto_rico.pmtiles"
 SAMPLE_AREAS = STATIC_DIR / "vendor" / "geo" / "puerto_rico.geojson"
-SAMPLE_BASEMAP_ATTRIBUTION = "Shapes: U.S. Census Bureau (public domain)"
+SAMPLE_BASEMAP_ATTRIBUTION = "U.S. Census Bureau shapes"
 OFF = "off"  # RHIZOME_BASEMAP=off / RHIZOME_MAP_AREAS=off: no basemap, no area shapes
 
 ACCOUNTS_FILE = "dashboard-accounts.json"  # in the data dir, unless RHIZOME_ACCOUNTS_FILE says otherwise
