@@ -60,19 +60,32 @@ def test_basemap_is_read_by_ranges_and_drawn_offline(
 
 
 def test_areas_are_shaded_by_shortage_and_named(
-    page: Any, drawn_map: Callable[[], dict[str, Any]], scenario: Any, traffic: Any
+    page: Any, drawn_map: Callable[[], dict[str, Any]], traffic: Any
 ) -> None:
     drawn_map()
     wait_for_geography(page)
-    areas = page.evaluate(
-        """() => Array.from(document.querySelectorAll('.rz-areas path, .leaflet-rz-areas-pane path'))
+    paths = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.leaflet-rz-areas-pane path'))
             .map(p => ({fill: p.getAttribute('fill'), cls: p.getAttribute('class')}))"""
     )
-    assert len(areas) == 78, len(areas)  # every municipio of the sample region, as SVG paths
-    fills = {a["fill"] for a in areas if "rz-area-none" not in a["cls"]}
-    assert len(fills) >= 2, fills  # shortages differ between municipios, and so do their colours
-    matched = page.evaluate("() => RhizomeMap.registry.areasMatched")
-    assert matched == 78  # each municipio found its community by name
+    assert len(paths) == 78, len(paths)  # every municipio of the sample region, as SVG paths
+    areas = page.evaluate("() => RhizomeMap.registry.areas")
+    rows = page.evaluate("() => JSON.parse(document.getElementById('rz-data-communities').textContent)")
+    levels = ["critical", "short", "ok"]
+    by_name = {row[1]: levels[row[5]] for row in rows}
+    # Each municipio takes its community of the same name and that community's level...
+    assert all(a["communities"] >= 1 for a in areas)
+    assert {a["name"]: a["level"] for a in areas} == {a["name"]: by_name[a["name"]] for a in areas}
+    # ...and its colour: one fill per level, the same count of paths per level as of areas per level.
+    fills: dict[str, set[str]] = {}
+    for path in paths:
+        level = next(c.removeprefix("rz-area-") for c in path["cls"].split() if c.startswith("rz-area-"))
+        fills.setdefault(level, set()).add(path["fill"])
+    assert all(len(f) == 1 for f in fills.values()), fills
+    assert len({next(iter(f)) for f in fills.values()}) == len(fills) >= 2, fills  # shortages differ
+    for level in fills:
+        count = sum(1 for p in paths if f"rz-area-{level}" in p["cls"])
+        assert count == sum(1 for a in areas if a["level"] == level), level
     labels = page.locator(".rz-label").all_inner_texts()
     assert len(labels) >= 10 and "Ponce" in labels, labels
     assert page.locator(".rz-label img, .rz-label script").count() == 0
