@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -162,3 +163,35 @@ def test_public_map_names_no_crew(
     bodies.append(page.content())
     seen = [n for n in names if any(n in body for body in bodies if body)]
     assert seen == [], seen  # the map is public: no page of it names who works where
+
+
+def test_a_flow_tooltip_opens_on_tap_on_a_phone(browser: Any, base_url: str) -> None:
+    phone = browser.new_context(
+        viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True, base_url=base_url
+    )
+    outside: list[str] = []
+
+    def guard(route: Any) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    phone.route("**/*", guard)
+    try:
+        page = phone.new_page()
+        page.goto("/")
+        page.wait_for_function("() => window.RhizomeMap && RhizomeMap.registry.flowsDrawn > 0")
+        page.evaluate(  # the heaviest flow's arrowhead in the middle of the screen, zoomed in
+            """() => { const r = RhizomeMap.registry;
+                const head = r.layers.flows.getLayers().find(l => l instanceof L.Marker);
+                r.map.setView(head.getLatLng(), 12, {animate: false}); }"""
+        )
+        page.locator(".rz-arrow").first.tap()
+        tip = page.locator(".rz-flow-tooltip")
+        tip.wait_for(timeout=3000)
+        assert "→" in tip.inner_text()
+        assert outside == []
+    finally:
+        phone.close()
