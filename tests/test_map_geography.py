@@ -181,3 +181,25 @@ def test_flows_are_summed_per_place_pair_and_good(app: Flask) -> None:
         ("Alpha", "Beta Ñandú", "Eggs", 3.0, 1, 0),
     ]
     assert flows[0].essential and flows[0].sector == "water" and not flows[1].essential
+
+
+def test_the_page_carries_the_basemap_and_areas_layers_with_the_attribution_as_text() -> None:
+    from dashboard.map.render import MapData, MapOptions, render_map
+    from dashboard.read.queries import CommunitySummary
+
+    options = MapOptions(basemap=True, basemap_attribution="<b>OSM</b> & co", basemap_max_zoom=14, areas=True)
+    parts = render_map(
+        MapData([CommunitySummary(1, "a", "A", 18.0, -66.0, 10, ())]), options, "/s/{}".format, "n"
+    )
+    data = {name: json.loads(text) for name, text in parts.data}
+    assert data["basemap"] == {
+        "name": "Offline map",
+        "url": "/map/basemap.pmtiles",
+        "attribution": "&lt;b&gt;OSM&lt;/b&gt; &amp; co",  # Leaflet shows attributions as HTML
+        "maxDataZoom": 14,
+        "active": True,
+    }
+    kinds = [layer["kind"] for layer in data["layers"]]
+    assert kinds == ["areas", "flows", "communities", "sites", "tasks", "labels"]
+    assert data["layers"][0]["options"]["url"] == "/map/areas.geojson"
+    assert "/s/vendor/protomaps-leaflet/protomaps-leaflet.js" in parts.header
