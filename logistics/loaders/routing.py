@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, Final
 
+import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -49,19 +50,17 @@ from gateway.store.models.vocab import RouteStatus, ShipmentStatus, StopAction, 
 from gateway.store.offers import delivery_sector, offer_sector, sector_hours
 from gateway.store.outbox import enqueue
 from logistics.allocation.data import good_priority
-from logistics.common.geo import distance_matrix_km
 from logistics.loaders.allocation import current_proposal_id
 from logistics.routing import limits
 from logistics.routing.data import (
     PlannedRoute,
     Request,
-    RoutingInput,
     RoutingPlan,
-    Stop,
     VehicleSpec,
     Workload,
 )
 from logistics.routing.fairness import figures
+from logistics.routing.region import RegionRouting
 from logistics.routing.solve import EXCLUDED
 
 log = logging.getLogger(__name__)
@@ -123,7 +122,7 @@ class RoutingJob:
     """One run's input: the problem for the solver (None: nothing to route, or no driver has time) and the
     keys to save its routes with; `workloads` are the drivers' weeks before it (for fairness figures)."""
 
-    data: RoutingInput | None
+    data: RegionRouting | None
     keys: RoutingKeys
     workloads: tuple[Workload, ...] = ()
 
@@ -238,17 +237,16 @@ def load_routing_input(
     )
     if not vehicles:
         return RoutingJob(None, keys, tuple(workloads))
-    _locate(session, nodes)
-    lat = [p[0] for p in nodes.points]
-    lon = [p[1] for p in nodes.points]
-    km = distance_matrix_km(lat, lon, lat, lon) * detour_factor
-    stops = [Stop() if site is None else Stop(service=stop_minutes) for site in nodes.sites]
-    data = RoutingInput(
-        km,
+    points, point_of = _locate(session, nodes)  # one point per site and per home
+    data = RegionRouting(
+        np.array(points, dtype=float),
+        point_of,
+        [site is not None for site in nodes.sites],
         requests,
         vehicles,
-        stops=stops,
-        duration=km / speed_kmh * 60.0,
+        detour_factor=detour_factor,
+        speed_kmh=speed_kmh,
+        stop_minutes=stop_minutes,
         name=f"plan {plan_id}",
         workloads=workloads,
         fairness=FAIRNESS_KM,
@@ -593,8 +591,9 @@ def _request(nodes: _Nodes, shipment: Shipment, good: Good, excluded: frozenset[
     )
 
 
-def _locate(session: Session, nodes: _Nodes) -> None:
-    """The sites' coordinates for their nodes."""
+def _locate(session: Session, nodes: _Nodes) -> tuple[list[tuple[float, float]], list[int]]:
+    """The distinct points (sites' and homes' coordinates) and each node's point: one point per site, however
+    many shipments start or end there."""
     wanted = {s for s in nodes.sites if s is not None}
     where = dict(
         (site_id, (lat, lon))
@@ -602,9 +601,12 @@ def _locate(session: Session, nodes: _Nodes) -> None:
             select(Site.id, Site.lat, Site.lon).where(Site.id.in_(wanted))
         )
     )
+    index: dict[tuple[float, float], int] = {}
+    point_of = []
     for i, site_id in enumerate(nodes.sites):
-        if site_id is not None:
-            nodes.points[i] = where[site_id]
+        at = where[site_id] if site_id is not None else nodes.points[i]
+        point_of.append(index.setdefault(at, len(index)))
+    return list(index), point_of
 
 
 def _fingerprints(session: Session, now: datetime, members: Iterable[int]) -> dict[int, tuple[Any, ...]]:
@@ -744,7 +746,7 @@ def _new_rows(
 
 
 def _write(
-    session: Session, data: RoutingInput, keys: RoutingKeys, planned: PlannedRoute, row: Route
+    session: Session, data: RegionRouting, keys: RoutingKeys, planned: PlannedRoute, row: Route
 ) -> None:
     """A new route's shipments, stops, the driver's hours offer and their notice."""
     owner = {node: i for i, r in enumerate(data.requests) for node in r.nodes}
@@ -774,7 +776,7 @@ def _write(
     enqueue(session, member_routes_topic(row.member_id), body)
 
 
-def _route_sector(data: RoutingInput, keys: RoutingKeys, planned: PlannedRoute) -> str:
+def _route_sector(data: RegionRouting, keys: RoutingKeys, planned: PlannedRoute) -> str:
     """The work sector of the good sector carrying most of the route's load (kg; ties by name)."""
     kg: dict[str, float] = defaultdict(float)
     for i in _requests_on(keys, planned):
@@ -830,7 +832,7 @@ def _why_excluded(job: RoutingJob, request: int) -> str:
 
 def _add_stops(
     session: Session,
-    data: RoutingInput,
+    data: RegionRouting,
     keys: RoutingKeys,
     owner: Mapping[int, int],
     route_id: int,
@@ -839,14 +841,12 @@ def _add_stops(
 ) -> list[dict[str, Any]]:
     """The route's stops as rows, each with its ETA (travel and service from the route's start), and as
     the driver's notice lists them."""
-    duration = data.distance if data.duration is None else data.duration
     spec = data.vehicles[planned.vehicle]
     clock = 0.0
     previous = spec.start
     stops: list[dict[str, Any]] = []
     for position, node in enumerate(planned.nodes):
-        clock += data.stop(previous).service + float(duration[previous, node])
-        clock = max(clock, data.stop(node).earliest - spec.shift_start)
+        clock += data.duration[previous, node]  # the drive, and the last site's service if it leaves one
         previous = node
         request = data.requests[owner[node]]
         shipment_id = keys.shipments[owner[node]]
