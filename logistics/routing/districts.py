@@ -209,8 +209,28 @@ def solve_region(
 
 
 def _solve(args: tuple[RoutingInput, float, int, int | None, int | None]) -> RoutingPlan:
+    """One district's routes; if its first solution alone outlasts its share of the time (a loaded
+    machine, a district that took in a driverless one), once more with time for it: a district left
+    unrouted for want of a second would be a worse plan than one a little late."""
     data, limit, seed, max_iterations, stall_iterations = args
-    return solve_routing(data, limit, seed, max_iterations=max_iterations, stall_iterations=stall_iterations)
+    started = time.perf_counter()
+    try:
+        return solve_routing(
+            data, limit, seed, max_iterations=max_iterations, stall_iterations=stall_iterations
+        )
+    except PlanningError as exc:
+        if exc.status != "TimeLimit":
+            raise
+        took = time.perf_counter() - started
+        log.warning(
+            "district of %s requests: no first solution in %.1f s; again with %.1f s",
+            len(data.requests),
+            limit,
+            2 * took + limit,
+        )
+        return solve_routing(
+            data, 2 * took + limit, seed, max_iterations=max_iterations, stall_iterations=stall_iterations
+        )
 
 
 def _check_complete(
