@@ -83,6 +83,7 @@ FAIR_FIXED_KM: Final = 30.0  # a route for a driver with a full week costs this 
 FAIRNESS_KM: Final = 30.0  # the price of the largest load ratio (search and set partitioning)
 WAIT_KM_PER_H: Final = 2.0  # and of each hour a route waits to start: sooner is better for those in need
 OPEN_STATES: Final = ("offered", "reserved")
+READ_CHUNK: Final = 500  # ids per IN (...) when reading many shipments
 
 
 @dataclass(frozen=True)
@@ -749,7 +750,7 @@ def _write(
     session: Session, data: RegionRouting, keys: RoutingKeys, planned: PlannedRoute, row: Route
 ) -> None:
     """A new route's shipments, stops, the driver's hours offer and their notice."""
-    owner = {node: i for i, r in enumerate(data.requests) for node in r.nodes}
+    owner = keys.owner
     carried = _shipments_of(keys, planned)
     put_on_route(session, carried, row.id)
     starts, ends = _aware(row.starts_at or keys.now), _aware(row.ends_at or keys.now)
@@ -806,11 +807,17 @@ def _reasons(session: Session, job: RoutingJob, plan: RoutingPlan) -> None:
     """Shipments no route carries keep the router's reason, in the people's terms (written only when it
     changes, so a run with nothing new writes nothing)."""
     keys = job.keys
-    for u in plan.unassigned:
-        reason = _why_excluded(job, u.request) if u.reason == EXCLUDED else u.reason
-        shipment = session.get(Shipment, keys.shipments[u.request])
-        if shipment is not None and shipment.route_id is None and shipment.failure_reason != reason[:500]:
-            shipment.failure_reason = reason[:500]
+    reasons = {
+        keys.shipments[u.request]: (_why_excluded(job, u.request) if u.reason == EXCLUDED else u.reason)[:500]
+        for u in plan.unassigned
+    }
+    ids = sorted(reasons)
+    for start in range(0, len(ids), READ_CHUNK):  # a region leaves thousands unrouted: read them in chunks
+        chunk = ids[start : start + READ_CHUNK]
+        for shipment in session.scalars(select(Shipment).where(Shipment.id.in_(chunk))):
+            reason = reasons[shipment.id]
+            if shipment.route_id is None and shipment.failure_reason != reason:
+                shipment.failure_reason = reason
 
 
 def _why_excluded(job: RoutingJob, request: int) -> str:
