@@ -220,10 +220,8 @@ def load_routing_input(
             vehicles.append(_vehicle(driver, slot, home, now, workloads, week_of))
             owners.append((driver.vehicle.id, member_id))
             sectors_of.append(slot.sectors)
-    requests = [
-        _request(nodes, shipment, good, _excluded(shipment, good, owners, sectors_of, lanes))
-        for shipment, good in rows
-    ]
+    excluded = _Exclusions(owners, sectors_of, lanes)
+    requests = [_request(nodes, shipment, good, excluded.of(shipment, good)) for shipment, good in rows]
     keys = RoutingKeys(
         plan_id,
         now,
@@ -546,20 +544,32 @@ def _vehicle(
     )
 
 
-def _excluded(
-    shipment: Shipment,
-    good: Good,
-    owners: Sequence[tuple[int, int]],
-    sectors_of: Sequence[frozenset[str]],
-    lanes: Mapping[tuple[int, int, int], set[int]],
-) -> frozenset[int]:
-    """The vehicle specs that may not carry the shipment: its lane declined by their driver, or its sector
-    with too little left of their yearly offer."""
-    declined = lanes.get((shipment.good_id, shipment.from_site_id, shipment.to_site_id), set())
-    sector = delivery_sector(good.sector)
-    return frozenset(
-        k for k, (_, member_id) in enumerate(owners) if member_id in declined or sector not in sectors_of[k]
-    )
+class _Exclusions:
+    """The vehicle specs that may not carry a shipment: its lane declined by their driver, or its sector
+    with too little left of their yearly offer. Indexed once by sector and by driver, so a region's
+    shipments are not each compared with every slot."""
+
+    def __init__(
+        self,
+        owners: Sequence[tuple[int, int]],
+        sectors_of: Sequence[frozenset[str]],
+        lanes: Mapping[tuple[int, int, int], set[int]],
+    ) -> None:
+        self.sectors_of = sectors_of
+        self.lanes = lanes
+        self.specs_of: dict[int, list[int]] = defaultdict(list)
+        for k, (_, member_id) in enumerate(owners):
+            self.specs_of[member_id].append(k)
+        self.lacking: dict[str, frozenset[int]] = {}
+
+    def of(self, shipment: Shipment, good: Good) -> frozenset[int]:
+        sector = delivery_sector(good.sector)
+        if sector not in self.lacking:
+            self.lacking[sector] = frozenset(k for k, s in enumerate(self.sectors_of) if sector not in s)
+        declined = self.lanes.get((shipment.good_id, shipment.from_site_id, shipment.to_site_id), set())
+        if not declined:
+            return self.lacking[sector]
+        return self.lacking[sector] | {k for m in declined for k in self.specs_of.get(m, ())}
 
 
 @dataclass

@@ -52,6 +52,8 @@ class RegionRouting:
     fairness: float = 0.0
     distance: OnDemand = field(init=False, repr=False, compare=False)
     duration: OnDemand = field(init=False, repr=False, compare=False)
+    _at: NDArray[np.intp] = field(init=False, repr=False, compare=False)  # point_of as an array
+    _site: NDArray[np.bool_] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         points = np.asarray(self.points, dtype=float).reshape(-1, 2)
@@ -64,6 +66,8 @@ class RegionRouting:
             raise InvalidInput("a node's point is not one of the region's points")
         if not (self.speed_kmh > 0 and self.detour_factor >= 1 and self.stop_minutes >= 0):
             raise InvalidInput("speed must be > 0, the detour factor >= 1 and the stop time >= 0")
+        object.__setattr__(self, "_at", np.asarray(self.point_of, dtype=np.intp))
+        object.__setattr__(self, "_site", np.asarray(self.site_node, dtype=bool))
         object.__setattr__(self, "distance", OnDemand(self, minutes=False))
         object.__setattr__(self, "duration", OnDemand(self, minutes=True))
         # The other rules (nodes, depots, exclusions, workloads) are checked by each district's
@@ -76,17 +80,15 @@ class RegionRouting:
 
     def block(self, rows: Sequence[int], cols: Sequence[int], minutes: bool = False) -> NDArray[np.float64]:
         """km (or minutes, with the stop's service) from each of `rows` to each of `cols`."""
-        at = np.asarray(self.point_of, dtype=np.intp)
-        r, c = at[np.asarray(rows, dtype=np.intp)], at[np.asarray(cols, dtype=np.intp)]
+        rows_at, cols_at = np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
+        r, c = self._at[rows_at], self._at[cols_at]
         km = self.detour_factor * distance_matrix_km(
             self.points[r, 0], self.points[r, 1], self.points[c, 0], self.points[c, 1]
         )
         if not minutes:
             return km
         drive = km / self.speed_kmh * 60.0
-        leaves = np.asarray([self.site_node[i] for i in rows], dtype=bool)[:, None] & (
-            r[:, None] != c[None, :]
-        )
+        leaves = self._site[rows_at][:, None] & (r[:, None] != c[None, :])
         return drive + self.stop_minutes * leaves
 
     def district_input(
