@@ -11,7 +11,7 @@ import pytest
 
 import logistics.routing.region as region_module
 from logistics.routing.data import Request, VehicleSpec, Workload
-from logistics.routing.districts import NO_DRIVER, solve_region, split
+from logistics.routing.districts import NO_DRIVER, SPLIT_ABOVE, solve_region, split
 from logistics.routing.region import RegionRouting
 
 FAST = {"time_limit_s": 5.0, "max_iterations": 200, "seed": 3}
@@ -90,7 +90,7 @@ def test_distances_are_computed_per_district_never_for_the_whole_region(
         return out
 
     monkeypatch.setattr(region_module, "distance_matrix_km", recorded)
-    plan = solve_region(region, max_requests=60, **FAST)
+    plan = solve_region(region, max_requests=60, split_above=60, **FAST)
     assert len(plan.districts) >= 4 and shapes
     largest = max(r * c for r, c in shapes)
     assert largest <= (2 * 120 + 2 * 12) ** 2 < n * n / 3  # a district's own nodes (joined ones included)
@@ -98,10 +98,11 @@ def test_distances_are_computed_per_district_never_for_the_whole_region(
 
 def test_a_large_region_is_split_into_districts_by_site() -> None:
     region = _region(sites=80, requests=400, drivers=20)
-    assert len(split(region, max_requests=400)) == 1  # at most the size: one district, nodes in order
-    (whole,) = split(region, max_requests=400)
+    assert len(split(region)) == 1 and len(region.requests) == SPLIT_ABOVE  # the planner's sizes: whole
+    assert len(split(_region(sites=80, requests=SPLIT_ABOVE + 1, drivers=20))) > 1  # above them: districts
+    (whole,) = split(region, max_requests=100, split_above=400)  # one district, nodes in order
     assert whole.nodes == tuple(range(region.size)) and whole.vehicles == tuple(range(40))
-    parts = split(region, max_requests=100)
+    parts = split(region, max_requests=100, split_above=100)
     assert len(parts) >= 4
     assert sorted(i for d in parts for i in d.requests) == list(range(400))  # each request in one district
     assert sorted(v for d in parts for v in d.vehicles) == list(range(40))  # each slot in one
@@ -123,7 +124,7 @@ def test_every_shipment_is_routed_or_reported_with_a_reason() -> None:
     """Few drivers, some loads too heavy for any vehicle: each request is on exactly one route or in
     `unassigned` with its reason, and no route breaks its driver's shift or hours."""
     region = _region(sites=40, requests=300, drivers=6, heavy=5)
-    plan = solve_region(region, max_requests=50, **FAST)
+    plan = solve_region(region, max_requests=50, split_above=50, **FAST)
     owner = {n: i for i, r in enumerate(region.requests) for n in r.nodes}
     routed = Counter(owner[n] for r in plan.routes for n in r.nodes)
     assert all(count == 2 for count in routed.values())
@@ -141,8 +142,8 @@ def test_every_shipment_is_routed_or_reported_with_a_reason() -> None:
 def test_drivers_few_or_none() -> None:
     """One driver: every district joins hers. None at all: every shipment is reported, with the reason."""
     region = _region(sites=30, requests=120, drivers=1)
-    (only,) = split(region, max_requests=30)
+    (only,) = split(region, max_requests=30, split_above=30)
     assert len(only.requests) == 120 and only.vehicles == (0, 1)
     nobody = RegionRouting(region.points, region.point_of, region.site_node, region.requests, [])
-    plan = solve_region(nobody, max_requests=30, **FAST)
+    plan = solve_region(nobody, max_requests=30, split_above=30, **FAST)
     assert not plan.routes and [u.reason for u in plan.unassigned] == [NO_DRIVER] * 120
