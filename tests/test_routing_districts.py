@@ -147,3 +147,12 @@ def test_drivers_few_or_none() -> None:
     nobody = RegionRouting(region.points, region.point_of, region.site_node, region.requests, [])
     plan = solve_region(nobody, max_requests=30, split_above=30, **FAST)
     assert not plan.routes and [u.reason for u in plan.unassigned] == [NO_DRIVER] * 120
+
+
+def test_districts_in_worker_processes_give_the_same_plan() -> None:
+    """Two workers at once route the districts exactly as in turn (a fixed seed and iteration count)."""
+    region = _region(sites=40, requests=160, drivers=8)
+    in_turn = solve_region(region, max_requests=40, split_above=40, **FAST)
+    at_once = solve_region(region, max_requests=40, split_above=40, workers=2, **FAST)
+    assert len(in_turn.districts) >= 4
+    assert at_once.routes == in_turn.routes and at_once.unassigned == in_turn.unassigned
