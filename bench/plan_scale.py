@@ -6,8 +6,10 @@ process so its peak memory is its own.
 
 Each region is loaded into a fresh SQLite store; the child then runs what the planner loop runs once:
 allocation (load, network and model build, CBC solves, save) and routing (load and district build, search
-within the loop's 10 s, save). The parent reads the child's peak RSS from `os.wait4` (own_peak_mb) and
-samples the RSS of its whole process tree, routing's workers included (peak_mb). Goals (issue 18):
+within the loop's 10 s, save); wall_s runs from the allocation's load to the routes' save (loading the
+region file into the store is not counted). The parent reads the child's peak RSS from `os.wait4`
+(own_peak_mb) and samples the RSS of its whole process tree, routing's workers included (peak_mb).
+Goals (issue 18):
 500 communities under 60 s and 1.5 GB, 2,000 under 5 min and 4 GB, on 2 cores.
 
 Prints a table, then one JSON line `{"regions": [{"communities": N, "wall_s": ..., "peak_mb": ...}, ...]}`.
