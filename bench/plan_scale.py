@@ -68,11 +68,9 @@ def run_region(spec: str) -> dict[str, Any]:
     from logistics.service import ROUTING_WORKERS, STALL_ITERATIONS
 
     timer = Timer()
-    allocation_solve.build_network = timer.wrap("network", allocation_solve.build_network)  # type: ignore[assignment]
-    allocation_solve.build_allocation_model = timer.wrap(  # type: ignore[assignment]
-        "model", allocation_solve.build_allocation_model
-    )
-    allocation_solve.solve_optimal = timer.wrap("cbc", allocation_solve.solve_optimal)  # type: ignore[assignment]
+    allocation_solve.build_network = timer.wrap("network", allocation_solve.build_network)
+    allocation_solve.build_allocation_model = timer.wrap("model", allocation_solve.build_allocation_model)
+    allocation_solve.solve_optimal = timer.wrap("cbc", allocation_solve.solve_optimal)
     region = read_region(sample_region_path()) if spec == "sample" else generate_region(int(spec), seed=1)
     result: dict[str, Any] = {"region": spec, "communities": len(region["communities"])}
     with tempfile.TemporaryDirectory() as tmp:
