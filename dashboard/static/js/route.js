@@ -25,6 +25,12 @@
     return node;
   }
 
+  // the status line sticks just under the page's header, whatever height the header wraps to
+  var bar = document.querySelector(".rz-bar");
+  function underBar() { if (bar) root.style.setProperty("--rz-bar-height", bar.offsetHeight + "px"); }
+  underBar();
+  window.addEventListener("resize", underBar);
+
   var printButton = byId("rz-print");
   if (printButton) printButton.addEventListener("click", function () { window.print(); });
   Array.prototype.forEach.call(document.querySelectorAll("[data-rz-show]"), function (button) {
