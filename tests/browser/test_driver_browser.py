@@ -179,6 +179,9 @@ def test_the_route_opens_offline_and_an_offline_pickup_reaches_the_store_once(
     assert page.locator("h1").inner_text() == f"Route {route.id}"  # the kept copy, not the browser's error
     assert page.locator(".rz-visit").count() == 3 and page.locator(".rz-stop").count() == 4
     assert sync_text(page).startswith("Offline: this route as saved on this phone at ")
+    gpx = page.evaluate("(url) => fetch(url).then(r => r.text())", f"/routes/{route.id}.gpx")
+    assert gpx.startswith("<?xml") and gpx.count("<rtept ") == 4  # the GPX is kept too
+    assert page.evaluate("() => RhizomeRouteMap.map !== undefined")  # Leaflet came from the phone's copy
     stop = page.locator(f"#stop-{route.pickups[0]}")
     stop.locator("input[name=quantity]").fill(f"{LOADED:g}")
     stop.get_by_role("button", name="Picked up").click()
@@ -289,13 +292,22 @@ def test_on_a_phone_every_control_is_48px_nothing_overflows_and_one_site_is_one_
     assert page.js_errors == []
 
 
-def test_a_driver_accepts_one_offered_route_and_declines_another_without_a_reason(
-    page: Any, login: Callable[[str], None], make_route: Callable[[str], DriverRoute], app: Flask
+def test_a_driver_accepts_one_offered_route_offline_and_declines_another_without_a_reason(
+    page: Any,
+    context: Any,
+    login: Callable[[str], None],
+    make_route: Callable[[str], DriverRoute],
+    app: Flask,
 ) -> None:
     accepted, declined = make_route("proposed"), make_route("proposed")
     login("driver")
-    page.goto(f"/routes/{accepted.id}")
+    open_route(page, accepted.id)
+    context.set_offline(True)
     page.get_by_role("button", name="Accept this route").click()
+    assert page.locator(".rz-waiting").inner_text() == f"Accept route {accepted.id} \u00b7 waiting to send"
+    assert not page.locator("#rz-offer").is_visible()  # not pressed twice
+    assert "1 action waiting to send" in sync_text(page) and recorded_actions(app, accepted.id) == []
+    context.set_offline(False)
     page.locator("#rz-route-status", has_text="accepted").wait_for(timeout=15_000)
     assert page.get_by_role("button", name="Give back this route").is_visible()
     page.goto(f"/routes/{declined.id}")
