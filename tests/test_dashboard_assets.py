@@ -85,7 +85,10 @@ def test_templates_link_only_files_the_app_serves(template: Path) -> None:
     text = template.read_text(encoding="utf-8")
     assert not re.search(r"(?:https?:)?//[a-z0-9]", text, re.I), f"{template.name} links outside the app"
     for address in ASSET_TAG.findall(text):
-        assert address.startswith(("{{ url_for('static'", "data:")), (template.name, address)
+        assert address.startswith(("{{ url_for('static'", "{{ url_for('driver_app.", "data:")), (
+            template.name,
+            address,
+        )
     for path in re.findall(r"url_for\('static', filename='([^']+)'\)", text):
         assert (STATIC / path).is_file(), (template.name, path)
 

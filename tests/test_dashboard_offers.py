@@ -428,8 +428,8 @@ def test_a_driver_accepts_then_gives_back_a_route(app: Flask, auth: Auth, ids: d
     assert _route_state(app, r["route"]) == ("accepted", "reserved")
     page = auth.client.get(path).get_data(as_text=True)
     assert "Give back this route" in page and "Accept this route" not in page
-    no_reason = _post(auth, f"{path}/release", {}, path)
-    assert no_reason.status_code == 400 and "say why" in no_reason.get_data(as_text=True)
+    too_long = _post(auth, f"{path}/release", {"reason": "x" * 501}, path)
+    assert too_long.status_code == 400 and "longer than 500" in too_long.get_data(as_text=True)
     again = _post(auth, f"{path}/accept", {}, path)
     assert again.status_code == 409 and "only a proposed route can be accepted" in again.get_data(
         as_text=True
@@ -449,8 +449,10 @@ def test_a_driver_declines_a_proposed_route(app: Flask, auth: Auth, ids: dict[st
     r = _proposed_route(app, ids)
     path = f"/routes/{r['route']}"
     auth.login("anadriver")
-    assert _post(auth, f"{path}/decline", {"reason": "away that day"}, path).status_code == 302
+    assert _post(auth, f"{path}/decline", {}, path).status_code == 302  # no reason needed: it is voluntary
     assert _route_state(app, r["route"]) == ("declined", "released")
+    with get_store(app).sessions() as session:
+        assert [d.reason for d in session.scalars(select(Decline))] == [""]
     assert _post(auth, f"{path}/accept", {}, path).status_code == 409
 
 

@@ -310,7 +310,8 @@ def test_driver_pickup_and_delivery_write_the_ledger(app: Flask, auth: Auth, ids
     route = f"/routes/{ids['route']}"
     early = auth.post(f"{route}/stops/{ids['drop']}/done", page=route)
     assert early.status_code == 409 and "pick the goods up first" in early.get_data(as_text=True)
-    assert auth.post(f"{route}/stops/{ids['pickup']}/done", page=route).status_code == 302
+    loaded = {"quantity": "100"}  # required: an empty box is never taken as the planned quantity
+    assert auth.post(f"{route}/stops/{ids['pickup']}/done", loaded, page=route).status_code == 302
     assert auth.post(f"{route}/stops/{ids['drop']}/done", page=route).status_code == 302
     assert _stock(app, ids["jayuya_hub"], ids["water"]) == 8900.0
     assert _stock(app, ids["utuado_hub"], ids["water"]) == 600.0
@@ -361,7 +362,7 @@ def test_failed_delivery_returns_the_goods_and_keeps_the_reason(
 ) -> None:
     auth.login("anadriver")
     route = f"/routes/{ids['route']}"
-    auth.post(f"{route}/stops/{ids['pickup']}/done", page=route)
+    auth.post(f"{route}/stops/{ids['pickup']}/done", {"quantity": "100"}, page=route)
     assert auth.post(f"{route}/stops/{ids['drop']}/failed", page=route).status_code == 400  # no reason
     assert (
         auth.post(f"{route}/stops/{ids['drop']}/failed", {"reason": "road flooded"}, page=route).status_code
@@ -675,9 +676,12 @@ BAD_POSTS = [
         "more than 0 and at most the planned 100",
     ),
     ("/routes/{route}/stops/{pickup}/done", {"quantity": "101"}, 400, "at most the planned 100"),
+    ("/routes/{route}/stops/{pickup}/done", {}, 400, "say how much you loaded (planned: 100 L)"),
+    ("/routes/{route}/stops/{pickup}/done", {"quantity": "  "}, 400, "not taken as the plan"),
+    ("/routes/{route}/stops/{pickup}/done", {"quantity": "5", "action_id": "x"}, 400, "must be a UUID"),
     ("/routes/999999/accept", {}, 404, "no such route"),
     ("/routes/{route}/accept", {}, 409, "only a proposed route can be accepted"),
-    ("/routes/{route}/release", {}, 400, "say why"),
+    ("/routes/{route}/release", {"action_id": "1234"}, 400, "must be a UUID"),
     ("/routes/{route}/release", {"reason": "x" * 501}, 400, "longer than 500"),
     ("/coordinator/members/999999/offer", {}, 404, "no such member"),
     ("/coordinator/members/{member}/offer", {}, 400, "hours per week must be a number"),

@@ -87,12 +87,22 @@ def the_route(sessions: sessionmaker[Session]) -> tuple[int, int, int, int]:
         return stops[0].route_id, stops[0].shipment_id or 0, stops[0].id, stops[1].id
 
 
+def _planned(app: Flask, stop_id: int) -> float:
+    """What the stop's shipment carries (what a driver who found it all enters as loaded)."""
+    with get_store(app).sessions() as session:
+        stop = session.get_one(RouteStop, stop_id)
+        return session.get_one(Shipment, stop.shipment_id).quantity
+
+
 def fail_delivery(app: Flask, route: int, pickup: int, drop: int, *, picked_up: bool) -> None:
     """Ana records the pickup (or not) and then that the delivery could not be made, with a reason."""
     client, token = signed_in(app, "ana")
     page = f"/routes/{route}"
     if picked_up:
-        done = client.post(f"{page}/stops/{pickup}/done", data={"csrf_token": token(page)})
+        loaded = f"{_planned(app, pickup):g}"  # "Loaded" is required: an empty box is not the plan
+        done = client.post(
+            f"{page}/stops/{pickup}/done", data={"quantity": loaded, "csrf_token": token(page)}
+        )
         assert done.status_code == 302
     failed = client.post(f"{page}/stops/{drop}/failed", data={"reason": REASON, "csrf_token": token(page)})
     assert failed.status_code == 302
@@ -228,8 +238,8 @@ def test_a_driver_declines_a_route_not_started_and_its_goods_are_routed_again(
     client, token = signed_in(app, "ana")
     page = f"/routes/{route}"
     assert "Decline this route" in client.get(page).get_data(as_text=True)
-    unexplained = client.post(f"{page}/decline", data={"reason": " ", "csrf_token": token(page)})
-    assert unexplained.status_code == 400 and "say why" in unexplained.get_data(as_text=True)
+    too_long = client.post(f"{page}/decline", data={"reason": "x" * 501, "csrf_token": token(page)})
+    assert too_long.status_code == 400 and "longer than 500" in too_long.get_data(as_text=True)
     declined = client.post(f"{page}/decline", data={"reason": REASON, "csrf_token": token(page)})
     assert declined.status_code == 302
     with sessions() as session:
@@ -262,7 +272,8 @@ def test_a_route_under_way_cannot_be_declined(app: Flask, sessions: sessionmaker
     route, _, pickup, _ = the_route(sessions)
     client, token = signed_in(app, "ana")
     page = f"/routes/{route}"
-    assert client.post(f"{page}/stops/{pickup}/done", data={"csrf_token": token(page)}).status_code == 302
+    loaded = {"quantity": f"{_planned(app, pickup):g}", "csrf_token": token(page)}
+    assert client.post(f"{page}/stops/{pickup}/done", data=loaded).status_code == 302
     assert "Decline this route" not in client.get(page).get_data(as_text=True)
     refused = client.post(f"{page}/decline", data={"reason": REASON, "csrf_token": token(page)})
     assert refused.status_code == 409 and "only a route not started" in refused.get_data(as_text=True)

@@ -613,7 +613,7 @@ class People:
                 return
             self._loaded[shipment_id] = loaded
         try:
-            self.web.stop_outcome(route_id, stop_id, "done", quantity=loaded if loaded != qty else None)
+            self.web.stop_outcome(route_id, stop_id, "done", quantity=loaded)  # "Loaded" is required
         except DashboardError:
             if action == "pickup":
                 self._not_loaded.add(shipment_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from dashboard.api import openapi_driver as driver
 from dashboard.api import openapi_pages as pages
 from dashboard.api.openapi_security import READ, SECURITY_SCHEMES, SIGNED_IN, WRITE
 from dashboard.read.federation import SHIPMENT_STATUSES
@@ -508,6 +509,7 @@ def _document() -> dict[str, Any]:
             _json({"type": "object"}),
             security=SIGNED_IN,
         ),
+        **driver.paths(),
         **pages.paths(),
     }
     return {
@@ -519,7 +521,8 @@ def _document() -> dict[str, Any]:
             "title": "Rhizome dashboard API",
             "version": VERSION,
             "description": (
-                "JSON, GeoJSON and GPX for what the dashboard pages show, the task board's writes, the map's "
+                "JSON, GeoJSON and GPX for what the dashboard pages show, the task board's writes, a "
+                "driver's actions (idempotent by their action id), the map's "
                 "site points and the live alert streams. Reads are public when the map is "
                 "(RHIZOME_PUBLIC_MAP, the default), otherwise they need a signed-in session; writes need a "
                 "session and its CSRF token in X-CSRF-Token (securitySchemes say how to get both). Unknown "

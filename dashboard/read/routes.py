@@ -51,6 +51,7 @@ class StopView:
     unit: str | None
     eta: datetime | None
     failure_reason: str | None
+    site_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ def load_route(session: Session, route_id: int) -> RouteView | None:
     if route is None:
         return None
     rows = session.execute(
-        select(RouteStop, Site.name, Community.name, Site.lat, Site.lon, Good.name, Shipment, Good.unit)
+        select(
+            RouteStop, Site.name, Community.name, Site.lat, Site.lon, Good.name, Shipment, Good.unit, Site.id
+        )
         .join(Site, RouteStop.site_id == Site.id)
         .join(Community, Site.community_id == Community.id)
         .outerjoin(Shipment, RouteStop.shipment_id == Shipment.id)
@@ -103,8 +106,9 @@ def load_route(session: Session, route_id: int) -> RouteView | None:
             unit,
             stop.eta,
             shipment.failure_reason if shipment and stop.status == StopStatus.FAILED else None,
+            site_id,
         )
-        for stop, site, community, lat, lon, good, shipment, unit in rows
+        for stop, site, community, lat, lon, good, shipment, unit, site_id in rows
     )
     replaced_by = replacement(session, route)
     why = DEAD_ROUTE.get(RouteStatus(route.status))

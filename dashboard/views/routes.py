@@ -3,18 +3,21 @@ picked up / delivered buttons; a route the planner replaced or withdrew says why
 
 Every action on a superseded, withdrawn, declined or done route is a 409 with the store's message
 (gateway.store.deliveries.DEAD_ROUTE); for a superseded one the page links to the route that replaced it.
+Each form carries an action id made when the page was drawn, so a form sent twice is applied once
+(gateway.store.route_actions); with script, route.js sends the same actions through the JSON API instead,
+queued on the phone while it is offline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
 from datetime import datetime
-from typing import TypeVar
 
 from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     make_response,
     redirect,
@@ -22,18 +25,25 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy.orm import Session
+from markupsafe import escape
 from werkzeug.wrappers import Response as Redirect
 
 from dashboard.read import routes as route_read
+from dashboard.read import visits as route_visits
 from dashboard.web.auth import current_account, role_required
+from dashboard.web.config import map_options
 from dashboard.web.store import get_session, get_store
 from gateway.contract.errors import Conflict
-from gateway.store import deliveries
-from gateway.store.models import Member
+from gateway.store import route_actions
+from gateway.store.models import Member, utcnow
+from gateway.store.models.vocab import DriverActionKind, StopAction
 
 bp = Blueprint("routes", __name__, url_prefix="/routes")
-T = TypeVar("T")
+# A stop's outcome in the form's URL -> the action, for (a drop-off, a pickup).
+OUTCOME_KINDS = {
+    "done": (DriverActionKind.DELIVERED, DriverActionKind.PICKED_UP),
+    "failed": (DriverActionKind.FAILED, DriverActionKind.FAILED),
+}
 
 
 @bp.app_template_filter("interval")
@@ -80,16 +90,26 @@ def mine() -> str:
 @bp.get("/<id:route_id>")
 @role_required("driver")
 def show(route_id: int) -> str:
-    """The route's stops in order, each with its action, and a map of the route."""
+    """The route's visits in order (stops at one site merged), each with its actions and a geo: link, and
+    a map of the route; the page keeps working offline (driver_app: its service worker and queue)."""
     route = _route(route_id)
     driver = get_session().get(Member, route.member_id) if route.member_id is not None else None
-    data = {
-        "stops": [
-            {"n": s.position + 1, "lat": s.lat, "lon": s.lon, "site": s.site_name, "status": s.status}
-            for s in route.stops
-        ]
+    found = route_visits.visits(route)
+    options = map_options(current_app.config)
+    data = route_visits.map_data(found) | {
+        "tiles": options.tile_url,
+        "attribution": str(escape(options.tile_attribution)),
+        "maxZoom": options.max_zoom,
     }
-    return render_template("route.html", route=route, driver=driver, map_data=data)
+    return render_template(
+        "route.html",
+        route=route,
+        driver=driver,
+        visits=found,
+        map_data=data,
+        rendered_at=utcnow(),
+        new_action_id=lambda: str(uuid.uuid4()),
+    )
 
 
 @bp.get("/<id:route_id>.gpx")
@@ -110,7 +130,8 @@ def gpx(route_id: int) -> Response:
 
 
 def _quantity(text: str) -> float | None:
-    """The quantity a driver entered for a pickup (None: as planned); 400 if it is not a number."""
+    """The quantity a driver entered for a pickup (None: left empty, which the store refuses for a pickup
+    rather than taking the plan); 400 if it is not a number."""
     if not text.strip():
         return None
     try:
@@ -119,21 +140,28 @@ def _quantity(text: str) -> float | None:
         abort(400, description=f"the quantity {text[:20]!r} is not a number")
 
 
+def _action_id() -> str:
+    """The form's action id (made when the page was drawn: a form sent twice is applied once), or a new
+    one for a client that sent none."""
+    given = request.form.get("action_id", "").strip().lower()
+    return given or str(uuid.uuid4())
+
+
 @bp.post("/<id:route_id>/stops/<id:stop_id>/<outcome>")
 @role_required("driver")
 def record(route_id: int, stop_id: int, outcome: str) -> Redirect:
     """Picked up / delivered (outcome done) or failed with a reason."""
-    _route(route_id)
-    quantity = _quantity(request.form.get("quantity", ""))
-    reason = request.form.get("reason", "")
-    # A refused stop raises a domain error (bad input, not found, conflict): the web layer answers it.
-    action = _act(
-        route_id,
-        lambda session: deliveries.record_stop(session, route_id, stop_id, outcome, reason, quantity).action,
-    )
-    done = {"pickup": "Picked up.", "delivery": "Delivered."}[action]
-    message = done if outcome == "done" else "Failed delivery recorded; it will be re-planned."
-    flash(message, "ok")
+    route = _route(route_id)
+    if outcome not in OUTCOME_KINDS:
+        abort(404, description=f"unknown outcome {outcome[:40]!r}: use done or failed")
+    stop = next((s for s in route.stops if s.id == stop_id), None)
+    if stop is None:
+        abort(404, description="no such stop on this route")
+    kind = OUTCOME_KINDS[outcome][stop.action == StopAction.PICKUP]
+    quantity = _quantity(request.form.get("quantity", "")) if kind is DriverActionKind.PICKED_UP else None
+    reason = request.form.get("reason", "") if kind is DriverActionKind.FAILED else ""
+    answer = _act(route_id, kind, stop_id, quantity, reason)
+    flash(answer.message, "ok")
     return redirect(url_for("routes.show", route_id=route_id) + f"#stop-{stop_id}")
 
 
@@ -142,49 +170,56 @@ def record(route_id: int, stop_id: int, outcome: str) -> Redirect:
 def accept(route_id: int) -> Redirect:
     """The driver will drive it: their hours are reserved and the planner no longer revises it."""
     _route(route_id)
-    _act(route_id, lambda session: deliveries.accept_route(session, route_id))
-    flash("Route accepted: it is yours. Thank you!", "ok")
+    flash(_act(route_id, DriverActionKind.ACCEPT).message, "ok")
     return redirect(url_for("routes.show", route_id=route_id))
 
 
 @bp.post("/<id:route_id>/release")
 @role_required("driver")
 def release(route_id: int) -> Redirect:
-    """The driver gives back a route they accepted and have not started (a reason is required)."""
-    return _give_back(route_id, "Route given back; its {n} shipment{s} go back to the planner.")
+    """The driver gives back a route they accepted and have not started (a reason is welcome, not needed)."""
+    return _give_back(route_id)
 
 
 @bp.post("/<id:route_id>/decline")
 @role_required("driver")
 def decline(route_id: int) -> Redirect:
-    """The driver cannot drive this route: it goes back to the planner, with the reason."""
-    return _give_back(route_id, "Route declined; its {n} shipment{s} go back to the planner.")
+    """The driver cannot drive this route: it goes back to the planner (a reason is welcome, not needed)."""
+    return _give_back(route_id)
 
 
-def _give_back(route_id: int, done: str) -> Redirect:
+def _give_back(route_id: int) -> Redirect:
     """Decline a proposed route or release an accepted one (deliveries.decline_route does either)."""
     _route(route_id)
-    reason = request.form.get("reason", "")
-    freed = _act(route_id, lambda session: deliveries.decline_route(session, route_id, reason))
-    flash(done.format(n=len(freed), s="" if len(freed) == 1 else "s"), "ok")
+    answer = _act(route_id, DriverActionKind.DECLINE, reason=request.form.get("reason", ""))
+    flash(answer.message, "ok")
     return redirect(url_for("routes.mine"))
 
 
-def _act(route_id: int, write: Callable[[Session], T]) -> T:
-    """`write(session)` in its own transaction. A refusal (Conflict) is answered with a 409 page linking to
-    the route that replaced it (superseded) or to the driver's routes; other domain errors go to the web
-    layer's handlers."""
-    try:
-        with get_store().sessions.begin() as session:
-            return write(session)
-    except Conflict as exc:
-        get_session().expire_all()  # read the route as the refused write saw it
-        route = route_read.load_route(get_session(), route_id)
-        if route is None:
-            raise
-        if route.replaced_by is not None:
-            link = (url_for("routes.show", route_id=route.replaced_by), f"Open route {route.replaced_by}")
-        else:  # declined, withdrawn, done, or not allowed from its state: back to what the driver has
-            link = (url_for("routes.mine"), "My routes")
-        page = render_template("error.html", status=409, name="Conflict", message=str(exc), link=link)
-        abort(make_response(page, 409))
+def _act(
+    route_id: int,
+    kind: DriverActionKind,
+    stop_id: int | None = None,
+    quantity: float | None = None,
+    reason: str = "",
+) -> route_actions.Answer:
+    """The action applied once under the form's action id (route_actions.perform). A refusal (Conflict) is
+    answered with a 409 page linking to the route that replaced it (superseded) or back to the route and
+    the driver's routes; other refusals go to the web layer's handlers."""
+    account = current_account()
+    assert account is not None  # role_required ran first
+    ask = route_actions.Ask(_action_id(), route_id, kind, account.username, stop_id, quantity, reason)
+    answer = route_actions.perform(get_store().sessions, ask)
+    if answer.refused is None:
+        return answer
+    if answer.refused is not Conflict:
+        raise answer.refused(answer.message)
+    get_session().expire_all()  # read the route as the refused write saw it
+    route = route_read.load_route(get_session(), route_id)
+    links = [(url_for("routes.show", route_id=route_id), f"Back to route {route_id}")]
+    if route is not None and route.replaced_by is not None:
+        links.insert(
+            0, (url_for("routes.show", route_id=route.replaced_by), f"Open route {route.replaced_by}")
+        )
+    page = render_template("error.html", status=409, name="Conflict", message=answer.message, links=links)
+    abort(make_response(page, 409))

@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from dashboard.api import board as api_board
+from dashboard.api import driver as api_driver
 from dashboard.api import federation as api_federation
 from dashboard.api import goals as api_goals
 from dashboard.api import routes as api
@@ -25,6 +26,7 @@ from dashboard.views import (
     coordinator,
     credentials,
     crew,
+    driver_app,
     federation,
     goals,
     offers,
@@ -115,6 +117,7 @@ def create_app(
         offers.bp,
         board.bp,
         routes.bp,
+        driver_app.bp,
         coordinator.bp,
         credentials.bp,
         audit.bp,
@@ -122,6 +125,7 @@ def create_app(
         api.bp,
         api_federation.bp,
         api_board.bp,
+        api_driver.bp,
         api_goals.bp,
     ):
         app.register_blueprint(blueprint)

@@ -245,6 +245,14 @@ def record_stop(
     return stop
 
 
+def check_recordable(session: Session, route_id: int, stop: RouteStop) -> None:
+    """Conflict if `record_stop` would refuse the stop for its state (recorded already, or a route that
+    takes no more records), so a caller checking its own input first still answers the state first."""
+    if stop.status != StopStatus.PENDING:
+        raise Conflict(f"this stop is already recorded as {stop.status}")
+    _route_after(session, route_id, stop)
+
+
 def _pending_stop(session: Session, route_id: int, stop_id: int) -> tuple[RouteStop, Shipment]:
     """The route's stop, locked, if it is still pending, with the shipment it carries."""
     stop = session.scalar(
@@ -341,14 +349,15 @@ def _unroute(session: Session, route_id: int, why: str) -> list[Shipment]:
 def decline_route(session: Session, route_id: int, reason: str) -> list[int]:
     """The driver cannot drive a route they have not started (proposed, or accepted and given back): it is
     declined, their hours released, and its shipments are free for the planner again (planned, no route,
-    the reason kept); the planner does not offer them the same lanes for DECLINE_DAYS. Returns the freed
-    shipments' ids; Conflict if the route is under way, done, superseded, withdrawn or declined already."""
-    reason = _reason(reason, "say why, so the coordinator and the planner know")
+    the reason kept if one was given: participation is voluntary, so none is required); the planner does
+    not offer them the same lanes for DECLINE_DAYS. Returns the freed shipments' ids; Conflict if the route
+    is under way, done, superseded, withdrawn or declined already."""
+    reason = _reason(reason, None)
     route = _locked_route(session, route_id)
     action = RouteAction.RELEASE if route.status == RouteStatus.ACCEPTED else RouteAction.DECLINE
     declined = move_route(session, route, action)
     now = utcnow()
-    freed = _unroute(session, route_id, f"route {route_id} declined: {reason}")
+    freed = _unroute(session, route_id, f"route {route_id} declined" + (f": {reason}" if reason else ""))
     if route.member_id is not None:
         declines.record_route(session, route_id, route.member_id, freed, reason, clock.now())
     hours.release(session, WorkKind.ROUTE, route_id)

@@ -15,7 +15,7 @@ from gateway.store.models.ops import (
     TaskEvent,
 )
 from gateway.store.models.people import Decline, HoursEntry, Member, MemberSkill, Vehicle
-from gateway.store.models.plans import DeliveryPlan, Route, RouteStop, Shipment
+from gateway.store.models.plans import DeliveryPlan, DriverAction, Route, RouteStop, Shipment
 from gateway.store.models.region import Community, Device, Good, NeedLevel, Site, Stock, StockLedgerEntry
 from gateway.store.models.security import LoginFailures, SecurityEvent, WebSession
 
@@ -30,6 +30,7 @@ __all__ = [
     "DeliveryPlan",
     "Device",
     "DeviceStateChange",
+    "DriverAction",
     "Fault",
     "FedFact",
     "FedHelp",

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.models.base import Base, utcnow
 from gateway.store.models.vocab import (
+    DRIVER_ACTION_KINDS,
     PLAN_STATUSES,
     ROUTE_STATUSES,
     SHIPMENT_STATUSES,
@@ -100,3 +101,23 @@ class RouteStop(Base):
     shipment_id: Mapped[int | None] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"))
     eta: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16), default="pending")
+
+
+class DriverAction(Base):
+    """A driver's action (picked up, delivered, failed, accept, decline) under the id their phone made for
+    it: recorded once, so a phone re-sending its offline queue gets the first answer back and nothing is
+    applied twice. `refused` is None when it was applied, else the kind of refusal (invalid, not_found,
+    conflict) with its message."""
+
+    __tablename__ = "driver_actions"
+    __table_args__ = (one_of("kind", DRIVER_ACTION_KINDS),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID, lowercase
+    route_id: Mapped[int] = mapped_column(ForeignKey("routes.id", ondelete="CASCADE"), index=True)
+    stop_id: Mapped[int | None]
+    account: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    asked: Mapped[dict[str, Any]] = mapped_column(default=dict)  # quantity and reason, as sent
+    refused: Mapped[str | None] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(String(600), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -177,6 +177,16 @@ class StopStatus(StrEnum):
     FAILED = "failed"
 
 
+class DriverActionKind(StrEnum):
+    """What a driver's page sends, each once under its own action id (gateway.store.route_actions)."""
+
+    PICKED_UP = "picked_up"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    ACCEPT = "accept"
+    DECLINE = "decline"  # a proposed route, or an accepted one given back before it starts
+
+
 def _values(vocabulary: type[StrEnum]) -> tuple[str, ...]:
     """The plain string values, in declaration order (the CHECK constraints list them in this order)."""
     return tuple(member.value for member in vocabulary)
@@ -193,6 +203,7 @@ SHIPMENT_STATUSES = _values(ShipmentStatus)
 ROUTE_STATUSES = _values(RouteStatus)
 STOP_ACTIONS = _values(StopAction)
 STOP_STATUSES = _values(StopStatus)
+DRIVER_ACTION_KINDS = _values(DriverActionKind)
 WORK_KINDS = _values(WorkKind)
 HOURS_STATES = _values(HoursState)
 HELP_STATES = _values(HelpState)
