@@ -29,6 +29,7 @@ from dashboard.views import (
     goals,
     offers,
     places,
+    plan,
     routes,
     tables,
 )
@@ -116,6 +117,7 @@ def create_app(
         board.bp,
         routes.bp,
         coordinator.bp,
+        plan.bp,
         credentials.bp,
         audit.bp,
         federation.bp,
