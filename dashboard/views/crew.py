@@ -21,9 +21,8 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from werkzeug.wrappers import Response as Redirect
 
 from dashboard.read import crew as crew_read
-from dashboard.read import crew_overview
+from dashboard.read import crew_overview, wording
 from dashboard.read import help as help_read
-from dashboard.read import wording
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.node import current_node, node_or_404
 from dashboard.web.notifier import event_stream
