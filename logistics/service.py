@@ -492,12 +492,13 @@ def run_loop(
                 paused = now_paused
                 _note_pause(sessions, paused, trigger)
             if not paused:  # a coordinator's pause stops allocation and routing; repairs and the board go on
+                _replan_requested(sessions)  # this run answers a coordinator's pending request
                 if _planned(sessions, time_limit_s, lead_s, trigger, stop):
                     runs += 1
                 elif stop.is_set():
                     break
             left = interval_s - (time.monotonic() - started)
-            trigger = _wait_for_work(sessions, wakeups.deliveries, stop, left)
+            trigger = _wait_for_work(sessions, wakeups.deliveries, stop, left, paused)
     finally:
         stop.set()  # the loop ends only on a stop; make sure the assigner sees it too
         for thread in threads:
@@ -549,10 +550,15 @@ def _note_pause(sessions: sessionmaker[Session], paused: bool, trigger: str) -> 
 
 
 def _wait_for_work(
-    sessions: sessionmaker[Session], wake: threading.Event, stop: threading.Event, seconds: float
+    sessions: sessionmaker[Session],
+    wake: threading.Event,
+    stop: threading.Event,
+    seconds: float,
+    paused: bool,
 ) -> str:
-    """Wait up to `seconds` for a delivery event or a coordinator's re-plan request (polled every
-    CONTROL_POLL_S); returns what ends the wait: "event", "coordinator" or "timer"."""
+    """Wait up to `seconds` for a delivery event or a coordinator (a re-plan request, a pause or a resume:
+    the controls are polled every CONTROL_POLL_S); returns what ends the wait: "event", "coordinator" or
+    "timer"."""
     deadline = time.monotonic() + seconds
     while not stop.is_set():
         left = deadline - time.monotonic()
@@ -561,13 +567,29 @@ def _wait_for_work(
         if _wait(wake, stop, min(left, CONTROL_POLL_S)):
             log.info("deliveries recorded or a route declined: re-planning now")
             return "event"
-        if _replan_requested(sessions):
-            log.info("a coordinator asked for a re-plan: re-planning now")
+        if _coordinator_asks(sessions, paused):
             return "coordinator"
     return "timer"
 
 
+def _coordinator_asks(sessions: sessionmaker[Session], paused: bool) -> bool:
+    """Whether the controls changed under a waiting loop: paused or resumed, or a re-plan asked for."""
+    try:
+        with sessions() as session:
+            now = planner.controls(session)
+    except SQLAlchemyError as exc:
+        log.warning("planner controls unreadable: %s", exc)
+        return False
+    if now.paused != paused:
+        return True
+    if not paused and now.replan_requested_at is not None:
+        log.info("a coordinator asked for a re-plan: re-planning now")
+        return True
+    return False
+
+
 def _replan_requested(sessions: sessionmaker[Session]) -> bool:
+    """Take a pending re-plan request (the run about to start answers it)."""
     try:
         with sessions.begin() as session:
             return planner.take_replan_request(session)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, null, select, update
 from sqlalchemy.orm import Session
 
 from gateway.contract.topics import member_routes_topic
@@ -228,9 +228,16 @@ def approve(session: Session, by: str, address: str | None = None) -> int:
         if replaced is not None and replaced.held_notice is not None:
             body.pop("replaces")
             body["event"] = "route_planned"
-        route.held_notice = None
         if route.member_id is not None:
             enqueue(session, member_routes_topic(route.member_id), body)
+    if rows:  # SQL NULL, not JSON null: "held" is `held_notice IS NOT NULL`
+        released = [r.id for r in rows]
+        session.execute(
+            update(Route).where(Route.id.in_(released)).values(held_notice=null()),
+            execution_options={"synchronize_session": False},
+        )
+        for route in rows:
+            session.expire(route, ["held_notice"])
     control = _row(session)
     control.approved_by, control.approved_at = by[: audit.MAX_ACCOUNT], utcnow()
     audit.record(session, "plan_approved", by, address=address, detail=f"{len(rows)} routes released")
