@@ -76,7 +76,6 @@ def mine() -> str:
         member_id = account.member_id
         return render_template(
             "routes.html",
-            mine=True,
             routes=route_read.member_routes(session, member_id) if member_id is not None else [],
             notices=route_read.route_notices(session, member_id) if member_id is not None else [],
         )
