@@ -82,7 +82,7 @@ def test_the_report_names_why_each_shortage_goes_unmet() -> None:
     assert found[1, 1].reason == NOT_ENOUGH and (found[1, 1].need, found[1, 1].planned) == (20.0, 5.0)
     assert found[1, 2].reason == NO_SURPLUS and found[3, 3].reason == UNREACHABLE
     by_good = coverage_by(list(found.values()), "good")
-    assert by_good["1"] == {"need": 20.0, "planned": 5.0, "shortages": 1, "unmet": 1}
+    assert by_good["1"] == {"need": 20.0, "planned": 5.0, "shortages": 1, "unmet": 1, "share_sum": 0.25}
     with pytest.raises(ValueError, match="grouped by good or community"):
         coverage_by([], "driver")
 

@@ -39,9 +39,13 @@ class Coverage:
     planned: float
     shortages: int
     unmet: int
+    share_sum: float | None = None  # for a community: the sum of its shortages' shares
 
     @property
     def percent(self) -> int:
+        """The share met: of the quantity for a good, the mean of its shortages' shares for a community."""
+        if self.share_sum is not None:
+            return round(100 * self.share_sum / self.shortages) if self.shortages else 100
         return round(100 * min(1.0, self.planned / self.need)) if self.need > 0 else 100
 
 
@@ -116,7 +120,9 @@ def desk(session: Session, reason: str | None = None) -> Desk:
         routes=routes,
         held=planner.held_count(session),
         by_good=_coverage(summary.get("by_good", {}), {i: (g.name, g.unit) for i, g in goods.items()}),
-        by_community=_coverage(summary.get("by_community", {}), {i: (n, "") for i, n in communities.items()}),
+        by_community=_coverage(
+            summary.get("by_community", {}), {i: (n, "") for i, n in communities.items()}, mean=True
+        ),
         reasons=[(code, REASONS.get(code, code), int(n)) for code, n in sorted(stored_counts.items())],
         shortfalls=[_shortfall(s, communities, goods) for s in chosen[:SHORTFALLS_SHOWN]],
         shortfalls_total=len(chosen),
@@ -125,8 +131,11 @@ def desk(session: Session, reason: str | None = None) -> Desk:
     )
 
 
-def _coverage(rows: dict[str, dict[str, float]], names: dict[int, tuple[str, str]]) -> list[Coverage]:
-    """Coverage rows by name (the worst met first, then by name): what to look at first."""
+def _coverage(
+    rows: dict[str, dict[str, float]], names: dict[int, tuple[str, str]], mean: bool = False
+) -> list[Coverage]:
+    """Coverage rows (the worst met first, then by name): what to look at first. With `mean`, the share
+    is the mean of the shortages' shares (a community's goods come in different units)."""
     found = []
     for key, row in rows.items():
         name, unit = names.get(int(key), (f"#{key} (removed)", ""))
@@ -138,6 +147,7 @@ def _coverage(rows: dict[str, dict[str, float]], names: dict[int, tuple[str, str
                 float(row.get("planned", 0.0)),
                 int(row.get("shortages", 0)),
                 int(row.get("unmet", 0)),
+                float(row.get("share_sum", 0.0)) if mean else None,
             )
         )
     return sorted(found, key=lambda c: (c.percent, c.name))
@@ -160,11 +170,16 @@ def _line(run: PlanRun) -> RunLine:
     if run.outcome == "planned":
         unmet = sum((s.get("reasons") or {}).values())
         text = (
-            f"{s.get('shipments', 0)} shipments, {s.get('kg', 0):g} kg to {s.get('receivers', 0)} "
-            f"communities; {s.get('shortages', 0)} shortages, {unmet} not met in full"
+            f"{_count(s.get('shipments', 0), 'shipment')}, {s.get('kg', 0):g} kg to "
+            f"{_count(s.get('receivers', 0), 'community', 'communities')}; "
+            f"{_count(s.get('shortages', 0), 'shortage')}, {unmet} not met in full"
         )
     elif run.outcome == "paused":
         text = "paused by a coordinator: no planning until resumed"
     else:
         text = f"failed: {run.error}"
     return RunLine(run.started_at, TRIGGER_WORDS.get(run.trigger, run.trigger), run.outcome, text)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"

@@ -78,21 +78,22 @@ def as_rows(found: list[Shortfall]) -> list[dict[str, Any]]:
 
 def coverage_by(found: list[Shortfall], key: str) -> dict[str, dict[str, float]]:
     """Need and planned summed by "good" or "community" (ids as strings, for JSON), with the shortages
-    counted and those left wholly or partly unmet."""
+    counted, those left wholly or partly unmet, and the sum of their shares (a community's goods come in
+    different units, so its coverage is the mean share of its shortages, not a sum of quantities)."""
     if key not in ("good", "community"):
         raise ValueError(f"coverage is grouped by good or community, not {key!r}")
     totals: dict[str, dict[str, float]] = {}
     for s in found:
         row = totals.setdefault(
-            str(getattr(s, key)), {"need": 0.0, "planned": 0.0, "shortages": 0, "unmet": 0}
+            str(getattr(s, key)), {"need": 0.0, "planned": 0.0, "shortages": 0, "unmet": 0, "share_sum": 0.0}
         )
         row["need"] += s.need
         row["planned"] += s.planned
         row["shortages"] += 1
         row["unmet"] += s.reason is not None
-    return {
-        k: v | {"need": round(v["need"], 6), "planned": round(v["planned"], 6)} for k, v in totals.items()
-    }
+        row["share_sum"] += s.share
+    rounded = ("need", "planned", "share_sum")
+    return {k: v | {name: round(v[name], 6) for name in rounded} for k, v in totals.items()}
 
 
 def reason_counts(found: list[Shortfall]) -> dict[str, int]:
