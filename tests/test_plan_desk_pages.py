@@ -19,7 +19,7 @@ from dashboard.web.store import get_store
 from gateway.process.settings import Settings
 from gateway.store import audit, hours, planner
 from gateway.store.db import make_session_factory
-from gateway.store.models import Member, Route, Vehicle, utcnow
+from gateway.store.models import Device, Member, Route, Vehicle, utcnow
 from gateway.store.models.vocab import WorkKind
 from gateway.store.region import load_region
 from logistics import service
@@ -222,3 +222,29 @@ def test_the_crew_link_shows_a_coordinator_the_crew_at_a_glance(app: Flask) -> N
     text = page.get_data(as_text=True)
     assert 'id="rz-crew-members"' in text and ">Ana</a>" in text
     assert 'href="/crew?member=' in text
+
+
+def test_devices_are_filtered_by_state_kind_and_community(
+    app: Flask, sessions: sessionmaker[Session]
+) -> None:
+    with sessions.begin() as session:
+        session.execute(update(Device).where(Device.slug == "jayuya-hub-stock").values(state="fault"))
+    client = signed_in(app, "coord")
+
+    def listed(query: str) -> list[str]:
+        page = client.get(f"/coordinator/devices{query}")
+        assert page.status_code == 200, page.get_data(as_text=True)[:300]
+        return re.findall(r'<tr data-device="([^"]+)"', page.get_data(as_text=True))
+
+    assert listed("") == ["jayuya-hub-stock", "utuado-hub-stock", "utuado-pump-1-pump"]
+    assert listed("?kind=pump") == ["utuado-pump-1-pump"]
+    assert listed("?community=utuado&kind=stock") == ["utuado-hub-stock"]
+    assert listed("?state=fault") == ["jayuya-hub-stock"]
+    for query, message in [
+        ("?kind=toaster", "kind must be one of"),
+        ("?state=sleepy", "state must be one of"),
+        ("?community=atlantis", "community must be one of"),
+        ("?page=2", "there is 1 page"),
+    ]:
+        bad = client.get(f"/coordinator/devices{query}")
+        assert bad.status_code == 400 and message in bad.get_data(as_text=True), query
