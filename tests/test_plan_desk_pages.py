@@ -210,6 +210,8 @@ def test_members_show_offer_hours_given_and_who_is_near_the_limit(
         ("?role=boss", "role must be one of"),
         ("?skill=juggling", "skill must be one of"),
         ("?order=hours", "never by hours"),
+        ("?page=0", "page must be a whole number"),
+        ("?page=2", "there is 1 page"),
     ]:
         bad = client.get(f"/coordinator/members{query}")
         assert bad.status_code == 400 and message in bad.get_data(as_text=True), query

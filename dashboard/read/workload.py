@@ -21,6 +21,7 @@ from gateway.store.models import Community, HoursEntry, Member, MemberSkill
 from gateway.store.models.vocab import HoursState
 from gateway.store.offers import OFFER_SECTORS, offer_sector, sector_hours
 
+PER_PAGE: Final = 100
 NEAR_LIMIT: Final = 0.8  # given and planned at or above this share of the offer: near the limit
 ROLES: Final = ("crew", "driver")
 ORDERS: Final = ("name", "community")
@@ -38,12 +39,27 @@ class WorkloadFilter:
     role: str = ""
     skill: str = ""
     order: str = "name"
+    page: int = 1
+
+    def args(self, **changes: object) -> dict[str, str]:
+        """The query string of this filter (with `changes`), empty values and the defaults left out."""
+        values = {"community": self.community, "role": self.role, "skill": self.skill, "order": self.order}
+        values |= {"page": str(self.page)} | {k: str(v) for k, v in changes.items()}
+        defaults = {"order": "name", "page": "1"}
+        return {k: v for k, v in values.items() if v and defaults.get(k) != v}
 
 
 def parse_filter(args: Mapping[str, str], communities: Mapping[str, str], skills: set[str]) -> WorkloadFilter:
     """The filter from the query string, checked against the known communities and skills."""
+    raw_page = args.get("page", "1")
+    if not (raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 9 and int(raw_page) >= 1):
+        raise WorkloadFilterError("page must be a whole number from 1")
     wanted = WorkloadFilter(
-        args.get("community", ""), args.get("role", ""), args.get("skill", ""), args.get("order") or "name"
+        args.get("community", ""),
+        args.get("role", ""),
+        args.get("skill", ""),
+        args.get("order") or "name",
+        int(raw_page),
     )
     if wanted.community and wanted.community not in communities:
         raise WorkloadFilterError("community must be one of the communities' slugs")
@@ -114,8 +130,20 @@ def skill_choices(session: Session) -> list[str]:
     return list(session.scalars(select(MemberSkill.skill).distinct().order_by(MemberSkill.skill)))
 
 
-def workloads(session: Session, wanted: WorkloadFilter, now: datetime | None = None) -> list[Workload]:
-    """Active members matching the filter, by name or by community then name, with their year's hours."""
+@dataclass(frozen=True)
+class WorkloadPage:
+    """One page of the list and how many members the filter matches."""
+
+    rows: list[Workload]
+    total: int
+    pages: int
+
+
+def workloads(
+    session: Session, wanted: WorkloadFilter, now: datetime | None = None, per_page: int = PER_PAGE
+) -> WorkloadPage:
+    """Active members matching the filter, by name or by community then name, with their year's hours, a
+    page at a time; WorkloadFilterError for a page past the last."""
     now = now or clock.now()
     year_start = hours.year_start(now)
     week_start = hours.week_start(now)
@@ -133,11 +161,17 @@ def workloads(session: Session, wanted: WorkloadFilter, now: datetime | None = N
         query = query.where(Member.is_driver.is_(True))
     if wanted.skill:
         query = query.where(Member.skills.any(MemberSkill.skill == wanted.skill))
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    pages = max(1, -(-total // per_page))
+    if wanted.page > pages:
+        raise WorkloadFilterError(f"there {'is 1 page' if pages == 1 else f'are {pages} pages'}")
     order = (Member.name, Member.id) if wanted.order == "name" else (Community.name, Member.name, Member.id)
-    rows = session.execute(query.order_by(*order)).all()
+    query = query.order_by(*order).limit(per_page).offset((wanted.page - 1) * per_page)
+    rows = session.execute(query).all()
     year = _year_hours(session, [m.id for m, _ in rows], year_start)
     week = hours.load(session, week_start, week_start + timedelta(days=7))
-    return [_workload(m, community, year.get(m.id, {}), week.get(m.id, 0.0)) for m, community in rows]
+    found = [_workload(m, community, year.get(m.id, {}), week.get(m.id, 0.0)) for m, community in rows]
+    return WorkloadPage(found, total, pages)
 
 
 def _year_hours(

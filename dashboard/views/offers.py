@@ -106,11 +106,14 @@ def member_list() -> str:
     skills = workload.skill_choices(session)
     try:
         wanted = workload.parse_filter(request.args, communities, set(skills))
+        found = workload.workloads(session, wanted)
     except workload.WorkloadFilterError as exc:
         abort(400, description=str(exc))
     return render_template(
         "members.html",
-        loads=workload.workloads(session, wanted),
+        loads=found.rows,
+        total=found.total,
+        pages=found.pages,
         wanted=wanted,
         communities=communities,
         skills=skills,
