@@ -136,6 +136,7 @@ def test_approve_offers_the_held_routes_to_their_driver(app: Flask, sessions: se
     driver = signed_in(app, "ana")
     assert f"/routes/{held[0]}" not in driver.get("/routes").get_data(as_text=True)
     assert driver.get(f"/routes/{held[0]}").status_code == 404
+    assert f"/routes/{held[0]}" not in driver.get("/me/hours").get_data(as_text=True)  # nor in my week
     coord = signed_in(app, "coord")
     page = coord.get("/coordinator/plan").get_data(as_text=True)
     assert f"Approve: offer {len(held)} route" in page
