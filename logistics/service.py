@@ -97,17 +97,18 @@ def deliveries_once(
     trigger: str = "timer",
     route_time_s: float = ROUTING_TIME_S,
     stop: threading.Event | None = None,
+    route: bool = True,
 ) -> DeliveryRun:
-    """Allocate, route and record the run for the coordinator's desk: coverage of each shortage, what could
-    not be reached and why, what no route carries and why (gateway.store.planner). A failed allocation is
-    recorded too, then raised."""
+    """Allocate, route (unless not `route`: `rhizome plan` once) and record the run for the coordinator's
+    desk: coverage of each shortage, what could not be reached and why, what no route carries and why
+    (gateway.store.planner). A failed allocation is recorded too, then raised."""
     started_at = datetime.now(UTC)
     try:
         run = plan_once(sessions, time_limit_s, lead_s)
     except (PlanningError, SQLAlchemyError) as exc:
         _record_failure(sessions, started_at, trigger, exc)
         raise
-    routes = _route_logged(sessions, route_time_s, stop or threading.Event())
+    routes = _route_logged(sessions, route_time_s, stop or threading.Event()) if route else None
     with sessions.begin() as session:
         run_id = _record(session, started_at, trigger, run, routes)
     return DeliveryRun(run, routes, run_id)
@@ -137,7 +138,7 @@ def _record(
             "km": round(routes.plan.distance, 1) if routes.plan is not None else 0.0,
         }
     else:
-        summary["routes"] = None  # routing failed: the log says why
+        summary["routes"] = None  # routing did not run (or failed: the log says why)
     return planner.record_run(
         session,
         started_at,

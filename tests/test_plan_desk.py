@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contract.topics import member_routes_topic
+from gateway.process.cli import main
 from gateway.store import audit, planner
 from gateway.store.db import make_session_factory
 from gateway.store.models import Member, OutboxMessage, PlanRun, Route, Vehicle, utcnow
@@ -238,3 +239,14 @@ def test_bad_runs_are_refused_and_old_runs_are_dropped(
         ids = [planner.record_run(session, utcnow(), "timer", "paused") for _ in range(5)]
     with sessions() as session:
         assert [r.id for r in planner.recent_runs(session)] == ids[:1:-1]
+
+
+def test_rhizome_plan_once_is_recorded_for_the_desk(
+    sessions: sessionmaker[Session], database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--db", database_url, "plan", "--time-limit", "10"]) == 0
+    assert "min coverage" in capsys.readouterr().out
+    with sessions() as session:
+        run = planner.latest_run(session)
+        assert run is not None and (run.outcome, run.trigger) == ("planned", "command")
+        assert run.summary["routes"] is None and run.summary["reasons"] == {UNREACHABLE: 1, NO_SURPLUS: 1}
