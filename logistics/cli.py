@@ -100,7 +100,7 @@ def run_plan(
     from gateway.process.signals import stop_on_signals
     from gateway.store.db import make_engine, make_session_factory
     from logistics.common.errors import PlanningError
-    from logistics.service import format_summary, plan_once, run_loop
+    from logistics.service import deliveries_once, format_summary, run_loop
 
     if time_limit <= 0 or (interval is not None and interval <= 0):
         raise ValueError("--time-limit and --interval must be positive")
@@ -122,7 +122,9 @@ def run_plan(
                 if agent is not None:
                     agent.stop()
             return 0
-        run = plan_once(sessions, time_limit, lead_s=settings.plan_lead_s)
+        run = deliveries_once(  # recorded for the coordinator's desk, as the loop's runs are
+            sessions, time_limit, settings.plan_lead_s, trigger="command", route=False
+        ).plan
     except PlanningError as exc:
         print(f"no plan: {exc}")
         return 1

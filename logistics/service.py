@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,8 +29,10 @@ from gateway.contract.events import (
 from gateway.contract.reasons import ProtocolError
 from gateway.contract.target import MqttTarget
 from gateway.contract.topics import INTERNAL_EVENTS, QOS
+from gateway.store import planner
 from gateway.store.tasks import decline as decline_task
-from logistics.allocation.data import AllocationPlan
+from logistics.allocation import report
+from logistics.allocation.data import AllocationInput, AllocationPlan
 from logistics.allocation.regional import plan_between_nodes
 from logistics.allocation.solve import solve_allocation
 from logistics.common.errors import PlanningError
@@ -53,6 +55,7 @@ ROUTING_WORKERS = 2  # districts of a large region routed this many at once (the
 MATCH_TIME_S = 10.0  # the board's matcher in the loop gets at most this long
 BOARD_WAKES = ("posted", "changed", "declined", "released", "cancelled")  # what the matcher re-plans on
 STALL_ITERATIONS = 3000  # and stops sooner once this many search steps bring no better routes
+CONTROL_POLL_S = 2.0  # while waiting, the loop looks this often for a coordinator's "re-plan now"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class PlanRun:
     plan: AllocationPlan
     seconds: float
     unchanged: bool = False  # nothing was written: no shipment revised, added or cancelled, no alert
+    data: AllocationInput | None = None  # what it was planned from (for the run's report)
 
 
 def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0, lead_s: float = 0.0) -> PlanRun:
@@ -74,7 +78,89 @@ def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0, lead_
     plan = solve_allocation(data, time_limit_s=time_limit_s)
     with sessions.begin() as session:
         saved = save_plan(session, plan)
-    return PlanRun(saved.plan_id, plan, time.perf_counter() - started, unchanged=saved.unchanged)
+    return PlanRun(saved.plan_id, plan, time.perf_counter() - started, unchanged=saved.unchanged, data=data)
+
+
+@dataclass(frozen=True)
+class DeliveryRun:
+    """One delivery planning run as the desk records it: the allocation, the routing (None if it failed)
+    and the stored summary's id."""
+
+    plan: PlanRun
+    routes: RouteRun | None
+    run_id: int
+
+
+def deliveries_once(
+    sessions: sessionmaker[Session],
+    time_limit_s: float = 30.0,
+    lead_s: float = 0.0,
+    trigger: str = "timer",
+    route_time_s: float = ROUTING_TIME_S,
+    stop: threading.Event | None = None,
+    route: bool = True,
+) -> DeliveryRun:
+    """Allocate, route (unless not `route`: `rhizome plan` once) and record the run for the coordinator's
+    desk: coverage of each shortage, what could not be reached and why, what no route carries and why
+    (gateway.store.planner). A failed allocation is recorded too, then raised."""
+    started_at = datetime.now(UTC)
+    try:
+        run = plan_once(sessions, time_limit_s, lead_s)
+    except (PlanningError, SQLAlchemyError) as exc:
+        _record_failure(sessions, started_at, trigger, exc)
+        raise
+    routes = _route_logged(sessions, route_time_s, stop or threading.Event()) if route else None
+    with sessions.begin() as session:
+        run_id = _record(session, started_at, trigger, run, routes)
+    return DeliveryRun(run, routes, run_id)
+
+
+def _record(
+    session: Session, started_at: datetime, trigger: str, run: PlanRun, routes: RouteRun | None
+) -> int:
+    """The run's summary row: counts, coverage by good and community, shortfalls, unrouted goods."""
+    assert run.data is not None
+    found = report.shortfalls(run.data, run.plan)
+    summary: dict[str, Any] = dict(run.plan.summary())
+    summary |= {
+        "kg": report.planned_kg(run.data, run.plan),
+        "unchanged": run.unchanged,
+        "seconds": round(run.seconds, 2),
+        "reasons": report.reason_counts(found),
+        "by_good": report.coverage_by(found, "good"),
+        "by_community": report.coverage_by(found, "community"),
+    }
+    if routes is not None:
+        summary["routes"] = {
+            "new": routes.written,
+            "standing": routes.standing,
+            "superseded": routes.superseded,
+            "withdrawn": routes.withdrawn,
+            "km": round(routes.plan.distance, 1) if routes.plan is not None else 0.0,
+        }
+    else:
+        summary["routes"] = None  # routing did not run (or failed: the log says why)
+    return planner.record_run(
+        session,
+        started_at,
+        trigger,
+        "planned",
+        plan_id=run.plan_id,
+        summary=summary,
+        shortfalls=report.as_rows(found),
+        unrouted=planner.unrouted(session, run.plan_id),
+    )
+
+
+def _record_failure(
+    sessions: sessionmaker[Session], started_at: datetime, trigger: str, exc: Exception
+) -> None:
+    """A failed run is on the desk too (its summary, not a stack trace); never raises over the failure."""
+    try:
+        with sessions.begin() as session:
+            planner.record_run(session, started_at, trigger, "failed", error=str(exc))
+    except SQLAlchemyError as again:
+        log.warning("the failed run could not be recorded either: %s", again)
 
 
 @dataclass(frozen=True)
@@ -126,7 +212,8 @@ def route_once(
             workers=ROUTING_WORKERS,
         )
     with sessions.begin() as session:
-        saved = save_routes(session, job, plan)
+        hold = planner.controls(session).require_approval  # read with the save: a change now counts
+        saved = save_routes(session, job, plan, hold)
     max_ratio, spread = job.figures(plan)
     return RouteRun(
         plan,
@@ -397,25 +484,24 @@ def run_loop(
         planner.start()
         threads.append(planner)
     runs = 0
+    trigger = "start"
+    paused = False
     try:
         while not stop.is_set():
             started = time.monotonic()
             wakeups.deliveries.clear()  # this run covers every delivery recorded before it
-            try:
-                run = plan_once(sessions, time_limit_s, lead_s)
-            except (PlanningError, SQLAlchemyError) as exc:
-                if stop.is_set():  # Ctrl-C also reaches the CBC child, so a run cut short by it is no failure
-                    log.info("planning run interrupted by the stop: %s", exc)
+            now_paused = _paused(sessions)
+            if now_paused != paused:
+                paused = now_paused
+                _note_pause(sessions, paused, trigger)
+            if not paused:  # a coordinator's pause stops allocation and routing; repairs and the board go on
+                _replan_requested(sessions)  # this run answers a coordinator's pending request
+                if _planned(sessions, time_limit_s, lead_s, trigger, stop):
+                    runs += 1
+                elif stop.is_set():
                     break
-                # The next run may succeed (a lock released, a quieter moment); the stored plan stays as is.
-                log.error("planning run failed: %s", exc)
-            else:
-                runs += 1
-                _route_logged(sessions, min(time_limit_s, ROUTING_TIME_S), stop)
-                _log_plan(run)
             left = interval_s - (time.monotonic() - started)
-            if _wait(wakeups.deliveries, stop, left):
-                log.info("deliveries recorded or a route declined: re-planning now")
+            trigger = _wait_for_work(sessions, wakeups.deliveries, stop, left, paused)
     finally:
         stop.set()  # the loop ends only on a stop; make sure the assigner sees it too
         for thread in threads:
@@ -423,6 +509,96 @@ def run_loop(
         if subscription is not None:
             subscription.close()
     return runs
+
+
+def _planned(
+    sessions: sessionmaker[Session], time_limit_s: float, lead_s: float, trigger: str, stop: threading.Event
+) -> bool:
+    """One delivery run inside the loop, logged: True if it planned."""
+    try:
+        run = deliveries_once(
+            sessions, time_limit_s, lead_s, trigger, min(time_limit_s, ROUTING_TIME_S), stop
+        )
+    except (PlanningError, SQLAlchemyError) as exc:
+        if stop.is_set():  # Ctrl-C also reaches the CBC child, so a run cut short by it is no failure
+            log.info("planning run interrupted by the stop: %s", exc)
+        else:  # the next run may succeed (a lock released, a quieter moment); the stored plan stays as is
+            log.error("planning run failed: %s", exc)
+        return False
+    _log_plan(run.plan)
+    return True
+
+
+def _paused(sessions: sessionmaker[Session]) -> bool:
+    """Whether a coordinator paused delivery planning (a store outage counts as not paused: logged)."""
+    try:
+        with sessions.begin() as session:
+            return planner.controls(session).paused
+    except SQLAlchemyError as exc:
+        log.warning("planner controls unreadable, planning as usual: %s", exc)
+        return False
+
+
+def _note_pause(sessions: sessionmaker[Session], paused: bool, trigger: str) -> None:
+    """Log (and, for a pause, record on the desk) that planning stopped or goes on."""
+    if not paused:
+        log.info("delivery planning resumed by a coordinator")
+        return
+    log.info("delivery planning paused by a coordinator: no allocation or routing until resumed")
+    try:
+        with sessions.begin() as session:
+            planner.record_run(session, datetime.now(UTC), trigger, "paused")
+    except SQLAlchemyError as exc:
+        log.warning("the pause could not be recorded: %s", exc)
+
+
+def _wait_for_work(
+    sessions: sessionmaker[Session],
+    wake: threading.Event,
+    stop: threading.Event,
+    seconds: float,
+    paused: bool,
+) -> str:
+    """Wait up to `seconds` for a delivery event or a coordinator (a re-plan request, a pause or a resume:
+    the controls are polled every CONTROL_POLL_S); returns what ends the wait: "event", "coordinator" or
+    "timer"."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timer"
+        if _wait(wake, stop, min(left, CONTROL_POLL_S)):
+            log.info("deliveries recorded or a route declined: re-planning now")
+            return "event"
+        if _coordinator_asks(sessions, paused):
+            return "coordinator"
+    return "timer"
+
+
+def _coordinator_asks(sessions: sessionmaker[Session], paused: bool) -> bool:
+    """Whether the controls changed under a waiting loop: paused or resumed, or a re-plan asked for."""
+    try:
+        with sessions() as session:
+            now = planner.controls(session)
+    except SQLAlchemyError as exc:
+        log.warning("planner controls unreadable: %s", exc)
+        return False
+    if now.paused != paused:
+        return True
+    if not paused and now.replan_requested_at is not None:
+        log.info("a coordinator asked for a re-plan: re-planning now")
+        return True
+    return False
+
+
+def _replan_requested(sessions: sessionmaker[Session]) -> bool:
+    """Take a pending re-plan request (the run about to start answers it)."""
+    try:
+        with sessions.begin() as session:
+            return planner.take_replan_request(session)
+    except SQLAlchemyError as exc:
+        log.warning("planner controls unreadable: %s", exc)
+        return False
 
 
 def _log_plan(run: PlanRun) -> None:
@@ -508,17 +684,19 @@ def _match_logged(sessions: sessionmaker[Session], stop: threading.Event) -> Non
         )
 
 
-def _route_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event) -> None:
-    """One routing run inside the loop: logged, never fatal."""
+def _route_logged(
+    sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event
+) -> RouteRun | None:
+    """One routing run inside the loop: logged, never fatal (None when it failed)."""
     try:
         run = route_once(sessions, time_limit_s)
     except (PlanningError, SQLAlchemyError) as exc:
         if not stop.is_set():
             log.error("routing failed: %s", exc)
-        return
+        return None
     except Exception:  # a bug in one planner must not stop the others: logged loudly, the loop goes on
         log.exception("routing failed unexpectedly; the next run tries again")
-        return
+        return None
     if run.plan is not None or run.superseded or run.withdrawn:
         summary = run.plan.summary() if run.plan is not None else {"routes": 0, "unassigned": 0}
         log.info(
@@ -535,6 +713,7 @@ def _route_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: th
             round(run.load_gini, 3),
             round(run.seconds, 2),
         )
+    return run
 
 
 def _assign_logged(sessions: sessionmaker[Session], time_limit_s: float, stop: threading.Event) -> None:

@@ -76,7 +76,7 @@ def test_empty_sqlite_and_postgresql_upgrade_to_the_same_schema(tmp_path: Path, 
     upgrade(postgres)
     try:
         sqlite_schema, postgres_schema = describe(sqlite), describe(postgres)
-        assert len(sqlite_schema) == len(Base.metadata.tables) == 37
+        assert len(sqlite_schema) == len(Base.metadata.tables) == 39
         assert sqlite_schema == postgres_schema
         assert current_revision(sqlite) == current_revision(postgres) == HEAD
     finally:

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dashboard.read.links import shown_state
 from gateway.store.models import BrokerCredential, Community, DeadLetter, Device, Good, Site
 
 PAYLOAD_SHOWN = 400  # bytes of a dead letter's payload a page shows
@@ -73,16 +74,70 @@ def dead_letters(session: Session, limit: int, reason: str | None = None) -> lis
     ]
 
 
-def device_credentials(session: Session) -> list[tuple[str, str, str, CredentialState | None]]:
-    """(community name, site slug, device slug, its broker account or None) for every device."""
+@dataclass(frozen=True)
+class DeviceLine:
+    """One device on the coordinator's devices page: where, what, its state and its broker account."""
+
+    community: str
+    site: str
+    device: str
+    kind: str
+    state: str
+    credential: CredentialState | None
+
+
+def device_credentials(
+    session: Session,
+    community: str | None = None,
+    kind: str | None = None,
+    state: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[DeviceLine]:
+    """Every device (of a community slug, kind or shown state, when given) with its broker account, by
+    community, site and device."""
+    shown = shown_state()
     query = (
-        select(Community.name, Site.slug, Device.slug, BrokerCredential)
+        select(Community.name, Site.slug, Device.slug, Device.kind, shown, BrokerCredential)
         .join(Site, Site.id == Device.site_id)
         .join(Community, Community.id == Site.community_id)
         .outerjoin(BrokerCredential, BrokerCredential.device_id == Device.id)
         .order_by(Community.name, Site.slug, Device.slug)
     )
+    if community is not None:
+        query = query.where(Community.slug == community)
+    if kind is not None:
+        query = query.where(Device.kind == kind)
+    if state is not None:
+        query = query.where(shown == state)
     return [
-        (community, site, device, CredentialState(c.active, c.rotated_at, c.revoked_at) if c else None)
-        for community, site, device, c in session.execute(query)
+        DeviceLine(
+            name,
+            site,
+            device,
+            device_kind,
+            device_state,
+            CredentialState(c.active, c.rotated_at, c.revoked_at) if c else None,
+        )
+        for name, site, device, device_kind, device_state, c in session.execute(
+            query.limit(limit).offset(offset)
+        )
     ]
+
+
+def device_count(
+    session: Session, community: str | None = None, kind: str | None = None, state: str | None = None
+) -> int:
+    """How many devices the same filter matches."""
+    query = (
+        select(func.count(Device.id))
+        .join(Site, Site.id == Device.site_id)
+        .join(Community, Community.id == Site.community_id)
+    )
+    if community is not None:
+        query = query.where(Community.slug == community)
+    if kind is not None:
+        query = query.where(Device.kind == kind)
+    if state is not None:
+        query = query.where(shown_state() == state)
+    return int(session.scalar(query) or 0)

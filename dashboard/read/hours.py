@@ -28,9 +28,10 @@ from gateway.store.models import (
     HoursEntry,
     Member,
     RepairTask,
+    Route,
     Site,
 )
-from gateway.store.models.vocab import HoursState
+from gateway.store.models.vocab import HoursState, RouteStatus, WorkKind
 from gateway.store.offers import OFFER_SECTORS, offer_sector, sector_hours
 
 
@@ -131,7 +132,20 @@ def member_hours(session: Session, member: Member, now: datetime | None = None) 
     """`member`'s hours this week, month and year by the offer's sectors, against what they offer."""
     periods = Periods.at(now or clock.now())
     since = min(periods.week[0], periods.year[0])  # a week may begin in December
-    entries = hours.entries_of(session, member.id, since)
+    held = set(
+        session.scalars(  # routes waiting for a coordinator's approval: not offered to the person yet
+            select(Route.id).where(
+                Route.member_id == member.id,
+                Route.held_notice.is_not(None),
+                Route.status == RouteStatus.PROPOSED,
+            )
+        )
+    )
+    entries = [
+        e
+        for e in hours.entries_of(session, member.id, since)
+        if not (e.work == WorkKind.ROUTE and e.work_id in held)
+    ]
     totals: dict[str, dict[str, float]] = {name: defaultdict(float) for name in ("week", "month", "year")}
     for entry in entries:
         sector = offer_sector(entry.sector)

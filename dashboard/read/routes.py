@@ -68,6 +68,7 @@ class RouteView:
     ends_at: datetime | None = None
     replaced_by: int | None = None  # the route that superseded this one
     dead: str | None = None  # why no action applies any more (superseded, withdrawn, declined, done)
+    held: bool = False  # waiting for a coordinator's approval: not offered to its driver yet
 
     @property
     def open(self) -> bool:
@@ -124,19 +125,18 @@ def load_route(session: Session, route_id: int) -> RouteView | None:
         route.ends_at,
         replaced_by,
         why.format(by=by) if why is not None else None,
+        route.held_notice is not None and route.status == RouteStatus.PROPOSED,
     )
 
 
-def member_routes(session: Session, member_id: int | None) -> list[Route]:
-    """A member's current routes (proposed, accepted, under way; every member's for None), soonest first
-    (routes with no time yet last, newest first among them)."""
+def member_routes(session: Session, member_id: int) -> list[Route]:
+    """A member's current routes (proposed, accepted, under way; not those held for approval), soonest
+    first (routes with no time yet last, newest first among them)."""
     query = (
         select(Route)
-        .where(Route.status.in_(CURRENT))
+        .where(Route.status.in_(CURRENT), Route.member_id == member_id, Route.held_notice.is_(None))
         .order_by(Route.starts_at.is_(None), Route.starts_at, Route.id.desc())
     )
-    if member_id is not None:
-        query = query.where(Route.member_id == member_id)
     return list(session.scalars(query))
 
 
@@ -206,6 +206,8 @@ class FailedDelivery:
     to_name: str
     reason: str
     again: str  # "route 12 (assigned)", "waiting: <the router's reason>", "not planned again (yet)", ...
+    again_route: int | None = None  # the route carrying it again, only while that route is live
+    route_live: bool = False  # whether the failed shipment's own route is still under way (or ahead)
 
 
 def failed_deliveries(session: Session, limit: int = FAILED_SHOWN) -> list[FailedDelivery]:
@@ -222,6 +224,7 @@ def failed_deliveries(session: Session, limit: int = FAILED_SHOWN) -> list[Faile
         .limit(limit)
     ).all()
     found = []
+    live = _live_routes(session, {s.route_id for s, *_ in rows})
     for shipment, good, unit, from_name, to_name in rows:
         later = session.scalars(
             select(Shipment)
@@ -235,10 +238,13 @@ def failed_deliveries(session: Session, limit: int = FAILED_SHOWN) -> list[Faile
             .order_by(Shipment.id)
             .limit(1)
         ).first()
+        again_route = None
         if later is None:  # the planner has not run since, or no longer sends this good this way
             again = "not planned again (yet)"
         elif later.route_id is not None:
             again = f"route {later.route_id} ({later.status.replace('_', ' ')})"
+            if later.route_id in live or _live_routes(session, {later.route_id}):
+                again_route = later.route_id  # a link only to a route someone may still drive
         else:
             again = f"waiting: {later.failure_reason}" if later.failure_reason else "planned, not yet routed"
         found.append(
@@ -252,9 +258,19 @@ def failed_deliveries(session: Session, limit: int = FAILED_SHOWN) -> list[Faile
                 to_name,
                 shipment.failure_reason or "",
                 again,
+                again_route,
+                shipment.route_id in live,
             )
         )
     return found
+
+
+def _live_routes(session: Session, ids: set[int | None]) -> set[int]:
+    """Which of these routes are current (proposed, accepted or under way): worth a link."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Route.id).where(Route.id.in_(wanted), Route.status.in_(CURRENT))))
 
 
 def _xml(text: str) -> str:

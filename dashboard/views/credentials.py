@@ -13,16 +13,19 @@ import logging
 from flask import Blueprint, Response, abort, current_app, make_response, render_template, request
 
 from dashboard.read import admin
+from dashboard.read.links import SHOWN_STATES
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.store import get_session, get_store
 from dashboard.web.websessions import client_address
 from gateway.broker.accounts import Issued, ProvisionError, provision, revoke
 from gateway.broker.files import BrokerReloadError, reload_broker, write_broker_files
+from gateway.contract.payloads import DEVICE_KINDS
 from gateway.process.settings import Settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("credentials", __name__, url_prefix="/coordinator/devices")
 ACTIONS = ("provision", "rotate", "revoke")
+PER_PAGE = 100
 
 
 @bp.get("")
@@ -72,11 +75,50 @@ def change(action: str) -> Response:
     return _page(issued=issued, notice=notice)
 
 
+def _filters() -> tuple[str | None, str | None, str | None, int]:
+    """The devices list's filters from the query string (community slug, kind, shown state, page); 400 for
+    a value none can be."""
+    session = get_session()
+    community = request.args.get("community") or None
+    if community is not None and community not in dict(admin.community_choices(session)):
+        abort(400, description="community must be one of the communities' slugs")
+    kind = request.args.get("kind") or None
+    if kind is not None and kind not in DEVICE_KINDS:
+        abort(400, description=f"kind must be one of: {', '.join(DEVICE_KINDS)}")
+    state = request.args.get("state") or None
+    if state is not None and state not in SHOWN_STATES:
+        abort(400, description=f"state must be one of: {', '.join(SHOWN_STATES)}")
+    raw = request.args.get("page", "1")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) >= 1):
+        abort(400, description="page must be a whole number from 1")
+    return community, kind, state, int(raw)
+
+
 def _page(
     *, issued: Issued | None = None, notice: str | None = None, error: str | None = None, status: int = 200
 ) -> Response:
-    rows = admin.device_credentials(get_session())
-    body = render_template("credentials.html", rows=rows, issued=issued, notice=notice, error=error)
+    session = get_session()
+    community, kind, state, page = _filters() if request.method == "GET" else (None, None, None, 1)
+    total = admin.device_count(session, community, kind, state)
+    pages = max(1, -(-total // PER_PAGE))
+    if page > pages:
+        abort(400, description=f"there {'is 1 page' if pages == 1 else f'are {pages} pages'}")
+    rows = admin.device_credentials(session, community, kind, state, PER_PAGE, (page - 1) * PER_PAGE)
+    wanted = {"community": community, "kind": kind, "state": state}
+    body = render_template(
+        "credentials.html",
+        rows=rows,
+        issued=issued,
+        notice=notice,
+        error=error,
+        total=total,
+        page=page,
+        pages=pages,
+        wanted={k: v for k, v in wanted.items() if v},
+        communities=admin.community_choices(session),
+        kinds=DEVICE_KINDS,
+        states=SHOWN_STATES,
+    )
     response = make_response(body, status)
     response.headers["Cache-Control"] = "no-store"  # a page with a password must not be cached anywhere
     return response

@@ -21,8 +21,8 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from werkzeug.wrappers import Response as Redirect
 
 from dashboard.read import crew as crew_read
+from dashboard.read import crew_overview, wording
 from dashboard.read import help as help_read
-from dashboard.read import wording
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.node import current_node, node_or_404
 from dashboard.web.notifier import event_stream
@@ -71,7 +71,18 @@ def bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> str:
 @bp.get("")
 @role_required("crew")
 def index() -> str:
-    """My tasks by urgency with where they are, and my recent alerts."""
+    """My tasks by urgency with where they are, and my recent alerts (a coordinator who is no member, and
+    names none with ?member=, gets the crew's work at a glance instead: the nav's "Crew" link)."""
+    account = current_account()
+    assert account is not None  # role_required ran first
+    if account.role == "coordinator" and account.member_id is None and not request.args.get("member"):
+        session = get_session()
+        return render_template(
+            "crew_overview.html",
+            crew=crew_overview.crew_lines(session),
+            waiting=crew_overview.waiting(session),
+            words=wording,
+        )
     member = _member()
     session = get_session()
     tasks = crew_read.member_tasks(session, member.id)

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from dashboard.read import board as board_read
 from dashboard.read import hours as hours_read
+from dashboard.read import workload
 from dashboard.web.auth import current_account, role_required
 from dashboard.web.store import get_session, get_store
 from gateway.contract import clock
@@ -98,8 +99,28 @@ def save_my_offer() -> Response | tuple[str, int]:
 @bp.get("/coordinator/members")
 @role_required("coordinator")
 def member_list() -> str:
-    """Every member by name with this week's hours against their pledge and the year's against their offer."""
-    return render_template("members.html", loads=hours_read.member_loads(get_session()))
+    """Every member by name (or community) with their offer, the hours they gave this year and those planned
+    ahead, and who is near their limit; filtered by community, role and skill. Never sorted by hours."""
+    session = get_session()
+    communities = workload.community_choices(session)
+    skills = workload.skill_choices(session)
+    try:
+        wanted = workload.parse_filter(request.args, communities, set(skills))
+        found = workload.workloads(session, wanted)
+    except workload.WorkloadFilterError as exc:
+        abort(400, description=str(exc))
+    return render_template(
+        "members.html",
+        loads=found.rows,
+        total=found.total,
+        pages=found.pages,
+        wanted=wanted,
+        communities=communities,
+        skills=skills,
+        roles=workload.ROLES,
+        sectors=OFFER_SECTORS,
+        near=round(100 * workload.NEAR_LIMIT),
+    )
 
 
 @bp.get("/coordinator/members/<id:member_id>/offer")

@@ -28,6 +28,7 @@ from flask import (
 from markupsafe import escape
 from werkzeug.wrappers import Response as Redirect
 
+from dashboard.read import route_list
 from dashboard.read import routes as route_read
 from dashboard.read import visits as route_visits
 from dashboard.web.auth import current_account, role_required
@@ -59,31 +60,47 @@ def interval(starts_at: datetime | None, ends_at: datetime | None = None) -> str
 
 
 def _route(route_id: int) -> route_read.RouteView:
-    """The route if the signed-in driver drives it (coordinators see every route); 404 otherwise."""
+    """The route if the signed-in driver drives it (coordinators see every route); 404 otherwise, also for
+    a route held for a coordinator's approval (not offered to its driver yet)."""
     route = route_read.load_route(get_session(), route_id)
     account = current_account()
     assert account is not None  # role_required ran first
-    if route is None or (account.role != "coordinator" and route.member_id != account.member_id):
+    if account.role != "coordinator" and (
+        route is None or route.member_id != account.member_id or route.held
+    ):
         abort(404, description="no such route among yours")
+    if route is None:
+        abort(404, description="no such route")
     return route
 
 
 @bp.get("")
 @role_required("driver")
 def mine() -> str:
-    """My current routes with their times and the planner's notices about the others (for a coordinator:
-    every current route, and the failed deliveries with reasons)."""
+    """My current routes with their times and the planner's notices about the others. A coordinator gets
+    the failed deliveries first, then every route filtered by driver, state and day, a page at a time."""
     account = current_account()
     assert account is not None
-    coordinator = account.role == "coordinator"
-    member_id = None if coordinator else account.member_id
     session = get_session()
+    if account.role != "coordinator":
+        member_id = account.member_id
+        return render_template(
+            "routes.html",
+            routes=route_read.member_routes(session, member_id) if member_id is not None else [],
+            notices=route_read.route_notices(session, member_id) if member_id is not None else [],
+        )
+    try:
+        wanted = route_list.parse_filter(request.args)
+        page = route_list.route_page(session, wanted)
+    except route_list.RouteFilterError as exc:
+        abort(400, description=str(exc))
     return render_template(
-        "routes.html",
-        mine=member_id is not None,
-        routes=route_read.member_routes(session, member_id),
-        notices=route_read.route_notices(session, member_id) if member_id is not None else [],
-        failed=route_read.failed_deliveries(session) if coordinator else [],
+        "routes_all.html",
+        page=page,
+        wanted=wanted,
+        drivers=route_list.driver_choices(session),
+        states=[(s, route_list.STATE_LABELS.get(s, s.replace("_", " "))) for s in route_list.STATES],
+        failed=route_read.failed_deliveries(session),
     )
 
 

@@ -31,6 +31,7 @@ from dashboard.views import (
     goals,
     offers,
     places,
+    plan,
     routes,
     tables,
 )
@@ -119,6 +120,7 @@ def create_app(
         routes.bp,
         driver_app.bp,
         coordinator.bp,
+        plan.bp,
         credentials.bp,
         audit.bp,
         federation.bp,

@@ -34,7 +34,7 @@ from gateway.contract import clock
 from gateway.contract.errors import InvalidInput
 from gateway.contract.payloads import VERSION, format_ts
 from gateway.contract.topics import member_routes_topic
-from gateway.store import declines, hours
+from gateway.store import declines, hours, planner
 from gateway.store.deliveries import put_on_route, retire_route
 from gateway.store.models import (
     Good,
@@ -640,9 +640,12 @@ def _fingerprints(session: Session, now: datetime, members: Iterable[int]) -> di
 # --- writing the plan ---------------------------------------------------------------------------------------
 
 
-def save_routes(session: Session, job: RoutingJob, plan: RoutingPlan | None) -> SavedRoutes:
+def save_routes(
+    session: Session, job: RoutingJob, plan: RoutingPlan | None, hold: bool = False
+) -> SavedRoutes:
     """Retire the routes that no longer stand and write the new ones, with their stops, hours offers and
-    notices; the standing ones are not touched.
+    notices; the standing ones are not touched. With `hold` (a coordinator approves plans first), a new
+    route's notice is kept on it until approval (gateway.store.planner.approve) and its driver is not told.
 
     A retired route is superseded by its driver's new route (`replaces_id`, notice `route_updated`) or, if
     the run gives the driver none, withdrawn (notice `route_withdrawn`); its shipments are routed again.
@@ -673,7 +676,7 @@ def save_routes(session: Session, job: RoutingJob, plan: RoutingPlan | None) -> 
             superseded += 1
     for planned, row in zip(routes, rows, strict=True):
         assert job.data is not None
-        _write(session, job.data, keys, planned, row)
+        _write(session, job.data, keys, planned, row, hold)
     if plan is not None:
         _reasons(session, job, plan)
     return SavedRoutes(len(rows), superseded, withdrawn, len(keys.standing), skipped)
@@ -757,7 +760,7 @@ def _new_rows(
 
 
 def _write(
-    session: Session, data: RegionRouting, keys: RoutingKeys, planned: PlannedRoute, row: Route
+    session: Session, data: RegionRouting, keys: RoutingKeys, planned: PlannedRoute, row: Route, hold: bool
 ) -> None:
     """A new route's shipments, stops, the driver's hours offer and their notice."""
     owner = keys.owner
@@ -784,7 +787,7 @@ def _write(
     }
     if row.replaces_id is not None:
         body["replaces"] = row.replaces_id
-    enqueue(session, member_routes_topic(row.member_id), body)
+    planner.offer_or_hold(session, row, body, hold)
 
 
 def _route_sector(data: RegionRouting, keys: RoutingKeys, planned: PlannedRoute) -> str:
@@ -797,8 +800,9 @@ def _route_sector(data: RegionRouting, keys: RoutingKeys, planned: PlannedRoute)
 
 
 def _withdrawn_notice(session: Session, keys: RoutingKeys, route: Route) -> None:
-    """Tell the driver the planner took a route back (nothing replaces it for them)."""
-    if route.member_id is None:
+    """Tell the driver the planner took a route back (nothing replaces it for them; a route held for
+    approval was never shown, so there is nothing to take back)."""
+    if route.member_id is None or planner.was_held(route):
         return
     reason = next((r.reason for r in keys.retired if r.route_id == route.id), "")
     body = {

@@ -15,7 +15,15 @@ from gateway.store.models.ops import (
     TaskEvent,
 )
 from gateway.store.models.people import Decline, HoursEntry, Member, MemberSkill, Vehicle
-from gateway.store.models.plans import DeliveryPlan, DriverAction, Route, RouteStop, Shipment
+from gateway.store.models.plans import (
+    DeliveryPlan,
+    DriverAction,
+    PlannerControl,
+    PlanRun,
+    Route,
+    RouteStop,
+    Shipment,
+)
 from gateway.store.models.region import Community, Device, Good, NeedLevel, Site, Stock, StockLedgerEntry
 from gateway.store.models.security import LoginFailures, SecurityEvent, WebSession
 
@@ -42,6 +50,8 @@ __all__ = [
     "MemberSkill",
     "NeedLevel",
     "OutboxMessage",
+    "PlanRun",
+    "PlannerControl",
     "Reading",
     "RepairTask",
     "Route",

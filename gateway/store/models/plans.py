@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gateway.store.models.base import Base, utcnow
 from gateway.store.models.vocab import (
     DRIVER_ACTION_KINDS,
+    PLAN_RUN_OUTCOMES,
     PLAN_STATUSES,
     ROUTE_STATUSES,
     SHIPMENT_STATUSES,
@@ -80,6 +81,9 @@ class Route(Base):
     ends_at: Mapped[datetime | None]
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    # Set while the route waits for a coordinator's approval (gateway.store.planner): the notice its driver
+    # gets once it is approved. A held route is not offered to its driver.
+    held_notice: Mapped[dict[str, Any] | None]
 
 
 class RouteStop(Base):
@@ -121,3 +125,38 @@ class DriverAction(Base):
     refused: Mapped[str | None] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(String(600), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PlannerControl(Base):
+    """What coordinators ask of the delivery planner (one row, id 1): pause it, re-plan now, hold new routes
+    for approval. The planner reads it before each run (gateway.store.planner)."""
+
+    __tablename__ = "planner_control"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    paused: Mapped[bool] = mapped_column(default=False)
+    require_approval: Mapped[bool] = mapped_column(default=False)
+    replan_requested_at: Mapped[datetime | None]
+    changed_by: Mapped[str] = mapped_column(String(64), default="")
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_by: Mapped[str] = mapped_column(String(64), default="")
+    approved_at: Mapped[datetime | None]
+
+
+class PlanRun(Base):
+    """One run of the delivery planner as coordinators see it: when, why it ran, what it planned, what share
+    of each shortage it covers and what it could not reach, and why."""
+
+    __tablename__ = "plan_runs"
+    __table_args__ = (one_of("outcome", PLAN_RUN_OUTCOMES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+    trigger: Mapped[str] = mapped_column(String(16), default="timer")
+    outcome: Mapped[str] = mapped_column(String(16))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("delivery_plans.id", ondelete="SET NULL"))
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)  # counts: shipments, kg, routes, ...
+    shortfalls: Mapped[list[Any]] = mapped_column(default=list)  # per (community, good): need, planned, why
+    unrouted: Mapped[list[Any]] = mapped_column(default=list)  # planned goods no route carries, by reason
+    error: Mapped[str] = mapped_column(String(500), default="")

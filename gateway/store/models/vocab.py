@@ -199,6 +199,8 @@ FAULT_STATUSES = _values(FaultStatus)
 TASK_STATUSES = _values(TaskStatus)
 TASK_EVENTS = _values(TaskEventKind)
 PLAN_STATUSES = _values(PlanStatus)
+# How a delivery planner run ended (plan_runs.outcome): planned, skipped while paused, or failed.
+PLAN_RUN_OUTCOMES = ("planned", "paused", "failed")
 SHIPMENT_STATUSES = _values(ShipmentStatus)
 ROUTE_STATUSES = _values(RouteStatus)
 STOP_ACTIONS = _values(StopAction)
@@ -230,6 +232,11 @@ SECURITY_EVENT_KINDS = (
     "credentials_provisioned",
     "credentials_rotated",
     "credentials_revoked",
+    "plan_requested",
+    "plan_paused",
+    "plan_resumed",
+    "plan_approved",
+    "plan_approval_set",
 )
 BRIDGE_LINK_STATES = ("up", "down")
 VEHICLE_KINDS = ("car", "pickup", "van", "truck", "motorcycle", "bicycle", "boat")
