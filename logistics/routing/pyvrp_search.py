@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -36,7 +37,8 @@ SCALE: Final = 1000  # distances and loads that are not whole numbers are scaled
 LONG_HISTORY: Final = 300
 SHORT_HISTORY: Final = 50
 SHORT_HISTORY_ABOVE: Final = 150  # customers
-HARVEST_WITHIN: Final = 0.05  # candidates costing more than this share above the best feed no routes
+HARVEST_WITHIN: Final = 0.05
+RECENT: Final = 32  # candidates costing more than this share above the best feed no routes
 Progress = Callable[[float, float], None]
 
 
@@ -113,6 +115,7 @@ class _Harvest:
         self.mapping = mapping
         self.pool = pool
         self.seen: set[tuple[int, int, int, int]] = set()
+        self.recent: deque[int] = deque(maxlen=RECENT)  # costs of the last candidates pooled
         self.best_cost = math.inf
         self.iterations = 0
         self.harvested = 0
@@ -150,10 +153,15 @@ class _Harvest:
 
     def on_iteration(self, current: Any, candidate: Any, best: Any, cost_evaluator: Any) -> None:
         self.iterations += 1
-        if candidate.is_feasible() and cost_evaluator.cost(candidate) <= self.best_cost * (
-            1 + HARVEST_WITHIN
-        ):
-            self.add(candidate)
+        if not candidate.is_feasible():
+            return
+        cost = cost_evaluator.cost(candidate)
+        # A cost met among the last candidates pooled is almost always the same solution again (the
+        # search often returns to one); skipping it saves most of the pooling's time.
+        if cost > self.best_cost * (1 + HARVEST_WITHIN) or cost in self.recent:
+            return
+        self.recent.append(cost)
+        self.add(candidate)
 
 
 class _Stop:
