@@ -2,9 +2,10 @@
 
 PyVRP (MIT) searches a plain CVRP many times faster than our pure-Python steps, so when the problem has
 nothing PyVRP would have to be taught (no time windows or hours, no pickups, no declined lanes, no people's
-weeks, equal request weights) it does the searching. Every feasible candidate it visits feeds the pool
-with the routes not seen before; PuLP's set partitioning over that pool then decides (`solve.py`), so the
-plan is never worse than PyVRP's best and often better, as routes of different candidates combine.
+weeks, equal request weights) it does the searching. Every feasible candidate it visits within 5% of its
+best feeds the pool with the routes not seen before; PuLP's set partitioning over that pool then decides
+(`solve.py`), so the plan is never worse than the best PyVRP found here, and sometimes better where routes
+of different candidates combine (on the benchmark, now and then: CMT11, X-n101).
 
 PyVRP works in integers: distances are scaled (x1000 unless already whole) and loads scaled so that a
 rounded plan can never overload a real vehicle; costs in the pool are always recomputed from our matrix.
