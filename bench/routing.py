@@ -29,7 +29,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT.parent / "shared" / "bench"
+# ../shared/bench beside the checkout; from a worktree in /work/wt/<name>, two levels up.
+BENCH = next(
+    (d for d in (ROOT.parent / "shared" / "bench", ROOT.parents[1] / "shared" / "bench") if d.is_dir()),
+    ROOT.parent / "shared" / "bench",
+)
 SOLVERS = ("ours", "pyvrp", "ortools")
 
 

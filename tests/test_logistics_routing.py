@@ -456,6 +456,20 @@ def test_plan_vrp_prints_routes_and_a_last_json_line(
     assert read_instance(path).kind == "cvrp"
 
 
+def test_plan_vrp_reports_the_gap_to_the_best_known_solution_beside_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tiny-n5.vrp"
+    path.write_text(CVRP_TEXT)
+    (tmp_path / "tiny-n5.sol").write_text("Route #1: 2 3\nRoute #2: 4 5\nCost 7.5\n")
+    assert main(["plan", "vrp", str(path), "--time-limit", "1", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    body = json.loads(out[-1])
+    assert body["best_known"] == 7.5
+    assert body["gap_pct"] == pytest.approx(100.0 * (8.0 - 7.5) / 7.5, abs=1e-3)
+    assert body["sp_rounds"] and "best known 7.50: gap 6.67%" in out
+
+
 def test_plan_vrp_on_a_lilim_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "tiny.txt"
     path.write_text(LILIM_TEXT)

@@ -12,6 +12,7 @@ routes are heuristic (no optimality is claimed); each set-partitioning round rep
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -22,6 +23,7 @@ from typing import Final
 
 from gateway.contract.errors import InvalidInput
 from logistics.common.errors import PlanningError
+from logistics.routing import pyvrp_search
 from logistics.routing.check import check_plan
 from logistics.routing.data import PlannedRoute, RoutingInput, RoutingPlan, Unassigned
 from logistics.routing.fairness import figures
@@ -37,6 +39,7 @@ COMPLETE: Final = "Complete"
 INCOMPLETE: Final = "Incomplete"
 EXCLUDED: Final = "every vehicle that could carry it is excluded from it"  # the reason, when that is why
 SP_SHARE: Final = 0.12  # share of the time limit given to each set-partitioning round
+PYVRP_SP_SHARE: Final = 0.12  # share of the time limit left for the set partitioning after PyVRP
 MAX_COLUMNS: Final = 20_000  # pool routes offered to one set-partitioning round
 START_TEMPERATURE: Final = 0.3  # times the mean edge length of the first solution
 END_TEMPERATURE: Final = 0.003
@@ -67,6 +70,12 @@ def solve_routing(
     reasons = {i: why for i in range(len(data.requests)) if (why := _unservable(search, i)) is not None}
     servable = [i for i in range(len(data.requests)) if i not in reasons]
     search.scope = set(servable)
+    if len(servable) > 1 and pyvrp_search.capacity_only(search.p) and pyvrp_search.available():
+        found = _pyvrp_then_partition(
+            search, servable, started, time_limit_s, seed, progress, max_iterations, stall_iterations
+        )
+        if found is not None:
+            return _checked(data, _plan(search, reasons, *found, started))
     recreate(search, sorted(servable, key=lambda r: depot_distance(search, r), reverse=True), {})
     search.cost = search.total()
     if time.perf_counter() > started + time_limit_s:
@@ -78,11 +87,67 @@ def solve_routing(
     search.load_columns(run.best)
     if run.best_unserved != search.unserved:  # the same set by construction; a mismatch is a bug, not a plan
         raise PlanningError("routing", "Inconsistent", "the best solution lost track of its requests")
-    plan = _plan(search, reasons, run.iterations, len(run.pool), tuple(run.rounds), started)
+    return _checked(data, _plan(search, reasons, run.iterations, len(run.pool), tuple(run.rounds), started))
+
+
+def _checked(data: RoutingInput, plan: RoutingPlan) -> RoutingPlan:
+    """The plan, once every rule is recomputed from the input; PlanningError if one is broken."""
     problems = check_plan(data, plan)
     if problems:
         raise PlanningError("routing", "Infeasible", "; ".join(problems[:3]))
     return plan
+
+
+def _pyvrp_then_partition(
+    search: Solution,
+    servable: list[int],
+    started: float,
+    limit: float,
+    seed: int,
+    progress: Progress | None,
+    max_iterations: int | None,
+    stall_iterations: int | None,
+) -> tuple[int, int, tuple[str, ...]] | None:
+    """PyVRP searches until the last `PYVRP_SP_SHARE` of the time, pooling routes; set partitioning over
+    the pool, started from PyVRP's best, decides. Loads the result into `search`; None if PyVRP found
+    nothing feasible (our own search then runs)."""
+    pool = Pool({})
+    deadline = started + limit
+    found = pyvrp_search.search(
+        search.p,
+        servable,
+        pool,
+        deadline - PYVRP_SP_SHARE * limit,
+        seed,
+        started,
+        limit,
+        progress,
+        max_iterations,
+        stall_iterations,
+    )
+    if found is None:
+        return None
+    if found.first_at > deadline:
+        raise PlanningError("routing", "TimeLimit", f"no first solution within {limit} s")
+    search.load_columns(found.columns)
+    best, best_cost = found.columns, search.cost
+    rounds: tuple[str, ...] = ()
+    sp_started = time.perf_counter()
+    result = None
+    if sp_started < deadline:
+        result = partition_pool(search.p, pool, best, servable, max(0.2, deadline - sp_started))
+    log.debug(
+        "PyVRP until %.2f s (best %.3f), set partitioning %.2f s",
+        sp_started - started,
+        best_cost,
+        time.perf_counter() - sp_started,
+    )
+    if result is not None:
+        columns, cost, outcome = result
+        rounds = (outcome,)
+        if cost < best_cost - EPS:
+            search.load_columns(columns)
+    return found.iterations, len(pool), rounds
 
 
 @dataclass
@@ -186,7 +251,7 @@ class _Run:
         last = last or remaining <= self.reserve + 0.01 * self.limit
         limit = remaining if last else min(self.sp_time, remaining)
         problem = self.search.p
-        result = _partition(problem, self.pool, self.best, self.servable, max(0.2, limit))
+        result = partition_pool(problem, self.pool, self.best, self.servable, max(0.2, limit))
         # Later rounds get a little more than this one took (their pool is larger).
         self.reserve = min(self.sp_time, max(0.05 * self.limit, 3.0 * (time.perf_counter() - sp_started)))
         if result is None:
@@ -200,10 +265,14 @@ class _Run:
             self.best_unserved = set(self.servable) - served
 
 
-def _partition(
+def partition_pool(
     problem: Problem, pool: Pool, best: list[Column], servable: list[int], limit: float
 ) -> tuple[list[Column], float, str] | None:
-    """One set-partitioning round over the pool (the incumbent's routes always offered)."""
+    """One set-partitioning round over the pool (the incumbent's routes always offered, so the round can
+    start from it and never ends worse)."""
+    for spec, nodes in best:
+        if (spec, frozenset(nodes)) not in pool.routes:
+            pool.add(spec, nodes, _route_cost(problem, spec, nodes))
     incumbent = {(spec, frozenset(nodes)) for spec, nodes in best}
     entries = sorted(pool.routes.items(), key=lambda kv: kv[1][0] / len(kv[1][1]))
     columns: list[PoolColumn] = []
@@ -235,6 +304,13 @@ def _partition(
         cost += ratio.value(result.chosen)
     log.debug("set partitioning over %s routes: %s, cost %.3f", len(columns), result.outcome, cost)
     return [(c.spec, c.nodes) for c in result.chosen], cost, result.outcome
+
+
+def _route_cost(problem: Problem, spec: int, nodes: tuple[int, ...]) -> float:
+    """A route's cost as the search prices it: its fixed cost and the distance from start to end."""
+    v = problem.vehicles[spec]
+    path = [v.start, *nodes, v.end]
+    return v.fixed_cost + sum(problem.dist[a][b] for a, b in itertools.pairwise(path))
 
 
 def _column(
