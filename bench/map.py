@@ -1,8 +1,10 @@
 """Map scale: page build time, time to drawn markers in headless Chromium, and one zoom step.
 
-For each size, a synthetic region (one sensor per site, ten sites per community, random states) and a live
-plan of FLOWS shipments are bulk-written into a fresh SQLite store; the real dashboard app serves it on
-127.0.0.1 and Debian's Chromium (through Playwright) opens the map.
+For each size, a synthetic region (one sensor per site, ten sites per community, random states, spread over
+the sample region's island so its municipios and basemap are drawn under them) and a live plan of FLOWS
+shipments are bulk-written into a fresh SQLite store; the real dashboard app serves it on 127.0.0.1, with the
+geography on (the PMTiles basemap, the areas shaded by shortage, the place names) and the flows grouped per
+place pair and good, and Debian's Chromium (through Playwright) opens the map.
 
 - build_s: median server time of GET / (queries, map data, rendering), measured in-process, 3 runs;
   sites_s: the same for GET /map/sites.json, the site points the page fetches (html_mb and sites_mb are
@@ -12,10 +14,12 @@ plan of FLOWS shipments are bulk-written into a fresh SQLite store; the real das
   It includes the server's work for both requests and the transfers; browser_draw_s is the part after the
   HTML arrived.
 - zoom_s: median of 3 single zoom-in steps (no animation) until the next painted frame.
+- geo_s: from navigation start until the areas were drawn and every basemap tile in view was painted;
+  flow_lines: the grouped flows in the page, and how many the default view draws.
 
 Targets (issue 6): 10k devices drawn in < 1.5 s, 50k in < 3 s, a zoom step < 0.5 s.
 
-    .venv/bin/python bench/map.py [--sizes 1000,10000,50000] [--flows 1000]
+    .venv/bin/python bench/map.py [--sizes 1000,10000,50000] [--flows 1000] [--no-geography]
 
 Prints a table, then one line of JSON: {"devices": [...], "build_s": [...], "first_draw_s": [...], ...}.
 """
@@ -88,7 +92,8 @@ def populate(engine: Engine, devices: int, flows: int, seed: int = SEED) -> None
             ],
         )
         good_ids = list(conn.scalars(select(Good.id).order_by(Good.id)))
-        towns = [(10.0 + rng.random() * 2.7, -85.0 + rng.random() * 2.7) for _ in range(communities)]
+        # Puerto Rico's box (the vendored geography's): the areas match these communities by place.
+        towns = [(17.95 + rng.random() * 0.5, -67.25 + rng.random() * 1.65) for _ in range(communities)]
         conn.execute(
             insert(Community),
             [
@@ -168,8 +173,8 @@ def populate(engine: Engine, devices: int, flows: int, seed: int = SEED) -> None
         conn.execute(insert(Shipment), shipments)
 
 
-def measure(devices: int, flows: int, workdir: Path, browser: Any) -> dict[str, Any]:
-    """Build, draw and zoom the map of one synthetic region."""
+def measure(devices: int, flows: int, workdir: Path, browser: Any, geography: bool = True) -> dict[str, Any]:
+    """Build, draw and zoom the map of one synthetic region (with or without its basemap and areas)."""
     from werkzeug.serving import make_server
 
     url = f"sqlite:///{workdir / f'map-{devices}.db'}"
@@ -179,7 +184,8 @@ def measure(devices: int, flows: int, workdir: Path, browser: Any) -> dict[str, 
     populate(engine, devices, flows)
     populate_s = time.perf_counter() - started
     engine.dispose()
-    app = create_app(Settings(database_url=url), test_config={}, accounts=MemoryAccountStore())
+    no_geography = {} if geography else {"BASEMAP_FILE": None, "MAP_AREAS_FILE": None}
+    app = create_app(Settings(database_url=url), test_config=no_geography, accounts=MemoryAccountStore())
     client = app.test_client()
     builds, sites, body, points = [], [], b"", b""
     for _ in range(3):
@@ -221,6 +227,16 @@ def measure(devices: int, flows: int, workdir: Path, browser: Any) -> dict[str, 
         )
         drawn = page.evaluate("() => RhizomeMap.registry.layers.sites.getLayers().length")
         assert drawn == devices, (drawn, devices)
+        if geography:
+            page.wait_for_function(
+                "() => RhizomeMap.registry.areasDrawnAt && RhizomeMap.registry.basemapLoadedAt",
+                timeout=60_000,
+            )
+        geo_ms, areas, flow_lines = page.evaluate(
+            """() => { const r = RhizomeMap.registry;
+                return [Math.max(r.areasDrawnAt || 0, r.basemapLoadedAt || 0), r.areasMatched || 0,
+                        r.flowsDrawn + "/" + r.flowsTotal]; }"""
+        )
         zooms = [
             page.evaluate(
                 """() => new Promise(done => {
@@ -247,6 +263,9 @@ def measure(devices: int, flows: int, workdir: Path, browser: Any) -> dict[str, 
         "first_draw_s": round(first_draw_ms / 1000, 3),
         "browser_draw_s": round((first_draw_ms - response_end_ms) / 1000, 3),
         "zoom_s": round(statistics.median(zooms) / 1000, 3),
+        "geo_s": round(geo_ms / 1000, 3),
+        "areas": areas,
+        "flow_lines": flow_lines,
         "html_mb": round(len(body) / 1e6, 2),
         "sites_mb": round(len(points) / 1e6, 2),
         "gzip_mb": round((len(gzip.compress(body, 6)) + len(gzip.compress(points, 6))) / 1e6, 2),
@@ -258,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000", help="device counts, comma-separated")
     parser.add_argument("--flows", type=int, default=1000, help="planned shipments drawn as flows")
+    parser.add_argument(
+        "--no-geography", action="store_true", help="without the basemap and areas (to see what they cost)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if any(s < 2 for s in sizes) or args.flows < 0:
@@ -270,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for size in sizes:
-                results.append(measure(size, args.flows, Path(tmp), browser))
+                results.append(measure(size, args.flows, Path(tmp), browser, not args.no_geography))
                 print(f"measured {size} devices", file=sys.stderr, flush=True)
         finally:
             browser.close()
@@ -282,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "first_draw_s",
         "browser_draw_s",
         "zoom_s",
+        "geo_s",
+        "areas",
+        "flow_lines",
         "html_mb",
         "sites_mb",
         "gzip_mb",

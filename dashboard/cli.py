@@ -57,6 +57,32 @@ def dashboard_account(
     )
 
 
+@click.command("dashboard-accounts", hidden=True)
+@pass_settings
+def dashboard_accounts(settings: Settings) -> int:
+    """Add or replace several logins at once, read as JSON from standard input:
+    `[{"username", "password", "role", "member"}, ...]`. This is how `rhizome demo` saves its sign-ins: one
+    process saving them in turn, not one per account racing for the same file while the demo starts."""
+    import json
+    import sys
+
+    path = read_config().accounts_path(settings.data_dir)
+    wanted = json.loads(sys.stdin.read())
+    keys = {"username", "password", "role"}
+    if not isinstance(wanted, list) or not all(isinstance(e, dict) and keys <= e.keys() for e in wanted):
+        raise ValueError("expected a JSON list of {username, password, role[, member]} on standard input")
+    for entry in wanted:
+        save_account(
+            path,
+            str(entry["username"]),
+            str(entry["password"]),
+            str(entry["role"]),
+            entry.get("member"),
+            database_url=settings.effective_database_url,
+        )
+    return 0
+
+
 def read_config() -> DashboardConfig:
     """The dashboard's configuration, read from the environment once, as the command starts."""
     import os
@@ -80,14 +106,28 @@ def run_add_account(
     import getpass
     import sys
 
-    from dashboard.web.accounts import FileAccountStore, make_account
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = getpass.getpass(f"password for {username}: ")
         if getpass.getpass("again: ") != password:
             raise ValueError("the passwords differ")
+    save_account(path, username, password, role, member, database_url=database_url)
+    return 0
+
+
+def save_account(
+    path: Path,
+    username: str,
+    password: str,
+    role: str,
+    member: int | None = None,
+    *,
+    database_url: str | None = None,
+) -> None:
+    """Hash `password` and save the account in `path`; with `database_url`, audit it (see run_add_account)."""
+    from dashboard.web.accounts import FileAccountStore, make_account
+
     account = make_account(username, password, role, member)
     accounts = FileAccountStore(path)
     replaced = accounts.get(account.username)
@@ -95,7 +135,6 @@ def run_add_account(
     log.info("account %s (%s) saved in %s", account.username, account.role, path)
     if database_url is not None:
         _audit_account(database_url, account.username, replaced is None, f"role {account.role}")
-    return 0
 
 
 def _audit_account(database_url: str, username: str, added: bool, detail: str) -> None:

@@ -44,13 +44,14 @@ from logistics.loaders.tasks import Housekeeping, alert_urgent, housekeep, load_
 from logistics.repairs.data import RepairPlan
 from logistics.repairs.solve import solve_repairs
 from logistics.routing.data import RoutingPlan
-from logistics.routing.solve import solve_routing
+from logistics.routing.districts import solve_region
 from logistics.tasks import MatchPlan, solve_match
 
 log = logging.getLogger(__name__)
 CONNECT_WAIT_S = 3.0  # at start, the loop waits this long for its subscription, then plans without it
 STOP_CHECK_S = 0.1  # how often a waiting thread looks at the stop flag (memory only, never the store)
 ROUTING_TIME_S = 10.0  # routing in the loop gets at most this long
+ROUTING_WORKERS = 2  # districts of a large region routed this many at once (the machine's 2 cores)
 MATCH_TIME_S = 10.0  # the board's matcher in the loop gets at most this long
 BOARD_WAKES = ("posted", "changed", "declined", "released", "cancelled")  # what the matcher re-plans on
 STALL_ITERATIONS = 3000  # and stops sooner once this many search steps bring no better routes
@@ -203,11 +204,12 @@ def route_once(
         return RouteRun(None, 0, time.perf_counter() - started)
     plan = None
     if job.data is not None:
-        plan = solve_routing(
+        plan = solve_region(
             job.data,
             time_limit_s=time_limit_s,
             stall_iterations=STALL_ITERATIONS,
             max_iterations=max_iterations,
+            workers=ROUTING_WORKERS,
         )
     with sessions.begin() as session:
         hold = planner.controls(session).require_approval  # read with the save: a change now counts

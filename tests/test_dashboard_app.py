@@ -163,7 +163,7 @@ def test_map_page_shows_every_community(page: str) -> None:
     frame = re.search(r'<div class="folium-map" id="(map_[0-9a-f]+)" ></div>', page)  # folium's map
     assert frame is not None and f"RhizomeMap.draw({frame.group(1)}, {{}});" in page  # map.js draws on it
     layers = [layer["kind"] for layer in data_block(page, "layers")]
-    assert layers == ["flows", "communities", "sites", "tasks"]
+    assert layers == ["areas", "flows", "communities", "sites", "tasks", "labels"]
     assert "3 communities" in page
 
 

@@ -60,13 +60,24 @@ def test_manifest_pins_every_package_of_the_script() -> None:
     manifest = json.loads((vendor.VENDOR_DIR / vendor.MANIFEST).read_text(encoding="utf-8"))
     listed = {(p["package"], p["version"], p["integrity"]) for p in manifest["packages"]}
     assert listed == {(p.name, p.version, p.integrity) for p in vendor.PACKAGES}
-    assert {p["package"] for p in manifest["packages"]} == {"leaflet", "leaflet.markercluster"}
+    assert {p["package"] for p in manifest["packages"]} == {
+        "leaflet",
+        "leaflet.markercluster",
+        "protomaps-leaflet",
+        "us-atlas",
+    }
     for record in manifest["packages"]:
         paths = [f["path"] for f in record["files"]]
         assert any("LICEN" in p.upper() for p in paths), record["package"]
         assert not any(p.endswith(".map") for p in paths), record["package"]
     total = sum(f["bytes"] for p in manifest["packages"] for f in p["files"])
-    assert total < 250_000  # Leaflet and its cluster plugin; nothing a page does not load
+    assert total < 360_000  # Leaflet, its cluster plugin, the basemap renderer, the atlas's licence
+    for record in manifest["derived"]:  # the geography cut from the atlas: its source and licence said
+        assert record["source"].startswith("us-atlas@") and "public domain" in record["licence"]
+        assert sorted(f["path"] for f in record["files"]) == [
+            f"{record['region']}.geojson",
+            f"{record['region']}.pmtiles",
+        ]
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES.glob("*.html")), ids=lambda p: p.name)
@@ -131,8 +142,8 @@ def test_folium_frames_the_region_and_map_js_draws_on_its_map() -> None:
     header_scripts = re.findall(r"<script\b[^>]*>", parts.header)
     assert header_scripts and all('nonce="N0NCE"' in tag for tag in header_scripts)
     layers = json.loads(dict(parts.data)["layers"])
-    assert [layer["kind"] for layer in layers] == ["flows", "communities", "sites", "tasks"]
-    assert {layer["kind"] for layer in layers} == set(LAYER_KINDS)
+    assert [layer["kind"] for layer in layers] == ["flows", "communities", "sites", "tasks", "labels"]
+    assert {layer["kind"] for layer in layers} == set(LAYER_KINDS) - {"areas"}  # no area shapes served
     sites = next(layer for layer in layers if layer["kind"] == "sites")
     assert sites["options"] == {
         "disableClusteringAtZoom": 13,

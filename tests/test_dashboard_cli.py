@@ -89,6 +89,39 @@ def test_dashboard_account_command_stores_a_hashed_login(
     assert "a long enough secret" not in (tmp_path / "dashboard-accounts.json").read_text()
 
 
+def test_dashboard_accounts_command_saves_every_login_of_a_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How the demo saves its four sign-ins in one child: each one signs in, none is stored in clear."""
+    import io
+
+    from dashboard.web.accounts import FileAccountStore, authenticate
+
+    monkeypatch.delenv("RHIZOME_ACCOUNTS_FILE", raising=False)
+    batch = [
+        {"username": "coordinator", "password": "first long secret", "role": "coordinator", "member": None},
+        {"username": "crew", "password": "second long secret", "role": "crew", "member": 7},
+    ]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(batch)))
+    assert main(["--data-dir", str(tmp_path), "dashboard-accounts"]) == 0
+    store = FileAccountStore(tmp_path / "dashboard-accounts.json")
+    crew = authenticate(store, "crew", "second long secret")
+    assert crew is not None and (crew.role, crew.member_id) == ("crew", 7)
+    assert authenticate(store, "coordinator", "first long secret") is not None
+    assert "long secret" not in (tmp_path / "dashboard-accounts.json").read_text()
+
+
+def test_dashboard_accounts_command_refuses_a_batch_without_passwords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps([{"username": "x", "role": "viewer"}])))
+    assert main(["--data-dir", str(tmp_path), "dashboard-accounts"]) != 0
+    assert "expected a JSON list of {username, password, role" in caplog.text
+    assert not (tmp_path / "dashboard-accounts.json").exists()
+
+
 def test_dashboard_account_command_honours_the_accounts_file_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

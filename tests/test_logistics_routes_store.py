@@ -186,3 +186,18 @@ def test_a_driver_holding_three_routes_is_offered_no_fourth(store: Store) -> Non
         job = load_routing_input(session, now=MONDAY)
     assert job is not None
     assert job.data is None or not [v for v in job.data.vehicles if v.count]
+
+
+def test_loader_keeps_one_point_per_site_and_no_matrix(store: Store) -> None:
+    """Three shipments between three hubs and one driver: seven nodes on four points (three sites and her
+    home); the distances are computed on demand, none stored for the nodes."""
+    sessions, _ = store
+    with sessions.begin() as session:
+        job = load_routing_input(session, now=MONDAY)
+    assert job is not None and job.data is not None
+    data = job.data
+    assert data.size == 7 and data.points.shape == (4, 2)
+    hub_pickups = [r.pickup for r in data.requests[:2]]  # rice and water both leave the north hub
+    assert hub_pickups[0] is not None and hub_pickups[1] is not None
+    assert data.distance[hub_pickups[0], hub_pickups[1]] == 0.0
+    assert not [v for v in vars(data).values() if getattr(v, "size", 0) >= data.size**2]

@@ -1,4 +1,5 @@
-"""The regional map: communities by worst shortage, sites by sensor state, repair tasks, delivery flows.
+"""The regional map: a local basemap, areas shaded by shortage, communities by worst shortage, sites by
+sensor state, repair tasks, delivery flows per place pair and good, place names.
 
 Folium builds the frame: the Leaflet map, its scale, the optional tile layer and the fit to the region.
 It links only the app's vendored Leaflet and marker-cluster files, set as this map's own `default_js` and
@@ -26,7 +27,7 @@ import folium
 from markupsafe import escape
 
 from dashboard.read.federation import CommunityLink
-from dashboard.read.mapdata import Flow, TaskPoint
+from dashboard.read.mapdata import GoodFlow, TaskPoint
 from dashboard.read.queries import CRITICAL, LEVELS, OK, SHORT, CommunitySummary
 
 LEVEL_COLOURS = {CRITICAL: "#d62728", SHORT: "#ff7f0e", OK: "#2ca02c"}
@@ -40,12 +41,16 @@ DISABLE_CLUSTERING_AT_ZOOM = 13  # ~30 km across: a village's sites are apart; f
 MIN_RADIUS, MAX_RADIUS = 5.0, 26.0
 FIT_PADDING_PX = 20
 ONE_PLACE_ZOOM = 12  # a region of one community is shown around it at this zoom
-LAYER_KINDS = ("communities", "sites", "tasks", "flows")  # the layer builders of RhizomeMap in map.js
+# The layer builders of RhizomeMap in map.js.
+LAYER_KINDS = ("areas", "flows", "communities", "sites", "tasks", "labels")
 BASE_LAYER = "Base map"  # the tile layer's name in the layer control
+BASEMAP_LAYER = "Offline map"  # the PMTiles basemap's name in it
+TOP_FLOWS = 25  # flows drawn at first: the heaviest of the essential goods; the rest behind the filter
 # What folium links instead of its CDN defaults (paths under static/), by folium's own names for them.
 VENDORED_JS = (
     ("leaflet", "vendor/leaflet/leaflet.js"),
     ("markercluster", "vendor/leaflet.markercluster/leaflet.markercluster.js"),  # the site clusters
+    ("protomaps", "vendor/protomaps-leaflet/protomaps-leaflet.js"),  # the PMTiles basemap
 )
 VENDORED_CSS = (
     ("leaflet_css", "vendor/leaflet/leaflet.css"),
@@ -66,6 +71,10 @@ class MapOptions:
     tile_url: str | None = None
     tile_attribution: str = "Base map tiles"
     max_zoom: int = 18  # without tiles Leaflet has no max zoom, which marker clustering needs
+    basemap: bool = False  # a PMTiles basemap is served at MapUrls.basemap
+    basemap_max_zoom: int = 15  # its deepest tiles: deeper zooms draw them enlarged
+    basemap_attribution: str = ""
+    areas: bool = False  # area shapes (GeoJSON) are served at MapUrls.areas
 
     def __post_init__(self) -> None:
         # The URL is part of folium's script, which branca re-reads as a Jinja template (see above).
@@ -81,6 +90,8 @@ class MapUrls:
     site: str = "/api/sites/0"  # map.js puts a site's id in place of the trailing 0
     community: str = "/api/communities/_"  # a community's popup: its goods and sensors
     community_page: str = "/communities/_"
+    basemap: str = "/map/basemap.pmtiles"
+    areas: str = "/map/areas.geojson"
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,7 @@ class MapData:
 
     communities: Sequence[CommunitySummary]
     tasks: Sequence[TaskPoint] = ()
-    flows: Sequence[Flow] = ()
+    flows: Sequence[GoodFlow] = ()
     urls: MapUrls = field(default_factory=MapUrls)
     links: Mapping[str, CommunityLink] = field(default_factory=dict)  # on a node: other nodes' communities
 
@@ -192,24 +203,27 @@ def task_rows(tasks: Sequence[TaskPoint]) -> list[dict[str, Any]]:
     ]
 
 
-def flow_rows(flows: Sequence[Flow]) -> list[dict[str, Any]]:
-    """Delivery flows for map.js, each with its width from its weight."""
+def flow_rows(flows: Sequence[GoodFlow]) -> list[dict[str, Any]]:
+    """Delivery flows for map.js (one per place pair and good), heaviest first, each with its line width
+    from its weight against the heaviest."""
     heaviest = max((f.weight_kg for f in flows), default=0.0)
     return [
         {
             "from_name": f.from_name,
             "to_name": f.to_name,
-            "from_lat": f.from_lat,
-            "from_lon": f.from_lon,
-            "to_lat": f.to_lat,
-            "to_lon": f.to_lon,
+            "from": [round(f.from_lat, 5), round(f.from_lon, 5)],
+            "to": [round(f.to_lat, 5), round(f.to_lon, 5)],
+            "good": f.good,
+            "unit": f.unit,
+            "sector": f.sector,
+            "essential": f.essential,
+            "quantity": round(f.quantity, 2),
+            "kg": round(f.weight_kg, 1),
             "width": flow_width(f.weight_kg, heaviest),
-            "moving": any(g.status == "picked_up" for g in f.goods),
-            "goods": [
-                {"name": g.name, "quantity": g.quantity, "unit": g.unit, "status": g.status} for g in f.goods
-            ],
+            "shipments": f.shipments,
+            "moving": f.moving,
         }
-        for f in flows
+        for f in sorted(flows, key=lambda f: -f.weight_kg)
     ]
 
 
@@ -220,8 +234,11 @@ def link_rows(links: Mapping[str, CommunityLink]) -> dict[str, dict[str, Any]]:
 
 def layer_specs(urls: MapUrls, options: MapOptions) -> list[dict[str, Any]]:
     """The layers map.js draws, in drawing order: its builder (kind), the layer control's name, options."""
-    layers = [
-        ("flows", "Deliveries (planned and moving)", {}),
+    layers: list[tuple[str, str, dict[str, Any]]] = []
+    if options.areas:
+        layers.append(("areas", "Areas (worst shortage)", {"url": urls.areas, "levels": list(LEVELS)}))
+    layers += [
+        ("flows", "Deliveries (planned and moving)", {"top": TOP_FLOWS}),
         (
             "communities",
             "Communities (worst shortage)",
@@ -237,6 +254,7 @@ def layer_specs(urls: MapUrls, options: MapOptions) -> list[dict[str, Any]]:
             },
         ),
         ("tasks", "Open repair tasks", {}),
+        ("labels", "Place names", {}),
     ]
     return [{"kind": kind, "name": name, "options": opts} for kind, name, opts in layers]
 
@@ -295,6 +313,14 @@ def render_map(data: MapData, options: MapOptions, static_url: Callable[[str], s
         "communities": community_rows(data.communities),
         "tasks": task_rows(data.tasks),
     }
+    if options.basemap:
+        blocks["basemap"] = {
+            "name": BASEMAP_LAYER,
+            "url": data.urls.basemap,
+            "attribution": str(escape(options.basemap_attribution)),  # Leaflet shows it as HTML
+            "maxDataZoom": options.basemap_max_zoom,
+            "active": not options.tile_url,  # a configured tile server stays the one shown first
+        }
     if data.links:  # only on a node: elsewhere the page carries nothing new
         blocks["links"] = link_rows(data.links)
     return MapParts(header, html, script, tuple((name, script_json(value)) for name, value in blocks.items()))

@@ -1,8 +1,10 @@
-"""Vendor the map's JS/CSS (Leaflet and its marker-cluster plugin) from pinned npm tarballs: no CDN, ever.
+"""Vendor the map's JS/CSS and geography from pinned npm tarballs: no CDN, ever.
 
 `python -m dashboard.map.vendor` downloads each tarball, checks it against the pinned npm integrity (sha512),
-extracts only the files the page needs (plus the licence) into dashboard/static/vendor/<name>/ and writes
-MANIFEST.json. `python -m dashboard.map.vendor --check` verifies the committed files against it, offline.
+extracts only the files the page needs (plus the licence) into dashboard/static/vendor/<name>/, derives the
+sample region's shapes and basemap from the atlas it ships (vendor/geo/: GeoJSON areas, a PMTiles basemap;
+see geography.py and basemap.py) and writes MANIFEST.json, sources and licences included.
+`python -m dashboard.map.vendor --check` verifies the committed files against it, offline.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dashboard.map.geography import AreaSource, area_features, feature_collection, inner_borders
 
 log = logging.getLogger(__name__)
 REGISTRY = "https://registry.npmjs.org"
@@ -54,7 +58,7 @@ class NpmPackage:
         return path[len(self.strip) :] if self.strip and path.startswith(self.strip) else path
 
 
-# The two libraries map.js draws with; a page links each file from static/vendor/ by its path.
+# What map.js draws with (a page links each file from static/vendor/ by its path), and the atlas it draws.
 PACKAGES: tuple[NpmPackage, ...] = (
     NpmPackage(
         "leaflet",
@@ -71,6 +75,34 @@ PACKAGES: tuple[NpmPackage, ...] = (
         "sha512-eI+XkCiLiHwCC3uZ4/n4+Vq3rXcqEHN2lhHRVG1WVziy/3Q0TTipWkzEa1zO0dKZI2AnI5ppFDWrOjnQ7MJLKQ==",
         ("dist/leaflet.markercluster.js", "dist/MarkerCluster.css", "MIT-LICENCE.txt"),
         strip="dist/",
+    ),
+    # Draws the PMTiles basemap (an OSM extract, or the generated sample) as Leaflet canvas tiles; its
+    # bundle carries the pmtiles reader and the Protomaps styles (no fonts or sprites fetched).
+    NpmPackage(
+        "protomaps-leaflet",
+        "5.1.0",
+        "sha512-N0YY1Gbw5nZ9n8VUOvwHKm/w3zhTTuaZEeMZl8doHemeM4ujGPp2otI6t4Sgqrz8iM4svx2rpG1Q17rHkOWSaA==",
+        ("dist/protomaps-leaflet.js", "LICENSE"),
+        strip="dist/",
+    ),
+    # U.S. Census Bureau shapes as TopoJSON: only the licence is kept, the region's areas are derived below.
+    NpmPackage(
+        "us-atlas",
+        "3.0.1",
+        "sha512-wEIZCq0ImPvGblTd8gZMqNNCPkQshugMUG/8nkSWXb02+XqNFREg9atHOKP9w6prLZTpqcLhSvdBW81MkV3/0Q==",
+        ("LICENSE", "README.md"),
+    ),
+)
+GEO_FOLDER = "geo"
+# The sample region's municipios (FIPS 72xxx); another region adds its atlas here (world-atlas for countries).
+AREA_SOURCES: tuple[AreaSource, ...] = (
+    AreaSource(
+        "puerto_rico",
+        "us-atlas",
+        "counties-10m.json",
+        "counties",
+        "72",
+        "U.S. Census Bureau cartographic boundary shapes (public domain), as packaged by us-atlas (ISC)",
     ),
 )
 
@@ -113,20 +145,61 @@ def extract(package: NpmPackage, tarball: bytes, target: Path) -> list[dict[str,
             path = target / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            entries.append({"path": relative, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+            entries.append(file_entry(relative, data))
     missing = set(package.files) - matched
     if missing:
         raise ValueError(f"{package.name}@{package.version}: no file matches {sorted(missing)}")
     return entries
 
 
-def vendor(packages: Sequence[NpmPackage] = PACKAGES, vendor_dir: Path = VENDOR_DIR) -> dict[str, Any]:
-    """Download, verify and extract every package, replacing what was there; returns the manifest."""
+def read_member(tarball: bytes, inner: str) -> bytes:
+    """One file of a package tarball (`inner` is relative to its package/ folder)."""
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
+        handle = archive.extractfile(f"package/{inner}")
+        if handle is None:
+            raise ValueError(f"{inner} is not a file")
+        return handle.read()
+
+
+def file_entry(relative: str, data: bytes) -> dict[str, Any]:
+    """A manifest line: path, size, sha256."""
+    return {"path": relative, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def derive_region(source: AreaSource, tarball: bytes, version: str, target: Path) -> list[dict[str, Any]]:
+    """The region's areas (GeoJSON) and its basemap (PMTiles) from the atlas in `tarball`, under `target`."""
+    from dashboard.map.basemap import build_pmtiles, tile_count  # build-time only: shapely and friends
+
+    topology = json.loads(read_member(tarball, source.atlas))
+    origin = f"{source.package}@{version}/{source.atlas}"
+    features = area_features(topology, source.layer, source.id_prefix)
+    if not features:
+        raise ValueError(f"{origin}: no area in {source.layer!r} has an id starting {source.id_prefix!r}")
+    shapes = json.dumps(feature_collection(features, origin), separators=(",", ":"), ensure_ascii=False)
+    archive = build_pmtiles(features, inner_borders(topology, source.layer, source.id_prefix), source.licence)
+    log.info("%s: %s areas, basemap of %s tiles", source.region, len(features), tile_count(archive))
+    target.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for name, data in ((f"{source.region}.geojson", shapes.encode()), (f"{source.region}.pmtiles", archive)):
+        (target / name).write_bytes(data)
+        entries.append(file_entry(name, data))
+    return entries
+
+
+def vendor(
+    packages: Sequence[NpmPackage] = PACKAGES,
+    vendor_dir: Path = VENDOR_DIR,
+    areas: Sequence[AreaSource] = AREA_SOURCES,
+) -> dict[str, Any]:
+    """Download, verify and extract every package, derive the regions' geography, replacing what was there;
+    returns the manifest."""
     records = []
+    tarballs: dict[str, tuple[str, bytes]] = {}
     for package in packages:
         log.info("fetching %s@%s", package.name, package.version)
         tarball = fetch(package.tarball_url)
         check_integrity(tarball, package.integrity)
+        tarballs[package.name] = (package.version, tarball)
         target = vendor_dir / package.folder
         if target.exists():
             shutil.rmtree(target)  # no stale files from an older version
@@ -141,7 +214,23 @@ def vendor(packages: Sequence[NpmPackage] = PACKAGES, vendor_dir: Path = VENDOR_
                 "files": files,
             }
         )
-    manifest = {"generated_by": "python -m dashboard.map.vendor", "packages": records}
+    derived = []
+    geo = vendor_dir / GEO_FOLDER
+    if geo.exists():
+        shutil.rmtree(geo)
+    for source in areas:
+        version, tarball = tarballs[source.package]
+        derived.append(
+            {
+                "region": source.region,
+                "folder": GEO_FOLDER,
+                "source": f"{source.package}@{version}/{source.atlas}",
+                "selection": f"{source.layer} with id starting {source.id_prefix}",
+                "licence": source.licence,
+                "files": derive_region(source, tarball, version, geo),
+            }
+        )
+    manifest = {"generated_by": "python -m dashboard.map.vendor", "packages": records, "derived": derived}
     (vendor_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return manifest
 
@@ -154,7 +243,7 @@ def verify(vendor_dir: Path = VENDOR_DIR) -> list[str]:
         return [f"cannot read {MANIFEST}: {exc}"]
     problems = []
     listed = {MANIFEST}
-    for record in manifest["packages"]:
+    for record in [*manifest["packages"], *manifest.get("derived", [])]:
         for entry in record["files"]:
             relative = f"{record['folder']}/{entry['path']}"
             listed.add(relative)

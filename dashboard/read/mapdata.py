@@ -75,6 +75,27 @@ class Flow:
     goods: tuple[FlowGood, ...]
 
 
+@dataclass(frozen=True)
+class GoodFlow:
+    """One good planned or moving from one community to another: the map's unit of a delivery line (many
+    shipments between the same two places become one line, so a region's plan stays readable)."""
+
+    from_name: str
+    to_name: str
+    from_lat: float
+    from_lon: float
+    to_lat: float
+    to_lon: float
+    good: str
+    unit: str
+    sector: str
+    essential: bool
+    quantity: float
+    weight_kg: float
+    shipments: int
+    moving: int  # of them picked up and on the road
+
+
 # A site shows its worst sensor: any fault, else any silent one, else online; no sensor is its own word.
 _WORST_FIRST = ("fault", "offline", LINK_DOWN, "stale", "unknown", "online")
 SITE_STATES = (*_WORST_FIRST, "no sensor")  # the map's site states, by index (sites.json says so too)
@@ -232,3 +253,52 @@ def flows(session: Session) -> list[Flow]:
         goods[key].append(FlowGood(name, float(quantity), unit, status))
         weights[key] += float(kg_per_unit) * float(quantity)
     return [Flow(*ends[key], weights[key], tuple(goods[key])) for key in ends]
+
+
+def good_flows(session: Session) -> list[GoodFlow]:
+    """Shipments of live plans still to arrive, summed per (from community, to community, good), heaviest
+    first; a shipment within one community is no line on a regional map."""
+    source, dest = aliased(Site), aliased(Site)
+    origin, target = aliased(Community), aliased(Community)
+    moving = func.sum(case((Shipment.status == "picked_up", 1), else_=0))
+    weight = func.sum(Shipment.quantity * Good.weight_kg_per_unit)
+    query = (
+        select(
+            origin.name,
+            target.name,
+            origin.lat,
+            origin.lon,
+            target.lat,
+            target.lon,
+            Good.name,
+            Good.unit,
+            Good.sector,
+            Good.essential,
+            func.sum(Shipment.quantity),
+            weight,
+            func.count(Shipment.id),
+            moving,
+        )
+        .join(DeliveryPlan, Shipment.plan_id == DeliveryPlan.id)
+        .join(source, Shipment.from_site_id == source.id)
+        .join(dest, Shipment.to_site_id == dest.id)
+        .join(origin, source.community_id == origin.id)
+        .join(target, dest.community_id == target.id)
+        .join(Good, Shipment.good_id == Good.id)
+        .where(DeliveryPlan.status.in_(LIVE_PLAN_STATUSES))
+        .where(Shipment.status.in_(MOVING_SHIPMENT_STATUSES))
+        .where(origin.id != target.id)
+        .group_by(origin.id, target.id, Good.id)
+        .order_by(weight.desc(), origin.id, target.id, Good.id)
+    )
+    return [
+        GoodFlow(
+            *row[:9],
+            bool(row[9]),
+            float(row[10] or 0),
+            float(row[11] or 0),
+            int(row[12]),
+            int(row[13] or 0),
+        )
+        for row in session.execute(query)
+    ]

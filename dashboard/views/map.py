@@ -1,12 +1,14 @@
-"""The regional map page (/) and its site points (/map/sites.json): served entirely by the app."""
+"""The regional map page (/), its site points (/map/sites.json), its basemap (/map/basemap.pmtiles) and area
+shapes (/map/areas.geojson): served entirely by the app."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, request, send_file, url_for
 from markupsafe import Markup
 
 from dashboard.map.render import LEGEND_COLOURS, MapData, MapUrls, render_map
@@ -35,6 +37,8 @@ def index() -> str:
         site=url_for("api.site", site_id=0),
         community=url_for("api.community", slug="_"),
         community_page=url_for("places.community", slug="_"),
+        basemap=url_for("map.basemap"),
+        areas=url_for("map.areas"),
     )
     node = current_node()
     links = (
@@ -43,7 +47,7 @@ def index() -> str:
     data = MapData(
         communities=communities,
         tasks=mapdata.open_tasks(session),
-        flows=mapdata.flows(session),
+        flows=mapdata.good_flows(session),
         urls=urls,
         links=links,
     )
@@ -88,3 +92,29 @@ def sites() -> Response:
     )
     log.debug("site points written in %.3f s", time.perf_counter() - started)
     return Response(body, mimetype="application/json", headers={"Cache-Control": "no-cache"})
+
+
+def _served_file(key: str, mimetype: str) -> Response:
+    """A configured map file, with Range requests answered (206) so the page reads only the parts it needs."""
+    if request.args:
+        abort(400, description="this address takes no query parameters")
+    path = current_app.config.get(key)
+    if path is None:
+        abort(404, description="this dashboard serves no such map file (its setting is off)")
+    response = send_file(Path(path), mimetype=mimetype, conditional=True, max_age=3600)
+    response.headers["Accept-Ranges"] = "bytes"
+    return response
+
+
+@bp.get("/map/basemap.pmtiles")
+@viewer_required
+def basemap() -> Response:
+    """The PMTiles basemap (RHIZOME_BASEMAP: an OpenStreetMap extract, or the sample region's own)."""
+    return _served_file("BASEMAP_FILE", "application/vnd.pmtiles")
+
+
+@bp.get("/map/areas.geojson")
+@viewer_required
+def areas() -> Response:
+    """The areas the map shades by shortage (RHIZOME_MAP_AREAS), matched to communities by name or place."""
+    return _served_file("MAP_AREAS_FILE", "application/geo+json")

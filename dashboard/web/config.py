@@ -1,4 +1,5 @@
-"""Dashboard configuration beyond gateway Settings (tiles, public map, accounts, sessions, logins, proxies).
+"""Dashboard configuration beyond gateway Settings (tiles, basemap, public map, accounts, sessions, logins,
+proxies).
 
 An entry point reads it once with `from_environ(os.environ)` and hands the frozen `DashboardConfig` to
 `create_app`; tests build their own. Nothing below the entry point reads the environment. Inside the app
@@ -15,6 +16,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dashboard.map.render import MapOptions
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+# The sample region's geography, derived at vendoring time (dashboard/map/vendor.py): its municipios as
+# GeoJSON and a PMTiles basemap. A community sets RHIZOME_BASEMAP to its own OpenStreetMap extract.
+SAMPLE_BASEMAP = STATIC_DIR / "vendor" / "geo" / "puerto_rico.pmtiles"
+SAMPLE_AREAS = STATIC_DIR / "vendor" / "geo" / "puerto_rico.geojson"
+SAMPLE_BASEMAP_ATTRIBUTION = "U.S. Census Bureau shapes"
+OFF = "off"  # RHIZOME_BASEMAP=off / RHIZOME_MAP_AREAS=off: no basemap, no area shapes
 
 ACCOUNTS_FILE = "dashboard-accounts.json"  # in the data dir, unless RHIZOME_ACCOUNTS_FILE says otherwise
 # Absolute http(s) or same-origin path; no quotes, spaces or angle brackets (it lands in a script).
@@ -35,6 +44,9 @@ class DashboardConfig:
     tile_url: str | None = None  # None: a plain background, works offline
     tile_attribution: str = "Base map tiles"
     map_max_zoom: int = 18
+    basemap_file: Path | None = SAMPLE_BASEMAP  # a .pmtiles file (an OSM extract); None: no basemap
+    basemap_attribution: str = SAMPLE_BASEMAP_ATTRIBUTION
+    map_areas_file: Path | None = SAMPLE_AREAS  # GeoJSON polygons named like the communities; None: none
     public_map: bool = True  # assembly screens see the map and read-only pages without an account
     accounts_file: Path | None = None  # None: <data dir>/dashboard-accounts.json
     cookie_secure: bool = False  # True behind HTTPS
@@ -50,6 +62,14 @@ class DashboardConfig:
 
     def __post_init__(self) -> None:
         check_tile_url(self.tile_url)
+        for name, path, suffix in (
+            ("RHIZOME_BASEMAP", self.basemap_file, ".pmtiles"),
+            ("RHIZOME_MAP_AREAS", self.map_areas_file, ".geojson"),
+        ):
+            if path is not None and (path.suffix != suffix or not path.is_file()):
+                raise ValueError(f"{name} {path}: must be an existing {suffix} file (or {OFF!r})")
+        if self.basemap_file is not None:
+            pmtiles_max_zoom(self.basemap_file)  # a file that is no PMTiles v3 archive stops the start
         if not 1 <= self.map_max_zoom <= 24:
             raise ValueError(f"MAP_MAX_ZOOM {self.map_max_zoom}: must be between 1 and 24")
         if not 0 <= self.trusted_proxies <= 5:
@@ -71,6 +91,9 @@ class DashboardConfig:
             "TILE_URL": self.tile_url,
             "TILE_ATTRIBUTION": self.tile_attribution,
             "MAP_MAX_ZOOM": self.map_max_zoom,
+            "BASEMAP_FILE": self.basemap_file,
+            "BASEMAP_ATTRIBUTION": self.basemap_attribution,
+            "MAP_AREAS_FILE": self.map_areas_file,
             "PUBLIC_MAP": self.public_map,
             "SESSION_COOKIE_SECURE": self.cookie_secure,
             "PERMANENT_SESSION_LIFETIME": int(self.session_max_s),  # the cookie; the store enforces both
@@ -101,7 +124,8 @@ def _number(name: str, raw: str, kind: type[int] | type[float]) -> Any:
 
 
 def from_environ(environ: Mapping[str, str]) -> DashboardConfig:
-    """The configuration from RHIZOME_TILE_URL, RHIZOME_TILE_ATTRIBUTION, RHIZOME_ACCOUNTS_FILE,
+    """The configuration from RHIZOME_TILE_URL, RHIZOME_TILE_ATTRIBUTION, RHIZOME_BASEMAP (a .pmtiles path or
+    "off"), RHIZOME_BASEMAP_ATTRIBUTION, RHIZOME_MAP_AREAS (a .geojson path or "off"), RHIZOME_ACCOUNTS_FILE,
     RHIZOME_PUBLIC_MAP, RHIZOME_COOKIE_SECURE, RHIZOME_TRUSTED_PROXIES, RHIZOME_SESSION_IDLE_S and
     RHIZOME_SESSION_MAX_S; an unset or empty variable keeps the default."""
     values: dict[str, Any] = {}
@@ -109,6 +133,12 @@ def from_environ(environ: Mapping[str, str]) -> DashboardConfig:
         values["tile_url"] = environ["RHIZOME_TILE_URL"]
     if environ.get("RHIZOME_TILE_ATTRIBUTION"):
         values["tile_attribution"] = environ["RHIZOME_TILE_ATTRIBUTION"]
+    for variable, field in (("RHIZOME_BASEMAP", "basemap_file"), ("RHIZOME_MAP_AREAS", "map_areas_file")):
+        if environ.get(variable):
+            raw = environ[variable].strip()
+            values[field] = None if raw.lower() == OFF else Path(raw)
+    if environ.get("RHIZOME_BASEMAP_ATTRIBUTION"):
+        values["basemap_attribution"] = environ["RHIZOME_BASEMAP_ATTRIBUTION"]
     if environ.get("RHIZOME_ACCOUNTS_FILE"):
         values["accounts_file"] = Path(environ["RHIZOME_ACCOUNTS_FILE"])
     for variable, field in (("RHIZOME_PUBLIC_MAP", "public_map"), ("RHIZOME_COOKIE_SECURE", "cookie_secure")):
@@ -144,7 +174,25 @@ def map_options(config: Mapping[str, Any]) -> MapOptions:
     if not 1 <= max_zoom <= 24:
         raise ValueError(f"MAP_MAX_ZOOM {max_zoom}: must be between 1 and 24")
     attribution = str(config.get("TILE_ATTRIBUTION") or DashboardConfig.tile_attribution)
-    return MapOptions(tile_url=url, tile_attribution=attribution, max_zoom=max_zoom)
+    basemap = config.get("BASEMAP_FILE", SAMPLE_BASEMAP)
+    return MapOptions(
+        tile_url=url,
+        tile_attribution=attribution,
+        max_zoom=max_zoom,
+        basemap=basemap is not None,
+        basemap_max_zoom=pmtiles_max_zoom(basemap) if basemap is not None else 15,
+        basemap_attribution=str(config.get("BASEMAP_ATTRIBUTION") or SAMPLE_BASEMAP_ATTRIBUTION),
+        areas=config.get("MAP_AREAS_FILE", SAMPLE_AREAS) is not None,
+    )
+
+
+def pmtiles_max_zoom(path: Path) -> int:
+    """The deepest zoom of a PMTiles v3 archive, from its fixed 127-byte header; ValueError if it is none."""
+    with path.open("rb") as handle:
+        header = handle.read(127)
+    if len(header) < 127 or header[:7] != b"PMTiles" or header[7] != 3:
+        raise ValueError(f"RHIZOME_BASEMAP {path}: not a PMTiles version 3 archive")
+    return header[101]  # after magic, version, 11 offsets and counts, and 5 one-byte fields
 
 
 def tile_origin(url: str | None) -> str | None:

@@ -37,6 +37,7 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "plan": ("logistics.cli:plan",),
     "dashboard": ("dashboard.cli:dashboard",),
     "dashboard-account": ("dashboard.cli:dashboard_account",),
+    "dashboard-accounts": ("dashboard.cli:dashboard_accounts",),
 }
 CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -143,6 +143,13 @@ def region_load(settings: Settings, file: Path) -> int:
     help="broker to start when no --mqtt is given [auto: mosquitto if installed, else amqtt]",
 )
 @click.option("--exit-after", type=float, metavar="S", help="stop cleanly after S seconds")
+@click.option(
+    "--first-fault",
+    type=float,
+    default=600.0,
+    metavar="S",
+    help="simulated seconds until the demo's pump fails; its cold room warms 300 s later [600]",
+)
 @pass_settings
 def demo(
     settings: Settings,
@@ -151,6 +158,7 @@ def demo(
     speed: float,
     embedded_broker: Literal["auto", "mosquitto", "amqtt"],  # one of the click.Choice above
     exit_after: float | None,
+    first_fault: float,
 ) -> int:
     """Run the whole system locally on embedded defaults: broker, gateway, devices, planner, dashboard."""
     from gateway.process.demo import run_demo
@@ -162,4 +170,5 @@ def demo(
         speed=speed,
         embedded_broker=embedded_broker,
         exit_after=exit_after,
+        first_fault=first_fault,
     )

@@ -20,6 +20,14 @@ from sqlalchemy import func, select
 
 from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
 from gateway.contract import clock
+from gateway.process.demo_accounts import (
+    demo_community,
+    demo_logins,
+    finish_saving,
+    sign_in_block,
+    start_saving,
+)
+from gateway.process.demo_world import WorldBridge, demo_scenario, write_scenario
 from gateway.process.procutil import free_port, port_open, wait_for_port
 from gateway.process.settings import Settings, to_env
 from gateway.process.signals import stop_on_signals
@@ -41,8 +49,10 @@ def run_demo(
     speed: float = 60.0,
     embedded_broker: Literal["auto", "mosquitto", "amqtt"] = "auto",
     exit_after: float | None = None,
+    first_fault: float = 600.0,
 ) -> int:
-    """Bring the system up, print the dashboard URL, and run until Ctrl-C (or for `exit_after` seconds)."""
+    """Bring the system up, print the dashboard URL and a sign-in per role, and run until Ctrl-C (or for
+    `exit_after` seconds). The demo scenario's first fault comes `first_fault` simulated seconds in."""
     started = time.monotonic()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +60,7 @@ def run_demo(
     broker: EmbeddedBroker | None = None
     supervisor: Supervisor | None = None
     engine = None
+    world: WorldBridge | None = None
     try:
         if settings.mqtt_url is None:
             account = BrokerAccount("rhizome-demo", secrets.token_urlsafe(16))
@@ -63,10 +74,16 @@ def run_demo(
         region_path = region or sample_region_path()
         engine = make_engine(settings.effective_database_url)
         upgrade(engine)
-        with make_session_factory(engine).begin() as session:
+        sessions = make_session_factory(engine)
+        with sessions.begin() as session:
             load_region(session, read_region(region_path))
             posted = post_sample_tasks(session, utcnow())
             goals = set_sample_goals(session, utcnow())
+            community = demo_community(session)
+            logins = demo_logins(session, community)
+            scenario = write_scenario(
+                data_dir / "demo-scenario.json", demo_scenario(session, community.id, first_fault)
+            )
         log.info("the board has %s sample tasks in every sector, %s sector goals this month", posted, goals)
         chosen = port or settings.dashboard_port
         if port is None and port_open(settings.dashboard_host, chosen):
@@ -76,24 +93,33 @@ def run_demo(
         # People live in the simulated region too: routes, pledges per week and declines for 7 days run on
         # the devices' clock (1 real minute = 1 simulated hour at speed 60), the same in every process.
         env.setdefault(clock.ENV, clock.simulated(utcnow(), speed).encode())
+        world = WorldBridge(settings.mqtt(), sessions)
+        world.start()
         supervisor = Supervisor(env, data_dir / "logs")
         ready_file = data_dir / "gateway.ready"
         ready_file.unlink(missing_ok=True)
         supervisor.start("gateway", "gateway", "--ready-file", str(ready_file))
         _wait_for(lambda: ready_file.exists(), 30, "gateway subscription", supervisor)
         simulate = ["devices", "simulate", "--region", str(region_path), "--speed", str(speed)]
+        simulate += ["--scenario", str(scenario), "--control"]  # faults to repair; goods drivers move
         if broker is not None and broker.kind == "amqtt":
             # amqtt verifies an Argon2 hash per CONNECT: hundreds of device connections take it minutes.
             simulate += ["--mode", "multiplexed", "--connections", "4"]
         supervisor.start("devices", *simulate)
         supervisor.start("planner", "plan", "--loop")
         supervisor.start("dashboard", "dashboard", "--host", settings.dashboard_host, "--port", str(chosen))
-        wait_for_port(settings.dashboard_host, chosen, 30)
+        wait_for_port(settings.dashboard_host, chosen, 60)
         url = f"http://{settings.dashboard_host}:{chosen}/"
         print(f"\nRhizome demo ready in {time.monotonic() - started:.1f} s: open {url}  (Ctrl-C to stop)\n")
         sys.stdout.flush()
+        # Saved once the rest is up, so hashing four passwords never slows the start on a small machine.
+        finish_saving(start_saving(logins, env))
+        print(sign_in_block(url, logins) + "\n")
+        sys.stdout.flush()
         return _watch(supervisor, engine, stop, exit_after)
     finally:
+        if world is not None:
+            world.stop()
         if supervisor is not None:
             supervisor.stop_all()
         if broker is not None:

@@ -19,3 +19,7 @@ class PlanningError(LogisticsError):
         self.detail = detail
         message = f"{stage}: solver status {status!r}"
         super().__init__(f"{message}: {detail}" if detail else message)
+
+    def __reduce__(self) -> tuple[type[PlanningError], tuple[str, str, str]]:
+        # Raised in a worker process (routing's districts), it must cross back intact.
+        return (PlanningError, (self.stage, self.status, self.detail))

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, Final
 
+import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -49,19 +50,17 @@ from gateway.store.models.vocab import RouteStatus, ShipmentStatus, StopAction, 
 from gateway.store.offers import delivery_sector, offer_sector, sector_hours
 from gateway.store.outbox import enqueue
 from logistics.allocation.data import good_priority
-from logistics.common.geo import distance_matrix_km
 from logistics.loaders.allocation import current_proposal_id
 from logistics.routing import limits
 from logistics.routing.data import (
     PlannedRoute,
     Request,
-    RoutingInput,
     RoutingPlan,
-    Stop,
     VehicleSpec,
     Workload,
 )
 from logistics.routing.fairness import figures
+from logistics.routing.region import RegionRouting
 from logistics.routing.solve import EXCLUDED
 
 log = logging.getLogger(__name__)
@@ -84,6 +83,7 @@ FAIR_FIXED_KM: Final = 30.0  # a route for a driver with a full week costs this 
 FAIRNESS_KM: Final = 30.0  # the price of the largest load ratio (search and set partitioning)
 WAIT_KM_PER_H: Final = 2.0  # and of each hour a route waits to start: sooner is better for those in need
 OPEN_STATES: Final = ("offered", "reserved")
+READ_CHUNK: Final = 500  # ids per IN (...) when reading many shipments
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class RoutingJob:
     """One run's input: the problem for the solver (None: nothing to route, or no driver has time) and the
     keys to save its routes with; `workloads` are the drivers' weeks before it (for fairness figures)."""
 
-    data: RoutingInput | None
+    data: RegionRouting | None
     keys: RoutingKeys
     workloads: tuple[Workload, ...] = ()
 
@@ -220,10 +220,8 @@ def load_routing_input(
             vehicles.append(_vehicle(driver, slot, home, now, workloads, week_of))
             owners.append((driver.vehicle.id, member_id))
             sectors_of.append(slot.sectors)
-    requests = [
-        _request(nodes, shipment, good, _excluded(shipment, good, owners, sectors_of, lanes))
-        for shipment, good in rows
-    ]
+    excluded = _Exclusions(owners, sectors_of, lanes)
+    requests = [_request(nodes, shipment, good, excluded.of(shipment, good)) for shipment, good in rows]
     keys = RoutingKeys(
         plan_id,
         now,
@@ -238,17 +236,16 @@ def load_routing_input(
     )
     if not vehicles:
         return RoutingJob(None, keys, tuple(workloads))
-    _locate(session, nodes)
-    lat = [p[0] for p in nodes.points]
-    lon = [p[1] for p in nodes.points]
-    km = distance_matrix_km(lat, lon, lat, lon) * detour_factor
-    stops = [Stop() if site is None else Stop(service=stop_minutes) for site in nodes.sites]
-    data = RoutingInput(
-        km,
+    points, point_of = _locate(session, nodes)  # one point per site and per home
+    data = RegionRouting(
+        np.array(points, dtype=float),
+        point_of,
+        [site is not None for site in nodes.sites],
         requests,
         vehicles,
-        stops=stops,
-        duration=km / speed_kmh * 60.0,
+        detour_factor=detour_factor,
+        speed_kmh=speed_kmh,
+        stop_minutes=stop_minutes,
         name=f"plan {plan_id}",
         workloads=workloads,
         fairness=FAIRNESS_KM,
@@ -547,20 +544,32 @@ def _vehicle(
     )
 
 
-def _excluded(
-    shipment: Shipment,
-    good: Good,
-    owners: Sequence[tuple[int, int]],
-    sectors_of: Sequence[frozenset[str]],
-    lanes: Mapping[tuple[int, int, int], set[int]],
-) -> frozenset[int]:
-    """The vehicle specs that may not carry the shipment: its lane declined by their driver, or its sector
-    with too little left of their yearly offer."""
-    declined = lanes.get((shipment.good_id, shipment.from_site_id, shipment.to_site_id), set())
-    sector = delivery_sector(good.sector)
-    return frozenset(
-        k for k, (_, member_id) in enumerate(owners) if member_id in declined or sector not in sectors_of[k]
-    )
+class _Exclusions:
+    """The vehicle specs that may not carry a shipment: its lane declined by their driver, or its sector
+    with too little left of their yearly offer. Indexed once by sector and by driver, so a region's
+    shipments are not each compared with every slot."""
+
+    def __init__(
+        self,
+        owners: Sequence[tuple[int, int]],
+        sectors_of: Sequence[frozenset[str]],
+        lanes: Mapping[tuple[int, int, int], set[int]],
+    ) -> None:
+        self.sectors_of = sectors_of
+        self.lanes = lanes
+        self.specs_of: dict[int, list[int]] = defaultdict(list)
+        for k, (_, member_id) in enumerate(owners):
+            self.specs_of[member_id].append(k)
+        self.lacking: dict[str, frozenset[int]] = {}
+
+    def of(self, shipment: Shipment, good: Good) -> frozenset[int]:
+        sector = delivery_sector(good.sector)
+        if sector not in self.lacking:
+            self.lacking[sector] = frozenset(k for k, s in enumerate(self.sectors_of) if sector not in s)
+        declined = self.lanes.get((shipment.good_id, shipment.from_site_id, shipment.to_site_id), set())
+        if not declined:
+            return self.lacking[sector]
+        return self.lacking[sector] | {k for m in declined for k in self.specs_of.get(m, ())}
 
 
 @dataclass
@@ -593,8 +602,9 @@ def _request(nodes: _Nodes, shipment: Shipment, good: Good, excluded: frozenset[
     )
 
 
-def _locate(session: Session, nodes: _Nodes) -> None:
-    """The sites' coordinates for their nodes."""
+def _locate(session: Session, nodes: _Nodes) -> tuple[list[tuple[float, float]], list[int]]:
+    """The distinct points (sites' and homes' coordinates) and each node's point: one point per site, however
+    many shipments start or end there."""
     wanted = {s for s in nodes.sites if s is not None}
     where = dict(
         (site_id, (lat, lon))
@@ -602,9 +612,12 @@ def _locate(session: Session, nodes: _Nodes) -> None:
             select(Site.id, Site.lat, Site.lon).where(Site.id.in_(wanted))
         )
     )
+    index: dict[tuple[float, float], int] = {}
+    point_of = []
     for i, site_id in enumerate(nodes.sites):
-        if site_id is not None:
-            nodes.points[i] = where[site_id]
+        at = where[site_id] if site_id is not None else nodes.points[i]
+        point_of.append(index.setdefault(at, len(index)))
+    return list(index), point_of
 
 
 def _fingerprints(session: Session, now: datetime, members: Iterable[int]) -> dict[int, tuple[Any, ...]]:
@@ -747,10 +760,10 @@ def _new_rows(
 
 
 def _write(
-    session: Session, data: RoutingInput, keys: RoutingKeys, planned: PlannedRoute, row: Route, hold: bool
+    session: Session, data: RegionRouting, keys: RoutingKeys, planned: PlannedRoute, row: Route, hold: bool
 ) -> None:
     """A new route's shipments, stops, the driver's hours offer and their notice."""
-    owner = {node: i for i, r in enumerate(data.requests) for node in r.nodes}
+    owner = keys.owner
     carried = _shipments_of(keys, planned)
     put_on_route(session, carried, row.id)
     starts, ends = _aware(row.starts_at or keys.now), _aware(row.ends_at or keys.now)
@@ -777,7 +790,7 @@ def _write(
     planner.offer_or_hold(session, row, body, hold)
 
 
-def _route_sector(data: RoutingInput, keys: RoutingKeys, planned: PlannedRoute) -> str:
+def _route_sector(data: RegionRouting, keys: RoutingKeys, planned: PlannedRoute) -> str:
     """The work sector of the good sector carrying most of the route's load (kg; ties by name)."""
     kg: dict[str, float] = defaultdict(float)
     for i in _requests_on(keys, planned):
@@ -808,11 +821,17 @@ def _reasons(session: Session, job: RoutingJob, plan: RoutingPlan) -> None:
     """Shipments no route carries keep the router's reason, in the people's terms (written only when it
     changes, so a run with nothing new writes nothing)."""
     keys = job.keys
-    for u in plan.unassigned:
-        reason = _why_excluded(job, u.request) if u.reason == EXCLUDED else u.reason
-        shipment = session.get(Shipment, keys.shipments[u.request])
-        if shipment is not None and shipment.route_id is None and shipment.failure_reason != reason[:500]:
-            shipment.failure_reason = reason[:500]
+    reasons = {
+        keys.shipments[u.request]: (_why_excluded(job, u.request) if u.reason == EXCLUDED else u.reason)[:500]
+        for u in plan.unassigned
+    }
+    ids = sorted(reasons)
+    for start in range(0, len(ids), READ_CHUNK):  # a region leaves thousands unrouted: read them in chunks
+        chunk = ids[start : start + READ_CHUNK]
+        for shipment in session.scalars(select(Shipment).where(Shipment.id.in_(chunk))):
+            reason = reasons[shipment.id]
+            if shipment.route_id is None and shipment.failure_reason != reason:
+                shipment.failure_reason = reason
 
 
 def _why_excluded(job: RoutingJob, request: int) -> str:
@@ -834,7 +853,7 @@ def _why_excluded(job: RoutingJob, request: int) -> str:
 
 def _add_stops(
     session: Session,
-    data: RoutingInput,
+    data: RegionRouting,
     keys: RoutingKeys,
     owner: Mapping[int, int],
     route_id: int,
@@ -843,14 +862,12 @@ def _add_stops(
 ) -> list[dict[str, Any]]:
     """The route's stops as rows, each with its ETA (travel and service from the route's start), and as
     the driver's notice lists them."""
-    duration = data.distance if data.duration is None else data.duration
     spec = data.vehicles[planned.vehicle]
     clock = 0.0
     previous = spec.start
     stops: list[dict[str, Any]] = []
     for position, node in enumerate(planned.nodes):
-        clock += data.stop(previous).service + float(duration[previous, node])
-        clock = max(clock, data.stop(node).earliest - spec.shift_start)
+        clock += data.duration[previous, node]  # the drive, and the last site's service if it leaves one
         previous = node
         request = data.requests[owner[node]]
         shipment_id = keys.shipments[owner[node]]

@@ -224,6 +224,7 @@ class RoutingPlan:
     solve_time_s: float = field(default=0.0, compare=False)
     max_load_ratio: float = 0.0  # over the input's people: the fullest week / pledge (0 without people)
     load_gini: float = 0.0  # how unevenly the people's load ratios fall (0: all equal)
+    districts: tuple[int, ...] = ()  # requests per district when the region was split (empty: one)
 
     @property
     def distance(self) -> float:
@@ -244,4 +245,5 @@ class RoutingPlan:
             "solve_time_s": round(self.solve_time_s, 3),
             "max_load_ratio": round(self.max_load_ratio, 3),
             "load_gini": round(self.load_gini, 3),
+            "districts": len(self.districts) or 1,
         }

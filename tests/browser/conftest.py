@@ -294,8 +294,12 @@ def context(browser: Any, traffic: Traffic, base_url: str) -> Iterator[Any]:
     ctx.route("**/*", guard)
 
     def failed(request: Any) -> None:
-        # Leaving the crew page cancels its open event stream: a navigation, not a failure.
-        if not ("/crew/events" in request.url and request.failure == "net::ERR_ABORTED"):
+        # Leaving the crew page cancels its open event stream, and leaving the map (or panning it) cancels
+        # the basemap's tile range reads in flight (protomaps-leaflet aborts them): the page's own doing.
+        cancelled = ("/crew/events" in request.url or "/map/basemap.pmtiles" in request.url) and (
+            request.failure == "net::ERR_ABORTED"
+        )
+        if not cancelled:
             traffic.failed.append(f"{request.url}: {request.failure}")
 
     ctx.on("requestfailed", failed)

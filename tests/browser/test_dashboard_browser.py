@@ -19,6 +19,7 @@ from gateway.store.models import OutboxMessage
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "map.png"
+CREW_SCREENSHOT = ROOT / "docs" / "crew.png"
 OTHER_LAYERS = ("Sites and sensors", "Open repair tasks", "Deliveries (planned and moving)")
 
 
@@ -278,6 +279,26 @@ def test_readme_screenshot_of_the_sample_region(
     assert len(data) > 30_000 and page.js_errors == []
 
 
+def test_readme_screenshot_of_the_crew_page_on_a_phone(
+    page: Any, login: Callable[[str], None], scenario: Any
+) -> None:
+    """README's crew picture: a mechanic's phone with the task assigned to them, in words."""
+    page.set_viewport_size({"width": 360, "height": 760})
+    login("crew")
+    page.goto("/crew")
+    card = page.locator(f"#task-{scenario.crew_task}")
+    card.wait_for()
+    assert "km" in card.inner_text() and "{" not in card.inner_text()
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the crew page is {overflow} px wider than a phone"
+    CREW_SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(CREW_SCREENSHOT))
+    data = CREW_SCREENSHOT.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (360, 760)
+    assert len(data) > 10_000 and page.js_errors == []
+
+
 def test_a_live_fault_cleared_alert_reads_as_words_with_its_link(
     page: Any, login: Callable[[str], None], scenario: Any, app: Flask
 ) -> None:
@@ -304,3 +325,4 @@ def test_a_live_fault_cleared_alert_reads_as_words_with_its_link(
     assert "{" not in item.inner_text() and "fault_cleared" not in item.inner_text()
     assert item.get_by_role("link", name="open").get_attribute("href") == f"/crew#task-{scenario.crew_task}"
     assert page.locator("#rz-alerts b").count() == 0 and page.js_errors == []
+    assert page.locator("#rz-no-alerts").is_hidden()  # "No alerts yet" goes with the first one

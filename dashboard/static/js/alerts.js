@@ -27,6 +27,8 @@
         item.appendChild(link);
       }
       list.insertBefore(item, list.firstChild);
+      var none = document.getElementById("rz-no-alerts");  // "No alerts yet", when the page has it
+      if (none) none.hidden = true;
     });
   };
   var script = document.getElementById("rz-alerts-js");

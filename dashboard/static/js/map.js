@@ -1,7 +1,8 @@
 /* Rhizome map layers, built from JSON: the page's data blocks (the layer list, then the communities, tasks
  * and flows) and the site points fetched from /map/sites.json (the page starts that request in its <head>).
  * Folium makes the Leaflet map (view, scale, tiles); RhizomeMap.draw(map, baseLayers) adds the layers, the
- * legend and the layer control to it. The server writes no line of this script.
+ * legend and the layer control to it. The server writes no line of this script. map_geo.js (basemap, areas,
+ * labels) and map_flows.js (delivery flows and their filter) add their builders to RhizomeMap.builders.
  *
  * Every user-supplied string (community, site, good, member names) reaches the page as JSON data and the DOM
  * only through textContent: nothing here ever parses a name as HTML. Popups are built when opened, from the
@@ -300,58 +301,14 @@
     return group;
   }
 
-  // A directed line: the path plus a filled arrowhead at its middle, pointing to the destination.
-  function arrowhead(from, to, width) {
-    var mid = [(from[0] + to[0]) / 2, (from[1] + to[1]) / 2];
-    var dLat = to[0] - from[0], dLon = to[1] - from[1];
-    var length = Math.sqrt(dLat * dLat + dLon * dLon) || 1e-9;
-    var size = Math.min(length * 0.12, 0.02) * (0.7 + width / 10);
-    var uLat = dLat / length, uLon = dLon / length;
-    var tip = [mid[0] + uLat * size, mid[1] + uLon * size];
-    var back = [mid[0] - uLat * size * 0.6, mid[1] - uLon * size * 0.6];
-    return [tip, [back[0] - uLon * size * 0.6, back[1] + uLat * size * 0.6],
-      [back[0] + uLon * size * 0.6, back[1] - uLat * size * 0.6]];
-  }
-
-  function flowTooltip(f) {
-    var box = el("div", null, "rz-popup");
-    box.appendChild(el("strong", f.from_name + " → " + f.to_name));
-    f.goods.forEach(function (g) {
-      box.appendChild(el("div", g.name + ": " + num(g.quantity) + " " + g.unit + " (" + g.status.replace("_", " ") + ")"));
-    });
-    return box;
-  }
-
-  function flows(options) {
-    var group = L.featureGroup();
-    // One canvas for every flow: a zoom step repaints it once instead of re-projecting two SVG paths per
-    // flow in the DOM (1,000 flows were most of a zoom step's time as SVG).
-    var renderer = L.canvas({padding: 0.2});
-    data("flows").forEach(function (f) {
-      var from = [f.from_lat, f.from_lon], to = [f.to_lat, f.to_lon];
-      var style = {
-        color: f.moving ? "#1f5fa8" : "#3d8bd9", weight: f.width, opacity: 0.55, rzFlow: true, renderer: renderer
-      };
-      var line = L.polyline([from, to], style);
-      var head = L.polygon(arrowhead(from, to, f.width), {
-        color: style.color, weight: 1, fill: true, fillColor: style.color, fillOpacity: 0.8, rzFlow: true,
-        renderer: renderer
-      });
-      [line, head].forEach(function (layer) {
-        layer.bindTooltip(function () { return flowTooltip(f); }, {sticky: true});
-        group.addLayer(layer);
-      });
-    });
-    return group;
-  }
-
   // The drawn layers by kind, and the map: for the legend's future controls, the tests and the benchmark.
   var registry = {
-    map: null, layers: {}, sitesLoadedAt: null, sitesDrawnAt: null, sitesExpected: null, sitesError: null, tasksByCommunity: {}
+    map: null, layers: {}, sitesLoadedAt: null, sitesDrawnAt: null, sitesExpected: null, sitesError: null, tasksByCommunity: {},
+    basemap: null, flowFilter: null
   };
   function register(kind, layer, map) { registry.layers[kind] = layer; registry.map = map; }
 
-  var BUILDERS = {communities: communities, sites: sites, tasks: tasks, flows: flows};
+  var BUILDERS = {communities: communities, sites: sites, tasks: tasks};  // + map_geo.js, map_flows.js
 
   // The legend: the page's <template id="rz-legend"> (static markup, no data in it) as a Leaflet control.
   function legend(map) {
@@ -365,6 +322,7 @@
       body.id = "rz-legend-body";
       button.type = "button";
       button.setAttribute("aria-controls", body.id);
+      if (registry.flowFilter) body.appendChild(registry.flowFilter);  // map_flows.js: which flows show
       body.appendChild(source.content.cloneNode(true));
       div.appendChild(button);
       div.appendChild(body);
@@ -390,6 +348,12 @@
   function draw(map, bases) {
     var overlays = {};
     registry.map = map;
+    var base = window.RhizomeMap.basemap ? window.RhizomeMap.basemap() : null;  // map_geo.js: PMTiles
+    if (base) {
+      bases[base.name] = base.layer;
+      if (base.active) base.layer.addTo(map);
+      registry.basemap = base.layer;
+    }
     map.on("popupopen", function (event) {  // sized to the map as it is now (a phone turned, a window resized)
       var popup = event.popup;
       if (popup.options.rzWidest) { L.extend(popup.options, popupOptions(popup.options.rzWidest)); refit(popup); }
@@ -409,7 +373,7 @@
   }
 
   window.RhizomeMap = {
-    communities: communities, sites: sites, tasks: tasks, flows: flows, register: register, registry: registry,
-    draw: draw
+    communities: communities, sites: sites, tasks: tasks, register: register, registry: registry,
+    draw: draw, builders: BUILDERS, util: {el: el, num: num, data: data, getJson: getJson}
   };
 })();
