@@ -132,6 +132,17 @@ def test_the_basemap_is_served_by_ranges(app: Flask) -> None:
     with client.get("/map/basemap.pmtiles", headers=headers) as part:
         assert part.status_code == 206 and len(part.data) == 127 and part.data[:7] == b"PMTiles"
         assert part.headers["Content-Range"] == f"bytes 0-126/{SAMPLE_BASEMAP.stat().st_size}"
+    size = SAMPLE_BASEMAP.stat().st_size
+    with client.get("/map/basemap.pmtiles", headers={"Range": "bytes=-10"}) as tail:
+        assert tail.status_code == 206 and tail.data == SAMPLE_BASEMAP.read_bytes()[-10:]
+        etag = tail.headers["ETag"]
+    with client.get("/map/basemap.pmtiles", headers={"Range": f"bytes={size - 5}-{size + 500}"}) as end:
+        assert end.status_code == 206 and len(end.data) == 5  # clamped to the file
+    assert client.get("/map/basemap.pmtiles", headers={"Range": f"bytes={size}-"}).status_code == 416
+    with client.get("/map/basemap.pmtiles", headers={"Range": "bytes=0-9", "If-Range": etag}) as fresh:
+        assert fresh.status_code == 206 and len(fresh.data) == 10
+    with client.get("/map/basemap.pmtiles", headers={"Range": "bytes=0-9", "If-Range": '"old"'}) as stale:
+        assert stale.status_code == 200 and len(stale.data) == size  # the file changed: all of it
     assert client.get("/map/basemap.pmtiles?x=1").status_code == 400
     with client.get("/map/areas.geojson") as areas:
         assert areas.status_code == 200 and len(areas.get_json()["features"]) == 78

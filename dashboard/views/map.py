@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, send_file, url_for
 from markupsafe import Markup
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from dashboard.map.render import LEGEND_COLOURS, MapData, MapUrls, render_map
 from dashboard.read import federation, mapdata, progress, queries
@@ -101,8 +102,30 @@ def _served_file(key: str, mimetype: str) -> Response:
     path = current_app.config.get(key)
     if path is None:
         abort(404, description="this dashboard serves no such map file (its setting is off)")
-    response = send_file(Path(path), mimetype=mimetype, conditional=True, max_age=3600)
+    file = Path(path)
+    stat = file.stat()
+    etag = f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+    wanted = request.range
+    if_range = request.if_range
+    if wanted is None or len(wanted.ranges) != 1 or (if_range.etag or etag) != etag:
+        response = send_file(file, mimetype=mimetype, conditional=True, max_age=3600, etag=etag)
+        response.headers["Accept-Ranges"] = "bytes"
+        return response
+    span = wanted.range_for_length(stat.st_size)
+    if span is None:
+        raise RequestedRangeNotSatisfiable(length=stat.st_size)
+    start, stop = span
+    # A tile reader asks for a header, a directory or a tile: kilobytes. Read just those bytes and close the
+    # file at once, rather than hand werkzeug an open file that a read the page cancels may leave open.
+    with file.open("rb") as handle:
+        handle.seek(start)
+        data = handle.read(stop - start)
+    response = Response(data, status=206, mimetype=mimetype)
+    response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{stat.st_size}"
     response.headers["Accept-Ranges"] = "bytes"
+    response.set_etag(etag)
+    response.cache_control.max_age = 3600
+    response.cache_control.public = True
     return response
 
 
