@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from logistics.allocation import AllocationInput, GoodInfo, Holding, Place, build_network, solve_flows
 from logistics.allocation.fairness import need_weight
+from logistics.allocation.regional import CommunitySummary, regional_input
 
 SOAP = GoodInfo(1, "soap", "other")  # not essential: one pass, no sharing of spare stock
 FISH = GoodInfo(2, "fresh-fish", "food", perishability_hours=2.0)  # 80 road-km at 40 km/h
@@ -270,3 +271,20 @@ def test_never_more_for_a_smaller_shortage(data: AllocationInput) -> None:
     for a, b in itertools.permutations(reach, 2):
         if a[1] == b[1] and reach[a] == reach[b] and into.get(b, 0.0) > 1e-6 and shortfall(a) > 1e-6:
             assert shortfall(a) <= shortfall(b) + 1e-4, f"{a} {b} {data.places} {data.holdings}"
+
+
+def test_a_stock_fact_may_carry_people_and_hours_short() -> None:
+    body = {
+        "communities": [
+            {"community": "a", "lat": 18.2, "lon": -66.5, "people": 1500, "goods": {"rice": {"stock": 80}}},
+            {
+                "community": "b",
+                "lat": 18.25,
+                "lon": -66.5,
+                "goods": {"rice": {"stock": 2, "minimum": 10, "target": 30, "short_hours": 36}},
+            },
+        ]
+    }
+    data, _, _ = regional_input(CommunitySummary.from_fact("node-1", body), [])
+    assert [p.people for p in data.places] == [1500.0, 0.0]
+    assert [h.short_hours for h in data.holdings] == [0.0, 36.0]

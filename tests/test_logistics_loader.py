@@ -209,6 +209,37 @@ def test_a_community_about_to_fall_short_is_planned_for_ahead(store: Store) -> N
     assert (ids["other-short"], rice) in plan.coverage  # short in an hour: planned for now
 
 
+def test_people_and_the_time_short_come_from_the_store(store: Store) -> None:
+    """Short-town holds 2 of a minimum of 10: 12 until 30 hours ago, then 4, then 2. Short for 30 hours,
+    not 5: the ledger is walked back to the change that took it below its minimum. Other-short has no
+    ledger at all: 0 hours. People: the population, else what the sites serve."""
+    sessions, ids = store
+    now = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+    site, rice = ids["short-town/clinic"], ids["rice"]
+    with sessions.begin() as session:
+        for hours_ago, delta, after in [(-50.0, 12.0, 12.0), (-30.0, -8.0, 4.0), (-5.0, -2.0, 2.0)]:
+            session.add(
+                StockLedgerEntry(
+                    site_id=site,
+                    good_id=rice,
+                    delta=delta,
+                    quantity_after=after,
+                    reason="sensor",
+                    source="sensor",
+                    created_at=now + timedelta(hours=hours_ago),
+                )
+            )
+        session.get_one(Community, ids["giver"]).population = 2500
+        session.get_one(Site, ids["other-short/pump"]).people_served = 300
+        session.get_one(Site, ids["other-short/storage"]).people_served = 40
+    with sessions.begin() as session:
+        data = load_allocation_input(session, now=now)
+    hours = {h.place_id: h.short_hours for h in data.holdings}
+    assert hours == {ids["giver"]: 0.0, ids["short-town"]: pytest.approx(30.0), ids["other-short"]: 0.0}
+    people = {p.id: p.people for p in data.places}
+    assert people == {ids["giver"]: 2500, ids["short-town"]: 0, ids["other-short"]: 340}
+
+
 def test_a_shipment_heavier_than_most_vehicles_goes_as_loads_they_can_carry(store: Store) -> None:
     sessions, ids = store
     with sessions.begin() as session:
