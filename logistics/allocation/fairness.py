@@ -71,8 +71,9 @@ class Filling:
         solver = pulp.HiGHS(msg=False, mip=False, threads=1)
         solver.createAndConfigureSolver(problem)
         solver.buildSolverModel(problem)
-        # Primal simplex from the last basis: a round only relaxes rows and holds shares a little below
-        # where they are, so the last solution stays feasible (presolve would throw the basis away).
+        # Primal simplex from the last basis: a round only relaxes rows and holds shares where they are
+        # (the priced `give` takes the solver's last digits), so the last solution stays feasible;
+        # presolve would throw the basis away.
         problem.solverModel.setOptionValue("presolve", "off")
         problem.solverModel.setOptionValue("solver", "simplex")
         problem.solverModel.setOptionValue("simplex_strategy", 4)

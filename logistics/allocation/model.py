@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 import pulp
 
 from logistics.allocation.data import AllocationInput
-from logistics.allocation.network import Network, build_network
+from logistics.allocation.network import Lane, Network, build_network
+
+PART_LANES: Final = 4000  # small components are solved together up to this many lanes
 
 Key = tuple[int, int]  # (place, good)
 
@@ -112,6 +115,35 @@ def build_allocation_model(
         penalty=penalty,
     )
     return problem, v
+
+
+def parts(net: Network, max_lanes: int = PART_LANES) -> list[Network]:
+    """The network cut into independent parts: whole components, the small ones packed together up to
+    `max_lanes` lanes. Solved apart, a round of one part never prices the lanes of the others."""
+    component = _components(net)
+    lanes: dict[int, list[Lane]] = defaultdict(list)
+    for lane in net.lanes:
+        lanes[component[lane.to_place, lane.good_id]].append(lane)
+    out: list[list[Lane]] = []
+    for c in sorted(lanes, key=lambda c: -len(lanes[c])):
+        if out and len(out[-1]) + len(lanes[c]) <= max_lanes:
+            out[-1].extend(lanes[c])
+        else:
+            out.append(list(lanes[c]))
+    position = {lane: i for i, lane in enumerate(net.lanes)}
+    networks = []
+    for group in out:
+        order = sorted(group, key=position.__getitem__)
+        givers = {(lane.from_place, lane.good_id) for lane in order}
+        takers = {(lane.to_place, lane.good_id) for lane in order}
+        networks.append(
+            Network(
+                supply={k: q for k, q in net.supply.items() if k in givers},
+                demand={k: q for k, q in net.demand.items() if k in takers},
+                lanes=tuple(order),
+            )
+        )
+    return networks
 
 
 def _row(terms: list[tuple[pulp.LpVariable, float]], sense: int, rhs: float, name: str) -> pulp.LpConstraint:

@@ -22,7 +22,7 @@ from gateway.contract.errors import InvalidInput
 from logistics.allocation.data import AllocationInput, AllocationPlan, PlannedShipment
 from logistics.allocation.fairness import Filling, fill, hold_cost, need_weight
 from logistics.allocation.lots import merged, whole_lots
-from logistics.allocation.model import Need, build_allocation_model
+from logistics.allocation.model import Need, build_allocation_model, parts
 from logistics.allocation.network import QUANTITY_EPS, Network, build_network
 
 log = logging.getLogger(__name__)
@@ -124,23 +124,25 @@ def _solve_pass(
         key: Need(stock[key], min(holdings[key].minimum, stock[key] + need), weight[key])
         for key, need in net.demand.items()
     }
-    problem, v = build_allocation_model(data, net, minimum)
     effort.build_s += time.perf_counter() - started
-    filling = Filling.start(problem, v, deadline)
-    try:
-        full = fill(filling, minimum, "fairness")
-        # Held at their minimum now: on towards the target (the safety level when sharing), the same way.
-        fill(
-            filling,
-            {key: Need(stock[key], stock[key] + net.demand[key], weight[key]) for key in full},
-            "target",
-        )
-        objective = hold_cost(filling)
-    finally:
-        effort.rounds += filling.rounds
-        effort.build_s += filling.build_s
-    shipments = _shipments(net, [_rounded(x.value()) for x in v.flows])
-    return shipments, "Optimal", objective
+    shipments: list[PlannedShipment] = []
+    objective = 0.0
+    for part in parts(net):  # independent: each part's rounds touch only its own lanes
+        started = time.perf_counter()
+        problem, v = build_allocation_model(data, part, {key: minimum[key] for key in part.demand})
+        effort.build_s += time.perf_counter() - started
+        filling = Filling.start(problem, v, deadline)
+        try:
+            full = fill(filling, minimum, "fairness")
+            # Held at their minimum now: on towards the target (the safety level when sharing), alike.
+            target = {key: Need(stock[key], stock[key] + net.demand[key], weight[key]) for key in full}
+            fill(filling, target, "target")
+            objective += hold_cost(filling)
+        finally:
+            effort.rounds += filling.rounds
+            effort.build_s += filling.build_s
+        shipments += _shipments(part, [_rounded(x.value()) for x in v.flows])
+    return tuple(shipments), "Optimal", objective
 
 
 def _after(data: AllocationInput, shipments: tuple[PlannedShipment, ...]) -> AllocationInput:
