@@ -186,7 +186,9 @@ def test_every_constraint_is_named_after_what_it_limits() -> None:
     data = AllocationInput([place(1, 0), place(2, 5)], [RICE], [Holding(1, 1, 10), Holding(2, 1, 0, 5, 10)])
     problem, v = build_allocation_model(data)
     assert {c.name for c in problem.constraints()} == {"supply_1_1", "demand_2_1", "fair_2_1", "held_2_1"}
-    assert [x.name for x in v.flows] == ["x_1_2_1"] and [t.name for t in v.floor.values()] == ["floor_0"]
+    assert [x.name for x in v.flows] == ["x_1_2_1"] and [z.name for z in v.shortfall.values()] == [
+        "shortfall_0"
+    ]
 
 
 def test_solver_outcome_is_checked_not_trusted() -> None:

@@ -1,10 +1,8 @@
-"""Worst-off first: lexicographic max-min of weighted coverage by progressive filling, one LP per round.
+"""Worst-off first: lexicographic max-min of weighted shares by progressive filling, one LP per round.
 
-A shortage's weighted coverage is its share of the level (minimum, then target) divided by its weight.
-Each round raises, per component, the floor that every free shortage's weighted coverage reaches: all rise
-together, the heavier ones faster, none left at nothing while others fill. The shortages that hold a floor
-up (a row with a positive dual: tight in every optimum) are held at the level they reached; one whose share
-reaches 1 is held there; the others keep rising in the next round. A shortage no lane reaches has no row
+Each round minimises, per component, the worst weighted shortfall weight x (1 - share of the level) of its
+free shortages. The shortages that hold it up (a row with a positive dual: tight in every optimum) are held
+at the level they reached; the others keep rising in the next round. A shortage no lane reaches has no row
 at all, so a hard-to-reach community caps only itself, never the floor of everyone else. Nothing in the
 objective pays per unit of a share: a nearly full community never goes ahead of an empty one.
 
@@ -28,12 +26,12 @@ from logistics.allocation.model import AllocationVars, Key, Need
 from logistics.common.errors import PlanningError
 
 # Weights: one more for each doubling of the people beyond PEOPLE_UNIT, and one more for each WEEK_H short,
-# up to MAX_SHORT_H. A town of 3,000 rises 3 times as fast as a hamlet, a month short 5 times as fast as a
-# day; the hamlet still rises from the first unit on.
+# up to MAX_SHORT_H. A town of 3,000 weighs 3 against a hamlet's 1, a month short 5 against a day's 1: enough
+# to go first, never enough to leave the hamlet with nothing while the town is nearly full.
 PEOPLE_UNIT: Final = 1000.0
 WEEK_H: Final = 168.0
 MAX_SHORT_H: Final = 4 * WEEK_H
-AT_CAP: Final = 1e-9  # a floor this close to 1 / weight has brought that shortage's share to 1
+ZERO_SHORTFALL: Final = 1e-9  # a component whose worst shortfall is below this has reached its levels
 BINDING_DUAL: Final = 1e-9  # a row's share of its component's dual sum above which it holds the level up
 TIGHT: Final = 1e-7  # x its level: a row this close to its bound is tight (when the duals say nothing)
 
@@ -51,7 +49,7 @@ class Filling:
 
     Givers a bottleneck drew on give it everything in every optimum (their supply rows carry a dual at
     least as large as its own), so they are `exhausted`: the free shortages left split into the components
-    of the lanes that remain, and each gets a floor column of its own and rises on its own level.
+    of the lanes that remain, and each gets a shortfall column of its own and rises on its own level.
     """
 
     problem: pulp.LpProblem
@@ -59,7 +57,7 @@ class Filling:
     deadline: float
     held: dict[Key, float] = field(default_factory=dict)
     exhausted: set[Key] = field(default_factory=set)  # givers whose whole supply a held share needs
-    column: dict[Key, int] = field(default_factory=dict)  # free shortage -> its floor column
+    column: dict[Key, int] = field(default_factory=dict)  # free shortage -> its shortfall column
     givers: dict[Key, list[Key]] = field(default_factory=dict)  # shortage -> givers with a lane to it
     takers: dict[Key, list[Key]] = field(default_factory=dict)  # giver -> shortages it has a lane to
     rounds: int = 0
@@ -112,9 +110,9 @@ class Filling:
     def set_need(self, key: Key, need: Need) -> None:
         """Free `key` to rise towards `need`'s level in the next rounds."""
         row = self.v.fair[key].index
-        column = self.column.setdefault(key, self.v.floor[self.v.component[key]].index)
-        self.highs.changeCoeff(row, column, -need.level * need.weight)
-        self.highs.changeRowBounds(row, -need.stock, math.inf)
+        column = self.column.setdefault(key, self.v.shortfall[self.v.component[key]].index)
+        self.highs.changeCoeff(row, column, need.level / need.weight)
+        self.highs.changeRowBounds(row, need.gap, math.inf)
 
     def hold(self, key: Key, quantity: float) -> None:
         """Keep at least `quantity` flowing into `key` from now on; it no longer rises."""
@@ -124,8 +122,8 @@ class Filling:
         self.column.pop(key, None)
 
     def split(self, free: Mapping[Key, Need]) -> dict[int, list[Key]]:
-        """Give each component of the free shortages (over lanes from givers not exhausted) a floor column
-        of its own, bounded where its first share reaches 1; column -> its shortages."""
+        """Give each component of the free shortages (over lanes from givers not exhausted) a shortfall
+        column of its own; column -> its shortages."""
         parent = {key: key for key in free}
 
         def root(key: Key) -> Key:
@@ -152,22 +150,21 @@ class Filling:
         for keys in groups.values():
             column = self.column[keys[0]]
             if column in members:  # the group it was in has split: a new column for this part
-                self.highs.addCol(-1.0, 0.0, math.inf, 0, [], [])
+                self.highs.addCol(1.0, 0.0, math.inf, 0, [], [])
                 column = self.highs.getNumCol() - 1
             members[column] = keys
-            self.highs.changeColBounds(column, 0.0, min(1.0 / free[key].weight for key in keys))
             for key in keys:
                 if self.column[key] != column:
                     row = self.v.fair[key].index
                     self.highs.changeCoeff(row, self.column[key], 0.0)
-                    self.highs.changeCoeff(row, column, -free[key].level * free[key].weight)
+                    self.highs.changeCoeff(row, column, free[key].level / free[key].weight)
                     self.column[key] = column
         return members
 
 
 def fill(filling: Filling, needs: Mapping[Key, Need], stage: str) -> set[Key]:
-    """Lift the reachable `needs`, the lowest weighted coverage first, and hold each where it stops (never
-    below what it held before). Returns those that reached their level."""
+    """Lift the reachable `needs`, worst weighted shortfall first, and hold each where it stops (never below
+    what it held before). Returns those that reached their level."""
     v = filling.v
     free = {key: need for key, need in needs.items() if key in v.fair and need.gap > 0 and need.level > 0}
     for key, need in free.items():
@@ -177,18 +174,17 @@ def fill(filling: Filling, needs: Mapping[Key, Need], stage: str) -> set[Key]:
         members = filling.split(free)
         values, duals = filling.solve(stage)
         for column, keys in members.items():
-            cap = min(1.0 / free[key].weight for key in keys)
-            floor = min(cap, max(0.0, values[column]))
-            if floor >= cap * (1.0 - AT_CAP):  # the heaviest are at their level: they stop, the rest rise on
-                stopped = [key for key in keys if 1.0 / free[key].weight <= cap * (1.0 + AT_CAP)]
-                full.update(stopped)
+            worst = max(0.0, values[column])
+            if worst <= ZERO_SHORTFALL:
+                full.update(keys)
+                stopped = keys
             else:
-                stopped = _bottleneck(v, keys, free, duals, values, floor)
+                stopped = _bottleneck(v, keys, free, duals, values, worst)
                 filling.exhausted.update(g for key in stopped for g in filling.givers[key])
             for key in stopped:
                 need = free.pop(key)
-                share = need.gap if key in full else need.level * need.weight * floor - need.stock
-                filling.hold(key, min(need.gap, max(0.0, share)))
+                share = need.gap - need.level / need.weight * worst if worst > ZERO_SHORTFALL else need.gap
+                filling.hold(key, max(0.0, share))
     return full
 
 
@@ -198,12 +194,12 @@ def _bottleneck(
     free: Mapping[Key, Need],
     duals: list[float],
     values: list[float],
-    floor: float,
+    worst: float,
 ) -> list[Key]:
-    """The free shortages of one component that hold its floor down: a positive dual (tight in every
+    """The free shortages of one component that hold its shortfall up: a positive dual (tight in every
     optimum, by complementary slackness); if the duals say nothing, every tight row."""
-    # A component's fair-row duals, each times its floor coefficient, sum to 1 at an optimum.
-    weight = {key: abs(duals[v.fair[key].index]) * free[key].level * free[key].weight for key in keys}
+    # A component's fair-row duals, each times its shortfall coefficient, sum to 1 at an optimum.
+    weight = {key: abs(duals[v.fair[key].index]) * free[key].level / free[key].weight for key in keys}
     total = sum(weight.values())
     binding = [key for key in keys if total > 0 and weight[key] > BINDING_DUAL * total]
     if binding:
@@ -212,7 +208,7 @@ def _bottleneck(
     for key in keys:
         need = free[key]
         inflow = sum(values[x.index] * a for x, a in v.inflow[key].items())
-        if inflow - need.level * need.weight * floor <= -need.stock + TIGHT * need.level:
+        if inflow + need.level / need.weight * worst <= need.gap + TIGHT * need.level:
             tight.append(key)
     return tight or keys
 
@@ -223,7 +219,7 @@ def hold_cost(filling: Filling) -> float:
     v = filling.v
     highs = filling.highs
     longest = max((lane.distance_km for lane in v.network.lanes), default=0.0)
-    cost = np.zeros(highs.getNumCol())  # the floor columns: nothing
+    cost = np.zeros(highs.getNumCol())  # the shortfall columns: nothing
     for x, lane in zip(v.flows, v.network.lanes, strict=True):
         cost[x.index] = lane.distance_km
     for give in v.give.values():

@@ -3,7 +3,7 @@ bounds between the rounds of the worst-off-first filling.
 
 Rows are named (`supply_{place}_{good}`, `demand_…`, `fair_…`, `held_…`) so an infeasible model can be
 explained. Lanes fall into components (per good, givers and takers linked by lanes): nothing ties two
-components together, so each has its own floor of weighted coverage and reaches its own level.
+components together, so each has its own worst weighted shortfall and reaches its own level.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ class AllocationVars:
     network: Network
     flows: tuple[pulp.LpVariable, ...]  # one per lane, same order
     component: Mapping[Key, int]  # reachable shortage -> its component
-    floor: Mapping[int, pulp.LpVariable]  # component -> weighted coverage every free shortage of it gets
-    fair: Mapping[Key, pulp.LpConstraint]  # inflow - level x weight x floor >= -stock
+    shortfall: Mapping[int, pulp.LpVariable]  # component -> worst weighted shortfall of its free shortages
+    fair: Mapping[Key, pulp.LpConstraint]  # inflow + level / weight x shortfall >= level - stock
     held: Mapping[Key, pulp.LpConstraint]  # inflow + give >= the share it is held at (0 until then)
     give: Mapping[Key, pulp.LpVariable]  # what a held share may fall short by, at a price (solver noise)
     inflow: Mapping[Key, pulp.LpAffineExpression]  # the flows into each shortage
-    penalty: float  # the price of a unit of `give`: more than any floor it could buy
+    penalty: float  # the price of a unit of `give`: more than any shortfall it could buy
 
 
 def build_allocation_model(
@@ -58,10 +58,10 @@ def build_allocation_model(
     """The LP over the sparse network (by default the surplus one), set for the first round of the filling:
     every reachable shortage free, rising towards its `needs` level (by default its target, weighing 1).
 
-    Per shortage, `fair_…` says its share of the level / weight >= its component's floor (its weighted
-    coverage), and `held_…` keeps what a round gave it, less `give_…` at a price no gain in a floor can pay
-    (only the solver's last digits use it: a held share is exactly the level reached, never infeasible by
-    1e-9). The objective: the largest floors (minimised as their negative), less what is given back."""
+    Per shortage, `fair_…` says weight x (1 - its share of the level) <= its component's shortfall, and
+    `held_…` keeps what a round gave it, less `give_…` at a price no gain in shortfall can pay (so only
+    the solver's last digits use it: a held share is exactly the level reached, never infeasible by 1e-9).
+    The objective is the sum of the components' shortfalls and the price of what is given back."""
     net = net if net is not None else build_network(data)
     problem = pulp.LpProblem("allocation", pulp.LpMinimize)
     flows = tuple(
@@ -82,7 +82,9 @@ def build_allocation_model(
         problem.addConstraint(
             _row(terms, pulp.LpConstraintLE, net.supply[place, good], f"supply_{place}_{good}")
         )
-    floor = {c: problem.add_variable(f"floor_{c}", lowBound=0.0) for c in sorted(set(component.values()))}
+    shortfall = {
+        c: problem.add_variable(f"shortfall_{c}", lowBound=0.0) for c in sorted(set(component.values()))
+    }
     if needs is None:
         needs = {key: Need(0.0, net.demand[key], 1.0) for key in incoming}
     fair: dict[Key, pulp.LpConstraint] = {}
@@ -91,21 +93,21 @@ def build_allocation_model(
     for (place, good), terms in incoming.items():
         key, need = (place, good), needs[place, good]
         problem.addConstraint(_row(terms, pulp.LpConstraintLE, net.demand[key], f"demand_{place}_{good}"))
-        z = (floor[component[key]], -need.level * need.weight)
+        z = (shortfall[component[key]], need.level / need.weight)
         give[key] = problem.add_variable(f"give_{place}_{good}", lowBound=0.0)
-        fair[key] = _row([*terms, z], pulp.LpConstraintGE, -need.stock, f"fair_{place}_{good}")
+        fair[key] = _row([*terms, z], pulp.LpConstraintGE, need.gap, f"fair_{place}_{good}")
         held[key] = _row([*terms, (give[key], 1.0)], pulp.LpConstraintGE, 0.0, f"held_{place}_{good}")
         problem.addConstraint(fair[key])
         problem.addConstraint(held[key])
-    # A unit given back raises a floor by at most 1 / (level x weight): priced a thousand times higher.
-    penalty = 1000.0 * max((1.0 / (n.level * n.weight) for n in needs.values() if n.level > 0), default=1.0)
-    objective = [(t, -1.0) for t in floor.values()] + [(g, penalty) for g in give.values()]
+    # A unit given back lowers a shortfall by at most weight / level: priced a thousand times higher.
+    penalty = 1000.0 * max((n.weight / n.level for n in needs.values() if n.level > 0), default=1.0)
+    objective = [(z, 1.0) for z in shortfall.values()] + [(g, penalty) for g in give.values()]
     problem.setObjective(pulp.LpAffineExpression(objective))
     v = AllocationVars(
         network=net,
         flows=flows,
         component={key: component[key] for key in incoming},
-        floor=floor,
+        shortfall=shortfall,
         fair=fair,
         held=held,
         give=give,
