@@ -25,11 +25,14 @@ import pulp
 from logistics.allocation.model import AllocationVars, Key, Need
 from logistics.common.errors import PlanningError
 
-# Weights: one more for each doubling of the people beyond PEOPLE_UNIT, and one more for each WEEK_H short,
-# up to MAX_SHORT_H. A town of 3,000 weighs 3 against a hamlet's 1, a month short 5 against a day's 1: enough
-# to go first, never enough to leave the hamlet with nothing while the town is nearly full.
+# Weights: a quarter more for each doubling of the people beyond PEOPLE_UNIT, a quarter more for each week
+# short, up to MAX_SHORT_H. Kept mild on purpose: a community weighing w goes first until its share is
+# 1 - 1/w, so a town of 3,000 (1.5) is lifted to a third of its minimum before a hamlet short since today
+# (1) gets anything, and nobody weighs more than about 3.
 PEOPLE_UNIT: Final = 1000.0
+PEOPLE_STEP: Final = 0.25
 WEEK_H: Final = 168.0
+WEEK_STEP: Final = 0.25
 MAX_SHORT_H: Final = 4 * WEEK_H
 ZERO_SHORTFALL: Final = 1e-9  # a component whose worst shortfall is below this has reached its levels
 BINDING_DUAL: Final = 1e-9  # a row's share of its component's dual sum above which it holds the level up
@@ -38,9 +41,9 @@ TIGHT: Final = 1e-7  # x its level: a row this close to its bound is tight (when
 
 def need_weight(people: float, short_hours: float) -> float:
     """How much a shortage weighs in the max-min: more people and a longer time short weigh more (>= 1)."""
-    people_factor = 1.0 + math.log2(1.0 + max(0.0, people) / PEOPLE_UNIT)
-    time_factor = 1.0 + min(max(0.0, short_hours), MAX_SHORT_H) / WEEK_H
-    return people_factor * time_factor
+    people_part = PEOPLE_STEP * math.log2(1.0 + max(0.0, people) / PEOPLE_UNIT)
+    time_part = WEEK_STEP * min(max(0.0, short_hours), MAX_SHORT_H) / WEEK_H
+    return 1.0 + people_part + time_part
 
 
 @dataclass
