@@ -27,7 +27,7 @@ def _finite(name: str, value: float) -> None:
 
 
 def good_priority(sector: str, essential: bool) -> float:
-    """Essential first, then by sector: the weight of a good in allocation and of its shipments in routing."""
+    """Essential first, then by sector: the weight of a good's shipments in routing."""
     return SECTOR_PRIORITY.get(sector, 1.0) + (ESSENTIAL_BONUS if essential else 0.0)
 
 
@@ -75,7 +75,7 @@ class GoodInfo:
 
     @property
     def priority(self) -> float:
-        """Weight of this good's coverage in the objectives: essential first, then by sector."""
+        """Essential first, then by sector: the weight of this good's shipments in routing."""
         return good_priority(self.sector, self.essential)
 
 

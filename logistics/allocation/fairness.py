@@ -6,7 +6,7 @@ at the level they reached; the others keep rising in the next round. A shortage 
 at all, so a hard-to-reach community caps only itself, never the floor of everyone else. Nothing in the
 objective pays per unit of a share: a nearly full community never goes ahead of an empty one.
 
-The PuLP model (model.py) goes to HiGHS once per pass, through PuLP's own adapter; between rounds only
+The PuLP model (model.py) of each part goes to HiGHS once, through PuLP's own adapter; between rounds only
 bounds and a coefficient change in place, so each round re-solves from the last basis.
 """
 
