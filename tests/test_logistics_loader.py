@@ -69,6 +69,24 @@ def fill(session: Session) -> dict[str, int]:
     return ids
 
 
+def add_ledger(
+    session: Session, site: int, good: int, now: datetime, entries: list[tuple[float, float, str, float]]
+) -> None:
+    """Ledger entries (hours from `now`, delta, source, quantity after) for one site and good."""
+    for hours_ago, delta, source, after in entries:
+        session.add(
+            StockLedgerEntry(
+                site_id=site,
+                good_id=good,
+                delta=delta,
+                quantity_after=after,
+                reason=source,
+                source=source,
+                created_at=now + timedelta(hours=hours_ago),
+            )
+        )
+
+
 def count(session: Session, model: type[Base], *where: ColumnElement[bool]) -> int:
     return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
@@ -184,19 +202,7 @@ def test_a_community_about_to_fall_short_is_planned_for_ahead(store: Store) -> N
         entries = [(-3.0, 0.0, "initial", 0.0), (-2.5, -100.0, "sensor", 0.0), (-2.0, 22.0, "sensor", 22.0)]
         entries += [(-1.0, -5.0, "sensor", 17.0)]
         entries += [(-0.5, -5.0, "sensor", 12.0), (-0.25, 4.0, "sensor", 16.0), (-0.1, -4.0, "sensor", 12.0)]
-        for hours_ago, delta, source, after in entries:
-            at = now + timedelta(hours=hours_ago)
-            session.add(
-                StockLedgerEntry(
-                    site_id=site,
-                    good_id=rice,
-                    delta=delta,
-                    quantity_after=after,
-                    reason=source,
-                    source=source,
-                    created_at=at,
-                )
-            )
+        add_ledger(session, site, rice, now, entries)
     with sessions.begin() as session:
         # Used 14 in the last two hours (the 100 before them is outside the window, the 4 that came in is
         # not use): 7 a hour.
@@ -207,6 +213,27 @@ def test_a_community_about_to_fall_short_is_planned_for_ahead(store: Store) -> N
     assert as_is[ids["other-short"]] == 12.0 and ahead[ids["other-short"]] == pytest.approx(5.0)
     assert ahead[ids["giver"]] == as_is[ids["giver"]], "no use reported, no change"
     assert (ids["other-short"], rice) in plan.coverage  # short in an hour: planned for now
+
+
+def test_people_and_the_time_short_come_from_the_store(store: Store) -> None:
+    """Short-town holds 2 of a minimum of 10: 12 until 30 hours ago, then 4, then 2. Short for 30 hours,
+    not 5: the ledger is walked back to the change that took it below its minimum. Other-short has no
+    ledger at all: 0 hours. People: the population, else what the sites serve."""
+    sessions, ids = store
+    now = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+    site, rice = ids["short-town/clinic"], ids["rice"]
+    with sessions.begin() as session:
+        entries = [(-50.0, 12.0, "sensor", 12.0), (-30.0, -8.0, "sensor", 4.0), (-5.0, -2.0, "sensor", 2.0)]
+        add_ledger(session, site, rice, now, entries)
+        session.get_one(Community, ids["giver"]).population = 2500
+        session.get_one(Site, ids["other-short/pump"]).people_served = 300
+        session.get_one(Site, ids["other-short/storage"]).people_served = 40
+    with sessions.begin() as session:
+        data = load_allocation_input(session, now=now)
+    hours = {h.place_id: h.short_hours for h in data.holdings}
+    assert hours == {ids["giver"]: 0.0, ids["short-town"]: pytest.approx(30.0), ids["other-short"]: 0.0}
+    people = {p.id: p.people for p in data.places}
+    assert people == {ids["giver"]: 2500, ids["short-town"]: 0, ids["other-short"]: 340}
 
 
 def test_a_shipment_heavier_than_most_vehicles_goes_as_loads_they_can_carry(store: Store) -> None:

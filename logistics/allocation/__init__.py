@@ -15,7 +15,7 @@ from logistics.allocation.data import (
     PlannedShipment,
     good_priority,
 )
-from logistics.allocation.model import AllocationVars, build_allocation_model
+from logistics.allocation.model import AllocationVars, Need, build_allocation_model
 from logistics.allocation.network import Lane, Network, build_network
 from logistics.allocation.solve import NO_LANE, NO_SHORTAGE, in_lots, solve_allocation, solve_flows
 
@@ -29,6 +29,7 @@ __all__ = [
     "GoodInfo",
     "Holding",
     "Lane",
+    "Need",
     "Network",
     "Place",
     "PlannedShipment",

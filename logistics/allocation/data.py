@@ -27,7 +27,7 @@ def _finite(name: str, value: float) -> None:
 
 
 def good_priority(sector: str, essential: bool) -> float:
-    """Essential first, then by sector: the weight of a good in allocation and of its shipments in routing."""
+    """Essential first, then by sector: the weight of a good's shipments in routing."""
     return SECTOR_PRIORITY.get(sector, 1.0) + (ESSENTIAL_BONUS if essential else 0.0)
 
 
@@ -39,10 +39,14 @@ class Place:
     name: str
     lat: float
     lon: float
+    people: float = 0.0  # population, or the people its sites serve; 0 when unknown (weighs as few)
 
     def __post_init__(self) -> None:
         _finite("lat", self.lat)
         _finite("lon", self.lon)
+        _finite("people", self.people)
+        if self.people < 0:
+            raise InvalidInput(f"place {self.id}: negative people {self.people}")
         if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
             raise InvalidInput(f"place {self.id}: coordinates ({self.lat}, {self.lon}) out of range")
 
@@ -71,7 +75,7 @@ class GoodInfo:
 
     @property
     def priority(self) -> float:
-        """Weight of this good's coverage in the objectives: essential first, then by sector."""
+        """Essential first, then by sector: the weight of this good's shipments in routing."""
         return good_priority(self.sector, self.essential)
 
 
@@ -84,9 +88,10 @@ class Holding:
     stock: float
     minimum: float = 0.0
     target: float = 0.0
+    short_hours: float = 0.0  # how long the community has been below its minimum of the good (store history)
 
     def __post_init__(self) -> None:
-        for name in ("stock", "minimum", "target"):
+        for name in ("stock", "minimum", "target", "short_hours"):
             value = getattr(self, name)
             _finite(name, value)
             if value < 0:
@@ -197,7 +202,7 @@ class AllocationPlan:
     min_coverage: float  # worst-off shortage, unreachable ones included; 1.0 when nobody is short
     status: str  # "Optimal", or NO_SHORTAGE / NO_LANE when the solver had nothing to decide
     objective: float
-    fair_share: Mapping[int, float] = field(default_factory=dict)  # good -> coverage floor of stage 1
+    fair_share: Mapping[int, float] = field(default_factory=dict)  # good -> lowest reachable coverage
     unreachable: tuple[tuple[int, int], ...] = ()  # shortages with no surplus of the good within reach
     # (place, good) -> the most the plan may take from a giver: its surplus, and for essential goods the
     # stock it can spare (whole units are rounded within it).
@@ -205,7 +210,9 @@ class AllocationPlan:
     # (place, good) -> what each giver holds above its minimum: stored shipments a re-plan keeps a little
     # larger than it would plan them (lots.revise_lanes) must fit in it, so no giver is left short.
     above_minimum: Mapping[tuple[int, int], float] = field(default_factory=dict)
+    rounds: int = 0  # LP solves of the worst-off-first filling (logistics.allocation.fairness)
     solve_time_s: float = field(default=0.0, compare=False)  # wall clock; plans compare by content
+    build_time_s: float = field(default=0.0, compare=False)  # of it, building the models in PuLP
 
     @property
     def receivers(self) -> frozenset[int]:
@@ -228,5 +235,7 @@ class AllocationPlan:
             "unreachable": len(self.unreachable),
             "min_coverage": round(self.min_coverage, 6),
             "reachable_min_coverage": round(self.reachable_min_coverage, 6),
+            "rounds": self.rounds,
+            "build_time_s": round(self.build_time_s, 3),
             "solve_time_s": round(self.solve_time_s, 3),
         }

@@ -32,12 +32,20 @@ class CommunitySummary:
     lat: float
     lon: float
     goods: Mapping[str, Mapping[str, Any]]  # slug -> stock, minimum, target, sector, essential, kg, ...
+    people: float = 0.0  # who the community serves, when the fact says (worst-off first weighs it)
 
     @classmethod
     def from_fact(cls, node: str, body: Mapping[str, Any]) -> list[CommunitySummary]:
         """The summaries a node's `stock` fact carries, one per community it serves."""
         return [
-            cls(node, str(c["community"]), float(c["lat"]), float(c["lon"]), dict(c["goods"]))
+            cls(
+                node,
+                str(c["community"]),
+                float(c["lat"]),
+                float(c["lon"]),
+                dict(c["goods"]),
+                max(0.0, float(c.get("people") or 0.0)),
+            )
             for c in body.get("communities", [])
         ]
 
@@ -111,13 +119,14 @@ def regional_input(
                 max(0.0, float(g.get("stock", 0.0))),
                 minimum,
                 max(minimum, target),
+                max(0.0, float(g.get("short_hours") or 0.0)),  # hours below the minimum, when the fact says
             ]
     for shipment in under_way:
         for community, sign in ((shipment.from_community, -1.0), (shipment.to_community, 1.0)):
             key = (index.get(community, -1), good_ids.get(shipment.good, -1))
             if key in levels:
                 levels[key][0] = max(0.0, levels[key][0] + sign * shipment.quantity)
-    places = [Place(i, s.community, s.lat, s.lon) for i, s in enumerate(communities)]
+    places = [Place(i, s.community, s.lat, s.lon, people=s.people) for i, s in enumerate(communities)]
     holdings = [Holding(p, g, *values) for (p, g), values in sorted(levels.items())]
     goods = [infos[slug] for slug in slugs]
     return AllocationInput(places, goods, holdings), communities, slugs

@@ -41,6 +41,9 @@ from logistics.allocation.data import (
 from logistics.allocation.lots import UNIT_EPS, LaneKey, Revision, merged, revise_lanes, whole_units
 
 log = logging.getLogger(__name__)
+SHORT_LOOKBACK_S = (
+    4 * 7 * 24 * 3600.0
+)  # how far back the ledger is read for the time short (its weight stops)
 USE_WINDOW_LEADS = 2.0  # the rate of use is measured over twice the lead time (a day for 12 hours)
 HUB_KIND = "storage"  # goods arrive at a community's storage hub if any; they leave from where they are
 ALERT_EVENT = "shipments_planned"
@@ -55,14 +58,26 @@ def load_allocation_input(
     With `lead_s`, each stock is the one expected that far ahead at the community's recent rate of use
     (use_rates): a delivery takes hours to arrive, so a community about to fall below its minimum is
     planned for now, not once it is short (in the region week, drop-offs came a median 8.4 and a p90 13.5
-    simulated hours after their plan)."""
+    simulated hours after their plan).
+
+    Each place carries its people (the community's population, else what its sites serve) and each holding
+    how long it has been below its minimum (short_hours): worst-off first weighs both."""
     hubs = hub_sites(session)
     communities = session.scalars(select(Community).order_by(Community.id)).all()
     # A community without any site has nowhere to hold or receive goods, so it cannot take part.
     siteless = [c.slug for c in communities if c.id not in hubs]
     if siteless:
         log.warning("%s communities have no site and are left out of planning: %s", len(siteless), siteless)
-    places = [Place(c.id, c.name, c.lat, c.lon) for c in communities if c.id in hubs]
+    served = dict(
+        session.execute(
+            select(Site.community_id, func.sum(Site.people_served)).group_by(Site.community_id)
+        ).all()
+    )
+    places = [
+        Place(c.id, c.name, c.lat, c.lon, people=float(c.population or served.get(c.id) or 0))
+        for c in communities
+        if c.id in hubs
+    ]
     goods = [
         GoodInfo(g.id, g.slug, g.sector, g.essential, g.perishability_hours, g.weight_kg_per_unit)
         for g in session.scalars(select(Good).order_by(Good.id))
@@ -75,19 +90,62 @@ def load_allocation_input(
     )
     for community_id, good_id, quantity in stock:
         levels[community_id, good_id][0] = float(quantity or 0.0)
+    held_now = {key: values[0] for key, values in levels.items()}
     _count_goods_on_their_way(session, levels)
     if lead_s > 0:
         for key, per_s in use_rates(session, USE_WINDOW_LEADS * lead_s, now).items():
             if key in levels:
                 levels[key][0] = max(0.0, levels[key][0] - per_s * lead_s)
+    minimums: dict[tuple[int, int], float] = {}
     for need in session.scalars(select(NeedLevel)):
         levels[need.community_id, need.good_id][1:] = [need.minimum, need.target]
+        minimums[need.community_id, need.good_id] = need.minimum
+    short = {key: (held_now.get(key, 0.0), m) for key, m in minimums.items() if held_now.get(key, 0.0) < m}
+    hours = short_hours(session, short, now)
     holdings = [
-        Holding(place, good, quantity, minimum, target)
+        Holding(place, good, quantity, minimum, target, short_hours=hours.get((place, good), 0.0))
         for (place, good), (quantity, minimum, target) in sorted(levels.items())
         if place in hubs
     ]
     return AllocationInput(places, goods, holdings)
+
+
+def short_hours(
+    session: Session, short: Mapping[tuple[int, int], tuple[float, float]], now: datetime | None = None
+) -> dict[tuple[int, int], float]:
+    """(community, good) -> hours it has been below its minimum, for those `short` ((community, good) ->
+    (stock now, minimum)): walking the stock ledger back from today's stock to the last change that took it
+    below the minimum, over at most SHORT_LOOKBACK_S. With no such change in the window, since the oldest
+    entry in it (a lower bound); with no entry at all, 0."""
+    if not short:
+        return {}
+    now = now or utcnow()
+    since = now - timedelta(seconds=SHORT_LOOKBACK_S)
+    rows = session.execute(
+        select(
+            Site.community_id, StockLedgerEntry.good_id, StockLedgerEntry.delta, StockLedgerEntry.created_at
+        )
+        .join(Site, StockLedgerEntry.site_id == Site.id)
+        .where(
+            StockLedgerEntry.created_at >= since,
+            StockLedgerEntry.created_at <= now,
+            Site.community_id.in_({c for c, _ in short}),
+            StockLedgerEntry.good_id.in_({g for _, g in short}),
+        )
+        .order_by(StockLedgerEntry.created_at.desc(), StockLedgerEntry.id.desc())
+    )
+    level = {key: stock for key, (stock, _) in short.items()}
+    began: dict[tuple[int, int], datetime] = {}
+    settled: set[tuple[int, int]] = set()
+    for community_id, good_id, delta, created_at in rows:
+        key = (community_id, good_id)
+        if key not in level or key in settled:
+            continue
+        began[key] = _aware(created_at)
+        level[key] -= delta  # the stock before this entry
+        if level[key] >= short[key][1] - UNIT_EPS:  # at or above the minimum before it: the shortage began
+            settled.add(key)
+    return {key: max(0.0, (now - at).total_seconds() / 3600.0) for key, at in began.items()}
 
 
 def _count_goods_on_their_way(session: Session, levels: dict[tuple[int, int], list[float]]) -> None:
