@@ -52,7 +52,7 @@ check: $(STAMP)
 test: $(STAMP)
 	$(MAKE) --no-print-directory -j4 -k --output-sync=target -o $(STAMP) lane-network-slow lane-network-slow-b lane-network lane-unit lint typecheck lane-others
 
-SLOW_B := tests/test_nodes.py tests/test_federation.py tests/test_demo.py
+SLOW_B := tests/test_nodes.py tests/test_federation.py tests/test_demo.py tests/browser/test_demo_browser.py
 
 lane-network-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m "$(NETWORK_SLOW)" $(addprefix --ignore=,$(SLOW_B)) $(PYTEST_ARGS)

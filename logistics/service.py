@@ -69,13 +69,23 @@ class PlanRun:
     data: AllocationInput | None = None  # what it was planned from (for the run's report)
 
 
+# A large region's allocation is many LP rounds (2,000 communities: 50-90 s on a loaded 2-core machine):
+# a limit below this per place would fail every run of it, and a failed run plans nothing.
+ALLOCATION_S_PER_PLACE = 0.1
+
+
+def allocation_limit_s(time_limit_s: float, places: int) -> float:
+    """The allocation's time limit: the one asked for, but at least ALLOCATION_S_PER_PLACE per place."""
+    return max(time_limit_s, ALLOCATION_S_PER_PLACE * places)
+
+
 def plan_once(sessions: sessionmaker[Session], time_limit_s: float = 30.0, lead_s: float = 0.0) -> PlanRun:
     """Load (the stock expected `lead_s` ahead), solve and save one plan; the solve holds no database
     transaction open."""
     started = time.perf_counter()
     with sessions.begin() as session:
         data = load_allocation_input(session, lead_s=lead_s)
-    plan = solve_allocation(data, time_limit_s=time_limit_s)
+    plan = solve_allocation(data, time_limit_s=allocation_limit_s(time_limit_s, len(data.places)))
     with sessions.begin() as session:
         saved = save_plan(session, plan)
     return PlanRun(saved.plan_id, plan, time.perf_counter() - started, unchanged=saved.unchanged, data=data)

@@ -285,3 +285,12 @@ def test_non_positive_time_limit_is_rejected() -> None:
     data = AllocationInput([place(1, 0), place(2, 5)], [RICE], [Holding(1, 1, 10), Holding(2, 1, 0, 5, 10)])
     with pytest.raises(ValueError, match="time limit"):
         solve_allocation(data, time_limit_s=0)
+
+
+def test_the_allocation_limit_grows_with_the_region() -> None:
+    """A 2,000-community region is many LP rounds: 30 s would fail every run of it, so it gets 200 s."""
+    from logistics.service import allocation_limit_s
+
+    assert allocation_limit_s(30.0, 78) == 30.0
+    assert allocation_limit_s(30.0, 2000) == pytest.approx(200.0)
+    assert allocation_limit_s(500.0, 2000) == 500.0
