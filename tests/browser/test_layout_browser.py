@@ -97,6 +97,18 @@ def test_community_popup_opens_whole_inside_the_map(
     for good in (g for g in detail["goods"] if g["minimum"] is not None):
         assert good["name"] in text
     page.screenshot(path=f"/tmp/layout-{width}-popup.png")
+    # Its close button is what a finger on it finds (on a phone the layer button used to lie on it).
+    on_top = page.evaluate(
+        """() => {
+            const close = document.querySelector(".leaflet-popup-close-button").getBoundingClientRect();
+            const hit = document.elementFromPoint(close.left + close.width / 2, close.top + close.height / 2);
+            return hit !== null && hit.closest(".leaflet-popup-close-button") !== null;
+        }"""
+    )
+    assert on_top, "the popup's close button is covered"
+    page.locator(".leaflet-popup-close-button").click()
+    page.wait_for_selector(".leaflet-popup", state="detached", timeout=5000)
+    assert page.locator(".leaflet-control-layers").is_visible()  # back once the popup is closed
     assert page.js_errors == []
 
 

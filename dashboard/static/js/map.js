@@ -357,7 +357,10 @@
     map.on("popupopen", function (event) {  // sized to the map as it is now (a phone turned, a window resized)
       var popup = event.popup;
       if (popup.options.rzWidest) { L.extend(popup.options, popupOptions(popup.options.rzWidest)); refit(popup); }
+      // On a phone the popup spans the map: the layer button would sit on its close button (CSS hides it).
+      L.DomUtil.addClass(map.getContainer(), "rz-popup-open");
     });
+    map.on("popupclose", function () { L.DomUtil.removeClass(map.getContainer(), "rz-popup-open"); });
     data("layers").forEach(function (spec) {
       var build = BUILDERS.hasOwnProperty(spec.kind) ? BUILDERS[spec.kind] : null;
       if (!build) throw new Error("unknown map layer " + spec.kind);
