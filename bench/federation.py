@@ -229,6 +229,7 @@ class FedConfig:
     tick_s: float = 0.5
     idle_s: float = 20.0
     converge_timeout_s: float = 300.0
+    failover_wait_s: float | None = None  # how long to wait for a new holder; None: 4 leases
 
 
 @dataclass
@@ -534,7 +535,8 @@ def failover(fed: SimFederation, config: FedConfig) -> tuple[float | None, str |
     )
     stopped = time.monotonic()
     fed.stop_agent(agreed)
-    deadline = stopped + config.lease_s * 4
+    waited = config.failover_wait_s or config.lease_s * 4
+    deadline = stopped + waited
     while time.monotonic() < deadline:
         seen = {node.agent.holder() for node in fed.nodes.values() if node.agent is not None}
         if len(seen) == 1 and agreed not in seen:
@@ -543,7 +545,7 @@ def failover(fed: SimFederation, config: FedConfig) -> tuple[float | None, str |
             say("every other node names %s, %.1f s after %s stopped", new, took, agreed)
             return took, agreed, new
         time.sleep(0.1)
-    say("failover: no single new holder after %.0f s", config.lease_s * 4)
+    say("failover: no single new holder after %.0f s", waited)
     return None, agreed, None
 
 

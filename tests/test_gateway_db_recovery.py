@@ -96,6 +96,10 @@ def _paced_stream(target: MqttTarget, topics: list[str], stop: threading.Event, 
     client = make_client(target, f"pub-{uuid.uuid4().hex[:6]}")
     connect(client, target)
     client.loop_start()
+    deadline = time.monotonic() + 30
+    while not client.is_connected():  # a publish before the CONNACK is refused (rc "not connected")
+        assert time.monotonic() < deadline, "the publisher could not connect"
+        time.sleep(0.05)
     infos: list[mqtt.MQTTMessageInfo] = []
     now = datetime.now(UTC)
     while not stop.is_set():
