@@ -106,7 +106,6 @@ def test_capacity_only_problems_go_to_pyvrp_and_others_do_not() -> None:
     assert not pyvrp_search.capacity_only(Problem(declined))
 
 
-@pytest.mark.skipif(not pyvrp_search.available(), reason="PyVRP is a core dependency; absent only by hand")
 def test_pyvrp_plan_on_fractional_loads_and_distances_keeps_every_rule() -> None:
     """Loads and distances that are not whole numbers are scaled for PyVRP; the plan it gives is checked
     against the real (unscaled) input and its cost recomputed from the real distances."""

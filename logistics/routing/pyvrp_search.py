@@ -43,15 +43,6 @@ RECENT: Final = 32  # candidates costing more than this share above the best fee
 Progress = Callable[[float, float], None]
 
 
-def available() -> bool:
-    """Whether PyVRP can be imported."""
-    try:
-        import pyvrp  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def capacity_only(p: Problem) -> bool:
     """Whether the problem is a plain CVRP PyVRP may search: no time, pairs, exclusions, people or weights."""
     return (

@@ -70,7 +70,7 @@ def solve_routing(
     reasons = {i: why for i in range(len(data.requests)) if (why := _unservable(search, i)) is not None}
     servable = [i for i in range(len(data.requests)) if i not in reasons]
     search.scope = set(servable)
-    if len(servable) > 1 and pyvrp_search.capacity_only(search.p) and pyvrp_search.available():
+    if len(servable) > 1 and pyvrp_search.capacity_only(search.p):
         found = _pyvrp_then_partition(
             search, servable, started, time_limit_s, seed, progress, max_iterations, stall_iterations
         )
