@@ -76,6 +76,19 @@ def _take_first(app: Flask, auth: Auth, task_id: int, skill: str | None) -> Any:
     return auth.post(f"{path}/shifts/{shift.id}/slots/{slot.id}/take", page=path)
 
 
+def test_a_weekly_task_has_no_shift_after_its_last_day(app: Flask, auth: Auth) -> None:
+    today = clock_now().date()
+    tuesday = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
+    auth.login("viewer")
+    response = _post_task(auth, date=str(tuesday), until=str(tuesday + timedelta(days=13)))  # a Monday
+    assert response.status_code == 302
+    with get_store(app).sessions() as session:
+        starts = session.scalars(select(TaskShift.starts_at).where(TaskShift.task_id == _task_id(response)))
+        days = sorted(at.date() for at in starts)
+    # Tuesdays and Thursdays of two weeks; not the Tuesday after the last day (its shift ends that midnight)
+    assert days == [tuesday + timedelta(days=d) for d in (0, 2, 7, 9)]
+
+
 def test_a_guild_posts_a_weekly_task_with_two_skilled_places_and_one_open(app: Flask, auth: Auth) -> None:
     auth.login("viewer")  # an assembly viewer, no member: may post, not take
     response = _post_task(auth)

@@ -430,6 +430,8 @@ def occurrences(task: BoardTask, until: datetime | None = None) -> list[tuple[da
 def _occurrences(
     first: datetime, last: datetime, recurrence: Recurrence, until: datetime | None
 ) -> list[tuple[datetime, datetime]]:
+    """The windows on the recurrence's days that lie wholly within [first, last]: the form's last day ends at
+    the next midnight, so nothing of the day after it may count."""
     windows = []
     day: date = first.date()
     end_day = last.date()
@@ -439,7 +441,7 @@ def _occurrences(
             end = datetime.combine(day, recurrence.end, UTC)
             if until is not None and start > until:
                 break
-            if start >= first and end <= last + timedelta(days=1):
+            if start >= first and end <= last:
                 windows.append((start, end))
         day += timedelta(days=1)
     return windows
