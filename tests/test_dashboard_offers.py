@@ -370,8 +370,9 @@ def test_network_hours_split_given_reserved_and_asked(app: Flask, ids: dict[str,
 
 
 def _proposed_route(app: Flask, ids: dict[str, int], quantity: float = 50.0) -> dict[str, int]:
-    """A proposed route for Ana, an hour from now for two hours: 50 L of water from Jayuya to Utuado."""
-    start = utcnow() + timedelta(hours=1)
+    """A proposed route for Ana, tomorrow 09:00-11:00 UTC: 50 L of water from Jayuya to Utuado. A fixed hour,
+    so the route never runs past midnight (a route over midnight is written with both days)."""
+    start = (utcnow() + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
     with get_store(app).sessions.begin() as session:
         plan = session.get(Route, ids["route"])
         assert plan is not None
