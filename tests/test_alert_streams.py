@@ -5,11 +5,13 @@ store only when the notifier moves, never on a timer of its own."""
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from dashboard.web.app import create_app
 from dashboard.web.config import DashboardConfig
 from dashboard.web.notifier import ChangeNotifier, get_notifier
 from dashboard.web.store import get_store
+from gateway.broker.embedded import BrokerAccount, EmbeddedBroker
 from gateway.contract.client import make_client
 from gateway.contract.events import TaskChanged, encode_event
 from gateway.contract.topics import INTERNAL_EVENTS, QOS, member_alerts_topic
@@ -169,10 +172,20 @@ def test_without_a_broker_two_streams_share_one_poll_and_read_only_on_a_change(
     wait_until(lambda: not any(t.name == "dashboard-notifier" for t in threading.enumerate()), timeout=5)
 
 
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of this test's own: on the shared one, other tests' internal events (the suite's lanes run
+    side by side) would wake the stream that this test shows stays quiet until its own event."""
+    account = BrokerAccount("streams-test", secrets.token_urlsafe(12))
+    with EmbeddedBroker(tmp_path / "broker", [account]) as embedded:
+        yield Broker(embedded.url(account), embedded.protocol, embedded.kind)
+
+
 @pytest.mark.network
 def test_with_a_broker_an_internal_event_wakes_the_streams_and_nothing_polls(
-    engine: Engine, database_url: str, ana: int, password_hash: str, broker: Broker, apps: list[Flask]
+    engine: Engine, database_url: str, ana: int, password_hash: str, own_broker: Broker, apps: list[Flask]
 ) -> None:
+    broker = own_broker
     app = dashboard(
         database_url, ana, password_hash, max_s=4.0, mqtt_url=broker.url, mqtt_protocol=broker.protocol
     )
