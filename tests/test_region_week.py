@@ -150,6 +150,16 @@ def _first_place(session: Session, sector: str, position: int) -> tuple[int, int
     return shift.id, slot.id
 
 
+def test_a_job_that_ran_long_counts_its_planned_hours_against_the_planners() -> None:
+    def entry(state: str, hours: float, actual: float | None) -> HoursEntry:
+        return HoursEntry(state=state, hours=hours, actual_hours=actual)
+
+    assert measure.answered_hours(entry("done", 2.0, 5.0)) == 2.0  # ran long: the person's, not planned
+    assert measure.entry_hours(entry("done", 2.0, 5.0)) == 5.0
+    assert measure.answered_hours(entry("done", 2.0, 0.5)) == 0.5  # ran short: the time was offered again
+    assert measure.answered_hours(entry("reserved", 2.0, None)) == 2.0
+
+
 def test_the_board_is_measured_by_sector_with_the_goals(sqlite_engine: Engine) -> None:
     """The sample board in the tiny region's two communities (two tasks a sector), over a two-day run from
     Monday 2 June 04:00. Ana accepts a suggested food place (3 h, done on Tuesday) and then works 5 h on a
@@ -202,7 +212,9 @@ def test_the_board_is_measured_by_sector_with_the_goals(sqlite_engine: Engine) -
     assert (brd["suggested"], brd["accepted"], brd["declined"], brd["lapsed"]) == (3, 1, 1, 1)
     assert (brd["waiting"], brd["taken_unasked"], brd["urgent_alerts"], brd["urgent_shifts"]) == (0, 1, 1, 1)
     assert brd["hours_given"] == 3.0 and brd["hours_held"] == 2.0  # Ana's food done; Bea's governance
-    assert brd["members_with_board_work"] == 2 and brd["members_over_pledge"] == 1  # Ana: 3 + 5 > 4
+    # Ana: 3 + 2 > 4 as planned (the repair planned for 2 h took 5: that is hers, not the planners')
+    assert brd["members_with_board_work"] == 2 and brd["members_over_pledge"] == 1
+    assert brd["members_worked_past_pledge"] == 1  # 3 + 5 > 4
     assert brd["by_sector"]["food"] == {
         "tasks": 2,
         "places": 12,

@@ -531,7 +531,8 @@ def board(session: Session, clock: Clock) -> dict[str, Any]:
     run; `in_run` counts the places whose shift started within the run. A place is **filled** when someone
     took it or did it. Suggestions and urgent alerts are the matcher's alerts in the outbox; accepts,
     declines and places taken unasked are the board's own events. A member is over their pledge when, in a
-    week they hold board work, their whole load (as `volunteering` counts it) is over their weekly pledge.
+    week they hold board work, their whole load as the planners answer for it (`answered_hours`) is over
+    their weekly pledge; `members_worked_past_pledge` counts done jobs at their actual hours instead.
     Sector progress is the dashboard's (dashboard.read.progress), in the month the run started, as it stood
     at the end of the run (or of that month). Sums only: nobody's name."""
     start = clock.start or _aware(session.scalar(select(func.min(BoardTask.created_at)))) or clock.t0
@@ -587,6 +588,7 @@ def board(session: Session, clock: Clock) -> dict[str, Any]:
         for e in session.scalars(select(HoursEntry).where(HoursEntry.work == WorkKind.TASK))
         if e.state in hours_ledger.COUNTED
     ]
+    over_pledge, worked_past = _board_over_pledge(session, board_hours)
     return {
         "period_from": start.isoformat(),
         "period_to": horizon.isoformat(),
@@ -614,27 +616,43 @@ def board(session: Session, clock: Clock) -> dict[str, Any]:
         "hours_held": round(sum(entry_hours(e) for e in board_hours if e.state != HoursState.DONE), 1),
         "hours_given": round(sum(entry_hours(e) for e in board_hours if e.state == HoursState.DONE), 1),
         "members_with_board_work": len({e.member_id for e in board_hours}),
-        "members_over_pledge": _board_over_pledge(session, board_hours),
+        "members_over_pledge": over_pledge,
+        "members_worked_past_pledge": worked_past,
         "by_sector": rows,
         "progress": _progress_rows(session, start, end),
     }
 
 
-def _board_over_pledge(session: Session, board_hours: list[HoursEntry]) -> int:
-    """Members whose whole load in a week they hold board work is over their weekly pledge."""
+def answered_hours(entry: HoursEntry) -> float:
+    """The hours the planners answer for: as `entry_hours`, but a done job that ran past its planned hours
+    counts its planned ones. The time past the plan is time the person gave (or, in a simulated week on a
+    busy machine, the clock running on while a process waited): no planner asked for it."""
+    hours = entry_hours(entry)
+    return min(hours, entry.hours) if entry.state == HoursState.DONE else hours
+
+
+def _board_over_pledge(session: Session, board_hours: list[HoursEntry]) -> tuple[int, int]:
+    """Members whose whole load in a week they hold board work is over their weekly pledge: as the planners
+    answer for it (`answered_hours`), and as worked (done jobs at their actual hours)."""
     weeks = {(e.member_id, hours_ledger.week_start(_aware(e.starts_at))) for e in board_hours}
     if not weeks:
-        return 0
+        return 0, 0
     pledge = dict(session.execute(select(Member.id, Member.hours_per_week)).all())
-    load: dict[tuple[int, datetime], float] = defaultdict(float)
+    answered: dict[tuple[int, datetime], float] = defaultdict(float)
+    worked: dict[tuple[int, datetime], float] = defaultdict(float)
     for entry in session.scalars(
         select(HoursEntry).where(
             HoursEntry.member_id.in_({m for m, _ in weeks}), HoursEntry.state.in_(hours_ledger.COUNTED)
         )
     ):
-        load[entry.member_id, hours_ledger.week_start(_aware(entry.starts_at))] += entry_hours(entry)
-    over = {m for m, week in weeks if load[m, week] > (pledge.get(m) or 0.0) * OVER + 1e-9}
-    return len(over)
+        key = entry.member_id, hours_ledger.week_start(_aware(entry.starts_at))
+        answered[key] += answered_hours(entry)
+        worked[key] += entry_hours(entry)
+
+    def over(load: dict[tuple[int, datetime], float]) -> int:
+        return len({m for m, week in weeks if load[m, week] > (pledge.get(m) or 0.0) * OVER + 1e-9})
+
+    return over(answered), over(worked)
 
 
 def _progress_rows(session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -789,6 +807,7 @@ def _board_headline(brd: dict[str, Any]) -> dict[str, Any]:
         "board_taken_unasked": brd["taken_unasked"],
         "board_urgent_alerts": brd["urgent_alerts"],
         "board_members_over_pledge": brd["members_over_pledge"],
+        "board_members_worked_past_pledge": brd["members_worked_past_pledge"],
         "sectors_with_goals": len(brd["progress"]),
         "sector_progress": {row["sector"]: row["percent"] for row in brd["progress"]},
     }

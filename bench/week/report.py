@@ -126,6 +126,10 @@ def board_section(brd: dict[str, Any] | None) -> str:
         ),
         ("members with board work", brd["members_with_board_work"]),
         ("members over their weekly pledge in a week with board work", f"**{brd['members_over_pledge']}**"),
+        (
+            "... counting done jobs at their actual hours (jobs that ran long)",
+            brd["members_worked_past_pledge"],
+        ),
     ]
     table = "\n".join(f"| {k} | {_cell(v)} |" for k, v in figures)
     columns = ("tasks", "places", "filled", "places_in_run", "filled_in_run")
