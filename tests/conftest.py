@@ -140,6 +140,32 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_admin_url: str | None) -> Iterator[str]:
+    """The name of a PostgreSQL database migrated to head once per session (each lane is a process, so each
+    has its own); tests' databases are made from it as a template: 0.07 s against 0.6 s of migrations."""
+    if postgres_admin_url is None:
+        pytest.skip(f"PostgreSQL not configured ({POSTGRES_ENV} unset, not in CI)")
+    url = _create_database(postgres_admin_url)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    name = make_url(url).database
+    assert name is not None
+    yield name
+    _drop_database(postgres_admin_url, url)
+
+
+def _recreate_from_template(admin_url: str, url: str, template: str) -> None:
+    """Make the (empty, unused) database of `url` again as a copy of `template`."""
+    name = make_url(url).database
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+
+
 def _copy_sqlite(source: Path, target: Path) -> None:
     """Copy a SQLite database with its backup API (consistent whatever its journal mode)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +182,9 @@ def engine(database_url: str, request: pytest.FixtureRequest) -> Iterator[Engine
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database:
         _copy_sqlite(request.getfixturevalue("migrated_sqlite"), Path(url.database))
+        engine = make_engine(database_url)
+    elif url.get_backend_name() == "postgresql" and (admin := request.getfixturevalue("postgres_admin_url")):
+        _recreate_from_template(admin, database_url, request.getfixturevalue("migrated_postgres"))
         engine = make_engine(database_url)
     else:
         engine = make_engine(database_url)
