@@ -211,4 +211,6 @@ def test_with_a_broker_an_internal_event_wakes_the_streams_and_nothing_polls(
         client.loop_stop()
     stream.join()
     assert elapsed < 1.0, elapsed
+    # The feed disconnects once the last stream ended; its broker stops with the test, so wait for it.
+    wait_until(lambda: not any(t.name == "dashboard-notifier" for t in threading.enumerate()), timeout=5)
     assert statements.count("max(outbox.id)") == 0  # the broker feeds it: no poll at all
