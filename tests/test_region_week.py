@@ -44,7 +44,7 @@ from gateway.store.models.vocab import BOARD_SECTORS, WorkKind
 from gateway.store.region import load_region, read_region, sample_region_path
 from gateway.store.sample_board import post_sample_tasks, set_sample_goals
 from logistics.service import route_once
-from tests.conftest import Broker, tiny_region_data
+from tests.conftest import ShippedBroker, tiny_region_data
 
 COMMUNITIES = {"utuado", "adjuntas", "lares", "jayuya", "ponce", "humacao", "yauco"}
 EVENTS = [
@@ -261,8 +261,10 @@ def _msg() -> dict[str, object]:
 @pytest.mark.network
 @pytest.mark.slow
 def test_a_short_week_closes_every_scripted_fault_through_the_real_chain(
-    broker: Broker, database_url: str, tmp_path: Path
+    shipped_mosquitto: ShippedBroker, database_url: str, tmp_path: Path
 ) -> None:
+    # A Mosquitto with the project's config: the machine's one drops QoS 1 messages past 1,000 queued, and
+    # at 2,400x a gateway slowed by the other lanes falls that far behind (every fault went unconfirmed).
     region_file = tmp_path / "region.json"
     region_file.write_text(json.dumps(small_region()))
     for event in EVENTS:  # the slice holds every device the scenario names
@@ -270,7 +272,7 @@ def test_a_short_week_closes_every_scripted_fault_through_the_real_chain(
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps({"format": "rhizome-scenario/1", "events": EVENTS}))
     settings = Settings(
-        mqtt_url=broker.url, mqtt_protocol=broker.protocol, database_url=database_url, data_dir=tmp_path
+        mqtt_url=shipped_mosquitto.url, mqtt_protocol="5", database_url=database_url, data_dir=tmp_path
     )
     config = WeekConfig(
         scenario=scenario,
