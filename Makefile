@@ -12,8 +12,9 @@ UNIT   := not network and not postgres and not browser and not slow
 NETWORK_SLOW := network and slow
 NETWORK := network and not slow
 OTHERS  := not network and (postgres or browser or slow)
+DURATIONS := --durations=8
 
-.PHONY: demo check test lint typecheck unit lane-network-slow lane-network-slow-b lane-network lane-others lane-unit venv clean
+.PHONY: demo check test lint typecheck unit lane-network-slow lane-network-slow-b lane-network lane-others lane-unit lane-unit-a lane-unit-b venv clean
 
 venv: $(STAMP)
 
@@ -49,25 +50,33 @@ check: $(STAMP)
 # --output-sync prints each lane's whole output when it ends; -k runs them all and fails if any failed.
 # The slow broker tests are split in two lanes by file (the nodes' and bridges' federation tests, the demo's
 # end to end runs, and the rest): each is minutes of waiting on brokers and clocks, not of CPU.
+# The unit tests are CPU-bound, the rest mostly wait: the unit lane runs as two halves (whole files each,
+# tests/lanes.py), so when the waiting lanes end both cores still have work. Each lane prints its slowest tests.
 test: $(STAMP)
-	$(MAKE) --no-print-directory -j4 -k --output-sync=target -o $(STAMP) lane-network-slow lane-network-slow-b lane-network lane-unit lint typecheck lane-others
+	$(MAKE) --no-print-directory -j5 -k --output-sync=target -o $(STAMP) lane-network-slow-b lane-network-slow lane-unit-a lane-unit-b lane-others lane-network lint typecheck
 
 SLOW_B := tests/test_nodes.py tests/test_federation.py tests/test_demo.py tests/browser/test_demo_browser.py
 
 lane-network-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(NETWORK_SLOW)" $(addprefix --ignore=,$(SLOW_B)) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "$(NETWORK_SLOW)" $(addprefix --ignore=,$(SLOW_B)) $(DURATIONS) $(PYTEST_ARGS)
 
 lane-network-slow-b: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(NETWORK_SLOW)" $(SLOW_B) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "$(NETWORK_SLOW)" $(SLOW_B) $(DURATIONS) $(PYTEST_ARGS)
 
 lane-network: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(NETWORK)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "$(NETWORK)" $(DURATIONS) $(PYTEST_ARGS)
 
 lane-others: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(OTHERS)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "$(OTHERS)" $(DURATIONS) $(PYTEST_ARGS)
 
 lane-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "$(UNIT)" $(PYTEST_ARGS)
+
+lane-unit-a: $(STAMP)
+	$(BIN)/python -m pytest -q -m "$(UNIT)" --shard 1/2 $(DURATIONS) $(PYTEST_ARGS)
+
+lane-unit-b: $(STAMP)
+	$(BIN)/python -m pytest -q -m "$(UNIT)" --shard 2/2 $(DURATIONS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -32,7 +32,14 @@ from gateway.store.db import make_engine, make_session_factory
 from gateway.store.migrate import upgrade
 from gateway.store.models import Base
 from gateway.store.region import load_region
-from tests.lanes import pytest_runtest_setup, unit_lane_guard  # noqa: F401  (hooks: pytest finds them here)
+from tests.lanes import (  # noqa: F401  (hooks: pytest finds them here)
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_runtest_setup,
+    unit_lane_guard,
+)
+
+pytest_plugins = ["pytester"]  # tests/test_lanes.py runs pytest on files of its own
 
 MQTT_ENV = "RHIZOME_TEST_MQTT_URL"
 POSTGRES_ENV = "RHIZOME_TEST_POSTGRES_URL"

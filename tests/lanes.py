@@ -19,7 +19,8 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -160,3 +161,47 @@ def unit_lane_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     if violations:
         shown = sorted(set(violations))
         pytest.fail("unit test (no lane marker) " + "; ".join(shown[:5]), pytrace=False)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="run the K-th of N disjoint parts of the selected tests, whole files each (CI runs the unit "
+        "lane as two parts, so both cores work to the end)",
+    )
+
+
+def shard_files(counts: Mapping[str, int], n: int) -> list[set[str]]:
+    """Files into `n` parts of nearly equal test counts: the largest file first, each to the smallest part
+    so far (ties by name, so every process that collects the same tests makes the same parts)."""
+    parts: list[set[str]] = [set() for _ in range(n)]
+    sizes = [0] * n
+    for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        k = min(range(n), key=lambda i: (sizes[i], i))
+        parts[k].add(name)
+        sizes[k] += count
+    return parts
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` deselected: the parts split what the markers selected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --shard K/N, keep the K-th part of the selected tests."""
+    spec = config.getoption("--shard")
+    if not spec:
+        return
+    try:
+        k, n = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"--shard takes K/N (e.g. 1/2), got {spec!r}") from None
+    if not 1 <= k <= n:
+        raise pytest.UsageError(f"--shard {spec}: K must be 1..N")
+    counts = Counter(_file(item) for item in items)
+    mine = shard_files(counts, n)[k - 1]
+    config.hook.pytest_deselected(items=[item for item in items if _file(item) not in mine])
+    items[:] = [item for item in items if _file(item) in mine]
+
+
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]

@@ -90,3 +90,26 @@ def test_the_real_calls_go_through_the_guard(guard: lanes._Guard) -> None:
 def test_lane_markers_are_the_ones_pytest_knows(pytestconfig: pytest.Config) -> None:
     declared = {line.split(":")[0] for line in pytestconfig.getini("markers")}
     assert set(lanes.LANE_MARKERS) <= declared
+
+
+def test_the_shards_split_whole_files_into_parts_of_nearly_equal_size() -> None:
+    counts = {f"tests/test_{n}.py": size for n, size in enumerate((40, 3, 17, 17, 9, 1, 25, 8))}
+    parts = lanes.shard_files(counts, 2)
+    assert parts[0] | parts[1] == set(counts) and not parts[0] & parts[1]
+    sizes = sorted(sum(counts[f] for f in part) for part in parts)
+    assert sizes == [60, 60]
+    assert lanes.shard_files(dict(reversed(counts.items())), 2) == parts  # the same parts in any order
+
+
+def test_a_shard_runs_its_part_of_the_selected_tests(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("from tests.lanes import pytest_addoption, pytest_collection_modifyitems\n")
+    for name, n in (("test_a", 3), ("test_b", 2), ("test_c", 1)):
+        body = "import pytest\n" + "".join(
+            f"@pytest.mark.slow\ndef test_{k}_slow(): pass\ndef test_{k}(): pass\n" for k in range(n)
+        )
+        pytester.makepyfile(**{name: body})
+    ran = [
+        pytester.runpytest("-m", "not slow", "--shard", f"{k}/2").parseoutcomes().get("passed", 0)
+        for k in (1, 2)
+    ]
+    assert ran == [3, 3]  # test_a's 3 against test_b's 2 and test_c's 1, slow ones deselected first
