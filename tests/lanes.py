@@ -19,10 +19,9 @@ import os
 import socket
 import subprocess
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -33,6 +32,7 @@ MAX_SLEEP_S: Final = 0.5
 SOLVER_BINARIES: Final = frozenset({"cbc", "highs"})
 MQTT_PORTS: Final = frozenset({1883, 8883})
 POSTGRES_PORTS: Final = frozenset({5432})
+T = TypeVar("T")
 
 
 def _env_port(name: str) -> set[int]:
@@ -168,21 +168,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--shard",
         default=None,
         metavar="K/N",
-        help="run the K-th of N disjoint parts of the selected tests, whole files each (CI runs the unit "
-        "lane as two parts, so both cores work to the end)",
+        help="run the K-th of N disjoint parts of the selected tests, every N-th test from the K-th (CI runs "
+        "the unit lane as two parts, so both cores work to the end)",
     )
 
 
-def shard_files(counts: Mapping[str, int], n: int) -> list[set[str]]:
-    """Files into `n` parts of nearly equal test counts: the largest file first, each to the smallest part
-    so far (ties by name, so every process that collects the same tests makes the same parts)."""
-    parts: list[set[str]] = [set() for _ in range(n)]
-    sizes = [0] * n
-    for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        k = min(range(n), key=lambda i: (sizes[i], i))
-        parts[k].add(name)
-        sizes[k] += count
-    return parts
+def shard(items: Sequence[T], k: int, n: int) -> list[T]:
+    """The K-th of N parts: every N-th item from the K-th. Interleaved rather than by file, so slow files
+    and slow parametrized runs spread over the parts; each part collects the same tests in the same order,
+    so the parts are disjoint and together are all of them."""
+    return list(items[k - 1 :: n])
 
 
 @pytest.hookimpl(trylast=True)  # after `-m` deselected: the parts split what the markers selected
@@ -197,11 +192,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"--shard takes K/N (e.g. 1/2), got {spec!r}") from None
     if not 1 <= k <= n:
         raise pytest.UsageError(f"--shard {spec}: K must be 1..N")
-    counts = Counter(_file(item) for item in items)
-    mine = shard_files(counts, n)[k - 1]
-    config.hook.pytest_deselected(items=[item for item in items if _file(item) not in mine])
-    items[:] = [item for item in items if _file(item) in mine]
-
-
-def _file(item: pytest.Item) -> str:
-    return item.nodeid.split("::")[0]
+    mine = shard(items, k, n)
+    kept = {id(item) for item in mine}
+    config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
+    items[:] = mine

@@ -92,13 +92,11 @@ def test_lane_markers_are_the_ones_pytest_knows(pytestconfig: pytest.Config) -> 
     assert set(lanes.LANE_MARKERS) <= declared
 
 
-def test_the_shards_split_whole_files_into_parts_of_nearly_equal_size() -> None:
-    counts = {f"tests/test_{n}.py": size for n, size in enumerate((40, 3, 17, 17, 9, 1, 25, 8))}
-    parts = lanes.shard_files(counts, 2)
-    assert parts[0] | parts[1] == set(counts) and not parts[0] & parts[1]
-    sizes = sorted(sum(counts[f] for f in part) for part in parts)
-    assert sizes == [60, 60]
-    assert lanes.shard_files(dict(reversed(counts.items())), 2) == parts  # the same parts in any order
+def test_the_shards_are_disjoint_and_together_all_the_tests() -> None:
+    items = list(range(11))
+    parts = [lanes.shard(items, k, 3) for k in (1, 2, 3)]
+    assert sorted(x for part in parts for x in part) == items
+    assert [len(part) for part in parts] == [4, 4, 3] and parts[1] == [1, 4, 7, 10]
 
 
 def test_a_shard_runs_its_part_of_the_selected_tests(pytester: pytest.Pytester) -> None:
@@ -112,4 +110,4 @@ def test_a_shard_runs_its_part_of_the_selected_tests(pytester: pytest.Pytester) 
         pytester.runpytest("-m", "not slow", "--shard", f"{k}/2").parseoutcomes().get("passed", 0)
         for k in (1, 2)
     ]
-    assert ran == [3, 3]  # test_a's 3 against test_b's 2 and test_c's 1, slow ones deselected first
+    assert ran == [3, 3]  # the 6 tests left once the slow ones are deselected, 3 each
