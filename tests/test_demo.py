@@ -29,6 +29,9 @@ from gateway.store.region import read_region, sample_region_path
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 READY = re.compile(r"ready in ([\d.]+) s: open (http://\S+)")
+# CI starts the demo beside seven other lanes on two cores, where it was seen to take past 30 s; a demo that
+# hangs still fails here, with its output.
+READY_WITHIN_S = 60.0
 
 
 def descendants(pid: int) -> set[int]:
@@ -62,9 +65,8 @@ def get(url: str) -> bytes:
         return response.read()
 
 
-@pytest.mark.parametrize(
-    "setup", ["embedded-auto", "embedded-amqtt", pytest.param("services", marks=pytest.mark.postgres)]
-)
+# make demo's own defaults (the embedded Mosquitto, SQLite) run in tests/browser/test_demo_browser.py
+@pytest.mark.parametrize("setup", ["embedded-amqtt", pytest.param("services", marks=pytest.mark.postgres)])
 def test_demo_starts_serves_and_stops_cleanly(
     setup: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -95,10 +97,10 @@ def test_demo_starts_serves_and_stops_cleanly(
             output.append(line)
             if match := READY.search(line):
                 break
-            assert time.monotonic() - started < 30, "".join(output)
+            assert time.monotonic() - started < READY_WITHIN_S, "".join(output)
         else:
             pytest.fail("demo exited before it was ready:\n" + "".join(output))
-        assert float(match.group(1)) < 30
+        assert float(match.group(1)) < READY_WITHIN_S
         url = match.group(2)
         processes = descendants(demo.pid)
         assert len(processes) >= 4  # gateway, devices, planner, dashboard (+ the embedded broker)

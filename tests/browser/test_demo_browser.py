@@ -4,6 +4,7 @@ broker, SQLite store, devices, planner and dashboard); the pages are read in hea
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -15,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.process.procutil import free_port
 from gateway.store import stock
 from gateway.store.db import make_engine
-from gateway.store.models import Device, Fault, RepairTask, Stock
+from gateway.store.models import Device, Fault, Reading, RepairTask, Stock
 from gateway.store.models.vocab import LedgerSource
-from tests.test_demo import READY, SIGN_IN, sign_in
+from gateway.store.region import read_region, sample_region_path
+from tests.test_demo import READY, SIGN_IN, alive, descendants, get, sign_in
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.browser]
 
@@ -61,9 +63,11 @@ def seen_by_coordinator(browser: Any, url: str, password: str, engine: Any, task
 def test_demo_prints_sign_ins_fails_a_pump_and_keeps_deliveries_in_stock(
     tmp_path: Path, browser: Any
 ) -> None:
-    """A newcomer's first minutes: the printed accounts sign in, the scripted pump failure becomes an open
-    fault with a repair task that a coordinator sees in Chromium, and goods a driver took from the hub stay
-    taken though its box reports on."""
+    """A newcomer's first minutes on `make demo`'s defaults (SQLite, the embedded broker): the map lists every
+    community, the printed accounts sign in, the scripted pump failure becomes an open fault with a repair
+    task that a coordinator sees in Chromium, goods a driver took from the hub stay taken though its box
+    reports on; Ctrl-C then stops every process and leaves each device offline (tests/test_demo.py runs the
+    other setups)."""
     data = tmp_path / "var"
     args = ["--data-dir", str(data), "demo", "--port", str(free_port()), "--first-fault", "30"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RHIZOME_")}
@@ -86,6 +90,12 @@ def test_demo_prints_sign_ins_fails_a_pump_and_keeps_deliveries_in_stock(
         else:
             pytest.fail("demo exited before printing its sign-ins:\n" + "".join(output))
         url = READY.search("".join(output)).group(2)  # type: ignore[union-attr]
+        processes = descendants(demo.pid)
+        assert len(processes) >= 5  # gateway, devices, planner, dashboard, the embedded broker
+        page = get(url).decode()
+        region = read_region(sample_region_path())
+        assert all(html.escape(c["name"], quote=False) in page for c in region["communities"])
+        assert json.loads(get(url + "api/health"))["status"] == "ok"
         logins = {m.group(1): m for m in SIGN_IN.finditer("".join(output))}
         assert sorted(logins) == ["coordinator", "crew", "driver", "viewer"], "".join(output)[-2000:]
         assert logins["crew"].group(5) == logins["driver"].group(5) == "Aguada"
@@ -134,6 +144,18 @@ def test_demo_prints_sign_ins_fails_a_pump_and_keeps_deliveries_in_stock(
         assert fault is not None, "no open fault for the failed pump in 150 s"
         assert task is not None and task.status != "closed"
         seen_by_coordinator(browser, url, logins["coordinator"].group(2), engine, task.id)
+        with Session(engine) as session:
+            assert (session.scalar(select(func.count()).select_from(Reading)) or 0) >= 100
+
+        demo.send_signal(signal.SIGINT)  # what Ctrl-C does
+        rest, _ = demo.communicate(timeout=60)
+        assert demo.returncode == 0, ("".join(output) + rest)[-3000:]
+        time.sleep(0.5)
+        assert not [pid for pid in processes if alive(pid)], "processes left behind"
+        with Session(engine) as session:
+            states = dict(session.execute(select(Device.state, func.count()).group_by(Device.state)).all())
+        devices = sum(len(s["devices"]) for c in region["communities"] for s in c["sites"])
+        assert states == {"offline": devices}
     finally:
         engine.dispose()
         if demo.poll() is None:
