@@ -14,7 +14,7 @@ from flask import Flask
 
 from dashboard.web.store import get_store
 from gateway.contract.topics import member_alerts_topic
-from gateway.store.models import OutboxMessage
+from gateway.store.models import OutboxMessage, RepairTask
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -328,3 +328,41 @@ def test_a_live_fault_cleared_alert_reads_as_words_with_its_link(
     assert item.get_by_role("link", name="open").get_attribute("href") == f"/crew#task-{scenario.crew_task}"
     assert page.locator("#rz-alerts b").count() == 0 and page.js_errors == []
     assert page.locator("#rz-no-alerts").is_hidden()  # "No alerts yet" goes with the first one
+
+
+def test_on_a_phone_crew_starts_then_asks_for_parts_and_the_repair_is_handed_on(
+    page: Any, login: Callable[[str], None], scenario: Any, app: Flask
+) -> None:
+    """The crew page's own actions in Chromium at 360 px: Start, then "Need parts / escalate" with what is
+    needed (shown and stored as typed, never as markup): the task leaves the member's list with a plain
+    sentence, and waits unassigned with the note (taking an open repair near home: test_dashboard_crew.py)."""
+    task_id = scenario.crew_task
+    with get_store(app).sessions() as session:
+        task = session.get(RepairTask, task_id)
+        assert task is not None and task.assigned_member_id == scenario.crew_member
+        assert task.status in ("assigned", "accepted", "in_progress"), task.status
+    page.set_viewport_size({"width": 360, "height": 760})
+    login("crew")
+    page.goto("/crew")
+    card = page.locator(f"#task-{task_id}")
+    for step in ("Accept", "Start"):
+        if card.get_by_role("button", name=step).count():
+            card.get_by_role("button", name=step).click()
+            page.wait_for_load_state()
+    assert card.get_by_role("button", name="Mark fixed").is_visible()
+    need = "impeller <b>cracked</b>: a 2-inch one"
+    card.locator("form.rz-escalate input[name=reason]").fill(need)
+    card.get_by_role("button", name="Need parts / escalate").click()
+    page.wait_for_load_state()
+    assert "is handed on with your note; its community is told" in page.locator("main").inner_text()
+    assert page.locator(f"#task-{task_id}").count() == 0 and page.locator("main b").count() == 0
+    with get_store(app).sessions() as session:
+        task = session.get(RepairTask, task_id)
+        assert task is not None
+        assert (task.status, task.assigned_member_id, task.explanation) == (
+            "escalated",
+            None,
+            f"needs: {need}",
+        )
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 360 and page.js_errors == []
