@@ -1,5 +1,5 @@
-# Three commands matter: `make demo`, `make check` (the fast lane: lint, types and the unit tests, under a
-# minute) and `make test` (everything, as CI runs it). Each creates .venv on first use.
+# Three commands matter: `make demo`, `make check` (lint, types and the unit tests: 7-8 minutes on two
+# cores) and `make test` (everything, as CI runs it). Each creates .venv on first use.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
