@@ -163,10 +163,11 @@ class Writer:
         """Append `name`'s queued facts (in its agent's tick and transaction)."""
         queue = self._queue[name]
         while queue:
-            kind, body, at = queue.popleft()
+            kind, body, at = queue[0]
             append_fact(session, name, kind, body, at)
             self.written[name] += 1
             self._kinds[name][kind] = self._kinds[name].get(kind, 0) + 1
+            queue.popleft()  # only now: `pending` stays above 0 until `written` counts the fact
 
     def pending(self) -> int:
         """Facts queued and not yet appended."""

@@ -295,7 +295,8 @@ def test_the_calendar_secret_opens_only_its_member(store: Store) -> None:
         token = board.calendar_token(session, ana)
         assert board.calendar_token(session, ana) == token and len(token) >= 32
         assert board.member_by_token(session, token) is ana
-        assert board.member_by_token(session, token[:-1] + "x") is None
+        other_last = "y" if token.endswith("x") else "x"  # a token ends in "x" one time in 64
+        assert board.member_by_token(session, token[:-1] + other_last) is None
         assert board.member_by_token(session, "") is None
         fresh = board.reset_calendar_token(session, ana)
         assert fresh != token and board.member_by_token(session, token) is None
