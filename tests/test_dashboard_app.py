@@ -541,3 +541,28 @@ def test_a_placeholder_or_short_secret_key_stops_dashboard(store_url: str, key: 
     """Security 7: a key copied from the example env file would let anyone who read it forge a session."""
     with pytest.raises(ValueError, match=f"RHIZOME_SECRET_KEY .*{problem}.*secrets.token_hex"):
         create_app(Settings(database_url=store_url, secret_key=key))
+
+
+def test_compiled_templates_are_shared_by_apps_and_an_edited_one_is_compiled_again() -> None:
+    from jinja2 import DictLoader, Environment
+
+    from dashboard.web.template_cache import SharedTemplateCode
+
+    code = SharedTemplateCode()
+    sources = {"page.html": "<p>{{ name }}</p>"}
+    first = Environment(loader=DictLoader(sources), bytecode_cache=code, autoescape=True)
+    assert first.get_template("page.html").render(name="<b>") == "<p>&lt;b&gt;</p>"
+    second = Environment(loader=DictLoader(sources), bytecode_cache=code, autoescape=True)
+    compiled: list[str] = []
+    original = second._compile
+
+    def counting(source: str, filename: str) -> Any:
+        compiled.append(filename)
+        return original(source, filename)
+
+    second._compile = counting  # type: ignore[method-assign]
+    assert second.get_template("page.html").render(name="x") == "<p>x</p>"
+    assert compiled == []  # the second environment loaded the first one's code
+    sources["page.html"] = "<em>{{ name }}</em>"
+    third = Environment(loader=DictLoader(sources), bytecode_cache=code, autoescape=True)
+    assert third.get_template("page.html").render(name="x") == "<em>x</em>"

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import runpy
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from dashboard.api.exports import shortages_csv, shortages_geojson
 from dashboard.read import history
 from dashboard.read.progress import Shortage
 from dashboard.views import charts
+from dashboard.web import accounts
 from dashboard.web.accounts import Account, MemoryAccountStore, authenticate, make_account
 from dashboard.web.app import create_app
 from dashboard.web.config import DashboardConfig
@@ -604,6 +606,15 @@ def test_accounts_hash_passwords_and_check_them() -> None:
         make_account("luz", PASSWORD, "driver")
     with pytest.raises(ValueError, match="role"):
         make_account("luz", PASSWORD, "admin")
+
+
+def test_outside_the_tests_a_password_costs_werkzeugs_full_scrypt() -> None:
+    """The conftest lowers the cost for the suite's logins; the module run afresh shows the shipped one."""
+    shipped = runpy.run_path(accounts.__file__)  # a new namespace: the suite's setting is not in it
+    account = shipped["make_account"]("luz", PASSWORD, "viewer")
+    assert account.password_hash.startswith("scrypt:32768:8:1$")
+    assert shipped["_DUMMY_HASH"].startswith("scrypt:32768:8:1$")
+    assert accounts.PASSWORD_METHOD == "scrypt:1024:8:1"  # and the suite's own stays as it was
 
 
 def test_file_account_store_is_private_and_reloads(tmp_path: Any) -> None:

@@ -23,8 +23,18 @@ from werkzeug.security import check_password_hash, generate_password_hash
 ROLES = ("viewer", "crew", "driver", "coordinator")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,47}$")
 MIN_PASSWORD_LENGTH = 10
+# werkzeug's scrypt (N=2**15, r=8, p=1: ~0.1 s and 32 MiB a guess). Only the test suite lowers it
+# (`use_password_method`), where a login per test at 0.1 s was a minute of CPU.
+PASSWORD_METHOD = "scrypt:32768:8:1"
 # Checked against when the username is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("rhizome-no-such-account")
+_DUMMY_HASH = generate_password_hash("rhizome-no-such-account", method=PASSWORD_METHOD)
+
+
+def use_password_method(method: str) -> None:
+    """Hash new passwords (and the unknown-name check) with werkzeug `method`: the tests' cheap scrypt."""
+    global PASSWORD_METHOD, _DUMMY_HASH
+    PASSWORD_METHOD = method
+    _DUMMY_HASH = generate_password_hash("rhizome-no-such-account", method=method)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ def make_account(username: str, password: str, role: str, member_id: int | None 
     """A new account with `password` hashed; refuses passwords shorter than MIN_PASSWORD_LENGTH."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
-    return Account(username, generate_password_hash(password), role, member_id)
+    return Account(username, generate_password_hash(password, method=PASSWORD_METHOD), role, member_id)
 
 
 def authenticate(store: AccountStore, username: str, password: str) -> Account | None:

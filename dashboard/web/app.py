@@ -40,6 +40,7 @@ from dashboard.web import auth, compression, csrf, errors, node, security, store
 from dashboard.web.accounts import AccountStore, FileAccountStore
 from dashboard.web.config import ACCOUNTS_FILE as ACCOUNTS_FILE  # `rhizome dashboard-account` imports it here
 from dashboard.web.config import DashboardConfig, map_options
+from dashboard.web.template_cache import TEMPLATE_CODE
 from gateway.process.settings import Settings, validate_secret_key
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def create_app(
         **config.flask_config(),
     )
     app.config.from_mapping(test_config or {})
+    app.jinja_env.bytecode_cache = TEMPLATE_CODE  # before the first template is loaded
     map_options(app.config)  # fail at startup, not on the first page view
     node.init_app(app, settings)  # a node's federation file, read (and checked) once
     if accounts is None:
