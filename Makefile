@@ -1,4 +1,4 @@
-# Three commands matter: `make demo`, `make check` (lint, types and the unit tests: 7-8 minutes on two
+# Three commands matter: `make demo`, `make check` (lint, types and the unit tests: 2.5 minutes on two
 # cores) and `make test` (everything, as CI runs it). Each creates .venv on first use.
 PYTHON ?= python3
 VENV   := .venv
