@@ -302,6 +302,11 @@ def test_the_route_page_offers_its_manifest_and_a_worker_scoped_to_routes(
     first = worker.get_data(as_text=True).splitlines()[0]
     config = json.loads(first.removeprefix("const RZ_CONFIG = ").removesuffix(";"))
     assert config["scope"] == "/routes" and len(config["version"]) == 16
+    # the route map draws the sample's PMTiles basemap (no tile server here), small enough to keep whole
+    assert (config["basemap"], config["basemapWhole"]) == ("/map/basemap.pmtiles", True)
+    with auth.client.get(config["basemap"]) as basemap:
+        assert basemap.headers["ETag"].strip('"') == config["basemapId"]
+    assert "vendor/protomaps-leaflet/protomaps-leaflet.js" in page
     for asset in config["assets"]:
         with auth.client.get(asset) as served:
             assert served.status_code == 200, asset

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, url_for
 
-from dashboard.web.config import map_options
+from dashboard.web.config import SAMPLE_BASEMAP, map_options
 
 bp = Blueprint("driver_app", __name__, url_prefix="/routes")
 SCOPE: Final = "/routes"
@@ -32,10 +32,12 @@ ASSETS: Final = (
     "js/route.js",
     "vendor/leaflet/leaflet.css",
     "vendor/leaflet/leaflet.js",
+    "vendor/protomaps-leaflet/protomaps-leaflet.js",
     "icons/driver-192.png",
     "icons/driver-512.png",
 )
 _BUILT = "rhizome.driver_worker"
+BASEMAP_KEPT_WHOLE: Final = 8 * 1024 * 1024  # bytes: the sample region's is 63 kB, a town's extract a few MB
 
 
 @bp.get("/sw.js")
@@ -58,7 +60,8 @@ def _worker_text() -> str:
     for name in (WORKER, *ASSETS):
         digest.update(name.encode())
         digest.update((static / name).read_bytes())
-    tiles = map_options(current_app.config).tile_url or ""
+    options = map_options(current_app.config)
+    tiles = options.tile_url or ""
     config = {
         "version": digest.hexdigest()[:16],
         "scope": SCOPE,
@@ -66,9 +69,25 @@ def _worker_text() -> str:
         "static": url_for("static", filename=""),
         # same-origin tiles are kept as they are seen; tiles from another host are left to the browser
         "tiles": tiles.split("{", 1)[0] if tiles.startswith("/") else "",
+        **_basemap_config(options.basemap and not tiles),
     }
     preamble = f"const RZ_CONFIG = {json.dumps(config)};\n"
     return preamble + (static / WORKER).read_text(encoding="utf-8")
+
+
+def _basemap_config(drawn: bool) -> dict[str, Any]:
+    """Where the route map's PMTiles basemap is read from, and the file's identity (its cache is per file,
+    so a new extract replaces the old copy). A file up to BASEMAP_KEPT_WHOLE is kept whole once a route page
+    is shown; a larger one keeps the ranges the page read."""
+    path = current_app.config.get("BASEMAP_FILE", SAMPLE_BASEMAP) if drawn else None
+    if path is None:
+        return {"basemap": "", "basemapId": "", "basemapWhole": False}
+    stat = Path(path).stat()
+    return {
+        "basemap": url_for("map.basemap"),
+        "basemapId": f"{stat.st_mtime_ns:x}-{stat.st_size:x}",  # the ETag /map/basemap.pmtiles sends
+        "basemapWhole": stat.st_size <= BASEMAP_KEPT_WHOLE,
+    }
 
 
 @bp.get("/manifest.webmanifest")

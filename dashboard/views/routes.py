@@ -118,6 +118,12 @@ def show(route_id: int) -> str:
         "attribution": str(escape(options.tile_attribution)),
         "maxZoom": options.max_zoom,
     }
+    if options.basemap and not options.tile_url:  # the map's own basemap, kept on the phone by the worker
+        data["basemap"] = {
+            "url": url_for("map.basemap"),
+            "attribution": str(escape(options.basemap_attribution)),
+            "maxDataZoom": options.basemap_max_zoom,
+        }
     return render_template(
         "route.html",
         route=route,

@@ -182,6 +182,13 @@ def test_the_route_opens_offline_and_an_offline_pickup_reaches_the_store_once(
     gpx = page.evaluate("(url) => fetch(url).then(r => r.text())", f"/routes/{route.id}.gpx")
     assert gpx.startswith("<?xml") and gpx.count("<rtept ") == 4  # the GPX is kept too
     assert page.evaluate("() => RhizomeRouteMap.map !== undefined")  # Leaflet came from the phone's copy
+    # the basemap too: drawn from the phone's copy, which answers the reader's ranges with a 206
+    page.wait_for_function("() => RhizomeRouteMap.basemapLoadedAt !== undefined", timeout=10_000)
+    head = page.evaluate(
+        """() => fetch("/map/basemap.pmtiles", {headers: {Range: "bytes=0-6"}})
+            .then(r => r.text().then(t => [r.status, r.headers.get("Content-Range"), t]))"""
+    )
+    assert head[0] == 206 and head[1].startswith("bytes 0-6/") and head[2] == "PMTiles"
     stop = page.locator(f"#stop-{route.pickups[0]}")
     stop.locator("input[name=quantity]").fill(f"{LOADED:g}")
     stop.get_by_role("button", name="Picked up").click()

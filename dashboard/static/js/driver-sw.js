@@ -6,6 +6,9 @@
  *   current plan; with none (or none answering within NETWORK_WAIT_MS) the copy kept on the phone. These
  *   copies outlive a new version of the app (a new release must not lose a driver's route).
  * - Same-origin map tiles are kept as they are seen.
+ * - The PMTiles basemap (RZ_CONFIG.basemap, read by Range requests) is kept per file (RZ_CONFIG.basemapId):
+ *   whole, once a route page is shown, when it is small (basemapWhole); else each range as it is read. Offline,
+ *   a range is answered (206) from the whole copy or from the same range kept before.
  * - Nothing else is touched: writes (POST) and /api/ always go to the network, so an action is never
  *   answered from a cache; the page's queue (driver-queue.js) holds them while offline.
  * The page sends {type: "keep", urls, page} once it is shown, so the first visit (not yet controlled by this
@@ -19,6 +22,8 @@ var PAGES = "rz-driver-pages";
 var TILES = "rz-driver-tiles";
 var NETWORK_WAIT_MS = 6000;
 var TILES_KEPT = 600;
+var BASEMAP = "rz-driver-basemap-" + RZ_CONFIG.basemapId;
+var RANGES_KEPT = 400;
 
 self.addEventListener("install", function (event) {
   event.waitUntil(caches.open(ASSETS).then(function (cache) {
@@ -29,7 +34,8 @@ self.addEventListener("install", function (event) {
 self.addEventListener("activate", function (event) {
   event.waitUntil(caches.keys().then(function (keys) {
     return Promise.all(keys.filter(function (key) {
-      return key.indexOf("rz-driver-assets-") === 0 && key !== ASSETS;
+      return (key.indexOf("rz-driver-assets-") === 0 && key !== ASSETS) ||
+        (key.indexOf("rz-driver-basemap-") === 0 && key !== BASEMAP);
     }).map(function (key) { return caches.delete(key); }));
   }).then(function () { return self.clients.claim(); }));
 });
@@ -44,6 +50,8 @@ function isAsset(url) { return url.pathname.indexOf(RZ_CONFIG.static) === 0; }
 
 function isTile(url) { return !!RZ_CONFIG.tiles && url.pathname.indexOf(RZ_CONFIG.tiles) === 0; }
 
+function isBasemap(url) { return !!RZ_CONFIG.basemap && url.pathname === RZ_CONFIG.basemap; }
+
 function keyOf(url) { var u = new URL(url); u.hash = ""; return u.href; }
 
 function keepable(response) {
@@ -55,7 +63,8 @@ self.addEventListener("fetch", function (event) {
   if (request.method !== "GET") return;
   var url = new URL(request.url);
   if (url.origin !== self.location.origin || url.pathname.indexOf("/api/") === 0) return;
-  if (isAsset(url)) event.respondWith(cacheFirst(request, ASSETS));
+  if (isBasemap(url)) event.respondWith(basemapRange(request));
+  else if (isAsset(url)) event.respondWith(cacheFirst(request, ASSETS));
   else if (isTile(url)) event.respondWith(cacheFirst(request, TILES));
   else if (request.mode === "navigate" || inScope(url)) event.respondWith(networkFirst(request));
 });
@@ -68,6 +77,80 @@ function cacheFirst(request, name) {
         if (keepable(response)) cache.put(request, response.clone());
         return response;
       });
+    });
+  });
+}
+
+/* "bytes=a-b" of a file of `size` bytes as [a, b] (inclusive), or null. */
+function span(range, size) {
+  var m = /^bytes=(\d*)-(\d*)$/.exec(range || "");
+  if (!m || (m[1] === "" && m[2] === "")) return null;
+  var first = m[1] === "" ? Math.max(0, size - Number(m[2])) : Number(m[1]);
+  var last = m[1] === "" || m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  return first <= last ? [first, last] : null;
+}
+
+function partial(body, first, last, size, from) {
+  return new Response(body, {status: 206, headers: {
+    "Content-Type": "application/vnd.pmtiles",
+    "Content-Range": "bytes " + first + "-" + last + "/" + size,
+    "Content-Length": String(last - first + 1),
+    "ETag": from.headers.get("ETag") || ""
+  }});
+}
+
+/* A range of the basemap: from the whole copy, else from the same range kept before, else the network
+ * (keeping what it sends). Ranges are kept as 200s, since a cache takes no 206. */
+function basemapRange(request) {
+  var range = request.headers.get("Range");
+  var whole = keyOf(request.url);
+  var rangeKey = whole + (whole.indexOf("?") < 0 ? "?" : "&") + "rz-range=" + encodeURIComponent(range || "");
+  return caches.open(BASEMAP).then(function (cache) {
+    return cache.match(whole).then(function (copy) {
+      if (copy && range) {
+        return copy.arrayBuffer().then(function (bytes) {
+          var s = span(range, bytes.byteLength);
+          if (!s) return new Response(null, {status: 416, headers: {"Content-Range": "bytes */" + bytes.byteLength}});
+          return partial(bytes.slice(s[0], s[1] + 1), s[0], s[1], bytes.byteLength, copy);
+        });
+      }
+      if (copy) return copy;
+      return cache.match(rangeKey).then(function (kept) {
+        var network = fetch(request).then(function (response) {
+          if (response.status === 206 && response.type === "basic") {
+            var sent = response.clone();
+            sent.arrayBuffer().then(function (bytes) {
+              return cache.put(rangeKey, new Response(bytes, {status: 200, headers: {
+                "ETag": sent.headers.get("ETag") || "", "X-Rz-Content-Range": sent.headers.get("Content-Range") || ""
+              }}));
+            }).catch(function () {});
+          }
+          return response;
+        });
+        if (!kept) return network;
+        return network.catch(function () {
+          var m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(kept.headers.get("X-Rz-Content-Range") || "");
+          if (!m) return Response.error();
+          return kept.arrayBuffer().then(function (bytes) {
+            return partial(bytes, Number(m[1]), Number(m[2]), Number(m[3]), kept);
+          });
+        });
+      });
+    });
+  });
+}
+
+/* Keep the small basemap whole (once per file), so any view of it opens offline. */
+function keepBasemap() {
+  if (!RZ_CONFIG.basemap || !RZ_CONFIG.basemapWhole) return Promise.resolve(0);
+  var url = new URL(RZ_CONFIG.basemap, self.location.href).href;
+  return caches.open(BASEMAP).then(function (cache) {
+    return cache.match(url).then(function (hit) {
+      if (hit) return 1;
+      return fetch(url, {credentials: "same-origin"}).then(function (response) {
+        if (!keepable(response)) return 0;
+        return cache.put(url, response).then(function () { return 1; });
+      }).catch(function () { return 0; });
     });
   });
 }
@@ -119,8 +202,8 @@ self.addEventListener("message", function (event) {
   var data = event.data || {};
   if (data.type !== "keep" || !Array.isArray(data.urls)) return;
   var port = event.ports && event.ports[0];
-  event.waitUntil(keep(data.urls).then(function (count) {
-    if (port) port.postMessage({type: "kept", count: count});
+  event.waitUntil(Promise.all([keep(data.urls), keepBasemap()]).then(function (counts) {
+    if (port) port.postMessage({type: "kept", count: counts[0] + counts[1]});
     return trimTiles();
   }, function (error) {
     if (port) port.postMessage({type: "failed", error: String(error)});
@@ -147,13 +230,17 @@ function keep(urls) {
   })).then(function (kept) { return kept.reduce(function (a, b) { return a + b; }, 0); });
 }
 
-/* Tiles are kept as seen; the oldest go once there are more than TILES_KEPT (a phone's storage is small). */
+/* Tiles and basemap ranges are kept as seen; the oldest go once there are more than TILES_KEPT tiles or
+ * RANGES_KEPT ranges (a phone's storage is small). */
 function trimTiles() {
-  return caches.open(TILES).then(function (cache) {
-    return cache.keys().then(function (keys) {
-      return Promise.all(keys.slice(0, Math.max(0, keys.length - TILES_KEPT)).map(function (k) {
-        return cache.delete(k);
-      }));
+  function trim(name, most) {
+    return caches.open(name).then(function (cache) {
+      return cache.keys().then(function (keys) {
+        return Promise.all(keys.slice(0, Math.max(0, keys.length - most)).map(function (k) {
+          return cache.delete(k);
+        }));
+      });
     });
-  });
+  }
+  return Promise.all([trim(TILES, TILES_KEPT), trim(BASEMAP, RANGES_KEPT)]);
 }

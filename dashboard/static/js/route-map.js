@@ -1,6 +1,7 @@
 /* Driver page: the route on a small map. The path joins the visits in order; each site has one marker,
  * labelled with the numbers of its visits ("2·5" when the route comes back), so markers never hide each
- * other. Tiles are drawn only when the dashboard has a tile server (the service worker keeps the ones seen).
+ * other. Under it, the dashboard's tile server if it has one, else its PMTiles basemap (the service worker
+ * keeps both for offline use).
  * RhizomeRouteMap.show(n) centres the map on visit n ("On the map" on each card). */
 (function () {
   "use strict";
@@ -15,6 +16,14 @@
   if (data.tiles) {
     // the attribution arrives HTML-escaped from the server
     L.tileLayer(data.tiles, {attribution: data.attribution, maxZoom: data.maxZoom || 18}).addTo(map);
+  } else if (data.basemap && window.protomapsL) {
+    // the map page's PMTiles basemap (coast, borders, places), read by ranges; the worker keeps it offline
+    var base = protomapsL.leafletLayer({
+      url: data.basemap.url, flavor: "light", lang: "en", attribution: data.basemap.attribution,
+      maxDataZoom: data.basemap.maxDataZoom
+    });
+    base.on("load", function () { api.basemapLoadedAt = performance.now(); });
+    base.addTo(map);
   }
   L.polyline(data.path, {color: "#1f5fa8", weight: 4, opacity: 0.8}).addTo(map);
   var byVisit = {};
