@@ -35,6 +35,7 @@ SUBCOMMANDS = [
     ["plan", "routes"],
     ["plan", "board"],
     ["db", "upgrade"],
+    ["db", "prune"],
     ["region", "load"],
     ["bridge", "config"],
     ["board", "post"],

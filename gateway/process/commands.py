@@ -101,6 +101,39 @@ def db_upgrade(settings: Settings, revision: str) -> int:
     return 0
 
 
+@db.command("prune", short_help="delete readings older than a number of days")
+@click.option(
+    "--readings-older-than",
+    "days",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="DAYS",
+    help="delete readings received more than DAYS days ago (each device's newest is kept)",
+)
+@pass_settings
+def db_prune(settings: Settings, days: int) -> int:
+    """Delete old readings: each device's newest is kept, and so are the stock ledger, device states and
+    their history. Run it from cron or a timer, e.g. daily with --readings-older-than 90."""
+    from datetime import timedelta
+
+    from gateway.store.db import make_engine, make_session_factory
+    from gateway.store.models import utcnow
+    from gateway.store.retention import prune_readings
+
+    engine = make_engine(settings.effective_database_url)
+    before = utcnow() - timedelta(days=days)  # receipt times are real time, whatever the work clock
+    try:
+        gone = prune_readings(
+            make_session_factory(engine),
+            before,
+            progress=lambda n: print(f"  {n} readings deleted so far", flush=True),
+        )
+    finally:
+        engine.dispose()
+    print(f"{gone} readings received before {before:%Y-%m-%d %H:%M} UTC deleted")
+    return 0
+
+
 @click.group("region", short_help="region data")
 def region() -> None:
     """Region data."""
