@@ -24,7 +24,7 @@ from dashboard.web.accounts import MemoryAccountStore, make_account
 from dashboard.web.app import create_app
 from dashboard.web.store import get_store
 from gateway.process.settings import Settings
-from gateway.store import board, hours
+from gateway.store import board, deliveries, hours
 from gateway.store.db import make_engine, make_session_factory
 from gateway.store.models import (
     BoardTask,
@@ -385,8 +385,18 @@ def _a_route_taken_back(sessions: sessionmaker[Session]) -> int:
         lapsed = session.scalars(select(Route).where(Route.status == "proposed").order_by(Route.id)).first()
         if lapsed is None:  # every route was answered: a declined one refuses every action as well
             declined = session.scalar(select(Route.id).where(Route.status == "declined").limit(1))
-            assert declined is not None, "no route was revised, withdrawn, declined or left proposed"
-            return declined
+            if declined is not None:
+                return declined
+            # Every driver answered yes (the short week may plan only a route or two): a driver gives an
+            # accepted route back before starting it, or, with none, a finished route refuses actions too.
+            accepted = session.scalar(select(Route.id).where(Route.status == "accepted").order_by(Route.id))
+            if accepted is not None:
+                deliveries.decline_route(session, accepted, "")
+                return accepted
+            done = session.scalar(select(Route.id).where(Route.status == "done").order_by(Route.id))
+            statuses = Counter(session.scalars(select(Route.status)))
+            assert done is not None, f"no route revised, withdrawn, declined, proposed or done: {statuses}"
+            return done
         assert lapsed.starts_at is not None
         lapsed.starts_at = lapsed.starts_at - timedelta(days=2)  # as if its driver never answered
         lapsed_id = lapsed.id
