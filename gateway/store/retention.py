@@ -1,7 +1,7 @@
 """Old readings out of the store: a gateway stores every message, so a region's readings grow without end
-(the sample region's 800 devices: some 1.7 million rows a month). What later work reads from them is recent
-(fault confirmation, a site's latest values, the charts' windows); the stock ledger, device states and their
-history are other tables and are kept.
+(the sample region's 329 devices at one message a minute: 14 million rows a month). What later work reads
+is recent (fault confirmation, a site's latest values, the charts' windows); the stock ledger, device states
+and their history are other tables and are kept.
 
 Each device's newest reading is always kept, so a device that has long been quiet still shows what it last
 said. Deletes go in batches, each its own transaction, so the gateway's writer is never held up long.
