@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, url_for
 
+from dashboard.views.map import file_etag
 from dashboard.web.config import SAMPLE_BASEMAP, map_options
 
 bp = Blueprint("driver_app", __name__, url_prefix="/routes")
@@ -82,11 +83,11 @@ def _basemap_config(drawn: bool) -> dict[str, Any]:
     path = current_app.config.get("BASEMAP_FILE", SAMPLE_BASEMAP) if drawn else None
     if path is None:
         return {"basemap": "", "basemapId": "", "basemapWhole": False}
-    stat = Path(path).stat()
+    file = Path(path)
     return {
         "basemap": url_for("map.basemap"),
-        "basemapId": f"{stat.st_mtime_ns:x}-{stat.st_size:x}",  # the ETag /map/basemap.pmtiles sends
-        "basemapWhole": stat.st_size <= BASEMAP_KEPT_WHOLE,
+        "basemapId": file_etag(file),
+        "basemapWhole": file.stat().st_size <= BASEMAP_KEPT_WHOLE,
     }
 
 

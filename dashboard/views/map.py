@@ -95,6 +95,12 @@ def sites() -> Response:
     return Response(body, mimetype="application/json", headers={"Cache-Control": "no-cache"})
 
 
+def file_etag(file: Path) -> str:
+    """A served map file's ETag: change time and size (the driver's worker keys its copy by it)."""
+    stat = file.stat()
+    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+
 def _served_file(key: str, mimetype: str) -> Response:
     """A configured map file, with Range requests answered (206) so the page reads only the parts it needs."""
     if request.args:
@@ -104,7 +110,7 @@ def _served_file(key: str, mimetype: str) -> Response:
         abort(404, description="this dashboard serves no such map file (its setting is off)")
     file = Path(path)
     stat = file.stat()
-    etag = f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+    etag = file_etag(file)
     wanted = request.range
     if_range = request.if_range
     if wanted is None or len(wanted.ranges) != 1 or (if_range.etag or etag) != etag:

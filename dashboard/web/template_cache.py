@@ -31,9 +31,5 @@ class SharedTemplateCode(BytecodeCache):
         with self._lock:
             self._code[bucket.key] = code
 
-    def clear(self) -> None:
-        with self._lock:
-            self._code.clear()
-
 
 TEMPLATE_CODE = SharedTemplateCode()
